@@ -1,0 +1,86 @@
+"""lodec: canonical compiled skill steps, fingerprinted stacks, verify before run.
+
+The pipeline, module by module: ``schema`` (.lode) -> ``codec`` (vein) ->
+``fingerprint`` (BLAKE3) -> ``compiler`` (strict JSON -> vein) -> ``stack``
+(SkillStack manifests, DAG) -> ``verify`` (I/O-free core). The names below
+are the public API; import them from ``lodec``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from typing import TYPE_CHECKING, Any
+
+# Lazy attributes keep `lodec --version` and `import lodec` cheap.
+_EXPORTS = {
+    "Limits": "limits",
+    "DEFAULT_LIMITS": "limits",
+    "LodecError": "errors",
+    "SchemaError": "errors",
+    "SourceError": "errors",
+    "DecodeError": "errors",
+    "LimitExceeded": "errors",
+    "UnsafeNameError": "errors",
+    "StackError": "errors",
+    "VerificationFailed": "errors",
+    "Schema": "schema",
+    "load_schema": "schema",
+    "parse_schema": "schema",
+    "builtin_schema": "schema",
+    "skill_step_schema": "schema",
+    "skill_stack_schema": "schema",
+    "Vein": "codec",
+    "encode_record": "codec",
+    "decode_vein": "codec",
+    "record_to_json": "codec",
+    "compile_source": "compiler",
+    "compile_file": "compiler",
+    "compile_value": "compiler",
+    "fingerprint_bytes": "fingerprint",
+    "format_fingerprint": "fingerprint",
+    "build_manifest": "stack",
+    "manifest_json": "stack",
+    "manifest_vein": "stack",
+    "topological_order": "stack",
+    "verify_stack": "verify",
+    "VerificationReport": "verify",
+    "VerifiedStack": "verify",
+    "verify_stack_files": "loaders",
+    "check_name": "names",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lodec' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .codec import Vein, decode_vein, encode_record, record_to_json
+    from .compiler import compile_file, compile_source, compile_value
+    from .errors import (
+        DecodeError,
+        LimitExceeded,
+        LodecError,
+        SchemaError,
+        SourceError,
+        StackError,
+        UnsafeNameError,
+        VerificationFailed,
+    )
+    from .fingerprint import fingerprint_bytes, format_fingerprint
+    from .limits import DEFAULT_LIMITS, Limits
+    from .loaders import verify_stack_files
+    from .names import check_name
+    from .schema import Schema, builtin_schema, load_schema, parse_schema, skill_stack_schema, skill_step_schema
+    from .stack import build_manifest, manifest_json, manifest_vein, topological_order
+    from .verify import VerificationReport, VerifiedStack, verify_stack

@@ -1,0 +1,564 @@
+"""The vein format v1: header + canonical CBOR body (``docs/vein-format.md``).
+
+Layout::
+
+    offset 0  4 bytes  magic  "VEIN"
+    offset 4  1 byte   format version (1)
+    offset 5  8 bytes  schema id: the first 8 bytes of the schema digest
+    offset 13 ...      body: one canonical CBOR map, field id -> value
+
+The decoder is schema-directed and proves canonical form while it reads:
+shortest integer and length forms, map keys strictly increasing in bytewise
+order of their encoding (no duplicates), definite lengths only, no tags, no
+floats or simple values other than ``true`` / ``false``, text valid UTF-8 in
+NFC, no unknown field ids, no wrong types, required fields present, empty
+optional fields absent, no trailing bytes. Every declared length and count
+is checked against ``Limits`` and the bytes that remain *before* anything is
+allocated. One record has exactly one encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from . import cbor
+from .errors import DecodeError, LimitExceeded, SourceError
+from .fingerprint import fingerprint_bytes, format_fingerprint
+from .limits import DEFAULT_LIMITS, Limits
+from .schema import Field, Schema
+from .strictjson import pointer
+
+MAGIC = b"VEIN"
+FORMAT_VERSION = 1
+HEADER_SIZE = 13
+INT64_MAX = 2**63 - 1
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Vein:
+    """A decoded (or freshly encoded) vein.
+
+    Attributes:
+        schema: the schema it was decoded with.
+        record: field name -> value (``str``, ``int``, ``bool``, ``bytes``,
+            ``list`` of scalars, ``dict`` str -> scalar); absent fields missing.
+        data: the whole vein (header + body), exactly as verified.
+        fingerprint: ``blake3:<64 hex>``.
+    """
+
+    schema: Schema
+    record: Record
+    data: bytes
+    fingerprint: str
+
+    @property
+    def body(self) -> bytes:
+        return self.data[HEADER_SIZE:]
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _is_empty(value: Any) -> bool:
+    return value in ("", b"") or (isinstance(value, (list, dict)) and not value)
+
+
+def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]:
+    skip = schema.self_fingerprint.name if (skip_self and schema.self_fingerprint) else None
+    out: dict[int, Any] = {}
+    for f in schema.fields:
+        if f.name == skip or f.name not in record:
+            continue
+        value = record[f.name]
+        if not f.required and _is_empty(value):
+            continue  # canonical form: empty optional fields are omitted
+        out[f.id] = value
+    return out
+
+
+def header(schema: Schema) -> bytes:
+    """The 13-byte vein header for ``schema``."""
+    return MAGIC + bytes((FORMAT_VERSION,)) + schema.schema_id
+
+
+def encode_record(schema: Schema, record: Record, *, file: str = "<record>") -> Vein:
+    """Validate ``record`` against ``schema`` and encode it as a vein.
+
+    Args:
+        schema: the schema.
+        record: field name -> Python value (see ``Vein.record``).
+        file: label for error messages.
+
+    Returns:
+        the ``Vein`` (bytes and fingerprint).
+
+    Raises:
+        SourceError: the record does not fit the schema (with JSON pointer),
+            or its ``fingerprint`` field disagrees with the computed one
+            (code ``fingerprint_mismatch``).
+        LimitExceeded: a string or container exceeds ``DEFAULT_LIMITS``.
+    """
+    validate_record(schema, record, file=file)
+    body = cbor.encode(_by_id(schema, record, skip_self=False))
+    fp = _fingerprint_of(schema, record, body)
+    sf = schema.self_fingerprint
+    if sf is not None and record.get(sf.name) and record[sf.name] != fp:
+        raise SourceError(
+            f"fingerprint field says {record[sf.name]}, but the record's fingerprint is {fp}",
+            code="fingerprint_mismatch",
+            file=file,
+            location=pointer([sf.name]),
+        )
+    return Vein(schema, record, header(schema) + body, fp)
+
+
+def _fingerprint_of(schema: Schema, record: Record, body: bytes) -> str:
+    sf = schema.self_fingerprint
+    if sf is not None and record.get(sf.name):
+        body = cbor.encode(_by_id(schema, record, skip_self=True))
+    return format_fingerprint(fingerprint_bytes(schema.digest, body))
+
+
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "int": (int,), "bool": (bool,), "bytes": (bytes,)}
+
+
+def _check_scalar(value: Any, scalar: str, path: list[str | int], file: str, limits: Limits) -> None:
+    ok = isinstance(value, _SCALAR_TYPES[scalar]) and not (scalar == "int" and isinstance(value, bool))
+    if not ok:
+        raise SourceError(
+            f"expected {scalar}, got {_json_type(value)}", code="wrong_type", file=file, location=pointer(path)
+        )
+    if scalar == "string":
+        _check_text(value, path, file, limits)
+    elif scalar == "int":
+        if not -(2**63) <= value <= INT64_MAX:
+            raise SourceError(
+                f"integer {value} is outside the 64-bit signed range",
+                code="integer_out_of_range",
+                file=file,
+                location=pointer(path),
+            )
+    elif scalar == "bytes" and len(value) > limits.max_text_bytes:
+        raise LimitExceeded(
+            f"byte string of {len(value)} bytes; the limit is {limits.max_text_bytes}", file=file, location=pointer(path)
+        )
+
+
+def _check_text(value: str, path: list[str | int], file: str, limits: Limits) -> None:
+    if value.isascii():
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise SourceError(
+                "text contains a lone surrogate", code="invalid_text", file=file, location=pointer(path)
+            ) from None
+        if not unicodedata.is_normalized("NFC", value):
+            raise SourceError(
+                "text is not in Unicode NFC (normalise it first, e.g. unicodedata.normalize('NFC', s))",
+                code="not_nfc",
+                file=file,
+                location=pointer(path),
+            )
+    if size > limits.max_text_bytes:
+        raise LimitExceeded(
+            f"string of {size} bytes; the limit is {limits.max_text_bytes}", file=file, location=pointer(path)
+        )
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "number with a fraction or exponent (floats are not allowed in format v1)"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (bytes, bytearray)):
+        return "bytes"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def validate_record(schema: Schema, record: Record, *, file: str = "<record>", limits: Limits = DEFAULT_LIMITS) -> None:
+    """Check a Python record against ``schema`` (types, required fields, limits, NFC).
+
+    Raises:
+        SourceError: unknown field, missing required field, wrong type,
+            out-of-range integer, non-NFC text (``location`` is a JSON pointer).
+        LimitExceeded: a string, byte string or container is over its limit.
+    """
+    if not isinstance(record, dict):
+        raise SourceError(f"expected an object, got {_json_type(record)}", code="wrong_type", file=file, location="/")
+    by_name = schema.by_name
+    for name in record:
+        if name not in by_name:
+            known = ", ".join(f.name for f in schema.fields)
+            raise SourceError(
+                f"unknown field {name!r} for schema {schema.name} (known: {known})",
+                code="unknown_field",
+                file=file,
+                location=pointer([name]),
+            )
+    for f in schema.fields:
+        if f.name not in record:
+            if f.required:
+                raise SourceError(
+                    f"required field {f.name!r} is missing", code="missing_field", file=file, location=pointer([f.name])
+                )
+            continue
+        value = record[f.name]
+        kind, scalar = f.type.kind, f.type.scalar
+        if kind == "scalar":
+            _check_scalar(value, scalar, [f.name], file, limits)
+        elif kind == "array":
+            if not isinstance(value, list):
+                raise SourceError(
+                    f"expected {f.type.spelling}, got {_json_type(value)}",
+                    code="wrong_type",
+                    file=file,
+                    location=pointer([f.name]),
+                )
+            if len(value) > limits.max_entries:
+                raise LimitExceeded(
+                    f"{len(value)} items; the limit is {limits.max_entries}", file=file, location=pointer([f.name])
+                )
+            for index, item in enumerate(value):
+                _check_scalar(item, scalar, [f.name, index], file, limits)
+        else:
+            if not isinstance(value, dict):
+                raise SourceError(
+                    f"expected {f.type.spelling}, got {_json_type(value)}",
+                    code="wrong_type",
+                    file=file,
+                    location=pointer([f.name]),
+                )
+            if len(value) > limits.max_entries:
+                raise LimitExceeded(
+                    f"{len(value)} entries; the limit is {limits.max_entries}", file=file, location=pointer([f.name])
+                )
+            for key, item in value.items():
+                _check_text(key, [f.name, key], file, limits)
+                _check_scalar(item, scalar, [f.name, key], file, limits)
+
+
+# ------------------------------------------------------------ JSON mapping
+
+
+def record_from_json(obj: Any, schema: Schema, *, file: str = "<source>", limits: Limits = DEFAULT_LIMITS) -> Record:
+    """Turn parsed source JSON into a record: ``bytes`` fields come from base64 (RFC 4648 §4, padded).
+
+    Raises:
+        SourceError / LimitExceeded: as ``validate_record``; bad or
+            non-canonical base64 (code ``bad_base64``).
+    """
+    if not isinstance(obj, dict):
+        raise SourceError(f"expected an object, got {_json_type(obj)}", code="wrong_type", file=file, location="/")
+    record = dict(obj)
+    for f in schema.fields:
+        if f.type.scalar != "bytes" or f.name not in record:
+            continue
+        value = record[f.name]
+        if f.type.kind == "scalar":
+            record[f.name] = _b64(value, [f.name], file)
+        elif f.type.kind == "array" and isinstance(value, list):
+            record[f.name] = [_b64(v, [f.name, i], file) for i, v in enumerate(value)]
+        elif f.type.kind == "map" and isinstance(value, dict):
+            record[f.name] = {k: _b64(v, [f.name, k], file) for k, v in value.items()}
+    validate_record(schema, record, file=file, limits=limits)
+    return record
+
+
+def _b64(value: Any, path: list[str | int], file: str) -> Any:
+    if not isinstance(value, str):
+        return value  # validate_record reports the wrong type
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SourceError("bytes must be standard base64 with padding", code="bad_base64", file=file, location=pointer(path)) from None
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise SourceError("base64 is not in canonical form", code="bad_base64", file=file, location=pointer(path))
+    return raw
+
+
+def record_to_json(record: Record, schema: Schema) -> dict[str, Any]:
+    """Source JSON for a record, fields in id order, ``bytes`` as base64. Compiling it again gives identical bytes."""
+    out: dict[str, Any] = {}
+    for f in schema.fields:
+        if f.name not in record:
+            continue
+        value = record[f.name]
+        if f.type.scalar == "bytes":
+            enc = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+            if f.type.kind == "scalar":
+                value = enc(value)
+            elif f.type.kind == "array":
+                value = [enc(v) for v in value]
+            else:
+                value = {k: enc(v) for k, v in value.items()}
+        out[f.name] = value
+    return out
+
+
+# ---------------------------------------------------------------- decoding
+
+
+class _Reader:
+    """Cursor over a body; every read checks bounds and shortest form."""
+
+    __slots__ = ("buf", "pos", "end", "file", "base", "limits", "context")
+
+    def __init__(self, buf: bytes, base: int, file: str, limits: Limits) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.end = len(buf)
+        self.base = base  # offset of the body in the file, for messages
+        self.file = file
+        self.limits = limits
+        self.context = "body"
+
+    def fail(self, message: str, code: str, at: int | None = None) -> DecodeError:
+        where = f"byte {self.base + (self.pos if at is None else at)} ({self.context})"
+        return DecodeError(message, code=code, file=self.file, location=where)
+
+    def head(self) -> tuple[int, int]:
+        buf, pos = self.buf, self.pos
+        if pos >= self.end:
+            raise self.fail("truncated: expected a data item", "truncated")
+        ib = buf[pos]
+        major, ai = ib >> 5, ib & 31
+        if major == 6:
+            raise self.fail("CBOR tags are not allowed", "tag_not_allowed")
+        if major == 7 and ib not in (0xF4, 0xF5):
+            kind = "float" if 25 <= ai <= 27 else ("indefinite-length break" if ai == 31 else "simple value")
+            raise self.fail(f"{kind} not allowed (only true and false)", "float_or_simple_not_allowed")
+        if ai < 24:
+            self.pos = pos + 1
+            return major, ai
+        if ai == 31:
+            raise self.fail("indefinite length not allowed", "indefinite_length")
+        if ai > 27:
+            raise self.fail(f"reserved additional information {ai}", "malformed")
+        size = 1 << (ai - 24)
+        if pos + 1 + size > self.end:
+            raise self.fail("truncated inside an integer or length", "truncated")
+        value = int.from_bytes(buf[pos + 1 : pos + 1 + size], "big")
+        if value < (24 if size == 1 else 1 << (4 * size)):
+            raise self.fail(f"non-shortest encoding of {value}", "non_canonical")
+        self.pos = pos + 1 + size
+        return major, value
+
+    def count(self, n: int, what: str) -> int:
+        # Every entry takes at least one byte: a count beyond what remains
+        # cannot be honest, so refuse it before building anything.
+        if n > self.limits.max_entries:
+            raise LimitExceeded(
+                f"{what} declares {n} entries; the limit is {self.limits.max_entries}",
+                file=self.file,
+                location=f"byte {self.base + self.pos} ({self.context})",
+            )
+        if n > self.end - self.pos:
+            raise self.fail(f"{what} declares {n} entries but only {self.end - self.pos} bytes remain", "truncated")
+        return n
+
+    def text(self, major_expected: int = 3) -> str:
+        start = self.pos
+        major, n = self.head()
+        if major != 3:
+            raise self.fail(f"expected text, got {_MAJOR_NAMES[major]}", "wrong_type", start)
+        raw = self._raw(n, start)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail("text is not valid UTF-8", "invalid_text", start) from None
+        if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+            raise self.fail("text is not in Unicode NFC", "not_nfc", start)
+        return value
+
+    def _raw(self, n: int, start: int) -> bytes:
+        if n > self.limits.max_text_bytes:
+            raise LimitExceeded(
+                f"string of {n} bytes; the limit is {self.limits.max_text_bytes}",
+                file=self.file,
+                location=f"byte {self.base + start} ({self.context})",
+            )
+        if n > self.end - self.pos:
+            raise self.fail(f"string of {n} bytes but only {self.end - self.pos} remain", "truncated", start)
+        raw = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return raw
+
+    def scalar(self, kind: str) -> Any:
+        if kind == "string":
+            return self.text()
+        start = self.pos
+        major, value = self.head()
+        if kind == "int":
+            if major == 0:
+                if value > INT64_MAX:
+                    raise self.fail("integer outside the 64-bit signed range", "integer_out_of_range", start)
+                return value
+            if major == 1:
+                if value > INT64_MAX:
+                    raise self.fail("integer outside the 64-bit signed range", "integer_out_of_range", start)
+                return -1 - value
+        elif kind == "bool":
+            if major == 7:
+                return value == 21
+        elif kind == "bytes":
+            if major == 2:
+                return self._raw(value, start)
+        raise self.fail(f"expected {kind}, got {_MAJOR_NAMES[major]}", "wrong_type", start)
+
+
+_MAJOR_NAMES = ("unsigned integer", "negative integer", "byte string", "text", "array", "map", "tag", "bool")
+
+
+def _decode_field(r: _Reader, f: Field) -> Any:
+    kind, scalar = f.type.kind, f.type.scalar
+    if kind == "scalar":
+        return r.scalar(scalar)
+    start = r.pos
+    major, n = r.head()
+    if kind == "array":
+        if major != 4:
+            raise r.fail(f"expected array, got {_MAJOR_NAMES[major]}", "wrong_type", start)
+        r.count(n, "array")
+        return [r.scalar(scalar) for _ in range(n)]
+    if major != 5:
+        raise r.fail(f"expected map, got {_MAJOR_NAMES[major]}", "wrong_type", start)
+    r.count(n, "map")
+    out: dict[str, Any] = {}
+    previous = b""
+    buf = r.buf
+    for i in range(n):
+        kstart = r.pos
+        key = r.text()
+        encoded_key = buf[kstart : r.pos]
+        if i and encoded_key <= previous:
+            code = "duplicate_key" if encoded_key == previous else "unsorted_keys"
+            raise r.fail(f"map key {key!r} is a duplicate or out of canonical order", code, kstart)
+        previous = encoded_key
+        out[key] = r.scalar(scalar)
+    return out
+
+
+def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Limits = DEFAULT_LIMITS, base: int = HEADER_SIZE) -> Record:
+    """Decode a canonical CBOR body against ``schema`` (see module docstring for what is refused).
+
+    Raises:
+        DecodeError: malformed or non-canonical bytes, with a stable code
+            (``non_canonical``, ``unsorted_keys``, ``duplicate_key``,
+            ``indefinite_length``, ``tag_not_allowed``,
+            ``float_or_simple_not_allowed``, ``trailing_bytes``,
+            ``unknown_field``, ``wrong_type``, ``missing_field``,
+            ``not_nfc``, ``empty_optional``, ``truncated`` ...) and the byte offset.
+        LimitExceeded: a declared length or count over ``limits``.
+    """
+    r = _Reader(body, base, file, limits)
+    major, n = r.head()
+    if major != 5:
+        raise r.fail(f"body must be a map, got {_MAJOR_NAMES[major]}", "wrong_type", 0)
+    r.count(n, "record map")
+    by_id = schema.by_id
+    record: Record = {}
+    previous = -1
+    for _ in range(n):
+        kstart = r.pos
+        r.context = "field key"
+        major, key = r.head()
+        if major != 0:
+            raise r.fail(f"field key must be an unsigned integer, got {_MAJOR_NAMES[major]}", "wrong_type", kstart)
+        if key <= previous:
+            code = "duplicate_key" if key == previous else "unsorted_keys"
+            raise r.fail(f"field id {key} is a duplicate or out of canonical order", code, kstart)
+        previous = key
+        f = by_id.get(key)
+        if f is None:
+            raise r.fail(f"unknown field id {key} for schema {schema.name}", "unknown_field", kstart)
+        r.context = f'field "{f.name}", id {f.id}'
+        vstart = r.pos
+        value = _decode_field(r, f)
+        if not f.required and _is_empty(value):
+            raise r.fail("empty optional field must be omitted", "empty_optional", vstart)
+        record[f.name] = value
+    r.context = "body"
+    if r.pos != r.end:
+        raise r.fail(f"{r.end - r.pos} trailing bytes after the record", "trailing_bytes")
+    for f in schema.fields:
+        if f.required and f.name not in record:
+            raise DecodeError(f"required field {f.name!r} (id {f.id}) is missing", code="missing_field", file=file)
+    return record
+
+
+def check_header(data: bytes, schema: Schema, *, file: str = "<vein>") -> None:
+    """Check magic, format version and schema id.
+
+    Raises:
+        DecodeError: ``bad_magic``, ``unsupported_version``, ``truncated``,
+            or ``schema_mismatch`` (the vein was written for another schema).
+    """
+    if len(data) < HEADER_SIZE:
+        raise DecodeError(f"{len(data)} bytes is shorter than the {HEADER_SIZE}-byte header", code="truncated", file=file, location="byte 0 (header)")
+    if data[:4] != MAGIC:
+        raise DecodeError("not a vein file (magic is not 'VEIN')", code="bad_magic", file=file, location="byte 0 (header)")
+    if data[4] != FORMAT_VERSION:
+        raise DecodeError(f"vein format version {data[4]} is not supported (this lodec reads {FORMAT_VERSION})", code="unsupported_version", file=file, location="byte 4 (header)")
+    if data[5:13] != schema.schema_id:
+        raise DecodeError(
+            f"written for schema id {data[5:13].hex()}, not {schema.name} v{schema.version} ({schema.schema_id.hex()})",
+            code="schema_mismatch",
+            file=file,
+            location="byte 5 (header)",
+        )
+
+
+def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Limits = DEFAULT_LIMITS) -> Vein:
+    """Decode and verify a whole vein: size limit, header, canonical body, self-fingerprint.
+
+    Args:
+        data: the vein's bytes.
+        schema: the schema the vein must have been written for.
+
+    Returns:
+        the ``Vein``, holding ``data`` and its fingerprint.
+
+    Raises:
+        LimitExceeded: ``data`` is over ``limits.max_file_bytes`` (checked first).
+        DecodeError: see ``check_header`` and ``decode_body``; code
+            ``fingerprint_mismatch`` if the record's own ``fingerprint``
+            field disagrees with the computed fingerprint.
+    """
+    if len(data) > limits.max_file_bytes:
+        raise LimitExceeded(f"vein is {len(data)} bytes; the limit is {limits.max_file_bytes}", file=file)
+    data = bytes(data)
+    check_header(data, schema, file=file)
+    body = data[HEADER_SIZE:]
+    record = decode_body(body, schema, file=file, limits=limits)
+    fp = _fingerprint_of(schema, record, body)
+    sf = schema.self_fingerprint
+    if sf is not None and sf.name in record and record[sf.name] != fp:
+        raise DecodeError(
+            f"fingerprint field says {record[sf.name]}, but the record's fingerprint is {fp}",
+            code="fingerprint_mismatch",
+            file=file,
+            location=f'field "{sf.name}", id {sf.id}',
+        )
+    return Vein(schema, record, data, fp)

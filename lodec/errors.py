@@ -1,0 +1,106 @@
+"""One exception tree for lodec.
+
+Every error carries a stable ``code`` (snake_case, listed in
+``docs/errors.md``), the ``file`` it concerns and a ``location`` inside that
+file (a JSON pointer such as ``/inputs/model``, a field name, or a byte
+offset such as ``@17``). ``str(error)`` is the one-line message the CLI
+prints: ``FILE: LOCATION: message``.
+
+The library never prints or exits; the CLI turns these into exit code 1.
+"""
+
+from __future__ import annotations
+
+
+class LodecError(Exception):
+    """Base of every error lodec raises for bad input or failed checks.
+
+    Attributes:
+        code: stable machine-readable code, e.g. ``"non_canonical"``.
+        message: human sentence without file or location.
+        file: path (or label) of the input concerned, or ``None``.
+        location: place inside that input (JSON pointer, field, ``@offset``).
+    """
+
+    code = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        file: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.file = file
+        self.location = location
+
+    def with_file(self, file: str) -> LodecError:
+        """Return this error, labelled with ``file`` if it had no file yet."""
+        if self.file is None:
+            self.file = file
+        return self
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.file, self.location) if p]
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """JSON-ready form: ``{"code", "file", "location", "message"}``."""
+        return {
+            "code": self.code,
+            "file": self.file,
+            "location": self.location,
+            "message": self.message,
+        }
+
+
+class SchemaError(LodecError):
+    """A ``.lode`` schema is malformed (bad type, duplicate id, ...)."""
+
+    code = "schema_invalid"
+
+
+class SourceError(LodecError):
+    """Source JSON (a step, a manifest) is malformed or does not fit its schema."""
+
+    code = "source_invalid"
+
+
+class DecodeError(LodecError):
+    """Vein bytes are malformed or not in canonical form."""
+
+    code = "vein_malformed"
+
+
+class LimitExceeded(LodecError):
+    """An input is larger than a documented limit (checked before the work)."""
+
+    code = "limit_exceeded"
+
+
+class UnsafeNameError(LodecError):
+    """A step or record name cannot be used as a file name."""
+
+    code = "unsafe_name"
+
+
+class StackError(LodecError):
+    """A stack's graph is invalid: dangling dependsOn, cycle, bad entry point."""
+
+    code = "stack_invalid"
+
+
+class VerificationFailed(LodecError):
+    """A stack was rejected; ``report`` lists every problem found."""
+
+    code = "verification_failed"
+
+    def __init__(self, report: object, message: str = "stack rejected") -> None:
+        super().__init__(message)
+        self.report = report

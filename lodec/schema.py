@@ -1,0 +1,305 @@
+"""``.lode`` schemas: parsing, validation and the schema digest.
+
+A schema is JSON (seed 004)::
+
+    {"schema": "lode", "version": 1, "name": "SkillStep",
+     "fields": [{"id": 1, "name": "stepName", "type": "string", "required": true}, ...],
+     "reserved": [7, "oldName"]}
+
+Field ids are the wire identity (never reused: retire them in ``reserved``);
+names are the source identity. Types: ``string``, ``int`` (64-bit signed),
+``bool``, ``bytes``, ``T[]`` and ``map<string,T>`` over those scalars.
+
+The schema digest is BLAKE3 ``derive_key`` (context
+``SCHEMA_DIGEST_CONTEXT``) over the schema's canonical CBOR form
+(``docs/vein-format.md`` §Schema digest).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from . import cbor
+from .errors import LodecError, SchemaError
+from .fingerprint import schema_digest
+from .limits import DEFAULT_LIMITS, Limits
+from .strictjson import loads_strict
+
+SCALARS = ("string", "int", "bool", "bytes")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_SCHEMA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,127}")
+MAX_FIELD_ID = 2**32 - 1
+SELF_FINGERPRINT_FIELD = "fingerprint"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """A parsed field type: ``kind`` is ``scalar``, ``array`` or ``map``; ``scalar`` the element type."""
+
+    kind: str
+    scalar: str
+
+    @property
+    def spelling(self) -> str:
+        """The canonical spelling, e.g. ``string[]`` or ``map<string,int>``."""
+        if self.kind == "array":
+            return f"{self.scalar}[]"
+        if self.kind == "map":
+            return f"map<string,{self.scalar}>"
+        return self.scalar
+
+
+def parse_type(text: str) -> FieldType:
+    """Parse a type spelling; raise ``ValueError`` with a hint if unknown."""
+    if text in SCALARS:
+        return FieldType("scalar", text)
+    if text.endswith("[]") and text[:-2] in SCALARS:
+        return FieldType("array", text[:-2])
+    if text.startswith("map<string,") and text.endswith(">") and text[11:-1] in SCALARS:
+        return FieldType("map", text[11:-1])
+    hint = "; containers hold scalars only (no nesting)" if ("[]" in text or "map<" in text) else ""
+    raise ValueError(
+        f"unknown type {text!r}: use string, int, bool, bytes, T[] or map<string,T> "
+        f"(T a scalar, no spaces){hint}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One schema field: wire ``id``, source ``name``, ``type`` and ``required``."""
+
+    id: int
+    name: str
+    type: FieldType
+    required: bool
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A validated ``.lode`` schema.
+
+    Attributes:
+        name, version: as written.
+        fields: sorted by id.
+        reserved_ids, reserved_names: retired identities no field may use.
+        digest: 32-byte schema digest (BLAKE3 derive_key over canonical CBOR).
+        schema_id: first 8 bytes of ``digest``, written in every vein header.
+        self_fingerprint: the field named ``fingerprint`` of type ``string``
+            if the schema has one (left out of fingerprinted bytes), else ``None``.
+    """
+
+    name: str
+    version: int
+    fields: tuple[Field, ...]
+    reserved_ids: frozenset[int] = frozenset()
+    reserved_names: frozenset[str] = frozenset()
+    source: str = "<schema>"
+    digest: bytes = b""
+    by_id: dict[int, Field] = field(default_factory=dict, compare=False, repr=False)
+    by_name: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
+    self_fingerprint: Field | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def schema_id(self) -> bytes:
+        return self.digest[:8]
+
+    def canonical_cbor(self) -> bytes:
+        """The schema's canonical CBOR form, input of the schema digest."""
+        return schema_canonical_cbor(self.name, self.version, self.fields, self.reserved_ids, self.reserved_names)
+
+    def to_json(self) -> dict[str, Any]:
+        """The schema as ``.lode`` JSON (fields in id order)."""
+        doc: dict[str, Any] = {
+            "schema": "lode",
+            "version": self.version,
+            "name": self.name,
+            "fields": [
+                {"id": f.id, "name": f.name, "type": f.type.spelling, "required": f.required} for f in self.fields
+            ],
+        }
+        if self.reserved_ids or self.reserved_names:
+            doc["reserved"] = [*sorted(self.reserved_ids), *sorted(self.reserved_names)]
+        return doc
+
+
+def schema_canonical_cbor(
+    name: str,
+    version: int,
+    fields: tuple[Field, ...],
+    reserved_ids: frozenset[int],
+    reserved_names: frozenset[str],
+) -> bytes:
+    doc: dict[str, Any] = {
+        "schema": "lode",
+        "version": version,
+        "name": name,
+        "fields": [
+            {"id": f.id, "name": f.name, "type": f.type.spelling, "required": f.required}
+            for f in sorted(fields, key=lambda f: f.id)
+        ],
+    }
+    if reserved_ids or reserved_names:
+        doc["reserved"] = [*sorted(reserved_ids), *sorted(reserved_names)]
+    return cbor.encode(doc)
+
+
+class _FieldDoc(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    name: str
+    type: str
+    required: bool = False
+
+
+class _SchemaDoc(msgspec.Struct, forbid_unknown_fields=True):
+    schema: str
+    version: int
+    name: str
+    fields: list[_FieldDoc]
+    reserved: list[int | str] = []
+
+
+def schema_from_json(doc: Any, *, source: str = "<schema>") -> Schema:
+    """Validate a parsed ``.lode`` document and build a ``Schema``.
+
+    Raises:
+        SchemaError: naming the offending field (``/fields/2 (name "x")``):
+            wrong shape, ``schema`` not ``"lode"``, bad version, bad or
+            duplicate ids or names, unknown types, reserved ids or names in use.
+    """
+    try:
+        parsed = msgspec.convert(doc, _SchemaDoc, strict=True)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.fields[0].id`"; turn that into a JSON pointer.
+        text = str(exc)
+        message, _, where = text.partition(" - at `")
+        loc = where.rstrip("`").removeprefix("$")
+        loc = re.sub(r"\[(\d+)\]", r"/\1", loc).replace(".", "/") or "/"
+        raise SchemaError(message, file=source, location=loc) from None
+    if parsed.schema != "lode":
+        raise SchemaError(f'"schema" must be "lode", got {parsed.schema!r}', file=source, location="/schema")
+    if parsed.version < 1:
+        raise SchemaError(f"version must be a positive integer, got {parsed.version}", file=source, location="/version")
+    if not _SCHEMA_NAME.fullmatch(parsed.name):
+        raise SchemaError(
+            f"schema name {parsed.name!r} must be 1-128 characters of A-Z a-z 0-9 _ . -, starting with a letter",
+            file=source,
+            location="/name",
+        )
+    reserved_ids: set[int] = set()
+    reserved_names: set[str] = set()
+    for index, item in enumerate(parsed.reserved):
+        where = f"/reserved/{index}"
+        if isinstance(item, int):
+            if not 1 <= item <= MAX_FIELD_ID:
+                raise SchemaError(f"reserved id {item} is not a valid field id", file=source, location=where)
+            if item in reserved_ids:
+                raise SchemaError(f"reserved id {item} listed twice", file=source, location=where)
+            reserved_ids.add(item)
+        else:
+            if not _FIELD_NAME.fullmatch(item):
+                raise SchemaError(f"reserved name {item!r} is not a valid field name", file=source, location=where)
+            if item in reserved_names:
+                raise SchemaError(f"reserved name {item!r} listed twice", file=source, location=where)
+            reserved_names.add(item)
+    if not parsed.fields:
+        raise SchemaError("a schema needs at least one field", file=source, location="/fields")
+    fields: list[Field] = []
+    seen_ids: dict[int, str] = {}
+    seen_names: set[str] = set()
+    for index, fd in enumerate(parsed.fields):
+        where = f"/fields/{index}"
+        label = f"field {fd.name!r}"
+        if not _FIELD_NAME.fullmatch(fd.name):
+            raise SchemaError(
+                f"field name {fd.name!r} must match [A-Za-z_][A-Za-z0-9_]* (at most 64 characters)",
+                file=source,
+                location=where + "/name",
+            )
+        if not 1 <= fd.id <= MAX_FIELD_ID:
+            raise SchemaError(f"{label}: id {fd.id} must be between 1 and {MAX_FIELD_ID}", file=source, location=where + "/id")
+        if fd.id in seen_ids:
+            raise SchemaError(
+                f"{label}: id {fd.id} is already used by field {seen_ids[fd.id]!r}", file=source, location=where + "/id"
+            )
+        if fd.name in seen_names:
+            raise SchemaError(f"{label}: name used twice", file=source, location=where + "/name")
+        if fd.id in reserved_ids:
+            raise SchemaError(f"{label}: id {fd.id} is reserved", file=source, location=where + "/id")
+        if fd.name in reserved_names:
+            raise SchemaError(f"{label}: name is reserved", file=source, location=where + "/name")
+        try:
+            ftype = parse_type(fd.type)
+        except ValueError as exc:
+            raise SchemaError(f"{label}: {exc}", file=source, location=where + "/type") from None
+        seen_ids[fd.id] = fd.name
+        seen_names.add(fd.name)
+        fields.append(Field(fd.id, fd.name, ftype, fd.required))
+    fields.sort(key=lambda f: f.id)
+    frozen = tuple(fields)
+    digest = schema_digest(
+        schema_canonical_cbor(parsed.name, parsed.version, frozen, frozenset(reserved_ids), frozenset(reserved_names))
+    )
+    by_id = {f.id: f for f in frozen}
+    by_name = {f.name: f for f in frozen}
+    self_fp = by_name.get(SELF_FINGERPRINT_FIELD)
+    if self_fp is not None and self_fp.type != FieldType("scalar", "string"):
+        self_fp = None
+    return Schema(
+        name=parsed.name,
+        version=parsed.version,
+        fields=frozen,
+        reserved_ids=frozenset(reserved_ids),
+        reserved_names=frozenset(reserved_names),
+        source=source,
+        digest=digest,
+        by_id=by_id,
+        by_name=by_name,
+        self_fingerprint=self_fp,
+    )
+
+
+def parse_schema(data: bytes, *, source: str = "<schema>", limits: Limits = DEFAULT_LIMITS) -> Schema:
+    """Parse and validate ``.lode`` bytes (strict JSON). Raises ``SchemaError`` / ``SourceError`` / ``LimitExceeded``."""
+    try:
+        doc = loads_strict(data, file=source, limits=limits)
+    except LodecError as exc:
+        raise SchemaError(exc.message, code=exc.code, file=source, location=exc.location) from None
+    return schema_from_json(doc, source=source)
+
+
+def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
+    """Read and validate a ``.lode`` file. Raises ``SchemaError`` (also for unreadable files)."""
+    from .files import read_bounded
+
+    return parse_schema(read_bounded(path, limits.max_file_bytes), source=str(path), limits=limits)
+
+
+_BUILTIN_CACHE: dict[str, Schema] = {}
+
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1")
+
+
+def builtin_schema(name: str) -> Schema:
+    """A schema shipped with lodec: ``skill-step-v1`` or ``skill-stack-v1`` (seed 004, verbatim)."""
+    if name not in _BUILTIN_CACHE:
+        if name not in BUILTIN_SCHEMAS:
+            raise SchemaError(f"no built-in schema {name!r}; known: {', '.join(BUILTIN_SCHEMAS)}")
+        data = resources.files("lodec").joinpath("schemas", f"{name}.lode").read_bytes()
+        _BUILTIN_CACHE[name] = parse_schema(data, source=f"{name}.lode")
+    return _BUILTIN_CACHE[name]
+
+
+def skill_step_schema() -> Schema:
+    """The SkillStep schema (``schemas/skill-step-v1.lode``)."""
+    return builtin_schema("skill-step-v1")
+
+
+def skill_stack_schema() -> Schema:
+    """The SkillStack schema (``schemas/skill-stack-v1.lode``)."""
+    return builtin_schema("skill-stack-v1")

@@ -1,0 +1,180 @@
+"""Strict JSON reading (RFC 8259) for sources, schemas and manifests.
+
+Refused, each with a one-line error naming the file and the place (a line
+and column for syntax, an RFC 6901 JSON pointer for values): duplicate
+object keys, ``NaN`` / ``Infinity``, integers outside the 64-bit signed
+range, a byte order mark, invalid UTF-8, lone surrogates, nesting deeper
+than ``Limits.max_json_depth`` and files over ``Limits.max_file_bytes``.
+Floats are returned as ``float`` and refused later by the schema check
+(format v1 has no floats).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .errors import LimitExceeded, SourceError
+from .limits import DEFAULT_LIMITS, Limits
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class _DuplicateKey:
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class _NonFinite:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _BigInt:
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            # The hook has no path; leave a marker and report it with its
+            # JSON pointer in the walk below.
+            obj[key] = _DuplicateKey(key)
+        else:
+            obj[key] = value
+    return obj
+
+
+def _parse_int(text: str) -> int | _BigInt:
+    # Check the digit count first: int() of a huge literal costs quadratic time.
+    if len(text) > 20:
+        return _BigInt(text)
+    value = int(text)
+    if value < INT64_MIN or value > INT64_MAX:
+        return _BigInt(text)
+    return value
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.S)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _max_depth(text: str) -> int:
+    stripped = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    depth = deepest = 0
+    for ch in stripped:
+        if ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
+
+
+def pointer(parts: list[str | int]) -> str:
+    """RFC 6901 JSON pointer for a path, e.g. ``["inputs", "a/b"]`` -> ``/inputs/a~1b``."""
+    if not parts:
+        return "/"
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _walk(value: Any, path: list[str | int], file: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path + [key], file)
+            if isinstance(item, _DuplicateKey):
+                raise SourceError(
+                    f"duplicate key {key!r}", code="duplicate_key", file=file, location=pointer(path + [key])
+                )
+            _walk(item, path + [key], file)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, path + [index], file)
+    elif isinstance(value, str):
+        _check_text(value, path, file)
+    elif isinstance(value, _NonFinite):
+        raise SourceError(
+            f"{value.text} is not a JSON number", code="non_finite_number", file=file, location=pointer(path)
+        )
+    elif isinstance(value, _BigInt):
+        shown = value.text if len(value.text) <= 24 else value.text[:20] + "..."
+        raise SourceError(
+            f"integer {shown} is outside the 64-bit signed range",
+            code="integer_out_of_range",
+            file=file,
+            location=pointer(path),
+        )
+
+
+def _check_text(text: str, path: list[str | int], file: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SourceError(
+                "text contains a lone surrogate (\\ud800-\\udfff escape without its pair)",
+                code="invalid_text",
+                file=file,
+                location=pointer(path),
+            ) from None
+
+
+def loads_strict(data: bytes, *, file: str = "<input>", limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Parse one JSON document strictly.
+
+    Args:
+        data: the file's bytes (UTF-8, no byte order mark).
+        file: label used in error messages.
+        limits: size and depth limits.
+
+    Returns:
+        ``dict`` / ``list`` / ``str`` / ``int`` / ``float`` / ``bool`` / ``None``.
+
+    Raises:
+        LimitExceeded: file larger than ``max_file_bytes`` or nested deeper
+            than ``max_json_depth``.
+        SourceError: syntax error (with line and column), duplicate key,
+            non-finite number, 64-bit overflow, invalid UTF-8 or lone
+            surrogate (with the JSON pointer).
+    """
+    if len(data) > limits.max_file_bytes:
+        raise LimitExceeded(
+            f"file is {len(data)} bytes; the limit is {limits.max_file_bytes}", file=file
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise SourceError("starts with a UTF-8 byte order mark; save it without one", file=file, location="byte 0")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"invalid UTF-8 ({exc.reason})", file=file, location=f"byte {exc.start}") from None
+    depth = _max_depth(text)
+    if depth > limits.max_json_depth:
+        raise LimitExceeded(
+            f"JSON nested {depth} levels deep; the limit is {limits.max_json_depth}", file=file
+        )
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_pairs_hook,
+            parse_constant=_NonFinite,
+            parse_int=_parse_int,
+        )
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"invalid JSON: {exc.msg}", code="json_syntax", file=file, location=f"line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise LimitExceeded("JSON nested too deeply", file=file) from None
+    _walk(value, [], file)
+    return value

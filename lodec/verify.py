@@ -1,0 +1,237 @@
+"""The verification core: bytes in, a report out. All or nothing.
+
+No file I/O happens here: the caller passes the manifest's bytes and a
+function that returns a step's vein bytes by name (or ``None`` if absent).
+Every problem is reported, each with a stable code (``docs/errors.md``);
+only a report with no problems carries a ``VerifiedStack``, which holds the
+exact bytes that were checked so nothing downstream re-reads a file.
+
+Checks, in order: the manifest is strict JSON of the ``skill-stack-v1``
+shape; every step name is safe and listed once; ``steps`` and
+``stepFingerprints`` name the same steps; each pin is ``blake3:<64 hex>``;
+each step's vein exists, is written for the step schema, is canonical, has
+its own ``stepName`` equal to its manifest name, and fingerprints to its
+pin; the step graph (from the verified veins) is closed and acyclic; the
+entry point is a root step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .codec import Vein, decode_vein, record_from_json
+from .errors import LodecError
+from .fingerprint import is_fingerprint
+from .limits import DEFAULT_LIMITS, Limits
+from .names import is_safe_name
+from .schema import Schema, skill_stack_schema, skill_step_schema
+from .stack import _kahn, graph_problems, manifest_vein
+from .strictjson import loads_strict
+
+StepReader = Callable[[str], "bytes | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a stack is rejected: stable ``code``, ``step`` (or ``None``), ``message``."""
+
+    code: str
+    step: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "step": self.step, "message": self.message}
+
+
+@dataclass(slots=True)
+class StepResult:
+    """Per-step outcome: ``status`` is ``verified``, ``tampered``, ``missing``,
+    ``malformed``, ``renamed``, ``unpinned``, ``unlisted`` or ``unsafe_name``."""
+
+    name: str
+    status: str
+    expected: str | None
+    actual: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "expected": self.expected, "actual": self.actual}
+
+
+@dataclass(frozen=True)
+class VerifiedStack:
+    """A stack that passed every check.
+
+    Attributes:
+        manifest_bytes: the manifest exactly as verified.
+        manifest: the manifest record (SkillStack fields).
+        digest: the manifest digest, ``blake3:<hex>`` of its canonical form.
+        steps: step name -> ``Vein`` (holding the exact verified bytes).
+        order: the steps in deterministic topological order.
+    """
+
+    manifest_bytes: bytes
+    manifest: dict[str, Any]
+    digest: str
+    steps: dict[str, Vein]
+    order: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+@dataclass
+class VerificationReport:
+    """Everything verify found. ``ok`` is true only with no problems; then ``verified`` is set."""
+
+    stack: str | None = None
+    version: str | None = None
+    digest: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    verified: VerifiedStack | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.verified is not None
+
+    def add(self, code: str, step: str | None, message: str) -> None:
+        self.problems.append(Problem(code, step, message))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: ``{"ok", "stack", "version", "digest", "steps", "problems"}``."""
+        return {
+            "ok": self.ok,
+            "stack": self.stack,
+            "version": self.version,
+            "digest": self.digest,
+            "steps": [s.to_dict() for s in self.steps],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def verify_stack(
+    manifest_bytes: bytes,
+    read_step: StepReader,
+    *,
+    manifest_file: str = "stack.json",
+    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
+    step_schema: Schema | None = None,
+    stack_schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerificationReport:
+    """Verify a stack: manifest bytes plus a reader of step veins by name.
+
+    Args:
+        manifest_bytes: the manifest JSON, as read.
+        read_step: ``name -> bytes`` of ``<name>.vein``, or ``None`` if it
+            does not exist. It is only called with safe names. A
+            ``LodecError`` it raises (e.g. ``LimitExceeded``) becomes a problem.
+        manifest_file: label of the manifest in messages.
+        step_file: label of a step's vein in messages.
+        step_schema, stack_schema: default ``skill-step-v1`` / ``skill-stack-v1``.
+
+    Returns:
+        a ``VerificationReport``; ``report.ok`` and ``report.verified`` on success.
+        Never raises for bad input: every problem is in the report.
+    """
+    step_schema = step_schema or skill_step_schema()
+    stack_schema = stack_schema or skill_stack_schema()
+    report = VerificationReport()
+    try:
+        manifest = record_from_json(
+            loads_strict(manifest_bytes, file=manifest_file, limits=limits), stack_schema, file=manifest_file, limits=limits
+        )
+        digest = manifest_vein(manifest, stack_schema).fingerprint
+    except LodecError as exc:
+        report.add("manifest_invalid", None, f"{exc} [{exc.code}]")
+        return report
+    report.stack, report.version, report.digest = manifest["name"], manifest["version"], digest
+
+    listed: list[str] = manifest["steps"]
+    pins: dict[str, str] = manifest["stepFingerprints"]
+    seen: set[str] = set()
+    names: list[str] = []
+    for name in listed:
+        if name in seen:
+            report.add("duplicate_step", name, f'Step "{name}" is listed twice in "steps"')
+            continue
+        seen.add(name)
+        names.append(name)
+    for name in pins:
+        if name not in seen:
+            names.append(name)
+
+    veins: dict[str, Vein] = {}
+    for name in names:
+        expected = pins.get(name)
+        if not is_safe_name(name):
+            report.steps.append(StepResult(name, "unsafe_name", expected, None))
+            report.add("unsafe_name", name, f"step name {name!r} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -)")
+            continue
+        if name not in seen:
+            report.steps.append(StepResult(name, "unlisted", expected, None))
+            report.add("unlisted_pin", name, f'Step "{name}" is pinned in "stepFingerprints" but not listed in "steps"')
+            continue
+        if expected is None:
+            report.add("missing_pin", name, f'Step "{name}" is listed in "steps" but has no pin in "stepFingerprints"')
+        elif not is_fingerprint(expected):
+            report.add("pin_malformed", name, f'Step "{name}" pin {expected!r} is not blake3:<64 lowercase hex>')
+            expected = None
+        label = step_file(name)
+        try:
+            data = read_step(name)
+        except LodecError as exc:
+            report.steps.append(StepResult(name, "malformed", expected, None))
+            report.add(exc.code, name, f'Step "{name}" refused: {exc.with_file(label)}')
+            continue
+        if data is None:
+            report.steps.append(StepResult(name, "missing", expected, None))
+            report.add("step_missing", name, f'Step "{name}" missing: no {label}')
+            continue
+        try:
+            vein = decode_vein(data, step_schema, file=label, limits=limits)
+        except LodecError as exc:
+            report.steps.append(StepResult(name, "malformed", expected, None))
+            code = "schema_mismatch" if exc.code == "schema_mismatch" else "step_malformed"
+            report.add(code, name, f'Step "{name}" malformed: {exc} [{exc.code}]')
+            continue
+        status = "verified"
+        if expected is None:
+            status = "unpinned"
+        elif vein.fingerprint != expected:
+            status = "tampered"
+            report.add("step_tampered", name, f'Step "{name}" tampered: expected {expected}, got {vein.fingerprint}')
+        inner = vein.record.get("stepName")
+        if inner != name:
+            status = "renamed" if status == "verified" else status
+            report.add("step_renamed", name, f'Step "{name}" renamed: {label} holds stepName {inner!r}')
+        report.steps.append(StepResult(name, status, expected, vein.fingerprint))
+        if status == "verified":
+            veins[name] = vein
+
+    deps = {name: list(v.record.get("dependsOn", [])) for name, v in veins.items()}
+    # Dangling means "not a step of this stack", including steps that failed.
+    all_steps = set(seen)
+    for code, step, message in graph_problems({**{n: [] for n in all_steps if n not in deps}, **deps}):
+        report.add(code, step, message)
+
+    entry = manifest.get("entryPoint")
+    if entry is not None:
+        if entry not in seen:
+            report.add("entry_point_invalid", entry, f'entry point "{entry}" is not a step of this stack')
+        elif entry in deps and deps[entry]:
+            report.add(
+                "entry_point_invalid", entry, f'entry point "{entry}" is not a root: it depends on {", ".join(deps[entry])}'
+            )
+
+    if not report.problems:
+        order = tuple(_kahn(deps))
+        report.verified = VerifiedStack(manifest_bytes, manifest, digest, veins, order)
+    return report
