@@ -25,6 +25,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from cbor2 import dumps as _cbor2_dumps
+from cbor2 import loads as _cbor2_loads
+
 from . import cbor
 from .errors import DecodeError, LimitExceeded, SourceError
 from .fingerprint import fingerprint_bytes, format_fingerprint
@@ -73,7 +76,14 @@ def _is_empty(value: Any) -> bool:
     return value in ("", b"") or (isinstance(value, (list, dict)) and not value)
 
 
+def _map_order(key: str) -> tuple[int, bytes]:
+    raw = key.encode("utf-8")
+    return (len(raw), raw)
+
+
 def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]:
+    # Fields are sorted by id, so this dict is already in canonical key
+    # order; only map<string,T> values need their keys sorted.
     skip = schema.self_fingerprint.name if (skip_self and schema.self_fingerprint) else None
     out: dict[int, Any] = {}
     for f in schema.fields:
@@ -82,6 +92,8 @@ def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]
         value = record[f.name]
         if not f.required and _is_empty(value):
             continue  # canonical form: empty optional fields are omitted
+        if f.type.kind == "map":
+            value = {k: value[k] for k in sorted(value, key=_map_order)}
         out[f.id] = value
     return out
 
@@ -91,7 +103,7 @@ def header(schema: Schema) -> bytes:
     return MAGIC + bytes((FORMAT_VERSION,)) + schema.schema_id
 
 
-def encode_record(schema: Schema, record: Record, *, file: str = "<record>") -> Vein:
+def encode_record(schema: Schema, record: Record, *, file: str = "<record>", _validated: bool = False) -> Vein:
     """Validate ``record`` against ``schema`` and encode it as a vein.
 
     Args:
@@ -108,8 +120,9 @@ def encode_record(schema: Schema, record: Record, *, file: str = "<record>") -> 
             (code ``fingerprint_mismatch``).
         LimitExceeded: a string or container exceeds ``DEFAULT_LIMITS``.
     """
-    validate_record(schema, record, file=file)
-    body = cbor.encode(_by_id(schema, record, skip_self=False))
+    if not _validated:
+        validate_record(schema, record, file=file)
+    body = cbor.encode_sorted(_by_id(schema, record, skip_self=False))
     fp = _fingerprint_of(schema, record, body)
     sf = schema.self_fingerprint
     if sf is not None and record.get(sf.name) and record[sf.name] != fp:
@@ -125,7 +138,7 @@ def encode_record(schema: Schema, record: Record, *, file: str = "<record>") -> 
 def _fingerprint_of(schema: Schema, record: Record, body: bytes) -> str:
     sf = schema.self_fingerprint
     if sf is not None and record.get(sf.name):
-        body = cbor.encode(_by_id(schema, record, skip_self=True))
+        body = cbor.encode_sorted(_by_id(schema, record, skip_self=True))
     return format_fingerprint(fingerprint_bytes(schema.digest, body))
 
 
@@ -378,7 +391,7 @@ class _Reader:
             raise self.fail(f"{what} declares {n} entries but only {self.end - self.pos} bytes remain", "truncated")
         return n
 
-    def text(self, major_expected: int = 3) -> str:
+    def text(self) -> str:
         start = self.pos
         major, n = self.head()
         if major != 3:
@@ -460,6 +473,97 @@ def _decode_field(r: _Reader, f: Field) -> Any:
     return out
 
 
+def _fast_scalar_ok(value: Any, scalar: str, max_text: int) -> bool:
+    t = type(value)
+    if scalar == "string":
+        if t is not str:
+            return False
+        if value.isascii():
+            return len(value) <= max_text
+        return len(value.encode("utf-8")) <= max_text and unicodedata.is_normalized("NFC", value)
+    if scalar == "int":
+        return t is int and -(2**63) <= value <= INT64_MAX
+    if scalar == "bool":
+        return t is bool
+    return t is bytes and len(value) <= max_text
+
+
+def _fast_strings_ok(values: Any, max_text: int) -> bool:
+    # Short ASCII text is the common case: check it in C loops.
+    values = list(values)
+    try:
+        if all(map(str.isascii, values)):
+            return max_text < 0 or max(map(len, values), default=0) <= max_text
+    except TypeError:  # not all str
+        return False
+    return all(_fast_scalar_ok(v, "string", max_text if max_text >= 0 else 1 << 62) for v in values)
+
+
+def _fast_decode(body: bytes, schema: Schema, limits: Limits) -> Record | None:
+    """Accept ``body`` only if it is certainly canonical, else ``None``.
+
+    cbor2 decodes (in C); the result must be of the schema's types, in
+    canonical key order, within limits; and re-encoding it must give back
+    exactly ``body``: since cbor2 always writes shortest forms and definite
+    lengths, equal bytes prove the input used them, had no tags, duplicate
+    keys or trailing bytes. ``None`` sends the caller to the strict decoder,
+    which names the exact problem. Memory is bounded by ``len(body)``:
+    cbor2 refuses lengths beyond the data.
+    """
+    try:
+        decoded = _cbor2_loads(body)
+    except Exception:  # noqa: BLE001 - any failure means "ask the strict decoder"
+        return None
+    if type(decoded) is not dict or len(decoded) > limits.max_entries:
+        return None
+    by_id = schema.by_id
+    max_text, max_entries = limits.max_text_bytes, limits.max_entries
+    small = len(body) <= min(max_text, max_entries)  # then no string or container can be over a limit
+    str_limit = -1 if small else max_text
+    record: Record = {}
+    previous = 0
+    for key, value in decoded.items():
+        if type(key) is not int or key <= previous:
+            return None
+        previous = key
+        f = by_id.get(key)
+        if f is None:
+            return None
+        kind, scalar = f.type.kind, f.type.scalar
+        if kind == "scalar":
+            if not _fast_scalar_ok(value, scalar, max_text):
+                return None
+        elif kind == "array":
+            if type(value) is not list or len(value) > max_entries:
+                return None
+            if scalar == "string":
+                if not _fast_strings_ok(value, str_limit):
+                    return None
+            elif not all(_fast_scalar_ok(item, scalar, max_text) for item in value):
+                return None
+        else:
+            if type(value) is not dict or len(value) > max_entries:
+                return None
+            keys = list(value)
+            if not _fast_strings_ok(keys, str_limit):
+                return None
+            if scalar == "string":
+                if not _fast_strings_ok(value.values(), str_limit):
+                    return None
+            elif not all(_fast_scalar_ok(item, scalar, max_text) for item in value.values()):
+                return None
+            if len(keys) > 1 and keys != sorted(keys, key=_map_order):
+                return None  # sorted() is stable, so duplicates cannot hide here
+        if not value and not f.required and _is_empty(value):
+            return None
+        record[f.name] = value
+    if not schema.required_names <= record.keys():
+        return None
+    if _cbor2_dumps(decoded) != body:
+        return None
+    return record
+
+
 def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Limits = DEFAULT_LIMITS, base: int = HEADER_SIZE) -> Record:
     """Decode a canonical CBOR body against ``schema`` (see module docstring for what is refused).
 
@@ -472,6 +576,14 @@ def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
             ``not_nfc``, ``empty_optional``, ``truncated`` ...) and the byte offset.
         LimitExceeded: a declared length or count over ``limits``.
     """
+    record = _fast_decode(body, schema, limits)
+    if record is not None:
+        return record
+    return _strict_decode_body(body, schema, file=file, limits=limits, base=base)
+
+
+def _strict_decode_body(body: bytes, schema: Schema, *, file: str, limits: Limits, base: int) -> Record:
+    """The authoritative decoder: proves canonical form byte by byte, names the first problem."""
     r = _Reader(body, base, file, limits)
     major, n = r.head()
     if major != 5:

@@ -6,6 +6,7 @@ The verification core never calls this module; loaders and the CLI do.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -16,28 +17,43 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     """Read a regular file of at most ``max_bytes`` bytes.
 
     The size is checked on the open file (``fstat``) before reading, and
-    the read itself stops one byte past the limit, so a file that grows in
-    between is still refused.
+    the read asks for one byte more than that size, so a file that grew in
+    between is still caught.
 
     Raises:
         LimitExceeded: the file is larger than ``max_bytes``.
-        LodecError: code ``file_unreadable`` (missing, a directory, no permission).
+        LodecError: code ``file_not_found``, or ``file_unreadable`` (a
+            directory, not a regular file, no permission).
     """
-    label = str(path)
+    label = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > max_bytes:
-                raise LimitExceeded(f"file is {size} bytes; the limit is {max_bytes}", file=label)
-            data = fh.read(max_bytes + 1)
-    except LimitExceeded:
-        raise
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise LodecError("no such file", code="file_not_found", file=label) from None
-    except IsADirectoryError:
-        raise LodecError("is a directory, not a file", code="file_unreadable", file=label) from None
     except OSError as exc:
         raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=label) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LodecError("not a regular file", code="file_unreadable", file=label)
+        if st.st_size > max_bytes:
+            raise LimitExceeded(f"file is {st.st_size} bytes; the limit is {max_bytes}", file=label)
+        data = os.read(fd, st.st_size + 1)
+        if len(data) > st.st_size or len(data) < st.st_size:
+            # Grew or shrank since fstat (or a short read): read to the end, bounded.
+            chunks = [data]
+            total = len(data)
+            while total <= max_bytes:
+                chunk = os.read(fd, max_bytes + 1 - total)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            data = b"".join(chunks)
+    except OSError as exc:
+        raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=label) from None
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise LimitExceeded(f"file is over the {max_bytes}-byte limit", file=label)
     return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import LodecError
 from .files import read_bounded
 from .limits import DEFAULT_LIMITS, Limits
 from .schema import Schema
@@ -36,15 +37,17 @@ def verify_stack_files(
     steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
     manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
 
+    prefix = os.path.join(os.fspath(steps_path), "")
+
     def step_file(name: str) -> str:
-        return str(steps_path / f"{name}.vein")
+        return f"{prefix}{name}.vein"
 
     def read_step(name: str) -> bytes | None:
-        path = steps_path / f"{name}.vein"
+        # verify_stack only passes safe names, so this cannot leave steps_path.
         try:
-            return read_bounded(path, limits.max_file_bytes)
-        except Exception as exc:  # noqa: BLE001 - narrowed below
-            if getattr(exc, "code", None) == "file_not_found":
+            return read_bounded(f"{prefix}{name}.vein", limits.max_file_bytes)
+        except LodecError as exc:
+            if exc.code == "file_not_found":
                 return None
             raise
 

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
+import os
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from . import cbor
 from .errors import LodecError, SchemaError
@@ -104,6 +102,7 @@ class Schema:
     by_id: dict[int, Field] = field(default_factory=dict, compare=False, repr=False)
     by_name: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
     self_fingerprint: Field | None = field(default=None, compare=False, repr=False)
+    required_names: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def schema_id(self) -> bytes:
@@ -149,38 +148,65 @@ def schema_canonical_cbor(
     return cbor.encode(doc)
 
 
-class _FieldDoc(msgspec.Struct, forbid_unknown_fields=True):
-    id: int
-    name: str
-    type: str
-    required: bool = False
+class _FieldDoc:
+    __slots__ = ("id", "name", "type", "required")
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.id, self.name, self.type = d["id"], d["name"], d["type"]
+        self.required = d.get("required", False)
 
 
-class _SchemaDoc(msgspec.Struct, forbid_unknown_fields=True):
-    schema: str
-    version: int
-    name: str
-    fields: list[_FieldDoc]
-    reserved: list[int | str] = []
+class _Doc:
+    __slots__ = ("schema", "version", "name", "fields", "reserved")
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.schema, self.version, self.name = d["schema"], d["version"], d["name"]
+        self.fields = [_FieldDoc(f) for f in d["fields"]]
+        self.reserved = d.get("reserved", [])
+
+
+_TOP_KEYS = {"schema": str, "version": int, "name": str, "fields": list, "reserved": list}
+_FIELD_KEYS = {"id": int, "name": str, "type": str, "required": bool}
+_JSON_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "an array"}
+
+
+def _check_shape(obj: Any, spec: dict[str, type], required: tuple[str, ...], source: str, at: str) -> None:
+    if not isinstance(obj, dict):
+        raise SchemaError("expected an object", file=source, location=at or "/")
+    for key in obj:
+        if key not in spec:
+            raise SchemaError(
+                f"unknown key {key!r} (allowed: {', '.join(spec)})", file=source, location=f"{at}/{key}"
+            )
+    for key in required:
+        if key not in obj:
+            raise SchemaError(f"missing key {key!r}", file=source, location=f"{at}/{key}")
+    for key, want in spec.items():
+        if key in obj:
+            value = obj[key]
+            # bool is an int in Python; JSON keeps them apart.
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise SchemaError(
+                    f"{key!r} must be {_JSON_NAMES[want]}", file=source, location=f"{at}/{key}"
+                )
 
 
 def schema_from_json(doc: Any, *, source: str = "<schema>") -> Schema:
     """Validate a parsed ``.lode`` document and build a ``Schema``.
 
     Raises:
-        SchemaError: naming the offending field (``/fields/2 (name "x")``):
-            wrong shape, ``schema`` not ``"lode"``, bad version, bad or
-            duplicate ids or names, unknown types, reserved ids or names in use.
+        SchemaError: naming the offending field (``/fields/2/id: field 'x':
+            id 3 is already used by field 'y'``): wrong shape or unknown
+            keys, ``schema`` not ``"lode"``, bad version, bad or duplicate
+            ids or names, unknown types, reserved ids or names in use.
     """
-    try:
-        parsed = msgspec.convert(doc, _SchemaDoc, strict=True)
-    except msgspec.ValidationError as exc:
-        # msgspec says "... - at `$.fields[0].id`"; turn that into a JSON pointer.
-        text = str(exc)
-        message, _, where = text.partition(" - at `")
-        loc = where.rstrip("`").removeprefix("$")
-        loc = re.sub(r"\[(\d+)\]", r"/\1", loc).replace(".", "/") or "/"
-        raise SchemaError(message, file=source, location=loc) from None
+    _check_shape(doc, _TOP_KEYS, ("schema", "version", "name", "fields"), source, "")
+    for index, fd in enumerate(doc["fields"]):
+        _check_shape(fd, _FIELD_KEYS, ("id", "name", "type"), source, f"/fields/{index}")
+    for index, item in enumerate(doc.get("reserved", [])):
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise SchemaError("reserved entries are field ids or field names", file=source, location=f"/reserved/{index}")
+    parsed = _Doc(doc)
     if parsed.schema != "lode":
         raise SchemaError(f'"schema" must be "lode", got {parsed.schema!r}', file=source, location="/schema")
     if parsed.version < 1:
@@ -261,6 +287,7 @@ def schema_from_json(doc: Any, *, source: str = "<schema>") -> Schema:
         by_id=by_id,
         by_name=by_name,
         self_fingerprint=self_fp,
+        required_names=frozenset(f.name for f in frozen if f.required),
     )
 
 
@@ -290,7 +317,9 @@ def builtin_schema(name: str) -> Schema:
     if name not in _BUILTIN_CACHE:
         if name not in BUILTIN_SCHEMAS:
             raise SchemaError(f"no built-in schema {name!r}; known: {', '.join(BUILTIN_SCHEMAS)}")
-        data = resources.files("lodec").joinpath("schemas", f"{name}.lode").read_bytes()
+        path = os.path.join(os.path.dirname(__file__), "schemas", f"{name}.lode")
+        with open(path, "rb") as fh:
+            data = fh.read()
         _BUILTIN_CACHE[name] = parse_schema(data, source=f"{name}.lode")
     return _BUILTIN_CACHE[name]
 

@@ -24,12 +24,15 @@ from .names import check_name
 from .schema import Schema, skill_stack_schema
 
 
-def graph_problems(deps: Mapping[str, Sequence[str]]) -> list[tuple[str, str, str]]:
-    """All problems of a step graph, as ``(code, step, message)``.
+def graph_problems(deps: Mapping[str, Sequence[str]]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """All problems of a step graph, and its topological order.
 
-    Codes: ``dangling_dependency`` (a ``dependsOn`` naming no step of the
-    stack), ``self_dependency``, ``cycle`` (each step on a cycle reported
-    once, with the cycle). Empty list: the graph is a closed DAG.
+    Returns:
+        ``(problems, order)``: problems as ``(code, step, message)`` with
+        codes ``dangling_dependency`` (a ``dependsOn`` naming no step of
+        the stack), ``self_dependency``, ``cycle`` (one per cycle, naming
+        it); ``order`` is the deterministic topological order of the steps
+        not on a cycle. No problems: the graph is a closed DAG.
     """
     problems: list[tuple[str, str, str]] = []
     for name in sorted(deps):
@@ -44,7 +47,7 @@ def graph_problems(deps: Mapping[str, Sequence[str]]) -> list[tuple[str, str, st
         for cycle in _cycles(deps, remaining):
             path = " -> ".join([*cycle, cycle[0]])
             problems.append(("cycle", cycle[0], f"dependency cycle: {path}"))
-    return problems
+    return problems, order
 
 
 def _kahn(deps: Mapping[str, Sequence[str]]) -> list[str]:
@@ -131,10 +134,10 @@ def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
         StackError: with the first problem's code (``dangling_dependency``,
             ``self_dependency``, ``cycle``) and every problem in the message.
     """
-    problems = graph_problems(deps)
+    problems, order = graph_problems(deps)
     if problems:
         raise StackError("; ".join(p[2] for p in problems), code=problems[0][0])
-    return _kahn(deps)
+    return order
 
 
 def step_dependencies(veins: Sequence[Vein]) -> dict[str, list[str]]:
@@ -194,7 +197,7 @@ def build_manifest(
         manifest["entryPoint"] = entry
     if metadata:
         manifest["metadata"] = dict(metadata)
-    encode_record(stack_schema or skill_stack_schema(), manifest, file="<manifest>")
+    manifest_vein(manifest, stack_schema)
     return manifest
 
 
@@ -203,6 +206,9 @@ def manifest_json(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def manifest_vein(manifest: Mapping[str, Any], stack_schema: Schema | None = None) -> Vein:
-    """The manifest's canonical compiled form; its ``fingerprint`` is the manifest digest."""
-    return encode_record(stack_schema or skill_stack_schema(), dict(manifest), file="<manifest>")
+def manifest_vein(manifest: Mapping[str, Any], stack_schema: Schema | None = None, *, _validated: bool = False) -> Vein:
+    """The manifest's canonical compiled form; its ``fingerprint`` is the manifest digest.
+
+    Raises ``SourceError`` if the manifest does not fit ``skill-stack-v1``.
+    """
+    return encode_record(stack_schema or skill_stack_schema(), dict(manifest), file="<manifest>", _validated=_validated)

@@ -43,26 +43,45 @@ class _BigInt:
         self.text = text
 
 
-def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # The hook has no path; leave a marker and report it with its
-            # JSON pointer in the walk below.
-            obj[key] = _DuplicateKey(key)
-        else:
-            obj[key] = value
-    return obj
+class _Markers:
+    """Hooks for one parse; they leave markers, found with their JSON pointer by ``_walk``."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            self.seen = True
+            counts: dict[str, int] = {}
+            for key, _ in pairs:
+                counts[key] = counts.get(key, 0) + 1
+            for key, n in counts.items():
+                if n > 1:
+                    obj[key] = _DuplicateKey(key)
+        return obj
+
+    def constant(self, text: str) -> _NonFinite:
+        self.seen = True
+        return _NonFinite(text)
+
+    def integer(self, text: str) -> int | _BigInt:
+        # Check the digit count first: int() of a huge literal costs quadratic time.
+        if len(text) > 20:
+            self.seen = True
+            return _BigInt(text)
+        value = int(text)
+        if value < INT64_MIN or value > INT64_MAX:
+            self.seen = True
+            return _BigInt(text)
+        return value
 
 
-def _parse_int(text: str) -> int | _BigInt:
-    # Check the digit count first: int() of a huge literal costs quadratic time.
-    if len(text) > 20:
-        return _BigInt(text)
-    value = int(text)
-    if value < INT64_MIN or value > INT64_MAX:
-        return _BigInt(text)
-    return value
+# A lone surrogate can only come from a \uD800-\uDFFF escape: raw UTF-8
+# cannot encode one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 _STRINGS = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.S)
@@ -163,12 +182,13 @@ def loads_strict(data: bytes, *, file: str = "<input>", limits: Limits = DEFAULT
         raise LimitExceeded(
             f"JSON nested {depth} levels deep; the limit is {limits.max_json_depth}", file=file
         )
+    markers = _Markers()
     try:
         value = json.loads(
             text,
-            object_pairs_hook=_pairs_hook,
-            parse_constant=_NonFinite,
-            parse_int=_parse_int,
+            object_pairs_hook=markers.pairs,
+            parse_constant=markers.constant,
+            parse_int=markers.integer,
         )
     except json.JSONDecodeError as exc:
         raise SourceError(
@@ -176,5 +196,6 @@ def loads_strict(data: bytes, *, file: str = "<input>", limits: Limits = DEFAULT
         ) from None
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise LimitExceeded("JSON nested too deeply", file=file) from None
-    _walk(value, [], file)
+    if markers.seen or _SURROGATE_ESCAPE.search(text):
+        _walk(value, [], file)
     return value
