@@ -328,3 +328,64 @@ def verify(manifest: str, steps_dir: str | None, as_json: bool) -> None:
             f"Rejected {report.stack or manifest}: {len(report.problems)} problem(s); nothing may run.", err=True
         )
     sys.exit(0 if report.ok else 1)
+
+
+# ------------------------------------------------------------------ import
+
+
+@main.group("import", context_settings=CONTEXT)
+def import_() -> None:
+    """Import workflows from other systems as SkillStep sources and a stack."""
+
+
+@import_.command("github-actions", context_settings=CONTEXT)
+@click.argument("workflow", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
+@click.option("--name", help="Stack name. Default: the workflow file's stem, made safe.")
+@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def import_github_actions(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
+    """Turn a GitHub Actions WORKFLOW into SkillStep sources, compiled steps and a stack.
+
+    One step per job step, named <job>.<step id or index>; skillRef gha:<uses>
+    or gha:run; inputs from with: plus run, shell and working-directory;
+    dependsOn the previous step of the job, or the last step of every job in
+    needs:. A job calling a reusable workflow becomes one step. Secrets are
+    never copied. See docs/import-github-actions.md. Then:
+    `lodec verify OUTPUT/stack.json`.
+    """
+    from .compiler import compile_value
+    from .files import atomic_write
+    from .importers.github_actions import import_workflow
+    from .schema import skill_step_schema
+    from .stack import build_manifest, manifest_json, manifest_vein
+
+    out = Path(output)
+    try:
+        imported = import_workflow(workflow)
+        schema = skill_step_schema()
+        veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
+        manifest = build_manifest(
+            veins,
+            name=name or imported.name,
+            version=version,
+            description=imported.description,
+            metadata=imported.metadata,
+        )
+        for record, vein in zip(imported.steps, veins):
+            step = vein.record["stepName"]
+            atomic_write(out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
+            atomic_write(out / "steps" / f"{step}.vein", vein.data)
+        # The manifest last: a stack.json on disk means every step is there.
+        atomic_write(out / "stack.json", manifest_json(manifest))
+        digest = manifest_vein(manifest).fingerprint
+    except LodecError as exc:
+        _fail(exc, as_json)
+    summary = {"workflow": workflow, "stack": str(out / "stack.json"), "name": manifest["name"],
+               "steps": len(veins), "digest": digest}
+    if as_json:
+        _emit(summary)
+    else:
+        click.echo(f"Imported {workflow} → {out / 'stack.json'}: {manifest['name']}, {len(veins)} steps")
+        click.echo(f"Manifest digest: {digest}")

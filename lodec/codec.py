@@ -616,7 +616,12 @@ def _strict_decode_body(body: bytes, schema: Schema, *, file: str, limits: Limit
         raise r.fail(f"{r.end - r.pos} trailing bytes after the record", "trailing_bytes")
     for f in schema.fields:
         if f.required and f.name not in record:
-            raise DecodeError(f"required field {f.name!r} (id {f.id}) is missing", code="missing_field", file=file)
+            raise DecodeError(
+                f"required field {f.name!r} (id {f.id}) is missing",
+                code="missing_field",
+                file=file,
+                location=f'field "{f.name}", id {f.id}',
+            )
     return record
 
 
