@@ -1,0 +1,5 @@
+"""``python -m lodec`` runs the CLI."""
+
+from .cli import main
+
+main()
