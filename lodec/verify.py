@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import Vein, decode_vein, record_from_json
-from .errors import LodecError
+from .errors import LodecError, VerificationFailed
 from .fingerprint import is_fingerprint
 from .limits import DEFAULT_LIMITS, Limits
 from .names import is_safe_name
@@ -101,6 +101,13 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return not self.problems and self.verified is not None
+
+    def require(self) -> VerifiedStack:
+        """The ``VerifiedStack``, or raise ``VerificationFailed`` carrying this report."""
+        if self.verified is None or self.problems:
+            first = self.problems[0].message if self.problems else "not verified"
+            raise VerificationFailed(self, f"stack rejected with {len(self.problems)} problem(s): {first}")
+        return self.verified
 
     def add(self, code: str, step: str | None, message: str) -> None:
         self.problems.append(Problem(code, step, message))
