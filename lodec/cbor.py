@@ -7,8 +7,10 @@ UTF-8 text, arrays, maps, ``true`` / ``false``. No floats, no tags, no
 form; map entries are sorted by the bytewise order of their encoded keys.
 
 The decoder that proves canonical form lives in ``lodec.codec`` (it is
-schema-directed); this module only encodes. ``head`` is kept as the
-reference for the shortest-form rule and used by tests and the codec.
+schema-directed); this module only encodes. ``head`` states the
+shortest-form rule in code (RFC 8949 §4.2.1); ``encode`` handles generic
+values (schema documents), ``encode_sorted`` record maps the codec has
+already put in canonical order.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ def canonicalize(value: Any) -> Any:
 
     Key order is the bytewise order of the encoded keys (RFC 8949 §4.2.1).
     For keys of one major type this equals (encoded length, bytes): the head
-    grows with the length. Keys here are all unsigned integers (record
-    maps) or all text (``map<string,T>``, schema documents).
+    grows with the length. Keys must be all unsigned integers or all text.
 
     Raises:
         TypeError: a type outside the subset (``float``, ``None``, mixed key types).

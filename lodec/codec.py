@@ -15,6 +15,11 @@ NFC, no unknown field ids, no wrong types, required fields present, empty
 optional fields absent, no trailing bytes. Every declared length and count
 is checked against ``Limits`` and the bytes that remain *before* anything is
 allocated. One record has exactly one encoding.
+
+Bodies of at most ``FAST_PATH_MAX_BYTES`` first try a fast path (cbor2 in C,
+then type, order and byte-exact re-encoding checks); anything it does not
+accept goes to the strict decoder, which is authoritative and names the
+problem (``docs/adr/0001-canonical-cbor-and-fast-path.md``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ from .fingerprint import fingerprint_bytes, format_fingerprint
 from .limits import DEFAULT_LIMITS, Limits
 from .schema import Field, Schema
 from .strictjson import pointer
+
+# Bodies up to this size may take the cbor2 fast path. cbor2 builds every
+# object before lodec can check a limit (an array of empty maps grows ~80x
+# in memory), so larger bodies go to the strict decoder, which checks each
+# declared length and count before allocating. Real steps are < 4 KiB.
+FAST_PATH_MAX_BYTES = 64 * 1024
 
 MAGIC = b"VEIN"
 FORMAT_VERSION = 1
@@ -103,7 +114,14 @@ def header(schema: Schema) -> bytes:
     return MAGIC + bytes((FORMAT_VERSION,)) + schema.schema_id
 
 
-def encode_record(schema: Schema, record: Record, *, file: str = "<record>", _validated: bool = False) -> Vein:
+def encode_record(
+    schema: Schema,
+    record: Record,
+    *,
+    file: str = "<record>",
+    limits: Limits = DEFAULT_LIMITS,
+    _validated: bool = False,
+) -> Vein:
     """Validate ``record`` against ``schema`` and encode it as a vein.
 
     Args:
@@ -118,11 +136,17 @@ def encode_record(schema: Schema, record: Record, *, file: str = "<record>", _va
         SourceError: the record does not fit the schema (with JSON pointer),
             or its ``fingerprint`` field disagrees with the computed one
             (code ``fingerprint_mismatch``).
-        LimitExceeded: a string or container exceeds ``DEFAULT_LIMITS``.
+        LimitExceeded: a string or container exceeds ``limits``, or the
+            whole vein would exceed ``limits.max_file_bytes`` (a decoder
+            with the same limits could not read it back).
     """
     if not _validated:
-        validate_record(schema, record, file=file)
+        validate_record(schema, record, file=file, limits=limits)
     body = cbor.encode_sorted(_by_id(schema, record, skip_self=False))
+    if HEADER_SIZE + len(body) > limits.max_file_bytes:
+        raise LimitExceeded(
+            f"vein would be {HEADER_SIZE + len(body)} bytes; the limit is {limits.max_file_bytes}", file=file
+        )
     fp = _fingerprint_of(schema, record, body)
     sf = schema.self_fingerprint
     if sf is not None and record.get(sf.name) and record[sf.name] != fp:
@@ -580,9 +604,10 @@ def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
             ``not_nfc``, ``empty_optional``, ``truncated`` ...) and the byte offset.
         LimitExceeded: a declared length or count over ``limits``.
     """
-    record = _fast_decode(body, schema, limits)
-    if record is not None:
-        return record
+    if len(body) <= FAST_PATH_MAX_BYTES:
+        record = _fast_decode(body, schema, limits)
+        if record is not None:
+            return record
     return _strict_decode_body(body, schema, file=file, limits=limits, base=base)
 
 

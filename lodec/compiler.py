@@ -36,7 +36,7 @@ def compile_value(obj: Any, schema: Schema, *, file: str = "<source>", limits: L
     record = record_from_json(obj, schema, file=file, limits=limits)
     if "stepName" in schema.by_name and "stepName" in record:
         _check_name_at(record["stepName"], file, ["stepName"])
-    return encode_record(schema, record, file=file)
+    return encode_record(schema, record, file=file, limits=limits, _validated=True)
 
 
 def compile_source(data: bytes, schema: Schema, *, file: str = "<source>", limits: Limits = DEFAULT_LIMITS) -> Vein:

@@ -2,8 +2,9 @@
 
 Every error carries a stable ``code`` (snake_case, listed in
 ``docs/errors.md``), the ``file`` it concerns and a ``location`` inside that
-file (a JSON pointer such as ``/inputs/model``, a field name, or a byte
-offset such as ``@17``). ``str(error)`` is the one-line message the CLI
+file (a JSON pointer such as ``/inputs/model``, ``line 3 column 9`` for JSON
+syntax, or a byte offset with its context such as ``byte 17 (field
+"inputs", id 4)``). ``str(error)`` is the one-line message the CLI
 prints: ``FILE: LOCATION: message``.
 
 The library never prints or exits; the CLI turns these into exit code 1.

@@ -88,8 +88,9 @@ class Schema:
         reserved_ids, reserved_names: retired identities no field may use.
         digest: 32-byte schema digest (BLAKE3 derive_key over canonical CBOR).
         schema_id: first 8 bytes of ``digest``, written in every vein header.
-        self_fingerprint: the field named ``fingerprint`` of type ``string``
-            if the schema has one (left out of fingerprinted bytes), else ``None``.
+        self_fingerprint: the optional field named ``fingerprint`` of type
+            ``string`` if the schema has one (left out of fingerprinted
+            bytes), else ``None``.
     """
 
     name: str
@@ -274,7 +275,9 @@ def schema_from_json(doc: Any, *, source: str = "<schema>") -> Schema:
     by_id = {f.id: f for f in frozen}
     by_name = {f.name: f for f in frozen}
     self_fp = by_name.get(SELF_FINGERPRINT_FIELD)
-    if self_fp is not None and self_fp.type != FieldType("scalar", "string"):
+    # Only an optional string field can be a self-fingerprint: a required one
+    # would have to be present before its own value could be computed.
+    if self_fp is not None and (self_fp.type != FieldType("scalar", "string") or self_fp.required):
         self_fp = None
     return Schema(
         name=parsed.name,

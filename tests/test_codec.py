@@ -12,7 +12,9 @@ from lodec import cbor
 from lodec.codec import HEADER_SIZE, decode_body, decode_vein, encode_record, header
 from lodec.compiler import compile_source
 from lodec.errors import DecodeError, LimitExceeded, SourceError
-from lodec.limits import Limits
+from lodec.limits import DEFAULT_LIMITS, Limits
+
+DEFAULT_TEXT = DEFAULT_LIMITS.max_text_bytes
 
 from .conftest import ROOT
 
@@ -323,3 +325,40 @@ def test_encode_record_api_validates() -> None:
     with pytest.raises(SourceError):
         encode_record(STEP, {"stepName": "x", "skillRef": "s", "outputs": "not-a-list"})
     assert encode_record(STEP, {"stepName": "x", "skillRef": "s"}).data[:HEADER_SIZE] == header(STEP)
+
+
+def test_large_hostile_body_takes_strict_path_with_bounded_memory() -> None:
+    """An array of 1M empty maps: cbor2 would build ~1M dicts; the strict decoder stops at the first item."""
+    import tracemalloc
+
+    n = 1_000_000
+    body = b"\xa3\x01\x61x\x02\x61s\x03\x9a" + n.to_bytes(4, "big") + b"\xa0" * n
+    tracemalloc.start()
+    with pytest.raises(DecodeError) as info:
+        decode_vein(header(STEP) + body, STEP)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert info.value.code == "wrong_type"
+    assert peak < 8 * len(body)  # a copy or two of the input, not a Python object per entry
+
+
+def test_encoder_refuses_vein_over_size_limit() -> None:
+    record = {"stepName": "x", "skillRef": "s", "outputs": ["a" * 100, "b" * 100]}
+    with pytest.raises(LimitExceeded):
+        encode_record(STEP, record, limits=Limits(max_file_bytes=150))
+
+
+def test_compile_honours_looser_limits() -> None:
+    big = b'{"stepName":"x","skillRef":"' + b"s" * (DEFAULT_TEXT + 1) + b'"}'
+    with pytest.raises(LimitExceeded):
+        compile_source(big, STEP)
+    loose = Limits(max_text_bytes=2 * DEFAULT_TEXT)
+    assert compile_source(big, STEP, limits=loose).record["skillRef"] == "s" * (DEFAULT_TEXT + 1)
+
+
+def test_required_fingerprint_field_is_not_a_self_fingerprint() -> None:
+    schema = lodec.parse_schema(
+        b'{"schema":"lode","version":1,"name":"F","fields":[{"id":1,"name":"fingerprint","type":"string","required":true}]}'
+    )
+    assert schema.self_fingerprint is None
+    assert encode_record(schema, {"fingerprint": "anything"}).record == {"fingerprint": "anything"}
