@@ -265,32 +265,25 @@ def validate_record(schema: Schema, record: Record, *, file: str = "<record>", l
         kind, scalar = f.type.kind, f.type.scalar
         if kind == "scalar":
             _check_scalar(value, scalar, [f.name], file, limits)
-        elif kind == "array":
-            if not isinstance(value, list):
-                raise SourceError(
-                    f"expected {f.type.spelling}, got {_json_type(value)}",
-                    code="wrong_type",
-                    file=file,
-                    location=pointer([f.name]),
-                )
-            if len(value) > limits.max_entries:
-                raise LimitExceeded(
-                    f"{len(value)} items; the limit is {limits.max_entries}", file=file, location=pointer([f.name])
-                )
+            continue
+        container = list if kind == "array" else dict
+        if not isinstance(value, container):
+            raise SourceError(
+                f"expected {f.type.spelling}, got {_json_type(value)}",
+                code="wrong_type",
+                file=file,
+                location=pointer([f.name]),
+            )
+        if len(value) > limits.max_entries:
+            raise LimitExceeded(
+                f"{len(value)} {'items' if kind == 'array' else 'entries'}; the limit is {limits.max_entries}",
+                file=file,
+                location=pointer([f.name]),
+            )
+        if isinstance(value, list):
             for index, item in enumerate(value):
                 _check_scalar(item, scalar, [f.name, index], file, limits)
         else:
-            if not isinstance(value, dict):
-                raise SourceError(
-                    f"expected {f.type.spelling}, got {_json_type(value)}",
-                    code="wrong_type",
-                    file=file,
-                    location=pointer([f.name]),
-                )
-            if len(value) > limits.max_entries:
-                raise LimitExceeded(
-                    f"{len(value)} entries; the limit is {limits.max_entries}", file=file, location=pointer([f.name])
-                )
             for key, item in value.items():
                 _check_text(key, [f.name, key], file, limits)
                 _check_scalar(item, scalar, [f.name, key], file, limits)
