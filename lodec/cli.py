@@ -117,7 +117,7 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
     atomically. Prints the size and the BLAKE3 fingerprint of each.
     """
     from .compiler import compile_file, default_output_path
-    from .files import atomic_write
+    from .files import atomic_write_many
 
     out = Path(output)
     to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
@@ -136,10 +136,7 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
                 targets[target] = src
                 compiled.append((src, target, vein))
                 bar.update(1)
-        with _progress(len(compiled), "Writing", quiet or as_json) as bar:
-            for _src, target, vein in compiled:
-                atomic_write(target, vein.data)
-                bar.update(1)
+        atomic_write_many([(target, vein.data) for _src, target, vein in compiled])
     except LodecError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -356,7 +353,7 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     `lodec verify OUTPUT/stack.json`.
     """
     from .compiler import compile_value
-    from .files import atomic_write
+    from .files import atomic_write, atomic_write_many
     from .importers.github_actions import import_workflow
     from .schema import skill_step_schema
     from .stack import build_manifest, manifest_json, manifest_vein
@@ -373,10 +370,12 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
             description=imported.description,
             metadata=imported.metadata,
         )
+        files: list[tuple[str | Path, bytes]] = []
         for record, vein in zip(imported.steps, veins):
             step = vein.record["stepName"]
-            atomic_write(out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode())
-            atomic_write(out / "steps" / f"{step}.vein", vein.data)
+            files.append((out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()))
+            files.append((out / "steps" / f"{step}.vein", vein.data))
+        atomic_write_many(files)
         # The manifest last: a stack.json on disk means every step is there.
         atomic_write(out / "stack.json", manifest_json(manifest))
         digest = manifest_vein(manifest).fingerprint

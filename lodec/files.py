@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import LimitExceeded, LodecError
@@ -88,4 +89,53 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
             pass
         if isinstance(exc, OSError):
             raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=str(path)) from None
+        raise
+
+
+def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, mode: int = 0o644) -> None:
+    """Write many files atomically, with one flush to disk for the batch.
+
+    Every file is first written to a temp file beside its target; then the
+    data is flushed once (``os.sync``; an fsync per file costs ~0.5 ms each,
+    most of a 10,000-step compile); then each temp file is renamed over its
+    target and each directory is fsynced. A crash at any point leaves every
+    target either absent, as it was, or complete: never partial.
+
+    Raises:
+        LodecError: code ``file_unwritable``; temp files are removed.
+    """
+    if len(items) <= 1:
+        for path, data in items:
+            atomic_write(path, data, mode=mode)
+        return
+    staged: list[tuple[str, Path]] = []
+    current = ""
+    try:
+        for path, data in items:
+            target = Path(path)
+            current = str(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            staged.append((tmp, target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, mode)
+        os.sync()
+        for tmp, target in staged:
+            current = str(target)
+            os.replace(tmp, target)
+        for directory in {target.parent for _, target in staged}:
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except BaseException as exc:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=current) from None
         raise

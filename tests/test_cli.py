@@ -225,3 +225,17 @@ def test_help_teaches(tmp_path: Path) -> None:
 def test_version() -> None:
     code, stdout, _ = run_cli("--version")
     assert code == 0 and stdout.strip() == f"lodec, version {lodec.__version__}"
+
+
+def test_batch_write_failure_leaves_no_partial_or_temp_files(tmp_path: Path) -> None:
+    import pytest
+
+    from lodec.errors import LodecError
+    from lodec.files import atomic_write_many
+
+    (tmp_path / "blocked").write_text("a file where a directory is needed")
+    items = [(tmp_path / "out" / "a.vein", b"A"), (tmp_path / "blocked" / "b.vein", b"B")]
+    with pytest.raises(LodecError) as info:
+        atomic_write_many(items)
+    assert info.value.code == "file_unwritable"
+    assert os.listdir(tmp_path / "out") == []  # a's temp file removed, a never renamed into place
