@@ -69,7 +69,9 @@ class VerifiedStack:
         manifest: the manifest record (SkillStack fields).
         digest: the manifest digest, ``blake3:<hex>`` of its canonical form.
         steps: step name -> ``Vein`` (holding the exact verified bytes).
-        order: the steps in deterministic topological order.
+        order: the steps in topological order: the manifest's own order when
+            it is one (as ``lodec stack build`` writes it), else the
+            deterministic order of ``stack.topological_order``.
     """
 
     manifest_bytes: bytes
@@ -122,6 +124,23 @@ class VerificationReport:
             "steps": [s.to_dict() for s in self.steps],
             "problems": [p.to_dict() for p in self.problems],
         }
+
+
+def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
+    """The manifest's own order if every step verified and each depends only on steps listed before it.
+
+    One pass proves the graph closed and acyclic (lodec writes manifests in
+    topological order); otherwise ``None`` and the full graph analysis runs.
+    """
+    if len(deps) != len(names):
+        return None
+    position = {name: i for i, name in enumerate(names)}
+    for i, name in enumerate(names):
+        for dep in deps[name]:
+            at = position.get(dep)
+            if at is None or at >= i:
+                return None
+    return names
 
 
 def verify_stack(
@@ -246,11 +265,12 @@ def _verify(
             veins[name] = vein
 
     deps = {name: list(v.record.get("dependsOn", [])) for name, v in veins.items()}
-    # Dangling means "not a step of this stack", including steps that failed.
-    all_steps = set(seen)
-    problems, order = graph_problems({**{n: [] for n in all_steps if n not in deps}, **deps})
-    for code, step, message in problems:
-        report.add(code, step, message)
+    order = _listed_order_if_topological(names, deps)
+    if order is None:
+        # Dangling means "not a step of this stack", including steps that failed.
+        problems, order = graph_problems({**{n: [] for n in seen if n not in deps}, **deps})
+        for code, step, message in problems:
+            report.add(code, step, message)
 
     entry = manifest.get("entryPoint")
     if entry is not None:

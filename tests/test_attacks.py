@@ -309,3 +309,25 @@ def test_bit_flip_refused_by_real_process(seed_stack: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lodec", "verify", str(seed_stack)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and 'Step "lint"' in proc.stderr
+
+
+def test_manifest_listing_steps_out_of_topological_order_still_checks_graph(seed_stack: Path) -> None:
+    # Reordering alone is harmless; the full graph analysis still runs and finds nothing.
+    data = load(seed_stack)
+    data["steps"] = list(reversed(data["steps"]))
+    save(seed_stack, data)
+    code, out, _ = run_cli("verify", "--json", seed_stack)
+    assert code == 0 and json.loads(out)["ok"] is True
+    report = lodec.verify_stack_files(seed_stack)
+    assert report.require().order == ("lint", "static-analysis", "ai-review")
+
+
+def test_cycle_with_dependency_listed_later_is_refused(seed_stack: Path) -> None:
+    schema = lodec.skill_step_schema()
+    lint = lodec.compile_source(b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["lint"]}', schema)
+    (seed_stack.parent / "steps" / "lint.vein").write_bytes(lint.data)
+    data = load(seed_stack)
+    data["stepFingerprints"]["lint"] = lint.fingerprint
+    data.pop("entryPoint")
+    save(seed_stack, data)
+    rejected(seed_stack, "self_dependency")
