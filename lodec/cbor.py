@@ -7,10 +7,10 @@ UTF-8 text, arrays, maps, ``true`` / ``false``. No floats, no tags, no
 form; map entries are sorted by the bytewise order of their encoded keys.
 
 The decoder that proves canonical form lives in ``lodec.codec`` (it is
-schema-directed); this module only encodes. ``head`` states the
-shortest-form rule in code (RFC 8949 §4.2.1); ``encode`` handles generic
+schema-directed); this module only encodes: ``encode`` handles generic
 values (schema documents), ``encode_sorted`` record maps the codec has
-already put in canonical order.
+already put in canonical order. An independent struct-based reference
+encoder in ``tests/test_properties.py`` checks both.
 """
 
 from __future__ import annotations
@@ -21,20 +21,6 @@ from cbor2 import dumps as _dumps
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-
-
-def head(major: int, value: int) -> bytes:
-    """Encode a CBOR head (major type 0-7, argument) in its shortest form (RFC 8949 §3, §4.2.1)."""
-    mt = major << 5
-    if value < 24:
-        return bytes((mt | value,))
-    if value < 0x100:
-        return bytes((mt | 24, value))
-    if value < 0x10000:
-        return bytes((mt | 25,)) + value.to_bytes(2, "big")
-    if value < 0x100000000:
-        return bytes((mt | 26,)) + value.to_bytes(4, "big")
-    return bytes((mt | 27,)) + value.to_bytes(8, "big")
 
 
 def _sort_key(encoded_text: bytes) -> tuple[int, bytes]:
@@ -78,7 +64,7 @@ def encode(value: Any) -> bytes:
     ``canonicalize`` fixes the map order; cbor2 (in C) writes the bytes, and
     always writes shortest-form integers and definite lengths. The
     equivalence with a direct RFC 8949 §4.2.1 encoder is tested
-    (``tests/test_cbor.py``).
+    (``tests/test_properties.py``).
 
     Args:
         value: ``bool``, ``int`` (64-bit signed), ``str``, ``bytes``,

@@ -113,20 +113,6 @@ class Schema:
         """The schema's canonical CBOR form, input of the schema digest."""
         return schema_canonical_cbor(self.name, self.version, self.fields, self.reserved_ids, self.reserved_names)
 
-    def to_json(self) -> dict[str, Any]:
-        """The schema as ``.lode`` JSON (fields in id order)."""
-        doc: dict[str, Any] = {
-            "schema": "lode",
-            "version": self.version,
-            "name": self.name,
-            "fields": [
-                {"id": f.id, "name": f.name, "type": f.type.spelling, "required": f.required} for f in self.fields
-            ],
-        }
-        if self.reserved_ids or self.reserved_names:
-            doc["reserved"] = [*sorted(self.reserved_ids), *sorted(self.reserved_names)]
-        return doc
-
 
 def schema_canonical_cbor(
     name: str,
