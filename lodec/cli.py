@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import LodecError
+
+if TYPE_CHECKING:
+    from .schema import Schema
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -31,7 +34,7 @@ def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
-def _schema(path: str | None, default: str):  # type: ignore[no-untyped-def]
+def _schema(path: str | None, default: str) -> Schema:
     from .schema import builtin_schema, load_schema
 
     return builtin_schema(default) if path is None else load_schema(path)

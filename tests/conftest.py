@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -48,13 +47,3 @@ def seed_stack(tmp_path: Path) -> Path:
     path = tmp_path / "code-review-stack.json"
     path.write_bytes(lodec.manifest_json(manifest))
     return path
-
-
-@pytest.fixture
-def copy_tree(tmp_path: Path):  # type: ignore[no-untyped-def]
-    def _copy(src: Path, name: str) -> Path:
-        dst = tmp_path / name
-        shutil.copytree(src, dst)
-        return dst
-
-    return _copy

@@ -34,6 +34,17 @@ def rejected(manifest: Path, *codes: str) -> dict:
     return report
 
 
+def repin(manifest: Path, source: bytes, *, drop_entry: bool = False) -> None:
+    """An insider's swap: compile a new step, write it, and update its pin in the manifest."""
+    vein = lodec.compile_source(source, lodec.skill_step_schema())
+    (manifest.parent / "steps" / f"{vein.record['stepName']}.vein").write_bytes(vein.data)
+    data = load(manifest)
+    data["stepFingerprints"][vein.record["stepName"]] = vein.fingerprint
+    if drop_entry:
+        data.pop("entryPoint")
+    save(manifest, data)
+
+
 def load(manifest: Path) -> dict:
     return json.loads(manifest.read_text())
 
@@ -99,12 +110,7 @@ def test_added_pin_without_step_is_refused(seed_stack: Path) -> None:
 
 def test_added_dependency_on_unknown_step_is_refused(seed_stack: Path) -> None:
     # A step swapped for a validly pinned one that depends on a step outside the stack.
-    schema = lodec.skill_step_schema()
-    step = lodec.compile_source(b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["fetch-secrets"]}', schema)
-    (seed_stack.parent / "steps" / "lint.vein").write_bytes(step.data)
-    data = load(seed_stack)
-    data["stepFingerprints"]["lint"] = step.fingerprint
-    save(seed_stack, data)
+    repin(seed_stack, b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["fetch-secrets"]}')
     rejected(seed_stack, "dangling_dependency", "entry_point_invalid")
 
 
@@ -242,13 +248,8 @@ def test_limit_is_checked_in_core_for_reader_bytes() -> None:
 
 
 def test_cycle_smuggled_into_manifest_is_refused(seed_stack: Path) -> None:
-    schema = lodec.skill_step_schema()
-    lint = lodec.compile_source(b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["ai-review"]}', schema)
-    (seed_stack.parent / "steps" / "lint.vein").write_bytes(lint.data)
-    data = load(seed_stack)
-    data["stepFingerprints"]["lint"] = lint.fingerprint
-    data.pop("entryPoint")
-    save(seed_stack, data)
+    # lint now depends on ai-review, which is listed after it: the one-pass check fails, the full analysis runs.
+    repin(seed_stack, b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["ai-review"]}', drop_entry=True)
     report = rejected(seed_stack, "cycle")
     assert any("lint" in p["message"] and "->" in p["message"] for p in report["problems"] if p["code"] == "cycle")
 
@@ -322,12 +323,6 @@ def test_manifest_listing_steps_out_of_topological_order_still_checks_graph(seed
     assert report.require().order == ("lint", "static-analysis", "ai-review")
 
 
-def test_cycle_with_dependency_listed_later_is_refused(seed_stack: Path) -> None:
-    schema = lodec.skill_step_schema()
-    lint = lodec.compile_source(b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["lint"]}', schema)
-    (seed_stack.parent / "steps" / "lint.vein").write_bytes(lint.data)
-    data = load(seed_stack)
-    data["stepFingerprints"]["lint"] = lint.fingerprint
-    data.pop("entryPoint")
-    save(seed_stack, data)
+def test_self_dependency_smuggled_into_manifest_is_refused(seed_stack: Path) -> None:
+    repin(seed_stack, b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["lint"]}', drop_entry=True)
     rejected(seed_stack, "self_dependency")

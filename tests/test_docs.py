@@ -18,3 +18,13 @@ def test_every_error_code_is_documented() -> None:
     assert codes, "no codes found: the scan is broken"
     assert {"step_tampered", "non_canonical", "trailing_bytes", "cycle"} <= codes
     assert codes - documented == set()
+
+
+def test_readme_python_example_runs(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S)
+    assert block is not None
+    monkeypatch.chdir(ROOT)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "87 blake3:8056a1a0" in out and "('lint', 'static-analysis', 'ai-review')" in out
