@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -297,37 +298,449 @@ def stack_build(
 # ------------------------------------------------------------------ verify
 
 
+def _now(value: str | None) -> datetime:
+    from .sign.statement import parse_time
+
+    if value is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
+
+
+def _trust_options(f: Any) -> Any:
+    f = click.option("--now", "now_text", metavar="TIMESTAMP",
+                     help="Reference time (RFC 3339, e.g. 2027-01-31T00:00:00Z). Default: the current time.")(f)
+    f = click.option("--state", "state_path", type=click.Path(dir_okay=False),
+                     help="Rollback state file. Default: .lodec/trusted-stacks.json at the git repository root, "
+                          "or $LODEC_HOME/trusted-stacks.json (~/.lodec) outside git.")(f)
+    f = click.option("--name", "expected_name", metavar="STACK",
+                     help="The stack name you asked for; a stack signed under another name is refused.")(f)
+    f = click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
+                     help="Trust policy file (TOML): trusted keys and thresholds per stack-name pattern.")(f)
+    f = click.option("--threshold", type=click.IntRange(min=1),
+                     help="Valid signatures needed from distinct --key keys. Default: 1.")(f)
+    f = click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False),
+                     help="A trusted public key (NAME.pub or ssh-ed25519); repeat for more.")(f)
+    return f
+
+
+def _policy(keys: tuple[str, ...], threshold: int | None, policy_path: str | None) -> Any:
+    """The trust policy from --key/--threshold or --policy, or None for an unsigned check."""
+    if policy_path is not None and (keys or threshold is not None):
+        raise click.UsageError("give either --policy or --key/--threshold, not both")
+    if policy_path is not None:
+        from .sign.policy import load_policy
+
+        return load_policy(policy_path)
+    if threshold is not None and not keys:
+        raise click.UsageError("--threshold needs trusted keys: add --key A.pub (repeat for more)")
+    if not keys:
+        return None
+    from .sign.keys import load_public_key
+    from .sign.policy import policy_from_keys
+
+    loaded = [load_public_key(k) for k in keys]
+    try:
+        return policy_from_keys(loaded, threshold)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--threshold") from None
+
+
+def _state_path(state_path: str | None) -> Path:
+    from .sign.state import default_state_path
+
+    return Path(state_path) if state_path is not None else default_state_path()
+
+
+def _report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoReturn:
+    if as_json:
+        _emit(report.to_dict())
+    elif report.ok:
+        v = report.verified
+        line = f"Verified {report.stack} {report.version}: {len(report.steps)} steps, manifest digest {report.digest}"
+        if v.envelope is not None:
+            rule = report.trust or {}
+            line += (f"\nSigned by {len(v.signed_by)} of {rule.get('threshold')} required trusted key(s): "
+                     f"{', '.join(v.signed_by)}; expires {rule.get('expires')}")
+        click.echo(line + note)
+    else:
+        for p in report.problems:
+            click.echo(f"{p.message} [{p.code}]", err=True)
+        click.echo(f"Rejected {report.stack or label}: {len(report.problems)} problem(s); nothing may run.", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
 @main.command(context_settings=CONTEXT)
-@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
 @click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
               help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
+@click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
+              help="DSSE envelope. Default: STACK.json.dsse beside the manifest.")
+@_trust_options
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"ok", "stack", "version", "digest", "steps", "problems"}.')
-def verify(manifest: str, steps_dir: str | None, as_json: bool) -> None:
-    """Verify MANIFEST and every step it pins. All or nothing.
+              help='Print {"ok", "stack", "version", "digest", "steps", "problems"[, "trust"]}.')
+def verify(
+    target: str,
+    steps_dir: str | None,
+    envelope_path: str | None,
+    keys: tuple[str, ...],
+    threshold: int | None,
+    policy_path: str | None,
+    expected_name: str | None,
+    state_path: str | None,
+    now_text: str | None,
+    as_json: bool,
+) -> None:
+    """Verify a stack (STACK.json with steps/, or a .lodepack) and every step it pins. All or nothing.
 
     Checks the manifest against skill-stack-v1; every listed step present,
     canonical, pinned, with the pinned fingerprint and its own stepName;
     no pin without a step; the DAG closed and acyclic; the entry point a
-    root. Reports every problem with a stable code; exit 0 verified, 1 rejected.
-    """
-    from .loaders import verify_stack_files
+    root.
 
+    \b
+    With --key (or --policy) it first checks the DSSE envelope: valid
+    signatures from THRESHOLD distinct trusted keys over the exact manifest
+    bytes; the signed digest, name and version; the expiry (freeze); and
+    that the version is not older than the one verified before (rollback).
+    A success records the version in the state file.
+      lodec verify stack.json --key alice.pub --key bob.pub --threshold 2
+      lodec verify release.lodepack --policy trust.toml --name code-review-pipeline
+
+    Reports every problem with a stable code; exit 0 verified, 1 rejected.
+    """
+    from .loaders import is_pack_file, load_pack_file, record_success, verify_signed_files, verify_stack_files
+
+    now = _now(now_text)  # one reference time for the whole verification
     try:
-        report = verify_stack_files(manifest, steps_dir)
+        policy = _policy(keys, threshold, policy_path)
+        if expected_name is not None and policy is None:
+            raise click.UsageError("--name is checked against the signed name: add --key or --policy")
+        note = ""
+        if is_pack_file(target):
+            from .pack import verify_pack
+            from .sign.state import load_state
+
+            if steps_dir is not None or envelope_path is not None:
+                raise click.UsageError("--steps and --envelope apply to STACK.json, not to a pack")
+            pack = load_pack_file(target)
+            state = _state_path(state_path) if policy is not None else None
+            report = verify_pack(pack, file=target, policy=policy, now=now, expected_name=expected_name,
+                                 trusted_versions=load_state(state) if state is not None else None)
+            if state is not None:
+                record_success(report, state, now)
+            if policy is None and pack.envelope is not None:
+                note = " (signatures not checked: add --key or --policy)"
+        elif policy is not None:
+            report = verify_signed_files(target, policy=policy, now=now, state_path=_state_path(state_path),
+                                         expected_name=expected_name, steps_dir=steps_dir,
+                                         envelope_path=envelope_path)
+        else:
+            if envelope_path is not None:
+                raise click.UsageError("--envelope is checked only with --key or --policy")
+            report = verify_stack_files(target, steps_dir)
+            from .loaders import envelope_path_for
+
+            if envelope_path_for(target).exists():
+                note = " (signatures not checked: add --key or --policy)"
+    except LodecError as exc:
+        _fail(exc, as_json)
+    _report_out(report, target, as_json, note)
+
+
+# -------------------------------------------------------------------- keys
+
+
+@main.group(context_settings=CONTEXT)
+def key() -> None:
+    """Generate Ed25519 signing keys and print keyids."""
+
+
+def _passphrase(var: str | None) -> bytes | None:
+    import os
+
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        raise click.BadParameter(f"environment variable {var} is not set or empty", param_hint="--passphrase-env")
+    return value.encode("utf-8")
+
+
+@key.command("generate", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--passphrase-env", "passphrase_env", metavar="VAR",
+              help="Encrypt NAME.key with the passphrase in environment variable VAR.")
+@click.option("--force", is_flag=True, help="Replace existing NAME.key / NAME.pub.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"private", "public", "keyid"}.')
+def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bool) -> None:
+    """Write NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SubjectPublicKeyInfo PEM).
+
+    NAME may include a directory (keys/alice). Keep NAME.key secret; give
+    NAME.pub to whoever verifies. The keyid printed is the SHA-256 of the
+    public key's DER encoding (see `lodec key id`).
+    """
+    from .files import atomic_write
+    from .names import is_safe_name
+    from .sign.keys import generate_key, private_key_pem
+
+    base = Path(name)
+    if not is_safe_name(base.name):
+        raise click.BadParameter(f"{base.name!r} is not a safe file name (A-Z a-z 0-9 . _ -)", param_hint="NAME")
+    private, public = base.with_name(base.name + ".key"), base.with_name(base.name + ".pub")
+    passphrase = _passphrase(passphrase_env)
+    try:
+        for path in (private, public):
+            if path.exists() and not force:
+                raise LodecError("already exists; pass --force to replace it", code="file_exists", file=str(path))
+        k = generate_key()
+        atomic_write(private, private_key_pem(k, passphrase), mode=0o600)
+        atomic_write(public, k.public.pem(), mode=0o644)
     except LodecError as exc:
         _fail(exc, as_json)
     if as_json:
-        _emit(report.to_dict())
-    elif report.ok:
-        click.echo(f"Verified {report.stack} {report.version}: {len(report.steps)} steps, manifest digest {report.digest}")
+        _emit({"private": str(private), "public": str(public), "keyid": k.public.keyid})
     else:
-        for p in report.problems:
-            click.echo(f"{p.message} [{p.code}]", err=True)
-        click.echo(
-            f"Rejected {report.stack or manifest}: {len(report.problems)} problem(s); nothing may run.", err=True
-        )
-    sys.exit(0 if report.ok else 1)
+        enc = ", encrypted" if passphrase else ""
+        click.echo(f"Wrote {private} (private{enc}, mode 0600) and {public}")
+        click.echo(f"Keyid: {k.public.keyid}")
+
+
+@key.command("id", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--passphrase-env", "passphrase_env", metavar="VAR", help="Passphrase of an encrypted private key.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"file", "keyid"}.')
+def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
+    """Print the keyid of FILE: a public key (PEM or ssh-ed25519) or a private key.
+
+    keyid = "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo, the
+    same for a key in PEM or OpenSSH form:
+    openssl pkey -pubin -in K.pub -outform DER | sha256sum
+    """
+    from .sign.keys import load_any_key
+
+    try:
+        public = load_any_key(file, passphrase=_passphrase(passphrase_env))
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"file": file, "keyid": public.keyid})
+    else:
+        click.echo(public.keyid)
+
+
+# -------------------------------------------------------------------- sign
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key (NAME.key).")
+@click.option("--passphrase-env", "passphrase_env", metavar="VAR", help="Passphrase of an encrypted key.")
+@click.option("--expires", "expires_text", metavar="TIMESTAMP",
+              help="Expiry of a new envelope (RFC 3339, e.g. 2027-01-31T00:00:00Z).")
+@click.option("--expires-in", "expires_in", metavar="DURATION",
+              help="Expiry of a new envelope from now: 90d, 12h, 2w ... Default: 90d.")
+@click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
+              help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
+@click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
+              help="Envelope to write. Default: STACK.json.dsse beside the manifest.")
+@click.option("--now", "now_text", metavar="TIMESTAMP", help="Reference time. Default: the current time.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"envelope", "keyid", "added", "signatures", "expires"}.')
+def sign(
+    manifest: str,
+    key_path: str,
+    passphrase_env: str | None,
+    expires_text: str | None,
+    expires_in: str | None,
+    steps_dir: str | None,
+    envelope_path: str | None,
+    now_text: str | None,
+    as_json: bool,
+) -> None:
+    """Sign STACK.json with a private key: write or extend STACK.json.dsse.
+
+    The stack is verified first (only a valid stack can be signed). The
+    first signature creates a DSSE envelope whose payload is an in-toto
+    Statement v1 approving the manifest's exact bytes, its canonical digest,
+    name, version and expiry. Signing again with another key adds a
+    signature to the same envelope. See docs/signing.md.
+
+    \b
+      lodec sign stack.json --key alice.key --expires-in 30d
+      lodec sign stack.json --key bob.key
+    """
+    from .files import atomic_write
+    from .loaders import envelope_path_for, read_optional, verify_stack_files
+    from .sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
+    from .sign.keys import load_private_key
+    from .sign.signer import sign_stack
+    from .sign.statement import format_time, parse_duration, parse_time
+
+    if expires_text is not None and expires_in is not None:
+        raise click.UsageError("give --expires or --expires-in, not both")
+    now = _now(now_text)
+    expires = None
+    try:
+        if expires_text is not None:
+            expires = parse_time(expires_text)
+        elif expires_in is not None:
+            expires = now + parse_duration(expires_in)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires" if expires_text else "--expires-in") from None
+    env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
+    try:
+        private = load_private_key(key_path, passphrase=_passphrase(passphrase_env))
+        report = verify_stack_files(manifest, steps_dir)
+        if not report.ok:
+            for p in report.problems:
+                click.echo(f"{p.message} [{p.code}]", err=True)
+            raise LodecError(f"not signed: the stack fails verification ({len(report.problems)} problem(s))",
+                             code="verification_failed", file=manifest)
+        existing_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+        existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
+        envelope, added = sign_stack(report.require(), private, now=now, expires=expires, existing=existing,
+                                     envelope_file=str(env_path))
+        if added:
+            atomic_write(env_path, envelope.to_json())
+    except LodecError as exc:
+        if exc.file is None:
+            exc.file = manifest
+        _fail(exc, as_json)
+    from .sign.statement import parse_statement
+
+    approval = parse_statement(envelope.payload, file=str(env_path))
+    summary = {"envelope": str(env_path), "keyid": private.public.keyid, "added": added,
+               "signatures": len(envelope.signatures), "expires": format_time(approval.expires),
+               "stack": approval.name, "version": approval.version, "digest": approval.digest}
+    if as_json:
+        _emit(summary)
+    else:
+        verb = "Signed" if added else "Already signed by this key:"
+        click.echo(f"{verb} {approval.name} {approval.version} → {env_path} ({len(envelope.signatures)} signature(s), "
+                   f"expires {summary['expires']})")
+        click.echo(f"Keyid: {private.public.keyid}")
+
+
+# -------------------------------------------------------------------- pack
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Pack to write (NAME.lodepack).")
+@click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
+              help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
+@click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
+              help="DSSE envelope to include. Default: STACK.json.dsse beside the manifest, if present.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"output", "bytes", "steps", "signed", "digest"}.')
+def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str | None, as_json: bool) -> None:
+    """Write one file holding STACK.json, its step veins, the schemas and the signatures.
+
+    The stack is verified first. The pack is deterministic (the same inputs
+    give the same bytes) and its digest is printed (BLAKE3 and SHA-256 of
+    the file, as b3sum / sha256sum print them). Format: docs/pack-format.md.
+    Consumers run `lodec verify NAME.lodepack --key ...` or `lodec unpack`.
+    """
+    from .files import atomic_write
+    from .loaders import envelope_path_for, read_optional, verify_stack_files
+    from .pack import build_pack
+    from .schema import builtin_schema_bytes
+    from .sign.dsse import MAX_ENVELOPE_BYTES
+    from .sign.statement import file_digests
+
+    try:
+        report = verify_stack_files(manifest, steps_dir)
+        if not report.ok:
+            for p in report.problems:
+                click.echo(f"{p.message} [{p.code}]", err=True)
+            raise LodecError(f"not packed: the stack fails verification ({len(report.problems)} problem(s))",
+                             code="verification_failed", file=manifest)
+        env = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
+        envelope = read_optional(env, MAX_ENVELOPE_BYTES)
+        if envelope is None and envelope_path is not None:
+            raise LodecError("no such file", code="file_not_found", file=str(env))
+        if envelope is not None:
+            from .sign.dsse import parse_envelope
+
+            parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
+        data = build_pack(report.require(), manifest_name=Path(manifest).name,
+                          step_schema=builtin_schema_bytes("skill-step-v1"),
+                          stack_schema=builtin_schema_bytes("skill-stack-v1"),
+                          envelope=envelope)
+        atomic_write(output, data)
+    except LodecError as exc:
+        _fail(exc, as_json)
+    digests = file_digests(data)
+    summary = {"output": output, "bytes": len(data), "steps": len(report.steps), "signed": envelope is not None,
+               "digest": {"blake3": digests["blake3"], "sha256": digests["sha256"]}}
+    if as_json:
+        _emit(summary)
+    else:
+        signed = "signed" if envelope is not None else "UNSIGNED"
+        click.echo(f"Packed {report.stack} {report.version} → {output}: {len(report.steps)} steps, {signed}, "
+                   f"{len(data)} bytes")
+        click.echo(f"Pack digest: blake3:{digests['blake3']}")
+        click.echo(f"             sha256:{digests['sha256']}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("pack_file", metavar="PACK.lodepack", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory to extract into (must be new or empty).")
+@_trust_options
+@click.option("--unsigned", is_flag=True, help="Accept an unsigned pack (core verification only; no --key).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verification report and the files written.")
+def unpack(
+    pack_file: str,
+    output: str,
+    keys: tuple[str, ...],
+    threshold: int | None,
+    policy_path: str | None,
+    expected_name: str | None,
+    state_path: str | None,
+    now_text: str | None,
+    unsigned: bool,
+    as_json: bool,
+) -> None:
+    """Verify PACK.lodepack, then extract it into OUTPUT. Nothing is written unless it verifies.
+
+    Writes <manifest>.json, <manifest>.json.dsse, steps/<name>.vein and
+    schemas/{step,stack}.lode: exactly the verified bytes, as regular
+    files. Refuses a non-empty OUTPUT; a pack cannot hold links, paths
+    outside OUTPUT, duplicate members or members over the size caps.
+
+    \b
+      lodec unpack release.lodepack -o release/ --key alice.pub --key bob.pub --threshold 2
+    """
+    from .loaders import load_pack_file, record_success
+    from .pack import unpack as unpack_files
+    from .pack import verify_pack
+    from .sign.state import load_state
+
+    now = _now(now_text)
+    try:
+        policy = _policy(keys, threshold, policy_path)
+        if policy is None and not unsigned:
+            raise click.UsageError("unpack verifies signatures first: add --key A.pub (or --policy FILE), "
+                                   "or --unsigned for a pack you trust by other means")
+        if policy is not None and unsigned:
+            raise click.UsageError("--unsigned cannot be combined with --key or --policy")
+        pack = load_pack_file(pack_file)
+        state = _state_path(state_path) if policy is not None else None
+        report = verify_pack(pack, file=pack_file, policy=policy, now=now, expected_name=expected_name,
+                             trusted_versions=load_state(state) if state is not None else None)
+        if not report.ok:
+            _report_out(report, pack_file, as_json)
+        if state is not None:
+            record_success(report, state, now)
+        written = unpack_files(pack, report.require(), output)
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({**report.to_dict(), "output": output, "files": [str(p) for p in written]})
+    else:
+        click.echo(f"Verified {report.stack} {report.version} and unpacked {len(written)} files into {output}")
 
 
 # ------------------------------------------------------------------ import

@@ -105,3 +105,15 @@ class VerificationFailed(LodecError):
     def __init__(self, report: object, message: str = "stack rejected") -> None:
         super().__init__(message)
         self.report = report
+
+
+class KeyInvalid(LodecError):
+    """A key file is unreadable, malformed, encrypted without a passphrase, or not Ed25519."""
+
+    code = "key_invalid"
+
+
+class EnvelopeError(LodecError):
+    """A DSSE envelope, its payload, a trust policy or a pack is malformed."""
+
+    code = "envelope_malformed"

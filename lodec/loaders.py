@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import LodecError
 from .files import read_bounded
 from .limits import DEFAULT_LIMITS, Limits
 from .schema import Schema
 from .verify import VerificationReport, verify_stack
+
+if TYPE_CHECKING:
+    from .pack import Pack
+    from .sign.policy import TrustPolicy
 
 
 def default_steps_dir(manifest_path: str | os.PathLike[str]) -> Path:
@@ -44,12 +50,7 @@ def verify_stack_files(
 
     def read_step(name: str) -> bytes | None:
         # verify_stack only passes safe names, so this cannot leave steps_path.
-        try:
-            return read_bounded(f"{prefix}{name}.vein", limits.max_file_bytes)
-        except LodecError as exc:
-            if exc.code == "file_not_found":
-                return None
-            raise
+        return read_optional(f"{prefix}{name}.vein", limits.max_file_bytes)
 
     return verify_stack(
         manifest_bytes,
@@ -60,3 +61,87 @@ def verify_stack_files(
         stack_schema=stack_schema,
         limits=limits,
     )
+
+
+def envelope_path_for(manifest_path: str | os.PathLike[str]) -> Path:
+    """``STACK.json.dsse`` beside ``STACK.json``."""
+    p = Path(manifest_path)
+    return p.with_name(p.name + ".dsse")
+
+
+def read_optional(path: str | os.PathLike[str], max_bytes: int) -> bytes | None:
+    """The file's bytes (bounded), or ``None`` if it does not exist."""
+    try:
+        return read_bounded(path, max_bytes)
+    except LodecError as exc:
+        if exc.code == "file_not_found":
+            return None
+        raise
+
+
+def is_pack_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` starts with the vein magic (a ``.lodepack``), not JSON."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"VEIN"
+    except OSError:
+        return False
+
+
+def verify_signed_files(
+    manifest_path: str | os.PathLike[str],
+    *,
+    policy: TrustPolicy,
+    now: datetime,
+    state_path: str | os.PathLike[str],
+    expected_name: str | None = None,
+    steps_dir: str | os.PathLike[str] | None = None,
+    envelope_path: str | os.PathLike[str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerificationReport:
+    """Signed verification of ``STACK.json`` + ``STACK.json.dsse`` + ``steps/``; records the version on success.
+
+    Each file is read once; the bytes checked are the bytes in the result.
+    On success the stack's version is recorded in ``state_path``
+    (``lodec.sign.state``); on failure nothing is recorded.
+
+    Raises:
+        LodecError: the manifest cannot be read, or the state file is invalid or unwritable.
+    """
+    from .sign.dsse import MAX_ENVELOPE_BYTES
+    from .sign.state import load_state
+    from .sign.trust import verify_signed_stack
+
+    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
+    env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest_path)
+    manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
+    envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+    trusted = load_state(state_path)
+    prefix = os.path.join(os.fspath(steps_path), "")
+
+    def read_step(name: str) -> bytes | None:
+        return read_optional(f"{prefix}{name}.vein", limits.max_file_bytes)
+
+    report = verify_signed_stack(
+        manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted,
+        expected_name=expected_name, manifest_file=str(manifest_path), envelope_file=str(env_path),
+        step_file=lambda name: f"{prefix}{name}.vein", limits=limits,
+    )
+    record_success(report, state_path, now)
+    return report
+
+
+def record_success(report: VerificationReport, state_path: str | os.PathLike[str], now: datetime) -> None:
+    """Record a successful signed verification's version in the rollback state."""
+    from .sign.state import record_verified
+
+    if report.verified is not None and report.verified.envelope is not None:
+        v = report.verified
+        record_verified(state_path, v.name, v.version, v.digest, now)
+
+
+def load_pack_file(path: str | os.PathLike[str]) -> Pack:
+    """Read (bounded by ``MAX_PACK_BYTES``) and decode a pack; see ``lodec.pack.read_pack``."""
+    from .pack import MAX_PACK_BYTES, read_pack
+
+    return read_pack(read_bounded(path, MAX_PACK_BYTES), file=os.fspath(path))

@@ -298,18 +298,21 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
 
 _BUILTIN_CACHE: dict[str, Schema] = {}
 
-BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1")
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "lodepack-v1")
+
+
+def builtin_schema_bytes(name: str) -> bytes:
+    """The ``.lode`` file bytes of a built-in schema (as packed into ``.lodepack`` files)."""
+    if name not in BUILTIN_SCHEMAS:
+        raise SchemaError(f"no built-in schema {name!r}; known: {', '.join(BUILTIN_SCHEMAS)}")
+    with open(os.path.join(os.path.dirname(__file__), "schemas", f"{name}.lode"), "rb") as fh:
+        return fh.read()
 
 
 def builtin_schema(name: str) -> Schema:
-    """A schema shipped with lodec: ``skill-step-v1`` or ``skill-stack-v1`` (seed 004, verbatim)."""
+    """A schema shipped with lodec: ``skill-step-v1``, ``skill-stack-v1`` (seed 004, verbatim) or ``lodepack-v1``."""
     if name not in _BUILTIN_CACHE:
-        if name not in BUILTIN_SCHEMAS:
-            raise SchemaError(f"no built-in schema {name!r}; known: {', '.join(BUILTIN_SCHEMAS)}")
-        path = os.path.join(os.path.dirname(__file__), "schemas", f"{name}.lode")
-        with open(path, "rb") as fh:
-            data = fh.read()
-        _BUILTIN_CACHE[name] = parse_schema(data, source=f"{name}.lode")
+        _BUILTIN_CACHE[name] = parse_schema(builtin_schema_bytes(name), source=f"{name}.lode")
     return _BUILTIN_CACHE[name]
 
 
@@ -321,3 +324,8 @@ def skill_step_schema() -> Schema:
 def skill_stack_schema() -> Schema:
     """The SkillStack schema (``schemas/skill-stack-v1.lode``)."""
     return builtin_schema("skill-stack-v1")
+
+
+def lodepack_schema() -> Schema:
+    """The pack container schema (``schemas/lodepack-v1.lode``, ``docs/pack-format.md``)."""
+    return builtin_schema("lodepack-v1")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .codec import Vein, decode_vein, record_from_json
@@ -72,6 +73,10 @@ class VerifiedStack:
         order: the steps in topological order: the manifest's own order when
             it is one (as ``lodec stack build`` writes it), else the
             deterministic order of ``stack.topological_order``.
+        envelope: the DSSE envelope bytes whose signatures were verified
+            (``None`` for an unsigned verification).
+        signed_by: keyids of the distinct trusted keys with a valid signature.
+        expires: the signed expiry (UTC), or ``None`` when unsigned.
     """
 
     manifest_bytes: bytes
@@ -79,6 +84,9 @@ class VerifiedStack:
     digest: str
     steps: dict[str, Vein]
     order: tuple[str, ...]
+    envelope: bytes | None = None
+    signed_by: tuple[str, ...] = ()
+    expires: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -99,6 +107,9 @@ class VerificationReport:
     steps: list[StepResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     verified: VerifiedStack | None = None
+    #: Filled by signed verification (``lodec.sign.trust``) only: the rule
+    #: applied, the signed approval and each signature's outcome.
+    trust: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,8 +126,8 @@ class VerificationReport:
         self.problems.append(Problem(code, step, message))
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape: ``{"ok", "stack", "version", "digest", "steps", "problems"}``."""
-        return {
+        """The ``--json`` shape: ``{"ok", "stack", "version", "digest", "steps", "problems"}``, plus ``"trust"`` when signed."""
+        out = {
             "ok": self.ok,
             "stack": self.stack,
             "version": self.version,
@@ -124,6 +135,9 @@ class VerificationReport:
             "steps": [s.to_dict() for s in self.steps],
             "problems": [p.to_dict() for p in self.problems],
         }
+        if self.trust is not None:
+            out["trust"] = self.trust
+        return out
 
 
 def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
@@ -192,6 +206,19 @@ def _verify(
     limits: Limits,
 ) -> VerificationReport:
     report = VerificationReport()
+    parsed = parse_manifest(report, manifest_bytes, manifest_file, stack_schema, limits)
+    if parsed is not None:
+        verify_steps(report, manifest_bytes, parsed[0], parsed[1], read_step, step_file, step_schema, limits)
+    return report
+
+
+def parse_manifest(
+    report: VerificationReport, manifest_bytes: bytes, manifest_file: str, stack_schema: Schema, limits: Limits
+) -> tuple[dict[str, Any], str] | None:
+    """Phase 1: parse the manifest and compute its canonical digest; fills ``report.stack/version/digest``.
+
+    Returns ``(manifest, digest)``, or ``None`` after adding ``manifest_invalid``.
+    """
     try:
         manifest = record_from_json(
             loads_strict(manifest_bytes, file=manifest_file, limits=limits), stack_schema, file=manifest_file, limits=limits
@@ -199,9 +226,22 @@ def _verify(
         digest = manifest_vein(manifest, stack_schema, _validated=True).fingerprint
     except LodecError as exc:
         report.add("manifest_invalid", None, f"{exc} [{exc.code}]")
-        return report
+        return None
     report.stack, report.version, report.digest = manifest["name"], manifest["version"], digest
+    return manifest, digest
 
+
+def verify_steps(
+    report: VerificationReport,
+    manifest_bytes: bytes,
+    manifest: dict[str, Any],
+    digest: str,
+    read_step: StepReader,
+    step_file: Callable[[str], str],
+    step_schema: Schema,
+    limits: Limits,
+) -> None:
+    """Phase 2: every step and the graph; sets ``report.verified`` if the report has no problems at the end."""
     listed: list[str] = manifest["steps"]
     pins: dict[str, str] = manifest["stepFingerprints"]
     seen: set[str] = set()
@@ -283,4 +323,3 @@ def _verify(
 
     if not report.problems:
         report.verified = VerifiedStack(manifest_bytes, manifest, digest, veins, tuple(order))
-    return report

@@ -1,0 +1,207 @@
+"""Ed25519 keys: generate, load (PEM or OpenSSH), keyid.
+
+Private keys are PKCS#8 PEM (RFC 5208/5958; encrypted with the
+``cryptography`` library's best available PKCS#8 encryption when a
+passphrase is given) or OpenSSH private keys. Public keys are
+SubjectPublicKeyInfo PEM (RFC 8410) or one ``ssh-ed25519 AAAA… comment``
+line. Only Ed25519 (RFC 8032) is accepted.
+
+The keyid is ``sha256:<hex>`` of the key's DER SubjectPublicKeyInfo
+(44 bytes for Ed25519), so a PEM key and the same key in OpenSSH form have
+one keyid, and anyone can recompute it:
+``openssl pkey -pubin -in K.pub -outform DER | sha256sum``.
+The keyid is only a hint in envelopes (DSSE v1): trust decisions use the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import KeyInvalid, LodecError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+MAX_KEY_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A trusted or signing public key.
+
+    Attributes:
+        key: the ``cryptography`` Ed25519 public key.
+        keyid: ``sha256:<64 hex>`` of the DER SubjectPublicKeyInfo.
+        source: where it came from (a path or label), for messages.
+    """
+
+    key: Ed25519PublicKey
+    keyid: str
+    source: str
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """True if ``signature`` (64 bytes, RFC 8032) is valid for ``message`` under this key."""
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self.key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    def pem(self) -> bytes:
+        """SubjectPublicKeyInfo PEM (RFC 8410)."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """A signing key with its public half (``public.keyid`` names it)."""
+
+    key: Ed25519PrivateKey
+    public: PublicKey
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature (RFC 8032, deterministic) of ``message``."""
+        return self.key.sign(message)
+
+
+def keyid_of(key: Ed25519PublicKey) -> str:
+    """``sha256:<hex>`` of the DER SubjectPublicKeyInfo of ``key``."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _public(key: Ed25519PublicKey, source: str) -> PublicKey:
+    return PublicKey(key, keyid_of(key), source)
+
+
+def _require_ed25519(key: object, source: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    if not isinstance(key, (Ed25519PrivateKey, Ed25519PublicKey)):
+        kind = type(key).__name__.lstrip("_")
+        raise KeyInvalid(f"{kind} is not supported; lodec signs with Ed25519 keys only", code="key_unsupported", file=source)
+
+
+def generate_key() -> PrivateKey:
+    """A new random Ed25519 key pair."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    return PrivateKey(key, _public(key.public_key(), "<generated>"))
+
+
+def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM of ``key``; encrypted (PKCS#8 ``BestAvailableEncryption``) if ``passphrase`` is given."""
+    from cryptography.hazmat.primitives import serialization
+
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    )
+    return key.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def parse_private_key(data: bytes, *, source: str = "<key>", passphrase: bytes | None = None) -> PrivateKey:
+    """Parse a PKCS#8 PEM or OpenSSH Ed25519 private key.
+
+    Raises:
+        KeyInvalid: code ``key_invalid`` (malformed, or a public key given),
+            ``key_encrypted`` (encrypted and no passphrase), ``key_passphrase``
+            (wrong passphrase), ``key_unsupported`` (not Ed25519).
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    text = data.lstrip()
+    if text.startswith(b"ssh-") or b"PUBLIC KEY-----" in text[:64]:
+        raise KeyInvalid("this is a public key; signing needs the private key (NAME.key)", file=source)
+    try:
+        if text.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):
+            key = serialization.load_ssh_private_key(data, passphrase)
+        else:
+            key = serialization.load_pem_private_key(data, passphrase)
+    except TypeError as exc:
+        # cryptography: "Password was not given but private key is encrypted" (or the reverse).
+        if passphrase is None:
+            raise KeyInvalid(
+                "the key is encrypted; pass --passphrase-env VAR naming a variable that holds its passphrase",
+                code="key_encrypted", file=source,
+            ) from None
+        raise KeyInvalid(f"cannot use a passphrase with this key: {exc}", file=source) from None
+    except ValueError as exc:
+        if passphrase is not None and ("password" in str(exc).lower() or "decrypt" in str(exc).lower()):
+            raise KeyInvalid("wrong passphrase, or the key is corrupted", code="key_passphrase", file=source) from None
+        raise KeyInvalid(f"not a PKCS#8 PEM or OpenSSH private key ({exc})", file=source) from None
+    except Exception as exc:  # cryptography raises UnsupportedAlgorithm and others for odd input
+        raise KeyInvalid(f"not a usable private key ({type(exc).__name__}: {exc})", file=source) from None
+    _require_ed25519(key, source)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    assert isinstance(key, Ed25519PrivateKey)
+    return PrivateKey(key, _public(key.public_key(), source))
+
+
+def parse_public_key(data: bytes, *, source: str = "<key>") -> PublicKey:
+    """Parse an SPKI PEM or ``ssh-ed25519`` public key.
+
+    A private key file is refused (``key_invalid``): trust is configured with
+    public keys only, so that a policy never needs a secret.
+
+    Raises:
+        KeyInvalid: code ``key_invalid`` or ``key_unsupported``.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    text = data.strip()
+    if b"PRIVATE KEY-----" in text[:64]:
+        raise KeyInvalid("this is a private key; give the public key (NAME.pub)", file=source)
+    try:
+        if text.startswith(b"ssh-"):
+            key = serialization.load_ssh_public_key(text)
+        else:
+            key = serialization.load_pem_public_key(text)
+    except Exception as exc:  # ValueError, UnsupportedAlgorithm, ...
+        raise KeyInvalid(f"not an SPKI PEM or OpenSSH public key ({exc})", file=source) from None
+    _require_ed25519(key, source)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    assert isinstance(key, Ed25519PublicKey)
+    return _public(key, source)
+
+
+def parse_any_key(data: bytes, *, source: str = "<key>", passphrase: bytes | None = None) -> PublicKey:
+    """The public key of a public or private key file (for ``lodec key id``)."""
+    head = data.lstrip()[:64]
+    if b"PRIVATE KEY-----" in head:
+        return parse_private_key(data, source=source, passphrase=passphrase).public
+    return parse_public_key(data, source=source)
+
+
+def _read(path: str) -> bytes:
+    from ..files import read_bounded
+
+    try:
+        return read_bounded(path, MAX_KEY_FILE_BYTES)
+    except LodecError as exc:
+        raise KeyInvalid(exc.message, code=exc.code, file=path) from None
+
+
+def load_private_key(path: str, *, passphrase: bytes | None = None) -> PrivateKey:
+    """Read and parse a private key file (see ``parse_private_key``)."""
+    return parse_private_key(_read(path), source=path, passphrase=passphrase)
+
+
+def load_public_key(path: str) -> PublicKey:
+    """Read and parse a public key file (see ``parse_public_key``)."""
+    return parse_public_key(_read(path), source=path)
+
+
+def load_any_key(path: str, *, passphrase: bytes | None = None) -> PublicKey:
+    """Read a public or private key file and return its public key."""
+    return parse_any_key(_read(path), source=path, passphrase=passphrase)

@@ -1,0 +1,165 @@
+"""Trust policies: which public keys are trusted, and how many must sign.
+
+A policy is a list of rules tried in order; the first whose ``stacks``
+pattern (``fnmatch`` syntax, case-sensitive) matches the stack name
+applies. Each rule names its trusted keys and a threshold ``t``: a stack
+needs valid signatures from at least ``t`` **distinct** keys of that rule
+(DSSE v1 "(t, n) multi-signature verification"; TUF's threshold).
+
+``--key A.pub --key B.pub --threshold 2`` on the command line is the policy
+with one rule ``stacks = "*"``. A policy file (TOML, ``docs/signing.md``)::
+
+    version = 1
+
+    [keys]
+    alice = "keys/alice.pub"            # relative to the policy file
+    bob = "ssh-ed25519 AAAAC3Nza... bob@example"   # or inline
+
+    [[rules]]
+    stacks = "release-*"
+    keys = ["alice", "bob"]
+    threshold = 2
+
+    [[rules]]
+    stacks = "*"
+    keys = ["alice", "bob"]
+    threshold = 1
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import EnvelopeError, LodecError
+from .keys import PublicKey, load_public_key, parse_public_key
+
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TrustRule:
+    """One rule: stack-name ``pattern``, distinct trusted ``keys``, ``threshold`` (1 <= t <= len(keys))."""
+
+    pattern: str
+    keys: tuple[PublicKey, ...]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Ordered rules; ``rule_for(name)`` is the first that matches."""
+
+    rules: tuple[TrustRule, ...]
+    source: str = "<policy>"
+
+    def rule_for(self, name: str) -> TrustRule | None:
+        """The first rule whose pattern matches ``name`` (``fnmatch.fnmatchcase``), or ``None``."""
+        for rule in self.rules:
+            if fnmatch.fnmatchcase(name, rule.pattern):
+                return rule
+        return None
+
+
+def _distinct(keys: Sequence[PublicKey]) -> tuple[PublicKey, ...]:
+    seen: dict[str, PublicKey] = {}
+    for k in keys:
+        seen.setdefault(k.keyid, k)
+    return tuple(seen.values())
+
+
+def policy_from_keys(keys: Sequence[PublicKey], threshold: int | None = None) -> TrustPolicy:
+    """The one-rule policy of ``--key``/``--threshold`` (threshold default 1).
+
+    The same key given twice counts once.
+
+    Raises:
+        ValueError: no keys, or ``threshold`` not in 1..(distinct keys).
+    """
+    distinct = _distinct(keys)
+    t = 1 if threshold is None else threshold
+    if not distinct:
+        raise ValueError("no trusted keys")
+    if not 1 <= t <= len(distinct):
+        raise ValueError(f"threshold {t} needs 1 to {len(distinct)} (the number of distinct trusted keys)")
+    return TrustPolicy((TrustRule("*", distinct, t),), "--key")
+
+
+def _fail(message: str, file: str, at: str) -> EnvelopeError:
+    return EnvelopeError(message, code="policy_invalid", file=file, location=at)
+
+
+def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike[str] = ".") -> TrustPolicy:
+    """Parse a TOML trust policy (see the module docstring). Key paths are relative to ``base``.
+
+    Raises:
+        EnvelopeError: code ``policy_invalid`` with the place (``/rules/0/threshold``).
+        KeyInvalid: a named key file is missing or not an Ed25519 public key.
+    """
+    import tomllib
+
+    try:
+        doc: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise _fail(f"not TOML: {exc}", file, "/") from None
+    if doc.get("version") != 1:
+        raise _fail("version must be 1", file, "/version")
+    extra = sorted(set(doc) - {"version", "keys", "rules"})
+    if extra:
+        raise _fail(f"unknown field {extra[0]!r}", file, f"/{extra[0]}")
+    keys_doc = doc.get("keys")
+    if not isinstance(keys_doc, dict) or not keys_doc:
+        raise _fail("[keys] must name at least one key: label = \"path/to/key.pub\"", file, "/keys")
+    keys: dict[str, PublicKey] = {}
+    for label, value in keys_doc.items():
+        at = f"/keys/{label}"
+        if not isinstance(value, str) or not value.strip():
+            raise _fail("must be a key file path or an inline public key", file, at)
+        text = value.strip()
+        if text.startswith(("ssh-", "-----BEGIN")):
+            keys[label] = parse_public_key(text.encode("utf-8"), source=f"{file}#{at}")
+        else:
+            keys[label] = load_public_key(os.fspath(Path(base) / text))
+    rules_doc = doc.get("rules")
+    if not isinstance(rules_doc, list) or not rules_doc:
+        raise _fail("needs at least one [[rules]] table", file, "/rules")
+    rules = []
+    for i, rule in enumerate(rules_doc):
+        at = f"/rules/{i}"
+        if not isinstance(rule, dict):
+            raise _fail("must be a table", file, at)
+        extra = sorted(set(rule) - {"stacks", "keys", "threshold"})
+        if extra:
+            raise _fail(f"unknown field {extra[0]!r}", file, f"{at}/{extra[0]}")
+        pattern = rule.get("stacks")
+        if not isinstance(pattern, str) or not pattern:
+            raise _fail('"stacks" must be a stack-name pattern such as "release-*" or "*"', file, f"{at}/stacks")
+        labels = rule.get("keys")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise _fail('"keys" must list key labels from [keys]', file, f"{at}/keys")
+        for j, label in enumerate(labels):
+            if label not in keys:
+                raise _fail(f"no key {label!r} in [keys]", file, f"{at}/keys/{j}")
+        distinct = _distinct([keys[x] for x in labels])
+        threshold = rule.get("threshold")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or not 1 <= threshold <= len(distinct):
+            raise _fail(f"threshold must be an integer from 1 to {len(distinct)} (distinct keys in this rule)",
+                        file, f"{at}/threshold")
+        rules.append(TrustRule(pattern, distinct, threshold))
+    return TrustPolicy(tuple(rules), file)
+
+
+def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
+    """Read and parse a policy file; key paths resolve beside it."""
+    from ..files import read_bounded
+
+    label = os.fspath(path)
+    try:
+        data = read_bounded(path, MAX_POLICY_BYTES)
+    except LodecError as exc:
+        raise EnvelopeError(exc.message, code=exc.code, file=label) from None
+    return parse_policy(data, file=label, base=Path(path).parent)

@@ -1,0 +1,191 @@
+"""The signed payload: an in-toto Statement v1 approving one stack.
+
+Shape (``docs/signing.md``; in-toto attestation framework, Statement v1)::
+
+    {"_type": "https://in-toto.io/Statement/v1",
+     "subject": [{"name": STACK_NAME,
+                  "digest": {"blake3": HEX, "sha256": HEX}}],
+     "predicateType": "https://lodec.dev/attestation/stack-approval/v1",
+     "predicate": {"stack": {"name": STACK_NAME, "version": VERSION,
+                             "digest": "blake3:HEX"},
+                   "expires": "YYYY-MM-DDTHH:MM:SSZ"}}
+
+The subject digests are plain BLAKE3 and SHA-256 of the manifest file's
+exact bytes (what ``b3sum`` / ``sha256sum`` print), so in-toto tooling and
+shell tools can match the subject; ``predicate.stack.digest`` is lodec's
+canonical manifest digest (``docs/vein-format.md``), which binds every step
+fingerprint and the schema. The payload is serialised with sorted keys and
+no whitespace, so one approval always has one byte form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from blake3 import blake3
+
+from ..errors import EnvelopeError, LodecError
+from ..fingerprint import is_fingerprint
+from ..limits import Limits
+from ..strictjson import loads_strict
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://lodec.dev/attestation/stack-approval/v1"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_DURATION = re.compile(r"(\d{1,6})([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_entries=16, max_json_depth=6)
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What a statement approves.
+
+    Attributes:
+        name, version: the stack's name and version (SkillStack fields).
+        digest: the canonical manifest digest, ``blake3:<hex>``.
+        expires: UTC expiry (second precision).
+        subject_digests: ``{"blake3": hex, "sha256": hex}`` of the manifest file bytes.
+    """
+
+    name: str
+    version: str
+    digest: str
+    expires: datetime
+    subject_digests: dict[str, str]
+
+
+def file_digests(data: bytes) -> dict[str, str]:
+    """in-toto digest set of ``data``: ``{"blake3": hex, "sha256": hex}`` (plain hashes of the bytes)."""
+    return {"blake3": blake3(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def format_time(when: datetime) -> str:
+    """RFC 3339 UTC with second precision, e.g. ``2027-01-31T00:00:00Z``."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with a time zone (``Z`` or ``±hh:mm``), or a date ``YYYY-MM-DD`` (midnight UTC).
+
+    Returns an aware UTC datetime truncated to the second.
+
+    Raises:
+        ValueError: not such a timestamp, or no time zone.
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += "T00:00:00Z"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an RFC 3339 timestamp such as 2027-01-31T00:00:00Z") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone; add Z for UTC")
+    return when.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``<n><unit>`` with unit s, m, h, d or w (e.g. ``90d``, ``12h``).
+
+    Raises:
+        ValueError: another shape, or zero.
+    """
+    m = _DURATION.fullmatch(text.strip())
+    if m is None or int(m.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration such as 90d, 12h, 30m or 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def build_statement(manifest_bytes: bytes, *, name: str, version: str, digest: str, expires: datetime) -> bytes:
+    """The payload bytes approving the manifest ``manifest_bytes`` (see the module docstring)."""
+    doc = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": file_digests(manifest_bytes)}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "stack": {"name": name, "version": version, "digest": digest},
+            "expires": format_time(expires),
+        },
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _obj(value: Any, keys: set[str], at: str, file: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise EnvelopeError("must be an object", code="statement_invalid", file=file, location=at)
+    extra = sorted(set(value) - keys)
+    if extra:
+        # Fail closed: a field this lodec does not understand may be a restriction it would miss.
+        raise EnvelopeError(f"unknown field {extra[0]!r}", code="statement_invalid", file=file, location=f"{at}/{extra[0]}")
+    missing = sorted(keys - set(value))
+    if missing:
+        raise EnvelopeError(f"missing field {missing[0]!r}", code="statement_invalid", file=file, location=at)
+    return value
+
+
+def _str(value: Any, at: str, file: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise EnvelopeError("must be a non-empty string", code="statement_invalid", file=file, location=at)
+    return value
+
+
+def parse_statement(payload: bytes, *, file: str = "<envelope>") -> Approval:
+    """Parse a signed payload strictly into an ``Approval``.
+
+    Call only on a payload whose signatures verified. Every field is
+    required and unknown fields are refused.
+
+    Raises:
+        EnvelopeError: code ``statement_invalid``, located by JSON pointer
+            inside the payload (``payload/predicate/expires``, ...).
+    """
+    where = f"{file}#payload"
+    try:
+        doc = loads_strict(payload, file=where, limits=_PAYLOAD_LIMITS)
+    except LodecError as exc:
+        raise EnvelopeError(f"payload is not strict JSON: {exc.message}", code="statement_invalid", file=where,
+                            location=exc.location) from None
+    top = _obj(doc, {"_type", "subject", "predicateType", "predicate"}, "", where)
+    if top["_type"] != STATEMENT_TYPE:
+        raise EnvelopeError(f"_type is not {STATEMENT_TYPE}", code="statement_invalid", file=where, location="/_type")
+    if top["predicateType"] != PREDICATE_TYPE:
+        raise EnvelopeError(f"predicateType is not {PREDICATE_TYPE}", code="statement_invalid", file=where,
+                            location="/predicateType")
+    subjects = top["subject"]
+    if not isinstance(subjects, list) or len(subjects) != 1:
+        raise EnvelopeError("subject must list exactly one stack", code="statement_invalid", file=where, location="/subject")
+    subject = _obj(subjects[0], {"name", "digest"}, "/subject/0", where)
+    digests = _obj(subject["digest"], {"blake3", "sha256"}, "/subject/0/digest", where)
+    for alg, value in digests.items():
+        if not isinstance(value, str) or not _HEX64.fullmatch(value):
+            raise EnvelopeError("must be 64 lowercase hex digits", code="statement_invalid", file=where,
+                                location=f"/subject/0/digest/{alg}")
+    predicate = _obj(top["predicate"], {"stack", "expires"}, "/predicate", where)
+    stack = _obj(predicate["stack"], {"name", "version", "digest"}, "/predicate/stack", where)
+    name = _str(stack["name"], "/predicate/stack/name", where)
+    version = _str(stack["version"], "/predicate/stack/version", where)
+    digest = _str(stack["digest"], "/predicate/stack/digest", where)
+    if not is_fingerprint(digest):
+        raise EnvelopeError("must be blake3:<64 lowercase hex>", code="statement_invalid", file=where,
+                            location="/predicate/stack/digest")
+    if _str(subject["name"], "/subject/0/name", where) != name:
+        raise EnvelopeError("subject name differs from predicate.stack.name", code="statement_invalid", file=where,
+                            location="/subject/0/name")
+    expires_text = _str(predicate["expires"], "/predicate/expires", where)
+    if not _TIME.fullmatch(expires_text):
+        raise EnvelopeError("must be YYYY-MM-DDTHH:MM:SSZ", code="statement_invalid", file=where,
+                            location="/predicate/expires")
+    try:
+        expires = parse_time(expires_text)
+    except ValueError as exc:
+        raise EnvelopeError(str(exc), code="statement_invalid", file=where, location="/predicate/expires") from None
+    return Approval(name, version, digest, expires, dict(digests))

@@ -1,0 +1,312 @@
+"""Signed verification: bytes in, a report out, no I/O.
+
+``verify_signed_stack`` judges a manifest, its DSSE envelope and its steps
+against a trust policy, a reference time and the rollback state, in this
+order (each stage runs only on what the previous one authenticated):
+
+1. the envelope parses (DSSE v1 JSON, at most ``MAX_SIGNATURES``);
+2. signatures: each is checked over ``PAE(payloadType, payload)`` against
+   every trusted key of the policy rule for the stack (the keyid is only a
+   hint for which key to try first). Valid signatures from at least
+   ``threshold`` distinct trusted keys are required; two signatures by one
+   key count once. Otherwise every bad signature is reported and nothing
+   else is parsed;
+3. ``payloadType`` is in-toto's, and the payload is a lodec stack-approval
+   Statement (``lodec.sign.statement``);
+4. the manifest's exact bytes have the signed subject digests (BLAKE3 and
+   SHA-256). From here the manifest is authenticated;
+5. the manifest's canonical digest, name and version equal the signed ones;
+   the name is the one expected (``expected_name``); the version is a
+   semantic version; ``now`` is before the signed expiry (freeze); the
+   version is not below the recorded one (rollback) nor equal to it with
+   another digest;
+6. the core step checks of ``lodec.verify`` on the same bytes.
+
+Every failure is a ``Problem`` with its own stable code (``docs/errors.md``).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from ..errors import LodecError
+from ..limits import DEFAULT_LIMITS, Limits
+from ..schema import Schema, skill_stack_schema, skill_step_schema
+from ..strictjson import loads_strict
+from ..verify import StepReader, VerificationReport, parse_manifest, verify_steps
+from .dsse import Envelope, parse_envelope
+from .keys import PublicKey
+from .policy import TrustPolicy, TrustRule
+from .state import TrustedVersion
+from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, parse_statement
+from .versions import compare_versions, parse_version
+
+ED25519_SIGNATURE_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """The outcome of one envelope signature.
+
+    ``status``: ``valid`` (counts toward the threshold), ``duplicate`` (valid,
+    by a key already counted), ``invalid`` (its keyid names a trusted key
+    but it verifies under none: tampered payload or signature, or a spoofed
+    keyid), ``untrusted`` (verifies under no trusted key: signed by another
+    key), ``malformed`` (not a 64-byte Ed25519 signature). ``key`` is the
+    keyid of the trusted key it verified under, if any.
+    """
+
+    index: int
+    keyid: str | None
+    status: str
+    key: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "keyid": self.keyid, "status": self.status, "key": self.key}
+
+
+_SIG_CODES = {
+    "invalid": "signature_invalid",
+    "untrusted": "signature_untrusted",
+    "malformed": "signature_malformed",
+    "duplicate": "signature_duplicate",
+}
+
+
+def check_signatures(envelope: Envelope, rule: TrustRule) -> tuple[list[SignatureCheck], tuple[str, ...]]:
+    """Check every signature of ``envelope`` against ``rule.keys`` (DSSE v1 multi-signature verification).
+
+    Returns the per-signature outcomes and the keyids of the distinct
+    trusted keys that signed, in signature order.
+    """
+    message = envelope.pae()
+    trusted = {k.keyid: k for k in rule.keys}
+    accepted: list[str] = []
+    checks = []
+    for i, s in enumerate(envelope.signatures):
+        if len(s.sig) != ED25519_SIGNATURE_BYTES:
+            checks.append(SignatureCheck(i, s.keyid, "malformed", None))
+            continue
+        # The keyid only orders the keys tried: a wrong or spoofed keyid changes nothing.
+        hinted = trusted.get(s.keyid) if s.keyid else None
+        candidates: list[PublicKey] = [hinted] if hinted else []
+        candidates += [k for k in rule.keys if k is not hinted]
+        match = next((k for k in candidates if k.verify(s.sig, message)), None)
+        if match is None:
+            checks.append(SignatureCheck(i, s.keyid, "invalid" if hinted else "untrusted", None))
+        elif match.keyid in accepted:
+            checks.append(SignatureCheck(i, s.keyid, "duplicate", match.keyid))
+        else:
+            accepted.append(match.keyid)
+            checks.append(SignatureCheck(i, s.keyid, "valid", match.keyid))
+    return checks, tuple(accepted)
+
+
+def _peek_name(payload: bytes) -> str | None:
+    # Only to choose the policy rule before the payload is authenticated; the
+    # signatures then decide, and the name is checked again once trusted.
+    try:
+        doc = loads_strict(payload, file="<payload>")
+        name = doc["predicate"]["stack"]["name"]
+    except (LodecError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def verify_signed_stack(
+    manifest_bytes: bytes,
+    envelope_bytes: bytes | None,
+    read_step: StepReader,
+    *,
+    policy: TrustPolicy,
+    now: datetime,
+    trusted_versions: Mapping[str, TrustedVersion] | None = None,
+    expected_name: str | None = None,
+    manifest_file: str = "stack.json",
+    envelope_file: str = "stack.json.dsse",
+    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
+    step_schema: Schema | None = None,
+    stack_schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerificationReport:
+    """Verify a signed stack (see the module docstring for the stages).
+
+    Args:
+        manifest_bytes: the manifest JSON, as read.
+        envelope_bytes: the DSSE envelope JSON, or ``None`` if there is none.
+        read_step: ``name -> vein bytes | None``, as for ``lodec.verify.verify_stack``.
+        policy: the trusted keys and thresholds.
+        now: the one reference time for the whole verification (aware, UTC).
+        trusted_versions: stack name -> highest version verified before.
+        expected_name: the stack name the caller asked for; another is refused.
+
+    Returns:
+        a ``VerificationReport`` with ``trust`` filled in; on success
+        ``report.verified`` carries the envelope and the signing keyids.
+        Never raises for bad input.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _verify_signed(
+            manifest_bytes, envelope_bytes, read_step, policy, now, trusted_versions or {}, expected_name,
+            manifest_file, envelope_file, step_file, step_schema or skill_step_schema(),
+            stack_schema or skill_stack_schema(), limits,
+        )
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _verify_signed(
+    manifest_bytes: bytes,
+    envelope_bytes: bytes | None,
+    read_step: StepReader,
+    policy: TrustPolicy,
+    now: datetime,
+    trusted_versions: Mapping[str, TrustedVersion],
+    expected_name: str | None,
+    manifest_file: str,
+    envelope_file: str,
+    step_file: Callable[[str], str],
+    step_schema: Schema,
+    stack_schema: Schema,
+    limits: Limits,
+) -> VerificationReport:
+    report = VerificationReport()
+    trust: dict[str, Any] = {"now": format_time(now), "rule": None, "threshold": None, "signedBy": [],
+                             "signatures": [], "expires": None}
+    report.trust = trust
+    if envelope_bytes is None:
+        report.add("envelope_missing", None, f"no signature envelope {envelope_file}: the stack is unsigned")
+        return report
+    try:
+        envelope = parse_envelope(envelope_bytes, file=envelope_file)
+    except LodecError as exc:
+        report.add(exc.code, None, f"{exc} [{exc.code}]")
+        return report
+
+    # Stage 2: signatures.
+    rule_name = expected_name if expected_name is not None else (_peek_name(envelope.payload) or "")
+    rule = policy.rule_for(rule_name)
+    if rule is None:
+        report.add("policy_no_rule", None, f"{policy.source}: no rule matches stack name {rule_name!r}")
+        return report
+    trust["rule"], trust["threshold"] = rule.pattern, rule.threshold
+    if not envelope.signatures:
+        report.add("envelope_unsigned", None, f"{envelope_file}: the envelope has no signatures (stripped?)")
+        return report
+    checks, signed_by = check_signatures(envelope, rule)
+    trust["signatures"] = [c.to_dict() for c in checks]
+    trust["signedBy"] = list(signed_by)
+    if len(signed_by) < rule.threshold:
+        for c in checks:
+            if c.status != "valid":
+                report.add(_SIG_CODES[c.status], None, _signature_message(c, envelope_file))
+        report.add(
+            "threshold_not_met", None,
+            f"{envelope_file}: {len(signed_by)} valid signature(s) from distinct trusted keys; "
+            f"{rule.threshold} required (rule {rule.pattern!r}, {len(rule.keys)} trusted key(s))",
+        )
+        return report
+
+    # Stage 3: what was signed.
+    if envelope.payload_type != PAYLOAD_TYPE:
+        report.add("payload_type_mismatch", None,
+                   f"{envelope_file}: payloadType is {envelope.payload_type!r}, not {PAYLOAD_TYPE!r}")
+        return report
+    try:
+        approval = parse_statement(envelope.payload, file=envelope_file)
+    except LodecError as exc:
+        report.add(exc.code, None, f"{exc} [{exc.code}]")
+        return report
+    trust["expires"] = format_time(approval.expires)
+
+    # Stage 4: these exact manifest bytes.
+    actual = file_digests(manifest_bytes)
+    if actual != approval.subject_digests:
+        report.stack, report.version = approval.name, approval.version
+        report.add("digest_mismatch", None,
+                   f"{manifest_file} is not the manifest that was signed: sha256 {actual['sha256']}, "
+                   f"signed {approval.subject_digests['sha256']}")
+        return report
+
+    # Stage 5: the authenticated manifest against the approval, the clock and the state.
+    parsed = parse_manifest(report, manifest_bytes, manifest_file, stack_schema, limits)
+    if parsed is None:
+        return report
+    manifest, digest = parsed
+    _check_approval(report, approval, manifest, digest, expected_name, now, trusted_versions, manifest_file)
+
+    # Stage 6: the steps.
+    verify_steps(report, manifest_bytes, manifest, digest, read_step, step_file, step_schema, limits)
+    if report.verified is not None:
+        if report.problems:
+            report.verified = None
+        else:
+            report.verified = replace(report.verified, envelope=envelope_bytes, signed_by=signed_by,
+                                      expires=approval.expires)
+    return report
+
+
+def _signature_message(c: SignatureCheck, envelope_file: str) -> str:
+    hint = f"keyid {c.keyid}" if c.keyid else "no keyid"
+    what = {
+        "invalid": "does not verify under the trusted key its keyid names, nor any other: "
+                   "payload or signature altered, or keyid spoofed",
+        "untrusted": "was not made by any trusted key",
+        "malformed": f"is not a {ED25519_SIGNATURE_BYTES}-byte Ed25519 signature",
+        "duplicate": f"is a second signature by {c.key}; it counts once",
+    }[c.status]
+    return f"{envelope_file}: signature {c.index} ({hint}) {what}"
+
+
+def _check_approval(
+    report: VerificationReport,
+    approval: Approval,
+    manifest: dict[str, Any],
+    digest: str,
+    expected_name: str | None,
+    now: datetime,
+    trusted_versions: Mapping[str, TrustedVersion],
+    manifest_file: str,
+) -> None:
+    name, version = manifest["name"], manifest["version"]
+    if approval.digest != digest:
+        report.add("digest_mismatch", None,
+                   f"{manifest_file}: canonical digest {digest}; the signature approves {approval.digest}")
+    if approval.name != name:
+        report.add("name_mismatch", None, f"{manifest_file}: stack {name!r} but the signature approves {approval.name!r}")
+    if expected_name is not None and approval.name != expected_name:
+        report.add("name_mismatch", None,
+                   f"{manifest_file}: a validly signed stack named {approval.name!r} was served as {expected_name!r}")
+    if approval.version != version:
+        report.add("version_mismatch", None,
+                   f"{manifest_file}: version {version!r} but the signature approves {approval.version!r}")
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        report.add("version_invalid", None, f"{manifest_file}: /version: {exc}")
+        return
+    if now >= approval.expires:
+        report.add("expired", None,
+                   f"the signatures on {name} {version} expired at {format_time(approval.expires)} "
+                   f"(now {format_time(now)}): refused as a possible freeze attack; ask the signers to re-sign")
+    last = trusted_versions.get(name)
+    if last is None:
+        return
+    try:
+        order = compare_versions(version, last.version)
+    except ValueError:
+        order = 1  # an unparsable record cannot block; it is replaced on success
+    if order < 0:
+        report.add("rollback", None,
+                   f"{name} {version} is older than {last.version}, verified before: refused as a rollback")
+    elif order == 0 and last.digest != digest:
+        report.add("version_conflict", None,
+                   f"{name} {version} was verified before with digest {last.digest}; this one is {digest}: "
+                   "a version may not be reused for other content")
