@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,47 @@ def seed_stack(tmp_path: Path) -> Path:
     path = tmp_path / "code-review-stack.json"
     path.write_bytes(lodec.manifest_json(manifest))
     return path
+
+
+# ------------------------------------------------------------------ signing
+
+SIGNED_AT = "2026-11-21T00:00:00Z"
+EXPIRES = "2027-01-01T00:00:00Z"
+VERIFY_AT = "2026-12-01T00:00:00Z"
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three Ed25519 key pairs: alice and bob (trusted in tests) and mallory (not). Maps name -> path prefix."""
+    from lodec.sign.keys import generate_key, private_key_pem
+
+    folder = tmp_path_factory.mktemp("keys")
+    out = {}
+    for name in ("alice", "bob", "mallory"):
+        k = generate_key()
+        (folder / f"{name}.key").write_bytes(private_key_pem(k))
+        (folder / f"{name}.pub").write_bytes(k.public.pem())
+        out[name] = folder / name
+    return out
+
+
+def sign_cli(manifest: Path, key: Path, *extra: str) -> None:
+    code, out, err = run_cli("sign", manifest, "--key", f"{key}.key", "--now", SIGNED_AT, *extra)
+    assert code == 0, err
+
+
+@pytest.fixture
+def signed_stack(seed_stack: Path, keys: dict[str, Path]) -> Path:
+    """The seed stack signed by alice and bob (expires 2027-01-01); returns the manifest path."""
+    sign_cli(seed_stack, keys["alice"], "--expires", EXPIRES)
+    sign_cli(seed_stack, keys["bob"])
+    return seed_stack
+
+
+def verify_signed(target: Path, *args: str) -> tuple[int, dict, str]:
+    """`lodec verify --json` at VERIFY_AT with a state file beside the target; returns (exit, report, stderr)."""
+    code, out, err = run_cli(
+        "verify", "--json", target, "--now", VERIFY_AT, "--state", target.parent / "state.json", *args
+    )
+    assert "Traceback" not in err
+    return code, json.loads(out), err
