@@ -127,7 +127,7 @@ class VerificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` shape: ``{"ok", "stack", "version", "digest", "steps", "problems"}``, plus ``"trust"`` when signed."""
-        out = {
+        out: dict[str, Any] = {
             "ok": self.ok,
             "stack": self.stack,
             "version": self.version,

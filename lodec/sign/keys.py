@@ -121,6 +121,7 @@ def parse_private_key(data: bytes, *, source: str = "<key>", passphrase: bytes |
     text = data.lstrip()
     if text.startswith(b"ssh-") or b"PUBLIC KEY-----" in text[:64]:
         raise KeyInvalid("this is a public key; signing needs the private key (NAME.key)", file=source)
+    key: object
     try:
         if text.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----"):
             key = serialization.load_ssh_private_key(data, passphrase)
@@ -161,6 +162,7 @@ def parse_public_key(data: bytes, *, source: str = "<key>") -> PublicKey:
     text = data.strip()
     if b"PRIVATE KEY-----" in text[:64]:
         raise KeyInvalid("this is a private key; give the public key (NAME.pub)", file=source)
+    key: object
     try:
         if text.startswith(b"ssh-"):
             key = serialization.load_ssh_public_key(text)
