@@ -28,3 +28,28 @@ def test_readme_python_example_runs(monkeypatch, capsys) -> None:  # type: ignor
     exec(compile(block.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "87 blake3:8056a1a0" in out and "('lint', 'static-analysis', 'ai-review')" in out
+
+
+def test_readme_signing_walkthrough_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shlex
+    import shutil
+
+    from .conftest import run_cli
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Signed distribution", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    shutil.copytree(ROOT / "stacks" / "code-review", tmp_path / "cr")
+    monkeypatch.chdir(tmp_path / "cr")
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    ran = 0
+    for line in block.group(1).splitlines():
+        words = shlex.split(line, comments=True)
+        if not words or words[0] != "lodec":
+            continue
+        code, out, err = run_cli(*words[1:])
+        assert code == 0, (line, err)
+        ran += 1
+    assert ran == 7 and "Verified code-review-pipeline 1.0.0 and unpacked" in out
+    assert (tmp_path / "cr" / "unpacked" / "code-review-stack.json.dsse").is_file()
