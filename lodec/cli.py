@@ -45,7 +45,8 @@ def _schema(path: str | None, default: str) -> Schema:
 @click.version_option(__version__, "-V", "--version", prog_name="lodec")
 def main() -> None:
     """Compile agent workflow steps to canonical, fingerprinted .vein files,
-    pin them in SkillStack manifests, and verify a stack before anything runs.
+    pin them in SkillStack manifests, sign and pack them, and verify a stack
+    before anything runs.
 
     \b
     The main job, on the bundled example:
@@ -53,6 +54,13 @@ def main() -> None:
       lodec stack build stacks/code-review/steps/*.vein --name code-review-pipeline \\
           --version 1.0.0 --description "..." --entry lint -o stacks/code-review/code-review-stack.json
       lodec verify stacks/code-review/code-review-stack.json
+
+    \b
+    Signed distribution (docs/signing.md):
+      lodec key generate alice
+      lodec sign STACK.json --key alice.key --expires-in 30d
+      lodec pack STACK.json -o NAME.lodepack
+      lodec verify NAME.lodepack --key alice.pub [--key bob.pub --threshold 2]
 
     Exit codes: 0 ok, 1 invalid input or verification failed, 2 usage error.
     """
@@ -354,6 +362,19 @@ def _state_path(state_path: str | None) -> Path:
     return Path(state_path) if state_path is not None else default_state_path()
 
 
+def _verified_files(manifest: str, steps_dir: str | None, action: str) -> Any:
+    """The VerifiedStack of MANIFEST, or print its problems and raise (for sign and pack)."""
+    from .loaders import verify_stack_files
+
+    report = verify_stack_files(manifest, steps_dir)
+    if not report.ok:
+        for p in report.problems:
+            click.echo(f"{p.message} [{p.code}]", err=True)
+        raise LodecError(f"not {action}: the stack fails verification ({len(report.problems)} problem(s))",
+                         code="verification_failed", file=manifest)
+    return report.require()
+
+
 def _report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoReturn:
     if as_json:
         _emit(report.to_dict())
@@ -411,28 +432,22 @@ def verify(
 
     Reports every problem with a stable code; exit 0 verified, 1 rejected.
     """
-    from .loaders import is_pack_file, load_pack_file, record_success, verify_signed_files, verify_stack_files
+    from .loaders import envelope_path_for, is_pack_file, verify_pack_file, verify_signed_files, verify_stack_files
 
     now = _now(now_text)  # one reference time for the whole verification
     try:
         policy = _policy(keys, threshold, policy_path)
         if expected_name is not None and policy is None:
             raise click.UsageError("--name is checked against the signed name: add --key or --policy")
+        signed_note = " (signatures not checked: add --key or --policy)"
         note = ""
         if is_pack_file(target):
-            from .pack import verify_pack
-            from .sign.state import load_state
-
             if steps_dir is not None or envelope_path is not None:
                 raise click.UsageError("--steps and --envelope apply to STACK.json, not to a pack")
-            pack = load_pack_file(target)
-            state = _state_path(state_path) if policy is not None else None
-            report = verify_pack(pack, file=target, policy=policy, now=now, expected_name=expected_name,
-                                 trusted_versions=load_state(state) if state is not None else None)
-            if state is not None:
-                record_success(report, state, now)
+            pack, report = verify_pack_file(target, policy=policy, now=now, expected_name=expected_name,
+                                            state_path=_state_path(state_path) if policy is not None else None)
             if policy is None and pack.envelope is not None:
-                note = " (signatures not checked: add --key or --policy)"
+                note = signed_note
         elif policy is not None:
             report = verify_signed_files(target, policy=policy, now=now, state_path=_state_path(state_path),
                                          expected_name=expected_name, steps_dir=steps_dir,
@@ -441,10 +456,8 @@ def verify(
             if envelope_path is not None:
                 raise click.UsageError("--envelope is checked only with --key or --policy")
             report = verify_stack_files(target, steps_dir)
-            from .loaders import envelope_path_for
-
             if envelope_path_for(target).exists():
-                note = " (signatures not checked: add --key or --policy)"
+                note = signed_note
     except LodecError as exc:
         _fail(exc, as_json)
     _report_out(report, target, as_json, note)
@@ -572,7 +585,7 @@ def sign(
       lodec sign stack.json --key bob.key
     """
     from .files import atomic_write
-    from .loaders import envelope_path_for, read_optional, verify_stack_files
+    from .loaders import envelope_path_for, read_optional
     from .sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
     from .sign.keys import load_private_key
     from .sign.signer import sign_stack
@@ -592,15 +605,10 @@ def sign(
     env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
     try:
         private = load_private_key(key_path, passphrase=_passphrase(passphrase_env))
-        report = verify_stack_files(manifest, steps_dir)
-        if not report.ok:
-            for p in report.problems:
-                click.echo(f"{p.message} [{p.code}]", err=True)
-            raise LodecError(f"not signed: the stack fails verification ({len(report.problems)} problem(s))",
-                             code="verification_failed", file=manifest)
+        stack = _verified_files(manifest, steps_dir, "signed")
         existing_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
         existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
-        envelope, added = sign_stack(report.require(), private, now=now, expires=expires, existing=existing,
+        envelope, added = sign_stack(stack, private, now=now, expires=expires, existing=existing,
                                      envelope_file=str(env_path))
         if added:
             atomic_write(env_path, envelope.to_json())
@@ -643,19 +651,14 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     Consumers run `lodec verify NAME.lodepack --key ...` or `lodec unpack`.
     """
     from .files import atomic_write
-    from .loaders import envelope_path_for, read_optional, verify_stack_files
+    from .loaders import envelope_path_for, read_optional
     from .pack import build_pack
     from .schema import builtin_schema_bytes
     from .sign.dsse import MAX_ENVELOPE_BYTES
     from .sign.statement import file_digests
 
     try:
-        report = verify_stack_files(manifest, steps_dir)
-        if not report.ok:
-            for p in report.problems:
-                click.echo(f"{p.message} [{p.code}]", err=True)
-            raise LodecError(f"not packed: the stack fails verification ({len(report.problems)} problem(s))",
-                             code="verification_failed", file=manifest)
+        stack = _verified_files(manifest, steps_dir, "packed")
         env = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
         envelope = read_optional(env, MAX_ENVELOPE_BYTES)
         if envelope is None and envelope_path is not None:
@@ -664,7 +667,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
             from .sign.dsse import parse_envelope
 
             parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
-        data = build_pack(report.require(), manifest_name=Path(manifest).name,
+        data = build_pack(stack, manifest_name=Path(manifest).name,
                           step_schema=builtin_schema_bytes("skill-step-v1"),
                           stack_schema=builtin_schema_bytes("skill-stack-v1"),
                           envelope=envelope)
@@ -672,13 +675,13 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     except LodecError as exc:
         _fail(exc, as_json)
     digests = file_digests(data)
-    summary = {"output": output, "bytes": len(data), "steps": len(report.steps), "signed": envelope is not None,
+    summary = {"output": output, "bytes": len(data), "steps": len(stack.steps), "signed": envelope is not None,
                "digest": {"blake3": digests["blake3"], "sha256": digests["sha256"]}}
     if as_json:
         _emit(summary)
     else:
         signed = "signed" if envelope is not None else "UNSIGNED"
-        click.echo(f"Packed {report.stack} {report.version} → {output}: {len(report.steps)} steps, {signed}, "
+        click.echo(f"Packed {stack.name} {stack.version} → {output}: {len(stack.steps)} steps, {signed}, "
                    f"{len(data)} bytes")
         click.echo(f"Pack digest: blake3:{digests['blake3']}")
         click.echo(f"             sha256:{digests['sha256']}")
@@ -713,10 +716,8 @@ def unpack(
     \b
       lodec unpack release.lodepack -o release/ --key alice.pub --key bob.pub --threshold 2
     """
-    from .loaders import load_pack_file, record_success
+    from .loaders import verify_pack_file
     from .pack import unpack as unpack_files
-    from .pack import verify_pack
-    from .sign.state import load_state
 
     now = _now(now_text)
     try:
@@ -726,14 +727,10 @@ def unpack(
                                    "or --unsigned for a pack you trust by other means")
         if policy is not None and unsigned:
             raise click.UsageError("--unsigned cannot be combined with --key or --policy")
-        pack = load_pack_file(pack_file)
-        state = _state_path(state_path) if policy is not None else None
-        report = verify_pack(pack, file=pack_file, policy=policy, now=now, expected_name=expected_name,
-                             trusted_versions=load_state(state) if state is not None else None)
+        pack, report = verify_pack_file(pack_file, policy=policy, now=now, expected_name=expected_name,
+                                        state_path=_state_path(state_path) if policy is not None else None)
         if not report.ok:
             _report_out(report, pack_file, as_json)
-        if state is not None:
-            record_success(report, state, now)
         written = unpack_files(pack, report.require(), output)
     except LodecError as exc:
         _fail(exc, as_json)

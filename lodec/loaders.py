@@ -145,3 +145,31 @@ def load_pack_file(path: str | os.PathLike[str]) -> Pack:
     from .pack import MAX_PACK_BYTES, read_pack
 
     return read_pack(read_bounded(path, MAX_PACK_BYTES), file=os.fspath(path))
+
+
+def verify_pack_file(
+    path: str | os.PathLike[str],
+    *,
+    policy: TrustPolicy | None = None,
+    now: datetime | None = None,
+    state_path: str | os.PathLike[str] | None = None,
+    expected_name: str | None = None,
+) -> tuple[Pack, VerificationReport]:
+    """Read and verify a ``.lodepack`` (signed when ``policy`` is given; then ``now`` and ``state_path`` are needed).
+
+    A successful signed verification is recorded in ``state_path``.
+
+    Raises:
+        LodecError: the pack cannot be read or decoded (``limit_exceeded``,
+            ``unsafe_name``, decode codes), or the state file is invalid.
+    """
+    from .pack import verify_pack
+    from .sign.state import load_state
+
+    pack = load_pack_file(path)
+    trusted = load_state(state_path) if policy is not None and state_path is not None else None
+    report = verify_pack(pack, file=os.fspath(path), policy=policy, now=now, trusted_versions=trusted,
+                         expected_name=expected_name)
+    if policy is not None and state_path is not None and now is not None:
+        record_success(report, state_path, now)
+    return pack, report
