@@ -8,8 +8,9 @@ What is measured
         ``lodec verify bench.lodepack --key alice.pub --key bob.pub --threshold 2 --state S``,
         the headline: one pack holding the manifest, the N veins, the schemas
         and a DSSE envelope with two Ed25519 signatures. Also with one key
-        (``--key alice.pub --threshold 1``), and, as context, the unsigned
-        ``lodec verify stack.json`` over the N loose ``.vein`` files.
+        (``--key alice.pub --threshold 1``), and, as context, the signed
+        ``stack.json`` + ``stack.json.dsse`` over the N loose ``.vein`` files
+        (2 keys) and the same unsigned (``lodec verify stack.json``).
     in-toto
         ``in-toto-verify --layout root.layout --verification-keys alice.pub bob.pub
         --link-dir links`` on the equivalent supply chain: one in-toto step per
@@ -41,8 +42,11 @@ How
     in-toto files sit in their own directory with their own copy of the veins.
     None of that setup is timed.
 
-    Before timing, each size checks that every verifier really refuses: a
-    layout or pack verified with a stranger's key instead of bob's must fail.
+    Before timing, each size checks what every verifier refuses (exit 1): a
+    stranger's key instead of bob's (lodec and in-toto), one changed byte of
+    one vein inside the pack (lodec) or on disk (in-toto with the inspection).
+    The links-only in-toto layout must pass that changed vein (exit 0): it does
+    not read the veins, and the report says so.
 
     Each command's wall time is taken by ``hyperfine -N --runs 1`` when
     hyperfine is on PATH (one hyperfine call per run, so that the runs can be
@@ -58,7 +62,7 @@ How
     120) is killed and skipped at that size and all larger ones.
 
 Run
-    python benches/bench_signed.py [--sizes 100,1000,10000] [--repeats 10] [--json]
+    python benches/bench_signed.py [--sizes 100,1000,10000] [--repeats 10] [--json | --json-out FILE]
 
     with a Python that has lodec (a regular install) and in-toto, e.g.
     ``python -m venv /tmp/signbench-venv && /tmp/signbench-venv/bin/pip install in-toto .``
@@ -87,7 +91,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_verify import (  # noqa: E402  (the sibling benchmark: same synthetic stack)
@@ -109,14 +113,14 @@ OWNERS = ("alice", "bob")  # sign the lodec manifest and the in-toto layout
 FUNCTIONARY = "carol"  # signs the in-toto links
 STRANGER = "mallory"  # trusted by nobody: the refusal checks
 INSPECTION = "check-veins"
-PACKAGES = ("lodec", "in-toto", "securesystemslib", "cryptography", "blake3", "cbor2", "click", "PyYAML")
+PACKAGES = ("lodec", "in-toto", "securesystemslib", "cryptography", "blake3", "cbor2", "click", "PyYAML", "semver")
 
 
 def _progress(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def _die(msg: str) -> None:
+def _die(msg: str) -> NoReturn:
     sys.exit(f"bench_signed: {msg}")
 
 
@@ -192,7 +196,6 @@ class Timer:
                 return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         code, err = _run(argv, cwd, limit, capture=True)
         _die(f"`{_show(argv)}` exited {code} in {cwd}\n{err[-3000:]}")
-        raise AssertionError  # unreachable
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -223,8 +226,8 @@ def rounds(cmds: list[Cmd], timer: Timer, repeats: int, warmups: int, what: str)
         for c in live[shift:] + live[:shift]:
             try:
                 wall, cpu = timer.run(c.argv, c.cwd, c.limit if r < warmups else None)
-            except TimeoutError as exc:
-                c.skipped = f"skipped: a run took more than {c.limit:g} s ({exc})"
+            except TimeoutError:
+                c.skipped = f"skipped: a run took more than {c.limit:g} s"
                 _progress(f"{c.label}: {c.skipped}")
                 continue
             if r >= warmups:
@@ -257,10 +260,10 @@ def make_keys(lodec: Path, keys: Path) -> None:
         shutil.rmtree(keys)
     keys.mkdir(parents=True)
     for name in (*OWNERS, FUNCTIONARY, STRANGER):
-        run_setup([str(lodec), "key", "generate", name, "-o", str(keys)], keys)
+        run_setup([str(lodec), "key", "generate", str(keys / name)], keys)
         for ext in ("key", "pub"):
             if not (keys / f"{name}.{ext}").is_file():
-                _die(f"`lodec key generate {name} -o {keys}` wrote no {name}.{ext}")
+                _die(f"`lodec key generate {keys / name}` wrote no {name}.{ext}")
 
 
 def build_lodec(
@@ -398,8 +401,10 @@ def build_in_toto(work: Path, names: Sequence[str], veins: Path, keys: Path, fmt
 # ------------------------------------------------------------------ the commands
 
 
-def lodec_verify(lodec: Path, work: Path, keys: Path, owners: Sequence[str], state: Path) -> list[str]:
-    argv = [str(lodec), "verify", "bench.lodepack"]
+def lodec_verify(
+    lodec: Path, keys: Path, owners: Sequence[str], state: Path, target: str = "bench.lodepack"
+) -> list[str]:
+    argv = [str(lodec), "verify", target]
     for o in owners:
         argv += ["--key", str(keys / f"{o}.pub")]
     return [*argv, "--threshold", str(len(owners)), "--state", str(state)]
@@ -419,8 +424,10 @@ def size_group(
     state = work / "state" / "trusted-stacks.json"
     cmds = [
         Cmd("lodec2", "lodec verify pack, 2 keys, threshold 2", "lodec",
-            lodec_verify(lodec, work, keys, OWNERS, state), work),
-        Cmd("lodec1", "lodec verify pack, 1 key", "lodec", lodec_verify(lodec, work, keys, OWNERS[:1], state), work),
+            lodec_verify(lodec, keys, OWNERS, state), work),
+        Cmd("lodec1", "lodec verify pack, 1 key", "lodec", lodec_verify(lodec, keys, OWNERS[:1], state), work),
+        Cmd("lodec2_loose", "lodec verify stack.json + .dsse, 2 keys", "lodec",
+            lodec_verify(lodec, keys, OWNERS, state, "stack.json"), work),
         Cmd("lodec0", "lodec verify stack.json (unsigned)", "lodec", [str(lodec), "verify", "stack.json"], work),
         Cmd("intoto", "in-toto-verify, layout + links", "in-toto",
             in_toto_verify(intoto, it / "root.layout", keys, OWNERS, it / "links"), it / "artifacts",
@@ -435,18 +442,64 @@ def size_group(
     return cmds
 
 
-def refusal_checks(lodec: Path, intoto: Path, work: Path, keys: Path) -> list[str]:
-    """Each verifier must refuse when a stranger's key stands in for bob's (exit 1). Returns what was checked."""
+def _flip_last_byte(data: bytes) -> bytes:
+    """``data`` with its last byte changed (x ^ 1: in a vein that is the last character of a string)."""
+    return data[:-1] + bytes([data[-1] ^ 1])
+
+
+def _check(what: str, argv: Sequence[str], cwd: Path, expect: int, limit: float | None = None) -> dict[str, str]:
+    """Run one correctness check (not timed); exit unless it returns ``expect``. Past ``limit`` s it is not checked."""
+    try:
+        code, out = _run(argv, cwd, limit, capture=True)
+    except TimeoutError:
+        return {"what": what, "command": _show(argv), "exit": "-", "said": f"not checked: over {limit:g} s"}
+    out = out.strip()
+    if code != expect:
+        _die(f"check failed: {what}: `{_show(argv)}` exited {code}, expected {expect}, in {cwd}\n" + out[-3000:])
+    first = next((line.strip() for line in out.splitlines() if line.strip()), "")
+    return {"what": what, "command": _show(argv), "exit": str(code), "said": first[:160]}
+
+
+def refusal_checks(
+    lodec: Path, intoto: Path, work: Path, keys: Path, names: Sequence[str], limit: float | None, skip: set[str]
+) -> list[dict[str, str]]:
+    """What each verifier refuses, before anything is timed.
+
+    A stranger's key instead of bob's: both must refuse (exit 1). One changed byte in one
+    step: the pack (that vein's bytes inside it) must be refused by lodec, and the copied vein
+    by in-toto with the inspection layout; the links-only layout does not read the veins and
+    is expected to pass (exit 0), which the report states. in-toto checks obey the in-toto
+    limit, and are left out at sizes where in-toto is skipped.
+    """
     signers = (OWNERS[0], STRANGER)
     state = work / "state" / "refusal-check.json"
     it = work / "in-toto"
+    victim = names[len(names) // 2]
+    vein = (work / "steps" / f"{victim}.vein").read_bytes()
+    pack = (work / "bench.lodepack").read_bytes()
+    if pack.count(vein) != 1:
+        _die(f"cannot find {victim}.vein exactly once inside bench.lodepack")
+    (work / "tampered.lodepack").write_bytes(pack.replace(vein, _flip_last_byte(vein)))
     checks = [
-        (lodec_verify(lodec, work, keys, signers, state), work),
-        (in_toto_verify(intoto, it / "root.layout", keys, signers, it / "links"), it / "artifacts"),
-    ]
-    for argv, cwd in checks:
-        run_setup(argv, cwd, expect=1)
-    return [_show(argv) + "  -> exit 1" for argv, _ in checks]
+        _check("lodec, a stranger's key instead of bob's", lodec_verify(lodec, keys, signers, state), work, 1),
+        _check(f"lodec, one byte of {victim}.vein changed inside the pack",
+               lodec_verify(lodec, keys, OWNERS, state, "tampered.lodepack"), work, 1),
+    ]  # fmt: skip
+    tampered = it / "tampered-artifacts"
+    if tampered.exists():
+        shutil.rmtree(tampered)
+    shutil.copytree(it / "artifacts", tampered)
+    (tampered / f"{victim}.vein").write_bytes(_flip_last_byte(vein))
+    root, inspect = it / "root.layout", it / "root-inspect.layout"
+    if "intoto" not in skip:
+        checks.append(_check("in-toto, a stranger's key instead of bob's",
+                             in_toto_verify(intoto, root, keys, signers, it / "links"), it / "artifacts", 1, limit))
+        checks.append(_check(f"in-toto links only, one byte of {victim}.vein changed (passes: the veins are not read)",
+                             in_toto_verify(intoto, root, keys, OWNERS, it / "links"), tampered, 0, limit))
+    if "intoto_insp" not in skip:
+        checks.append(_check(f"in-toto + inspection, one byte of {victim}.vein changed",
+                             in_toto_verify(intoto, inspect, keys, OWNERS, it / "links"), tampered, 1, limit))
+    return checks
 
 
 # ------------------------------------------------------------------ facts about the machine
@@ -481,7 +534,27 @@ def versions(python: Path) -> dict[str, str]:
         f"print(json.dumps({{p: v(p) for p in {list(PACKAGES)!r}}}))"
     )
     out = subprocess.run([str(python), "-P", "-c", code], cwd="/", capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    result: dict[str, str] = json.loads(out.stdout)
+    return result
+
+
+def installed_vs_tree(python: Path) -> str:
+    """Whether the measured lodec's package files are byte for byte those of this working tree's ``lodec/``."""
+    code = "import lodec, pathlib; print(pathlib.Path(lodec.__file__).parent)"
+    out = subprocess.run([str(python), "-P", "-c", code], cwd="/", capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return "?"
+    installed = Path(out.stdout.strip())
+    tree = REPO / "lodec"
+    if installed.resolve() == tree.resolve():
+        return "is the working tree (editable)"
+    ours = {f.relative_to(tree) for f in tree.rglob("*") if f.is_file() and f.suffix in (".py", ".lode")}
+    theirs = {f.relative_to(installed) for f in installed.rglob("*") if f.is_file() and f.suffix in (".py", ".lode")}
+    differ = sorted(str(f) for f in ours | theirs if f not in ours or f not in theirs
+                    or (tree / f).read_bytes() != (installed / f).read_bytes())  # fmt: skip
+    if not differ:
+        return f"same files as the working tree's lodec/ ({len(ours)} files)"
+    return f"DIFFERS from the working tree's lodec/ in {len(differ)} file(s): {', '.join(differ[:5])}"
 
 
 def machine(python: Path, lodec: Path, intoto: Path, timer: Timer) -> dict[str, Any]:
@@ -498,6 +571,8 @@ def machine(python: Path, lodec: Path, intoto: Path, timer: Timer) -> dict[str, 
         ["git", "-C", str(REPO), "status", "--porcelain", "--", "lodec", "pyproject.toml"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
+    if dirty:
+        commit += " (lodec/ or pyproject.toml modified)"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -508,7 +583,8 @@ def machine(python: Path, lodec: Path, intoto: Path, timer: Timer) -> dict[str, 
         "packages": versions(python),
         "lodec_path": str(lodec),
         "lodec_install": install_kind(python),
-        "repo_commit": commit + (" (lodec/ or pyproject.toml modified)" if dirty else ""),
+        "repo_commit": commit,
+        "lodec_vs_tree": installed_vs_tree(python),
         "in_toto_verify_path": str(intoto),
         "in_toto_python": str(lodec_python(intoto)),
         "timer": timer.name,
@@ -538,6 +614,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="in-toto-verify executable (default: the one beside this Python)")  # fmt: skip
     p.add_argument("--no-hyperfine", action="store_true", help="time with perf_counter even if hyperfine is on PATH")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the tables")
+    p.add_argument("--json-out", type=Path, default=None, metavar="FILE", help="also write the results as JSON to FILE")
     args = p.parse_args(argv)
     try:
         args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -579,7 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _die(f"{lodec} has no `lodec {' '.join(sub[:-1])}` command: it predates signing")
     hyperfine = None if args.no_hyperfine else shutil.which("hyperfine")
     timer = Timer(hyperfine)
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_start = os.getloadavg()
+    facts = machine(python, lodec, intoto, timer)  # before timing: the commit the run started from
     base = (args.workdir / "signed").absolute()
     keys = base / "keys"
     try:
@@ -607,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if state_dir.exists():
                 shutil.rmtree(state_dir)
             state_dir.mkdir()
-            checked = refusal_checks(lodec, intoto, work, keys)
+            checked = refusal_checks(lodec, intoto, work, keys, names, args.in_toto_limit, skip)
             cmds = size_group(args, lodec, intoto, work, keys, skip)
             kept = rounds(cmds, timer, args.repeats, args.warmups, f"{n} steps")
             skip |= {c.key for c in cmds if c.skipped}
@@ -618,9 +697,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             })  # fmt: skip
         result = {
             "benchmark": "bench_signed",
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": started,
+            "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python " + shlex.join(["benches/bench_signed.py", *(sys.argv[1:] if argv is None else argv)]),
-            "machine": machine(python, lodec, intoto, timer),
+            "machine": facts,
             "workdir": str(base),
             "seed": args.seed,
             "corpus_shapes": len(shapes),
@@ -634,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["target"] = target(sizes)
     finally:
         timer.close()
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -642,7 +724,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 PAIRS = (("intoto", "lodec2"), ("intoto_insp", "lodec2"), ("intoto", "lodec1"))
-SHORT = {"lodec2": "lodec, 2 keys", "lodec1": "lodec, 1 key", "intoto": "in-toto", "intoto_insp": "in-toto + inspection"}
+SHORT = {"lodec2": "lodec, 2 keys", "lodec1": "lodec, 1 key",
+         "intoto": "in-toto", "intoto_insp": "in-toto + inspection"}
 
 
 def ratios(cmds: list[Cmd], kept: list[dict[str, float]]) -> list[dict[str, Any]]:
@@ -677,11 +760,11 @@ def target(sizes: list[dict[str, Any]]) -> dict[str, Any]:
 def print_report(res: dict[str, Any]) -> None:
     m = res["machine"]
     pk = m["packages"]
-    print(f"bench_signed  {res['date']}")
+    print(f"bench_signed  started {res['date']}, finished {res['finished']}")
     print(f"command: {res['command']}")
     print(f"machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), Linux {m['kernel']}")
-    print(f"         {m['python']} ({m['python_path']}); repo HEAD {m['repo_commit']}")
-    print(f"         lodec {pk['lodec']} ({m['lodec_install']} install: {m['lodec_path']})")
+    print(f"         {m['python']} ({m['python_path']}); repo HEAD {m['repo_commit']} at the start")
+    print(f"         lodec {pk['lodec']} ({m['lodec_install']} install: {m['lodec_path']}; {m['lodec_vs_tree']})")
     print(f"         in-toto {pk['in-toto']} ({m['in_toto_verify_path']}), securesystemslib {pk['securesystemslib']}")
     print("         " + ", ".join(f"{p} {pk[p]}" for p in PACKAGES[3:]))
     print(f"timer:   {m['timer']}" + (f" ({m['hyperfine']})" if m["hyperfine"] != "-" else ""))
@@ -736,9 +819,11 @@ def print_report(res: dict[str, Any]) -> None:
             if r["key"] not in seen:
                 seen.add(r["key"])
                 print(f"  [{r['cwd']}] {r['command']}")
-    print("refusal checks (a stranger's key instead of bob's):")
-    for line in res["sizes"][0]["refusal_checks"] if res["sizes"] else []:
-        print(f"  {line}")
+    if res["sizes"]:
+        s = res["sizes"][0]
+        print(f"checks before timing, at {s['steps']:,} steps (every size: see --json):")
+        for c in s["refusal_checks"]:
+            print(f"  exit {c['exit']}: {c['what']}" + (f": {c['said']}" if c["said"] else ""))
 
 
 def _row(r: dict[str, Any]) -> None:
