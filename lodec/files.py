@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,6 +68,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     Raises:
         LodecError: code ``file_unwritable``.
     """
+    import tempfile  # only writers pay for it
+
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +109,7 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
         for path, data in items:
             atomic_write(path, data, mode=mode)
         return
+    import tempfile
     staged: list[tuple[str, Path]] = []
     current = ""
     try:

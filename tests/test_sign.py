@@ -383,3 +383,15 @@ def test_signature_failures_print_one_line_each(seed_stack: Path, keys: dict[str
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 3  # untrusted signature, threshold, summary
     assert lines[0].endswith("[signature_untrusted]") and lines[1].endswith("[threshold_not_met]")
+
+
+def test_versions_compare_by_semver_precedence() -> None:
+    from lodec.sign.versions import check_version, compare_versions
+
+    assert compare_versions("1.10.0", "1.9.0") == 1
+    assert compare_versions("2.0.0-rc.1", "2.0.0") == -1
+    assert compare_versions("1.0.0-alpha", "1.0.0-alpha.1") == -1
+    assert compare_versions("1.0.0+build.1", "1.0.0+build.2") == 0  # build metadata has no precedence
+    for bad in ("v1.0.0", "1.0", "01.0.0", "1.0.0-", "1.0.0+", "1.0.0 "):
+        with pytest.raises(ValueError):
+            check_version(bad)

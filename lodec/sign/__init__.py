@@ -13,18 +13,41 @@ The pipeline's "sign" stage (``docs/signing.md``):
 
 from __future__ import annotations
 
-from .dsse import Envelope, Signature, pae, parse_envelope
-from .keys import PrivateKey, PublicKey, generate_key, load_any_key, load_private_key, load_public_key
-from .policy import TrustPolicy, TrustRule, load_policy, parse_policy, policy_from_keys
-from .signer import DEFAULT_VALIDITY, sign_stack
-from .state import TrustedVersion, default_state_path, load_state, record_verified
-from .statement import PAYLOAD_TYPE, PREDICATE_TYPE, Approval, parse_statement
-from .trust import SignatureCheck, check_signatures, verify_signed_stack
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "Approval", "DEFAULT_VALIDITY", "Envelope", "PAYLOAD_TYPE", "PREDICATE_TYPE", "PrivateKey", "PublicKey",
-    "Signature", "SignatureCheck", "TrustPolicy", "TrustRule", "TrustedVersion", "check_signatures",
-    "default_state_path", "generate_key", "load_any_key", "load_policy", "load_private_key", "load_public_key",
-    "load_state", "pae", "parse_envelope", "parse_policy", "parse_statement", "policy_from_keys",
-    "record_verified", "sign_stack", "verify_signed_stack",
-]
+# Lazy attributes: `lodec verify --key` imports only the modules it uses.
+_EXPORTS = {
+    "Envelope": "dsse", "Signature": "dsse", "pae": "dsse", "parse_envelope": "dsse",
+    "PrivateKey": "keys", "PublicKey": "keys", "generate_key": "keys", "load_any_key": "keys",
+    "load_private_key": "keys", "load_public_key": "keys",
+    "TrustPolicy": "policy", "TrustRule": "policy", "load_policy": "policy", "parse_policy": "policy",
+    "policy_from_keys": "policy",
+    "DEFAULT_VALIDITY": "signer", "sign_stack": "signer",
+    "TrustedVersion": "state", "default_state_path": "state", "load_state": "state", "record_verified": "state",
+    "PAYLOAD_TYPE": "statement", "PREDICATE_TYPE": "statement", "Approval": "statement",
+    "parse_statement": "statement",
+    "SignatureCheck": "trust", "check_signatures": "trust", "verify_signed_stack": "trust",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lodec.sign' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .dsse import Envelope, Signature, pae, parse_envelope
+    from .keys import PrivateKey, PublicKey, generate_key, load_any_key, load_private_key, load_public_key
+    from .policy import TrustPolicy, TrustRule, load_policy, parse_policy, policy_from_keys
+    from .signer import DEFAULT_VALIDITY, sign_stack
+    from .state import TrustedVersion, default_state_path, load_state, record_verified
+    from .statement import PAYLOAD_TYPE, PREDICATE_TYPE, Approval, parse_statement
+    from .trust import SignatureCheck, check_signatures, verify_signed_stack

@@ -15,7 +15,7 @@ from ..verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
 from .statement import PAYLOAD_TYPE, build_statement, file_digests, format_time, parse_statement
-from .versions import parse_version
+from .versions import check_version
 
 #: Expiry of a new envelope when neither ``--expires`` nor ``--expires-in`` is given.
 DEFAULT_VALIDITY = timedelta(days=90)
@@ -49,7 +49,7 @@ def sign_stack(
             ``expires_conflict``, ``statement_invalid``.
     """
     try:
-        parse_version(stack.version)
+        check_version(stack.version)
     except ValueError as exc:
         raise LodecError(str(exc), code="version_invalid", location="/version") from None
     if existing is not None:

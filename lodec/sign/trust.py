@@ -43,7 +43,7 @@ from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
 from .state import TrustedVersion
 from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, parse_statement
-from .versions import compare_versions, parse_version
+from .versions import compare_versions, check_version
 
 ED25519_SIGNATURE_BYTES = 64
 
@@ -288,7 +288,7 @@ def _check_approval(
         report.add("version_mismatch", None,
                    f"{manifest_file}: version {version!r} but the signature approves {approval.version!r}")
     try:
-        parse_version(version)
+        check_version(version)
     except ValueError as exc:
         report.add("version_invalid", None, f"{manifest_file}: /version: {exc}")
         return

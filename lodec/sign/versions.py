@@ -3,33 +3,41 @@
 Build metadata (``+...``) does not affect precedence, so ``1.0.0+a`` and
 ``1.0.0+b`` are the same version: with different digests, the second is
 refused as a conflicting re-use of a version.
+
+Validity is checked with the regular expression semver.org publishes (the
+one the ``semver`` library uses); the library itself is imported only to
+order two different versions, which keeps it off the start-up path of a
+verification that re-checks the recorded version.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+
+# semver.org, "Is there a suggested regular expression (RegEx) to check a SemVer string?"
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
+)
 
 
-def parse_version(text: str) -> Any:
-    """The ``semver.Version`` of ``text``.
-
-    Raises:
-        ValueError: ``text`` is not a semantic version such as ``1.4.0`` or ``2.0.0-rc.1``.
-    """
-    import semver
-
-    try:
-        return semver.Version.parse(text)
-    except (ValueError, TypeError):
-        raise ValueError(f"{text!r} is not a semantic version such as 1.4.0 (semver.org)") from None
+def check_version(text: str) -> None:
+    """Raise ``ValueError`` unless ``text`` is a semantic version such as ``1.4.0`` or ``2.0.0-rc.1``."""
+    if not _SEMVER.fullmatch(text):
+        raise ValueError(f"{text!r} is not a semantic version such as 1.4.0 (semver.org)")
 
 
 def compare_versions(a: str, b: str) -> int:
-    """-1, 0 or 1 as ``a`` precedes, equals or follows ``b`` (SemVer §11).
+    """-1, 0 or 1 as ``a`` precedes, equals or follows ``b`` (SemVer §11 precedence).
 
     Raises:
         ValueError: either is not a semantic version.
     """
-    va = parse_version(a)
-    vb = parse_version(b)
-    return int(va.compare(vb))
+    check_version(a)
+    check_version(b)
+    if a == b:
+        return 0
+    import semver
+
+    return int(semver.Version.parse(a).compare(semver.Version.parse(b)))
