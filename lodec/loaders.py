@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,18 +41,8 @@ def verify_stack_files(
         LodecError: only if the manifest itself cannot be read
             (``file_not_found``, ``file_unreadable``, ``limit_exceeded``).
     """
-    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
     manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
-
-    prefix = os.path.join(os.fspath(steps_path), "")
-
-    def step_file(name: str) -> str:
-        return f"{prefix}{name}.vein"
-
-    def read_step(name: str) -> bytes | None:
-        # verify_stack only passes safe names, so this cannot leave steps_path.
-        return read_optional(f"{prefix}{name}.vein", limits.max_file_bytes)
-
+    step_file, read_step = _step_files(manifest_path, steps_dir, limits)
     return verify_stack(
         manifest_bytes,
         read_step,
@@ -61,6 +52,23 @@ def verify_stack_files(
         stack_schema=stack_schema,
         limits=limits,
     )
+
+
+def _step_files(
+    manifest_path: str | os.PathLike[str], steps_dir: str | os.PathLike[str] | None, limits: Limits
+) -> tuple[Callable[[str], str], Callable[[str], bytes | None]]:
+    """``(step_file, read_step)`` over ``<steps_dir>/<name>.vein`` (default ``steps/`` beside the manifest)."""
+    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
+    prefix = os.path.join(os.fspath(steps_path), "")
+
+    def step_file(name: str) -> str:
+        return f"{prefix}{name}.vein"
+
+    def read_step(name: str) -> bytes | None:
+        # The core only passes safe names, so this cannot leave steps_path.
+        return read_optional(step_file(name), limits.max_file_bytes)
+
+    return step_file, read_step
 
 
 def envelope_path_for(manifest_path: str | os.PathLike[str]) -> Path:
@@ -112,20 +120,15 @@ def verify_signed_files(
     from .sign.state import load_state
     from .sign.trust import verify_signed_stack
 
-    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
     env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest_path)
     manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
     envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
     trusted = load_state(state_path)
-    prefix = os.path.join(os.fspath(steps_path), "")
-
-    def read_step(name: str) -> bytes | None:
-        return read_optional(f"{prefix}{name}.vein", limits.max_file_bytes)
-
+    step_file, read_step = _step_files(manifest_path, steps_dir, limits)
     report = verify_signed_stack(
         manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted,
         expected_name=expected_name, manifest_file=str(manifest_path), envelope_file=str(env_path),
-        step_file=lambda name: f"{prefix}{name}.vein", limits=limits,
+        step_file=step_file, limits=limits,
     )
     record_success(report, state_path, now)
     return report

@@ -395,3 +395,32 @@ def test_versions_compare_by_semver_precedence() -> None:
     for bad in ("v1.0.0", "1.0", "01.0.0", "1.0.0-", "1.0.0+", "1.0.0 "):
         with pytest.raises(ValueError):
             check_version(bad)
+
+
+def _signed_envelope(keys: dict[str, Path], payload: bytes, payload_type: str = PAYLOAD_TYPE) -> bytes:
+    from lodec.sign import Envelope, Signature, load_private_key
+
+    key = load_private_key(f"{keys['alice']}.key")
+    env = Envelope(payload_type, payload, ())
+    return env.with_signature(Signature(key.public.keyid, key.sign(env.pae()))).to_json()
+
+
+@pytest.mark.parametrize(
+    "payload, payload_type, code",
+    [
+        (b"not json", PAYLOAD_TYPE, "statement_invalid"),
+        (b'{"_type": "https://in-toto.io/Statement/v1"}', PAYLOAD_TYPE, "statement_invalid"),
+        (b"{}", "application/json", "payload_type_mismatch"),
+    ],
+)
+def test_validly_signed_but_not_a_stack_approval_is_refused(
+    seed_stack: Path, keys: dict[str, Path], payload: bytes, payload_type: str, code: str
+) -> None:
+    from lodec.sign import load_public_key, policy_from_keys, verify_signed_stack
+
+    report = verify_signed_stack(
+        seed_stack.read_bytes(), _signed_envelope(keys, payload, payload_type), lambda name: None,
+        policy=policy_from_keys([load_public_key(f"{keys['alice']}.pub")]), now=parse_time(VERIFY_AT),
+    )
+    assert [p.code for p in report.problems] == [code]
+    assert report.trust is not None and report.trust["signatures"][0]["status"] == "valid"

@@ -27,7 +27,7 @@ MAX_ENVELOPE_BYTES = 1024 * 1024
 #: (each costs one Ed25519 verification per trusted key).
 MAX_SIGNATURES = 64
 
-_ENVELOPE_LIMITS = Limits(max_file_bytes=MAX_ENVELOPE_BYTES, max_text_bytes=MAX_ENVELOPE_BYTES, max_entries=MAX_SIGNATURES, max_json_depth=8)
+_ENVELOPE_LIMITS = Limits(max_file_bytes=MAX_ENVELOPE_BYTES, max_text_bytes=MAX_ENVELOPE_BYTES, max_json_depth=8)
 _B64_STD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _B64_URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 

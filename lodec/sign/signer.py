@@ -14,7 +14,9 @@ from ..errors import LodecError
 from ..verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
+from .policy import TrustRule
 from .statement import PAYLOAD_TYPE, build_statement, file_digests, format_time, parse_statement
+from .trust import check_signatures
 from .versions import check_version
 
 #: Expiry of a new envelope when neither ``--expires`` nor ``--expires-in`` is given.
@@ -69,10 +71,10 @@ def sign_stack(
                 "payload, so leave out --expires, or remove the envelope and collect every signature again",
                 code="expires_conflict", file=envelope_file,
             )
-        message = existing.pae()
-        if any(key.public.verify(s.sig, message) for s in existing.signatures if len(s.sig) == 64):
+        _, signed_by = check_signatures(existing, TrustRule("*", (key.public,), 1))
+        if signed_by:
             return existing, False
-        return existing.with_signature(Signature(key.public.keyid, key.sign(message))), True
+        return existing.with_signature(Signature(key.public.keyid, key.sign(existing.pae()))), True
     when = expires if expires is not None else now + DEFAULT_VALIDITY
     if when <= now:
         raise LodecError(f"expiry {format_time(when)} is not after now ({format_time(now)})", code="expires_in_past")

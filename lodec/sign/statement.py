@@ -42,7 +42,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _DURATION = re.compile(r"(\d{1,6})([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_entries=16, max_json_depth=6)
+_PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_json_depth=6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,21 +139,38 @@ def _str(value: Any, at: str, file: str) -> str:
 
 
 def parse_statement(payload: bytes, *, file: str = "<envelope>") -> Approval:
-    """Parse a signed payload strictly into an ``Approval``.
+    """Parse a signed payload strictly into an ``Approval`` (``load_payload`` + ``statement_from_json``).
 
-    Call only on a payload whose signatures verified. Every field is
-    required and unknown fields are refused.
+    Call only on a payload whose signatures verified.
 
     Raises:
-        EnvelopeError: code ``statement_invalid``, located by JSON pointer
-            inside the payload (``payload/predicate/expires``, ...).
+        EnvelopeError: code ``statement_invalid`` (see ``statement_from_json``).
+    """
+    return statement_from_json(load_payload(payload, file=file), file=file)
+
+
+def load_payload(payload: bytes, *, file: str = "<envelope>") -> Any:
+    """The payload as strict JSON (at most 64 KiB, 6 levels).
+
+    Raises:
+        EnvelopeError: code ``statement_invalid``.
     """
     where = f"{file}#payload"
     try:
-        doc = loads_strict(payload, file=where, limits=_PAYLOAD_LIMITS)
+        return loads_strict(payload, file=where, limits=_PAYLOAD_LIMITS)
     except LodecError as exc:
         raise EnvelopeError(f"payload is not strict JSON: {exc.message}", code="statement_invalid", file=where,
                             location=exc.location) from None
+
+
+def statement_from_json(doc: Any, *, file: str = "<envelope>") -> Approval:
+    """Check a parsed payload against the Statement shape; every field required, unknown fields refused.
+
+    Raises:
+        EnvelopeError: code ``statement_invalid``, located by JSON pointer
+            inside the payload (``FILE#payload: /predicate/expires``, ...).
+    """
+    where = f"{file}#payload"
     top = _obj(doc, {"_type", "subject", "predicateType", "predicate"}, "", where)
     if top["_type"] != STATEMENT_TYPE:
         raise EnvelopeError(f"_type is not {STATEMENT_TYPE}", code="statement_invalid", file=where, location="/_type")

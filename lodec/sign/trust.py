@@ -27,7 +27,6 @@ Every failure is a ``Problem`` with its own stable code (``docs/errors.md``).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,13 +35,12 @@ from typing import Any
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..schema import Schema, skill_stack_schema, skill_step_schema
-from ..strictjson import loads_strict
-from ..verify import StepReader, VerificationReport, parse_manifest, verify_steps
+from ..verify import StepReader, VerificationReport, gc_paused, parse_manifest, verify_steps
 from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
 from .state import TrustedVersion
-from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, parse_statement
+from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, load_payload, statement_from_json
 from .versions import compare_versions, check_version
 
 ED25519_SIGNATURE_BYTES = 64
@@ -106,15 +104,14 @@ def check_signatures(envelope: Envelope, rule: TrustRule) -> tuple[list[Signatur
     return checks, tuple(accepted)
 
 
-def _peek_name(payload: bytes) -> str | None:
+def _claimed_name(doc: Any) -> str:
     # Only to choose the policy rule before the payload is authenticated; the
     # signatures then decide, and the name is checked again once trusted.
     try:
-        doc = loads_strict(payload, file="<payload>")
         name = doc["predicate"]["stack"]["name"]
-    except (LodecError, KeyError, TypeError):
-        return None
-    return name if isinstance(name, str) else None
+    except (KeyError, TypeError):
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def verify_signed_stack(
@@ -149,17 +146,12 @@ def verify_signed_stack(
         ``report.verified`` carries the envelope and the signing keyids.
         Never raises for bad input.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _verify_signed(
             manifest_bytes, envelope_bytes, read_step, policy, now, trusted_versions or {}, expected_name,
             manifest_file, envelope_file, step_file, step_schema or skill_step_schema(),
             stack_schema or skill_stack_schema(), limits,
         )
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _verify_signed(
@@ -190,8 +182,16 @@ def _verify_signed(
         report.add(exc.code, None, f"{exc} [{exc.code}]")
         return report
 
+    # The payload is parsed once, here; nothing in it is trusted before stage 3.
+    payload_doc: Any = None
+    payload_error: LodecError | None = None
+    try:
+        payload_doc = load_payload(envelope.payload, file=envelope_file)
+    except LodecError as exc:
+        payload_error = exc
+
     # Stage 2: signatures.
-    rule_name = expected_name if expected_name is not None else (_peek_name(envelope.payload) or "")
+    rule_name = expected_name if expected_name is not None else _claimed_name(payload_doc)
     rule = policy.rule_for(rule_name)
     if rule is None:
         report.add("policy_no_rule", None, f"{policy.source}: no rule matches stack name {rule_name!r}")
@@ -220,7 +220,9 @@ def _verify_signed(
                    f"{envelope_file}: payloadType is {envelope.payload_type!r}, not {PAYLOAD_TYPE!r}")
         return report
     try:
-        approval = parse_statement(envelope.payload, file=envelope_file)
+        if payload_error is not None:
+            raise payload_error
+        approval = statement_from_json(payload_doc, file=envelope_file)
     except LodecError as exc:
         report.add(exc.code, None, f"{exc} [{exc.code}]")
         return report
