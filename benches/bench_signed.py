@@ -98,9 +98,11 @@ from bench_verify import (  # noqa: E402  (the sibling benchmark: same synthetic
     DEFAULT_CORPUS,
     SEED,
     corpus_shapes,
+    cpu_model,
     install_kind,
     lodec_python,
     synthetic_sources,
+    usable_cores,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -558,14 +560,6 @@ def installed_vs_tree(python: Path) -> str:
 
 
 def machine(python: Path, lodec: Path, intoto: Path, timer: Timer) -> dict[str, Any]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     commit = _first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(
         ["git", "-C", str(REPO), "status", "--porcelain", "--", "lodec", "pyproject.toml"],
@@ -574,9 +568,9 @@ def machine(python: Path, lodec: Path, intoto: Path, timer: Timer) -> dict[str, 
     if dirty:
         commit += " (lodec/ or pyproject.toml modified)"
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": usable_cores(),
         "kernel": platform.release(),
         "python": _first_line([str(python), "--version"]),
         "python_path": str(python),

@@ -232,19 +232,28 @@ def install_kind(python: Path) -> str:
     return "regular" if Path(out[0]).resolve().is_relative_to(Path(out[1]).resolve()) else "editable"
 
 
-def machine(python: Path, lodec: Path) -> dict[str, Any]:
-    cpu = "?"
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or "?"."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "?"
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (affinity), else the CPU count."""
     try:
-        affinity = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        affinity = os.cpu_count() or 0
+        return os.cpu_count() or 0
+
+
+def machine(python: Path, lodec: Path) -> dict[str, Any]:
+    cpu = cpu_model()
+    affinity = usable_cores()
     try:
         commit = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
