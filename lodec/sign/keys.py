@@ -82,12 +82,9 @@ def _public(key: Ed25519PublicKey, source: str) -> PublicKey:
     return PublicKey(key, keyid_of(key), source)
 
 
-def _require_ed25519(key: object, source: str) -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-    if not isinstance(key, (Ed25519PrivateKey, Ed25519PublicKey)):
-        kind = type(key).__name__.lstrip("_")
-        raise KeyInvalid(f"{kind} is not supported; lodec signs with Ed25519 keys only", code="key_unsupported", file=source)
+def _unsupported(key: object, source: str) -> KeyInvalid:
+    name = type(key).__name__.lstrip("_")
+    return KeyInvalid(f"{name} is not supported; lodec signs with Ed25519 keys only", code="key_unsupported", file=source)
 
 
 def generate_key() -> PrivateKey:
@@ -141,10 +138,10 @@ def parse_private_key(data: bytes, *, source: str = "<key>", passphrase: bytes |
         raise KeyInvalid(f"not a PKCS#8 PEM or OpenSSH private key ({exc})", file=source) from None
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm and others for odd input
         raise KeyInvalid(f"not a usable private key ({type(exc).__name__}: {exc})", file=source) from None
-    _require_ed25519(key, source)
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    assert isinstance(key, Ed25519PrivateKey)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise _unsupported(key, source)
     return PrivateKey(key, _public(key.public_key(), source))
 
 
@@ -170,10 +167,10 @@ def parse_public_key(data: bytes, *, source: str = "<key>") -> PublicKey:
             key = serialization.load_pem_public_key(text)
     except Exception as exc:  # ValueError, UnsupportedAlgorithm, ...
         raise KeyInvalid(f"not an SPKI PEM or OpenSSH public key ({exc})", file=source) from None
-    _require_ed25519(key, source)
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    assert isinstance(key, Ed25519PublicKey)
+    if not isinstance(key, Ed25519PublicKey):
+        raise _unsupported(key, source)
     return _public(key, source)
 
 
