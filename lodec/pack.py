@@ -148,9 +148,7 @@ def verify_pack(
     def step_file(name: str) -> str:
         return f"{file}#steps/{name}.vein"
 
-    def read_step(name: str) -> bytes | None:
-        return pack.steps.get(name)
-
+    read_step = pack.steps.get
     if policy is not None:
         from .sign.trust import verify_signed_stack
 
@@ -166,8 +164,8 @@ def verify_pack(
         report = verify_stack(pack.manifest, read_step, manifest_file=manifest_file, step_file=step_file,
                               step_schema=step_schema, stack_schema=stack_schema)
     if report.digest is not None:
-        listed = set(report.verified.steps) if report.verified else {s.name for s in report.steps}
-        for name in sorted(set(pack.steps) - listed):
+        # Once the manifest is parsed, report.steps names every step it lists or pins.
+        for name in sorted(set(pack.steps) - {s.name for s in report.steps}):
             report.add("pack_member_unlisted", name, f"{file}: member steps/{name}.vein is not a step of the stack")
         if report.problems:
             report.verified = None
