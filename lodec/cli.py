@@ -393,6 +393,47 @@ def _report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoRet
     sys.exit(0 if report.ok else 1)
 
 
+def _verify_target(
+    target: str,
+    steps_dir: str | None,
+    envelope_path: str | None,
+    keys: tuple[str, ...],
+    threshold: int | None,
+    policy_path: str | None,
+    expected_name: str | None,
+    state_path: str | None,
+    now_text: str | None,
+) -> tuple[Any, str]:
+    """``(report, note)`` for STACK.json or a pack, signed (with keys or a policy) or not: the one
+    verification that ``verify``, ``run``, ``plan``, ``lock`` and ``resolve`` share."""
+    from .loaders import envelope_path_for, is_pack_file, verify_pack_file, verify_signed_files, verify_stack_files
+
+    now = _now(now_text)  # one reference time for the whole verification
+    policy = _policy(keys, threshold, policy_path)
+    if expected_name is not None and policy is None:
+        raise click.UsageError("--name is checked against the signed name: add --key or --policy")
+    signed_note = " (signatures not checked: add --key or --policy)"
+    note = ""
+    if is_pack_file(target):
+        if steps_dir is not None or envelope_path is not None:
+            raise click.UsageError("--steps and --envelope apply to STACK.json, not to a pack")
+        pack, report = verify_pack_file(target, policy=policy, now=now, expected_name=expected_name,
+                                        state_path=_state_path(state_path) if policy is not None else None)
+        if policy is None and pack.envelope is not None:
+            note = signed_note
+    elif policy is not None:
+        report = verify_signed_files(target, policy=policy, now=now, state_path=_state_path(state_path),
+                                     expected_name=expected_name, steps_dir=steps_dir,
+                                     envelope_path=envelope_path)
+    else:
+        if envelope_path is not None:
+            raise click.UsageError("--envelope is checked only with --key or --policy")
+        report = verify_stack_files(target, steps_dir)
+        if envelope_path_for(target).exists():
+            note = signed_note
+    return report, note
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
 @click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
@@ -416,10 +457,10 @@ def verify(
 ) -> None:
     """Verify a stack (STACK.json with steps/, or a .lodepack) and every step it pins. All or nothing.
 
-    Checks the manifest against skill-stack-v1; every listed step present,
-    canonical, pinned, with the pinned fingerprint and its own stepName;
-    no pin without a step; the DAG closed and acyclic; the entry point a
-    root.
+    Checks the manifest against skill-stack-v1 (v2 when it pins skills);
+    every listed step present, canonical, pinned, with the pinned
+    fingerprint and its own stepName; no pin without a step; the DAG closed
+    and acyclic; every skill pinned (v2); the entry point a root.
 
     \b
     With --key (or --policy) it first checks the DSSE envelope: valid
@@ -432,32 +473,9 @@ def verify(
 
     Reports every problem with a stable code; exit 0 verified, 1 rejected.
     """
-    from .loaders import envelope_path_for, is_pack_file, verify_pack_file, verify_signed_files, verify_stack_files
-
-    now = _now(now_text)  # one reference time for the whole verification
     try:
-        policy = _policy(keys, threshold, policy_path)
-        if expected_name is not None and policy is None:
-            raise click.UsageError("--name is checked against the signed name: add --key or --policy")
-        signed_note = " (signatures not checked: add --key or --policy)"
-        note = ""
-        if is_pack_file(target):
-            if steps_dir is not None or envelope_path is not None:
-                raise click.UsageError("--steps and --envelope apply to STACK.json, not to a pack")
-            pack, report = verify_pack_file(target, policy=policy, now=now, expected_name=expected_name,
-                                            state_path=_state_path(state_path) if policy is not None else None)
-            if policy is None and pack.envelope is not None:
-                note = signed_note
-        elif policy is not None:
-            report = verify_signed_files(target, policy=policy, now=now, state_path=_state_path(state_path),
-                                         expected_name=expected_name, steps_dir=steps_dir,
-                                         envelope_path=envelope_path)
-        else:
-            if envelope_path is not None:
-                raise click.UsageError("--envelope is checked only with --key or --policy")
-            report = verify_stack_files(target, steps_dir)
-            if envelope_path_for(target).exists():
-                note = signed_note
+        report, note = _verify_target(target, steps_dir, envelope_path, keys, threshold, policy_path,
+                                      expected_name, state_path, now_text)
     except LodecError as exc:
         _fail(exc, as_json)
     _report_out(report, target, as_json, note)
@@ -669,7 +687,8 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
             parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
         data = build_pack(stack, manifest_name=Path(manifest).name,
                           step_schema=builtin_schema_bytes("skill-step-v1"),
-                          stack_schema=builtin_schema_bytes("skill-stack-v1"),
+                          stack_schema=builtin_schema_bytes(
+                              "skill-stack-v2" if "skillDigests" in stack.manifest else "skill-stack-v1"),
                           envelope=envelope)
         atomic_write(output, data)
     except LodecError as exc:
@@ -801,3 +820,6 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     else:
         click.echo(f"Imported {workflow} → {out / 'stack.json'}: {manifest['name']}, {len(veins)} steps")
         click.echo(f"Manifest digest: {digest}")
+
+
+from . import cli_run  # noqa: E402  (registers run, plan, lock, skill, resolve, runs, journal, analytics)

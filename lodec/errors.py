@@ -117,3 +117,15 @@ class EnvelopeError(LodecError):
     """A DSSE envelope, its payload, a trust policy or a pack is malformed."""
 
     code = "envelope_malformed"
+
+
+class SkillError(LodecError):
+    """A skill folder that is not a valid skill, cannot be found, or drifted from its pin."""
+
+    code = "skill_invalid"
+
+
+class RunError(LodecError):
+    """``lodec run`` and its records: a refusal before any step starts, or a missing run."""
+
+    code = "run_refused"

@@ -298,7 +298,7 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
 
 _BUILTIN_CACHE: dict[str, Schema] = {}
 
-BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "lodepack-v1")
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1")
 
 
 def builtin_schema_bytes(name: str) -> bytes:
@@ -324,6 +324,11 @@ def skill_step_schema() -> Schema:
 def skill_stack_schema() -> Schema:
     """The SkillStack schema (``schemas/skill-stack-v1.lode``)."""
     return builtin_schema("skill-stack-v1")
+
+
+def skill_stack_v2_schema() -> Schema:
+    """The SkillStack schema with skill pins (``schemas/skill-stack-v2.lode``: v1 plus required field 8 ``skillDigests``)."""
+    return builtin_schema("skill-stack-v2")
 
 
 def lodepack_schema() -> Schema:

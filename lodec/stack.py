@@ -21,7 +21,10 @@ from typing import Any
 from .codec import Vein, encode_record
 from .errors import StackError
 from .names import check_name
-from .schema import Schema, skill_stack_schema
+from .schema import Schema, skill_stack_schema, skill_stack_v2_schema
+
+#: The manifest field that makes a manifest ``skill-stack-v2`` (``docs/skill-contract.md``).
+SKILL_DIGESTS = "skillDigests"
 
 
 def graph_problems(deps: Mapping[str, Sequence[str]]) -> tuple[list[tuple[str, str, str]], list[str]]:
@@ -206,9 +209,19 @@ def manifest_json(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def stack_schema_for(manifest: Mapping[str, Any]) -> Schema:
+    """``skill-stack-v2`` for a manifest with ``skillDigests`` (skill pins), else ``skill-stack-v1``.
+
+    Choosing by the field's presence keeps every v1 manifest digest unchanged.
+    """
+    return skill_stack_v2_schema() if SKILL_DIGESTS in manifest else skill_stack_schema()
+
+
 def manifest_vein(manifest: Mapping[str, Any], stack_schema: Schema | None = None, *, _validated: bool = False) -> Vein:
     """The manifest's canonical compiled form; its ``fingerprint`` is the manifest digest.
 
-    Raises ``SourceError`` if the manifest does not fit ``skill-stack-v1``.
+    ``stack_schema`` defaults to ``stack_schema_for(manifest)``.
+    Raises ``SourceError`` if the manifest does not fit that schema.
     """
-    return encode_record(stack_schema or skill_stack_schema(), dict(manifest), file="<manifest>", _validated=_validated)
+    schema = stack_schema or stack_schema_for(manifest)
+    return encode_record(schema, dict(manifest), file="<manifest>", _validated=_validated)

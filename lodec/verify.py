@@ -7,11 +7,12 @@ only a report with no problems carries a ``VerifiedStack``, which holds the
 exact bytes that were checked so nothing downstream re-reads a file.
 
 Checks, in order: the manifest is strict JSON of the ``skill-stack-v1``
-shape; every step name is safe and listed once; ``steps`` and
+shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); every step name is safe and listed once; ``steps`` and
 ``stepFingerprints`` name the same steps; each pin is ``blake3:<64 hex>``;
 each step's vein exists, is written for the step schema, is canonical, has
 its own ``stepName`` equal to its manifest name, and fingerprints to its
-pin; the step graph (from the verified veins) is closed and acyclic; the
+pin; the step graph (from the verified veins) is closed and acyclic; every
+step's skill is pinned and every skill pin is used and well formed (v2); the
 entry point is a root step.
 """
 
@@ -30,7 +31,7 @@ from .fingerprint import is_fingerprint
 from .limits import DEFAULT_LIMITS, Limits
 from .names import is_safe_name
 from .schema import Schema, skill_stack_schema, skill_step_schema
-from .stack import graph_problems, manifest_vein
+from .stack import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from .strictjson import loads_strict
 
 StepReader = Callable[[str], "bytes | None"]
@@ -177,7 +178,8 @@ def verify_stack(
             ``LodecError`` it raises (e.g. ``LimitExceeded``) becomes a problem.
         manifest_file: label of the manifest in messages.
         step_file: label of a step's vein in messages.
-        step_schema, stack_schema: default ``skill-step-v1`` / ``skill-stack-v1``.
+        step_schema, stack_schema: default ``skill-step-v1`` / by the manifest's
+            shape (``stack.stack_schema_for``: v2 when it has ``skillDigests``).
 
     Returns:
         a ``VerificationReport``; ``report.ok`` and ``report.verified`` on success.
@@ -186,7 +188,7 @@ def verify_stack(
     with gc_paused():
         return _verify(
             manifest_bytes, read_step, manifest_file, step_file,
-            step_schema or skill_step_schema(), stack_schema or skill_stack_schema(), limits,
+            step_schema or skill_step_schema(), stack_schema, limits,
         )
 
 
@@ -212,7 +214,7 @@ def _verify(
     manifest_file: str,
     step_file: Callable[[str], str],
     step_schema: Schema,
-    stack_schema: Schema,
+    stack_schema: Schema | None,
     limits: Limits,
 ) -> VerificationReport:
     report = VerificationReport()
@@ -223,17 +225,18 @@ def _verify(
 
 
 def parse_manifest(
-    report: VerificationReport, manifest_bytes: bytes, manifest_file: str, stack_schema: Schema, limits: Limits
+    report: VerificationReport, manifest_bytes: bytes, manifest_file: str, stack_schema: Schema | None, limits: Limits
 ) -> tuple[dict[str, Any], str] | None:
     """Phase 1: parse the manifest and compute its canonical digest; fills ``report.stack/version/digest``.
 
+    ``stack_schema=None`` picks ``skill-stack-v1`` or ``-v2`` by the manifest's shape.
     Returns ``(manifest, digest)``, or ``None`` after adding ``manifest_invalid``.
     """
     try:
-        manifest = record_from_json(
-            loads_strict(manifest_bytes, file=manifest_file, limits=limits), stack_schema, file=manifest_file, limits=limits
-        )
-        digest = manifest_vein(manifest, stack_schema, _validated=True).fingerprint
+        doc = loads_strict(manifest_bytes, file=manifest_file, limits=limits)
+        schema = stack_schema or (stack_schema_for(doc) if isinstance(doc, dict) else skill_stack_schema())
+        manifest = record_from_json(doc, schema, file=manifest_file, limits=limits)
+        digest = manifest_vein(manifest, schema, _validated=True).fingerprint
     except LodecError as exc:
         report.add("manifest_invalid", None, f"{exc} [{exc.code}]")
         return None
@@ -322,6 +325,8 @@ def verify_steps(
         for code, step, message in problems:
             report.add(code, step, message)
 
+    _check_skill_pins(report, manifest, veins, all_steps_verified=len(veins) == len(names))
+
     entry = manifest.get("entryPoint")
     if entry is not None:
         if entry not in seen:
@@ -333,3 +338,25 @@ def verify_steps(
 
     if not report.problems:
         report.verified = VerifiedStack(manifest_bytes, manifest, digest, veins, tuple(order))
+
+
+def _check_skill_pins(
+    report: VerificationReport, manifest: dict[str, Any], veins: dict[str, Vein], *, all_steps_verified: bool
+) -> None:
+    """``skill-stack-v2``: every step's ``skillRef`` pinned, every pin well formed and used."""
+    pins: dict[str, str] | None = manifest.get(SKILL_DIGESTS)
+    if pins is None:
+        return
+    for ref, pin in pins.items():
+        if not is_fingerprint(pin):
+            report.add("skill_pin_malformed", None, f'skill pin for "{ref}" is {pin!r}, not blake3:<64 lowercase hex>')
+    used: set[str] = set()
+    for name, vein in veins.items():
+        ref = vein.record["skillRef"]
+        used.add(ref)
+        if ref not in pins:
+            report.add("skill_unpinned", name, f'Step "{name}" uses "{ref}", which has no pin in "{SKILL_DIGESTS}"')
+    if all_steps_verified:
+        # Only judged when every step decoded: a step that failed could be the user.
+        for ref in sorted(set(pins) - used):
+            report.add("skill_pin_unused", None, f'"{SKILL_DIGESTS}" pins "{ref}", which no step uses')

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
-from ..schema import Schema, skill_stack_schema, skill_step_schema
+from ..schema import Schema, skill_step_schema
 from ..verify import StepReader, VerificationReport, gc_paused, parse_manifest, verify_steps
 from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
@@ -150,7 +150,7 @@ def verify_signed_stack(
         return _verify_signed(
             manifest_bytes, envelope_bytes, read_step, policy, now, trusted_versions or {}, expected_name,
             manifest_file, envelope_file, step_file, step_schema or skill_step_schema(),
-            stack_schema or skill_stack_schema(), limits,
+            stack_schema, limits,
         )
 
 
@@ -166,7 +166,7 @@ def _verify_signed(
     envelope_file: str,
     step_file: Callable[[str], str],
     step_schema: Schema,
-    stack_schema: Schema,
+    stack_schema: Schema | None,
     limits: Limits,
 ) -> VerificationReport:
     report = VerificationReport()

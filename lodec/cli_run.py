@@ -1,0 +1,426 @@
+"""CLI commands that run verified stacks: skill, lock, plan, run, resolve, runs, journal, analytics.
+
+A thin layer over ``lodec.run`` (``docs/skill-contract.md``,
+``docs/run-records.md``); registered on ``lodec.cli.main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import CONTEXT, _emit, _fail, _trust_options, _verify_target, main
+from .errors import LodecError
+
+
+def _workspace(value: str | None) -> Path:
+    """``--workspace``, else the git root of the current directory, else the current directory."""
+    from .workspace import find_git_root
+
+    if value is not None:
+        return Path(value).resolve()
+    return find_git_root() or Path.cwd().resolve()
+
+
+def _state(workspace: Path) -> Path:
+    from .workspace import state_dir
+
+    return state_dir(workspace)
+
+
+def _workspace_option(f: Any) -> Any:
+    return click.option("--workspace", "workspace_dir", type=click.Path(file_okay=False, exists=True),
+                        help="The project the steps work on. Default: the git repository root, or the current "
+                             "directory outside git. State goes to its git root's .lodec/ (or $LODEC_HOME).")(f)
+
+
+def _steps_option(f: Any) -> Any:
+    return click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
+                        help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")(f)
+
+
+def _verified(target: str, steps_dir: str | None, trust_args: dict[str, Any], as_json: bool) -> Any:
+    """Verify exactly as ``lodec verify`` does; on rejection print the problems and exit 1."""
+    report, _note = _verify_target(target, steps_dir, None, **trust_args)
+    if not report.ok:
+        if as_json:
+            _emit(report.to_dict())
+        for p in report.problems:
+            click.echo(f"{p.message} [{p.code}]", err=True)
+        click.echo(f"Rejected {report.stack or target}: {len(report.problems)} problem(s); nothing was run.",
+                   err=True)
+        sys.exit(1)
+    return report.require()
+
+
+def _prepared(target: str, steps_dir: str | None, workspace: Path, trust_args: dict[str, Any], as_json: bool) -> Any:
+    from .run.executor import prepare_run
+    from .run.skills import skill_roots
+
+    stack = _verified(target, steps_dir, trust_args, as_json)
+    return prepare_run(stack, skill_roots(target, workspace))
+
+
+# ------------------------------------------------------------------ skills
+
+
+@main.group(context_settings=CONTEXT)
+def skill() -> None:
+    """Check, install and list skills (Agent Skills folders with a lodec.toml; docs/skill-contract.md)."""
+
+
+@skill.command("check", context_settings=CONTEXT)
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: name, digest, command, capabilities.")
+def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
+    """Validate skill FOLDERS: SKILL.md under the Agent Skills spec (skills-ref), lodec.toml, no links.
+
+    Prints each skill's tree digest, the value `lodec lock` pins.
+    """
+    from .run.skills import load_skill
+
+    try:
+        skills = [load_skill(f) for f in folders]
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit([s.to_dict() for s in skills])
+        return
+    for s in skills:
+        c = s.config
+        click.echo(f"{s.source}: {s.name} ok, {len(s.files)} files, {s.digest}")
+        click.echo(f"  runs {' '.join(c.command)} ({c.concurrency}, timeout {c.timeout} s, "
+                   f"network {'yes' if c.network else 'no'}, env {', '.join(c.env) or 'none'})")
+
+
+@skill.command("add", context_settings=CONTEXT)
+@click.argument("folder", type=click.Path(file_okay=False))
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print the installed skill as JSON.")
+def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
+    """Validate FOLDER, then copy it into the state directory's skills/ (refuses a name clash).
+
+    Inside a git repository that is <root>/.lodec/skills/; outside git,
+    $LODEC_HOME/skills (default ~/.lodec/skills).
+    """
+    from .run.skills import add_skill
+
+    try:
+        installed, dest = add_skill(folder, _state(_workspace(workspace_dir)) / "skills")
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({**installed.to_dict(), "path": str(dest)})
+    else:
+        click.echo(f"Added {installed.ref} → {dest} ({installed.digest})")
+
+
+@skill.command("list", context_settings=CONTEXT)
+@click.option("--stack", "stack_path", type=click.Path(dir_okay=False),
+              help="Also list skills/ beside this STACK.json (searched first).")
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool) -> None:
+    """List the skills lodec would find, in lookup order; the first of a name wins."""
+    from .run.skills import load_skill, skill_roots
+
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for root in skill_roots(stack_path, _workspace(workspace_dir)):
+        if not root.is_dir():
+            continue
+        for entry in sorted(os.listdir(root)):
+            if entry.startswith(".") or not (root / entry).is_dir():
+                continue
+            try:
+                s = load_skill(root / entry)
+                row = {**s.to_dict(), "ok": True, "shadowed": s.name in seen}
+                seen.add(s.name)
+            except LodecError as exc:
+                row = {"name": entry, "path": str(root / entry), "ok": False, "error": exc.to_dict()}
+            rows.append(row)
+    if as_json:
+        _emit(rows)
+        return
+    if not rows:
+        click.echo("No skills found (lodec skill add DIR installs one).")
+    for r in rows:
+        if r["ok"]:
+            note = " (shadowed)" if r["shadowed"] else ""
+            click.echo(f"{r['name']:<24} {r['concurrency']:<9} {r['digest']}  {r['path']}{note}")
+        else:
+            click.echo(f"{r['name']:<24} INVALID   {r['error']['message']} [{r['error']['code']}]  {r['path']}")
+
+
+# ------------------------------------------------------------------ lock
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
+@_steps_option
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"manifest", "digest", "skillDigests"}.')
+def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_json: bool) -> None:
+    """Pin every step's skill by tree digest in STACK.json (skillDigests; skill-stack-v2).
+
+    The stack is verified first. Skills are looked up in skills/ beside the
+    stack, then <git root>/.lodec/skills, then $LODEC_HOME/skills. The
+    manifest is rewritten atomically; sign it again afterwards, since the
+    pins are part of the signed bytes.
+    """
+    from .run.executor import write_lock
+    from .run.skills import skill_roots
+    from .stack import manifest_vein
+
+    no_trust = dict(keys=(), threshold=None, policy_path=None, expected_name=None, state_path=None, now_text=None)
+    try:
+        stack = _verified(manifest, steps_dir, no_trust, as_json)
+        skills = write_lock(stack, Path(manifest), skill_roots(manifest, _workspace(workspace_dir)))
+        locked = {k: v for k, v in stack.manifest.items() if k != "skillDigests"}
+        locked["skillDigests"] = {ref: s.digest for ref, s in skills.items()}
+        digest = manifest_vein(locked).fingerprint
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"manifest": manifest, "digest": digest, "skillDigests": locked["skillDigests"]})
+        return
+    for ref, s in skills.items():
+        click.echo(f"Pinned {ref} {s.digest} ({s.source})")
+    click.echo(f"Locked {manifest}: {len(skills)} skill(s); manifest digest {digest}")
+
+
+# ------------------------------------------------------------------ plan / run
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
+@_steps_option
+@_workspace_option
+@_trust_options
+def plan(target: str, steps_dir: str | None, workspace_dir: str | None, **trust_args: Any) -> None:
+    """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive", "steps": [...]}.
+
+    Verifies the stack and checks every skill against its pin first, as
+    `lodec run` does. Within a batch steps may run together; `lodec run`
+    starts each step as soon as its dependencies finish, so batches are the
+    order, not the timing.
+    """
+    try:
+        prepared = _prepared(target, steps_dir, _workspace(workspace_dir), trust_args, False)
+    except LodecError as exc:
+        _fail(exc, False)
+    for batch in prepared.batches():
+        click.echo(json.dumps(batch.to_dict()))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
+@_steps_option
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Steps at most at once. Default: CPUs (at least 2).")
+@click.option("--trust", "trust", type=click.Choice(["strict", "normal"]), default="strict", show_default=True,
+              help="strict: a step whose upstream artifacts are not all verified does not start; "
+                   "normal: it starts and sees their statuses.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Run skills without network = true even where no network namespace can be made.")
+@_workspace_option
+@_trust_options
+@click.option("--json", "as_json", is_flag=True, help="Print the run record (run.json) on stdout.")
+def run(
+    target: str,
+    steps_dir: str | None,
+    jobs: int | None,
+    trust: str,
+    allow_unsandboxed: bool,
+    workspace_dir: str | None,
+    as_json: bool,
+    **trust_args: Any,
+) -> None:
+    """Verify STACK, check every skill against its pin, then run the steps. Nothing runs unless all pass.
+
+    Each step starts once its dependencies succeed: read steps in parallel
+    (up to --jobs), a write step with no other writer, an exclusive step
+    alone. Steps get a JSON request on stdin and a reduced environment, and
+    run without network unless their skill declares it; outputs go to a
+    content-addressed store. A failed step skips its dependents; the run
+    exits 1 if any step did not succeed.
+
+    \b
+      lodec run stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
+      lodec run release.lodepack --key alice.pub --jobs 4
+    Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}.
+    """
+    from .run.executor import RunOptions, run_stack
+    from .run.sandbox import default_jobs
+
+    workspace = _workspace(workspace_dir)
+    progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() or not as_json else None
+    try:
+        prepared = _prepared(target, steps_dir, workspace, trust_args, as_json)
+        record = run_stack(prepared, RunOptions(workspace=workspace, state=_state(workspace),
+                                                jobs=jobs or default_jobs(), trust=trust,
+                                                allow_unsandboxed=allow_unsandboxed, progress=progress))
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit(record)
+    else:
+        counts: dict[str, int] = {}
+        for rec in record["steps"].values():
+            counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        run_dir = _state(workspace) / "runs" / record["run"]
+        click.echo(f"Run {record['run']} {record['status']}: {summary} ({record['duration_ms'] / 1000:.2f} s)")
+        click.echo(f"Journal: {run_dir / 'journal.md'}")
+        click.echo(f"Provenance: {run_dir / 'provenance.json'}")
+    sys.exit(record["exit_code"])
+
+
+# ------------------------------------------------------------------ resolve
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
+@click.argument("step")
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run to resolve against. Default: the stack's latest run.")
+@click.option("--trust", "trust", type=click.Choice(["strict", "normal"]), default="strict", show_default=True,
+              help="strict: only verified artifacts get a path; normal: integrity_mismatch ones too.")
+@_steps_option
+@_workspace_option
+@_trust_options
+def resolve(target: str, step: str, run_id: str | None, trust: str, steps_dir: str | None,
+            workspace_dir: str | None, **trust_args: Any) -> None:
+    """Print STEP's upstream artifacts and their statuses, re-hashing each artifact.
+
+    {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
+    "upstream_status": {...: "verified"|"integrity_mismatch"|"missing"|"skipped"}}
+    """
+    from .run.records import latest_run, load_run, upstream
+    from .run.store import Store
+
+    workspace = _workspace(workspace_dir)
+    state = _state(workspace)
+    try:
+        prepared = _prepared(target, steps_dir, workspace, trust_args, False)
+        if step not in prepared.steps:
+            raise LodecError(f'no step "{step}" in {prepared.stack.name}', code="step_not_found", file=target)
+        if run_id is not None:
+            record = load_run(state, run_id)
+        else:
+            record = latest_run(state, prepared.stack.name)
+        results = record["steps"] if record is not None else {}
+        artifacts, statuses = upstream(prepared.steps[step].deps, prepared, results, Store(state / "cas"), trust)
+    except LodecError as exc:
+        _fail(exc, False)
+    _emit({"step": step, "run": record["run"] if record else None, "trust": trust,
+           "upstream_artifacts": artifacts, "upstream_status": statuses})
+
+
+# ------------------------------------------------------------------ records
+
+
+@main.group(context_settings=CONTEXT)
+def runs() -> None:
+    """List and discard recorded runs (.lodec/runs/ at the git root, or $LODEC_HOME/runs)."""
+
+
+@runs.command("list", context_settings=CONTEXT)
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
+def runs_list(workspace_dir: str | None, as_json: bool) -> None:
+    """List runs, oldest first: id, status, stack, version, duration."""
+    from .run.records import list_runs
+
+    rows = [{"run": r["run"], "status": r["status"], "stack": r["stack"]["name"], "version": r["stack"]["version"],
+             "started": r["started"], "duration_ms": r.get("duration_ms"),
+             "steps": {s: v["status"] for s, v in r.get("steps", {}).items()}}
+            for r in list_runs(_state(_workspace(workspace_dir)))]
+    if as_json:
+        _emit(rows)
+        return
+    if not rows:
+        click.echo("No runs yet.")
+    for r in rows:
+        took = "–" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.2f} s"
+        click.echo(f"{r['run']}  {r['status']:<9} {r['stack']} {r['version']}  {took}")
+
+
+@runs.command("discard", context_settings=CONTEXT)
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--dry-run", is_flag=True, help="List exactly what would be deleted; delete nothing.")
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"run", "dry_run", "files"}.')
+def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json: bool) -> None:
+    """Delete a run: its folder, and artifacts no other run records. Nothing else."""
+    from .run.records import discard, discard_plan
+
+    state = _state(_workspace(workspace_dir))
+    try:
+        files = discard_plan(state, run_id) if dry_run else discard(state, run_id)
+    except LodecError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        _emit({"run": run_id, "dry_run": dry_run, "files": [str(p) for p in files]})
+        return
+    for p in files:
+        click.echo(str(p))
+    verb = "Would delete" if dry_run else "Deleted"
+    click.echo(f"{verb} {len(files)} file(s) of run {run_id}", err=True)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_id", metavar="[RUN_ID]", required=False)
+@_workspace_option
+def journal(run_id: str | None, workspace_dir: str | None) -> None:
+    """Print a run's journal (default: the latest run), re-checking every artifact digest.
+
+    A section per step: status, headline, artifacts; an artifact whose bytes
+    changed since the run is marked TAMPERED.
+    """
+    from .run.records import journal_markdown, list_runs, load_run
+    from .run.store import Store
+
+    state = _state(_workspace(workspace_dir))
+    try:
+        if run_id is None:
+            every = list_runs(state)
+            if not every:
+                raise LodecError(f"no runs in {state / 'runs'}", code="run_not_found")
+            record = every[-1]
+        else:
+            record = load_run(state, run_id)
+    except LodecError as exc:
+        _fail(exc, False)
+    click.echo(journal_markdown(record, Store(state / "cas")), nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+@_workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def analytics(workspace_dir: str | None, as_json: bool) -> None:
+    """Runs by status; per step, counts by status and duration p50/p95; artifacts re-checked."""
+    from .run.records import analytics as compute
+    from .run.records import list_runs
+    from .run.store import Store
+
+    state = _state(_workspace(workspace_dir))
+    figures = compute(list_runs(state), Store(state / "cas"))
+    if as_json:
+        _emit(figures)
+        return
+    click.echo(f"{figures['runs']} run(s): " + (", ".join(f"{n} {s}" for s, n in figures["runs_by_status"].items())
+                                                or "none"))
+    for name, entry in figures["steps"].items():
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(entry["counts"].items()))
+        d = entry["duration_ms"]
+        p50 = "–" if d["p50"] is None else f"{d['p50']:.0f} ms"
+        p95 = "–" if d["p95"] is None else f"{d['p95']:.0f} ms"
+        click.echo(f"  {name:<24} {counts:<40} p50 {p50}, p95 {p95}")
+    a = figures["artifacts"]
+    click.echo(f"Artifacts: {a['verified']} verified, {a['tampered']} tampered, {a['missing']} missing")
+    for t in figures["tampered"]:
+        click.echo(f"  TAMPERED {t}")

@@ -1,0 +1,424 @@
+"""The executor: runs a verified stack's steps, and nothing that drifted.
+
+``prepare_run`` takes a ``VerifiedStack`` (the bytes ``lodec verify``
+checked) and the skill roots, loads every skill into memory and refuses the
+whole run if one is missing, invalid or no longer matches its pin
+(``skill_drifted``). ``run_stack`` then schedules the DAG
+(``schedule.may_start``), runs each step under the step contract of
+``docs/skill-contract.md`` and records the run (``records``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import LodecError, RunError, SkillError
+from ..files import atomic_write
+from ..names import is_safe_name
+from ..verify import VerifiedStack
+from . import records
+from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
+from .schedule import Batch, batches, may_start
+from .skills import Skill, find_skill, load_skill, materialize, skill_name
+from .store import MAX_ARTIFACT_BYTES, Store
+
+TRUST_LEVELS = ("strict", "normal")
+_HEADLINE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    """A verified step bound to its verified skill."""
+
+    name: str
+    fingerprint: str
+    record: dict[str, Any]
+    skill: Skill
+    deps: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    @property
+    def concurrency(self) -> str:
+        return self.skill.config.concurrency
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A stack ready to run: every step bound to a skill whose digest matches its pin."""
+
+    stack: VerifiedStack
+    steps: dict[str, PreparedStep]
+    skills: dict[str, Skill]
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return self.stack.order
+
+    def batches(self) -> list[Batch]:
+        """The schedule ``lodec plan`` prints (``schedule.batches``)."""
+        return batches(self.order, {n: s.deps for n, s in self.steps.items()},
+                       {n: s.concurrency for n, s in self.steps.items()})
+
+
+def prepare_run(stack: VerifiedStack, roots: Sequence[Path]) -> PreparedRun:
+    """Bind each verified step to its skill, checking every skill against its pin.
+
+    Args:
+        stack: a verified stack (``skill-stack-v2``, with ``skillDigests``).
+        roots: skill folders to search, in order (``skills.skill_roots``).
+
+    Raises:
+        RunError: ``stack_unlocked`` (no ``skillDigests``: run ``lodec lock``),
+            ``skill_drifted`` (a folder no longer hashes to its pin),
+            ``skill_not_found`` / ``skill_invalid`` / ``skill_link``, or
+            ``output_name_unsafe``; the message lists every problem.
+    """
+    pins: dict[str, str] | None = stack.manifest.get("skillDigests")
+    if pins is None:
+        raise RunError(f"stack {stack.name} pins no skills; run `lodec lock` on it first (and sign again)",
+                       code="stack_unlocked")
+    problems: list[tuple[str, str]] = []
+    skills: dict[str, Skill] = {}
+    for ref in sorted({str(v.record["skillRef"]) for v in stack.steps.values()}):
+        try:
+            skill = load_skill(find_skill(ref, roots))
+        except SkillError as exc:
+            problems.append((exc.code, f"{ref}: {exc}"))
+            continue
+        if skill.digest != pins[ref]:
+            problems.append(("skill_drifted", f"{ref} drifted: pinned {pins[ref]}, {skill.source} is {skill.digest}"))
+        skills[ref] = skill
+    steps: dict[str, PreparedStep] = {}
+    for name in stack.order:
+        vein = stack.steps[name]
+        outputs = tuple(vein.record.get("outputs", []))
+        bad = [o for o in outputs if not is_safe_name(o)] + [o for o in set(outputs) if outputs.count(o) > 1]
+        if bad:
+            problems.append(("output_name_unsafe", f'step "{name}": output {bad[0]!r} is not a safe, unique file name'))
+        ref = str(vein.record["skillRef"])
+        if ref in skills:
+            steps[name] = PreparedStep(name, vein.fingerprint, vein.record, skills[ref],
+                                       tuple(vein.record.get("dependsOn", [])), outputs)
+    if problems:
+        raise RunError(f"refusing to run {stack.name}, nothing was started: " + "; ".join(m for _, m in problems),
+                       code=problems[0][0])
+    return PreparedRun(stack, steps, skills)
+
+
+@dataclass
+class RunOptions:
+    """How to run: ``jobs`` at most at once, artifact ``trust`` (``strict``/``normal``), the
+    ``workspace`` and ``state`` directories, the parent environment steps draw from, and whether
+    running without network isolation is allowed."""
+
+    workspace: Path
+    state: Path
+    jobs: int = 2
+    trust: str = "strict"
+    allow_unsandboxed: bool = False
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    progress: Callable[[str], None] | None = None
+    isolation: NetworkIsolation | None = None
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with microseconds and ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``YYYYMMDDTHHMMSSZ-<8 hex>``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+def run_stack(run: PreparedRun, options: RunOptions) -> dict[str, Any]:
+    """Run every step of ``run``; returns the run record (also written as ``runs/<id>/run.json``).
+
+    Refuses before anything starts (``RunError``) when a skill without
+    ``network = true`` cannot be isolated (``sandbox_unavailable``) and
+    ``allow_unsandboxed`` is false, or when ``trust`` or ``jobs`` is invalid.
+    Step failures do not raise: they are in the record, ``status`` ``failed``.
+    """
+    if options.trust not in TRUST_LEVELS:
+        raise RunError(f"trust must be strict or normal, not {options.trust!r}", code="usage")
+    if options.jobs < 1:
+        raise RunError("jobs must be at least 1", code="usage")
+    needs_isolation = any(not s.config.network for s in run.skills.values())
+    isolation = options.isolation or (probe_network_isolation() if needs_isolation else NetworkIsolation((), ""))
+    if needs_isolation and not isolation.available and not options.allow_unsandboxed:
+        who = ", ".join(sorted(r for r, s in run.skills.items() if not s.config.network))
+        raise RunError(f"cannot deny the network to {who}: {isolation.reason}. Nothing was started; "
+                       "pass --allow-unsandboxed to run them with the network anyway", code="sandbox_unavailable")
+    return _Executor(run, options, isolation).run()
+
+
+class _Executor:
+    def __init__(self, run: PreparedRun, options: RunOptions, isolation: NetworkIsolation) -> None:
+        self.run_plan = run
+        self.options = options
+        self.isolation = isolation
+        self.store = Store(options.state / "cas")
+        self.run_id = new_run_id()
+        self.run_dir = options.state / "runs" / self.run_id
+        self.results: dict[str, dict[str, Any]] = {}
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+
+    def say(self, text: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress(text)
+
+    def run(self) -> dict[str, Any]:
+        plan, stack = self.run_plan, self.run_plan.stack
+        self.run_dir.mkdir(parents=True)
+        for ref, skill in plan.skills.items():
+            materialize(skill, self.run_dir / "skills" / skill_name(ref))
+        started, t0 = utc_now(), time.monotonic()
+        record: dict[str, Any] = {
+            "format": records.RUN_FORMAT,
+            "run": self.run_id,
+            "status": "running",
+            "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest,
+                      "signedBy": list(stack.signed_by)},
+            "skills": {ref: s.digest for ref, s in sorted(plan.skills.items())},
+            "workspace": str(self.options.workspace),
+            "trust": self.options.trust,
+            "jobs": self.options.jobs,
+            "sandbox": self.isolation.reason if self.isolation.available else "none (--allow-unsandboxed)",
+            "started": started,
+            "order": list(plan.order),
+            "steps": {},
+        }
+        records.write_run(self.run_dir, record)
+        self._schedule()
+        failed = any(r["status"] != "succeeded" for r in self.results.values())
+        record.update({
+            "status": "failed" if failed else "succeeded",
+            "exit_code": 1 if failed else 0,
+            "ended": utc_now(),
+            "duration_ms": round((time.monotonic() - t0) * 1000, 3),
+            "steps": {name: self.results[name] for name in plan.order},
+        })
+        records.write_run(self.run_dir, record)
+        records.write_journal(self.run_dir, record, self.store)
+        records.write_provenance(self.run_dir, record)
+        return record
+
+    def _schedule(self) -> None:
+        plan, jobs = self.run_plan, self.options.jobs
+        pending = list(plan.order)
+        running: dict[str, str] = {}
+        while pending or running:
+            progressed = True
+            while progressed:
+                progressed = False
+                barrier = False
+                for name in list(pending):
+                    step = plan.steps[name]
+                    states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps}
+                    broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
+                    if broken:
+                        self._finish(name, _skipped(step, "upstream_failed",
+                                                    f"upstream {', '.join(broken)} did not succeed"))
+                        pending.remove(name)
+                        progressed = True
+                        continue
+                    if barrier or any(s != "succeeded" for s in states.values()):
+                        continue
+                    if not may_start(step.concurrency, running.values(), jobs):
+                        # Hold later steps back so a waiting exclusive step is not starved.
+                        barrier = barrier or step.concurrency == "exclusive"
+                        continue
+                    artifacts, statuses = records.upstream(step.deps, plan, self.results, self.store,
+                                                           self.options.trust)
+                    untrusted = sorted(k for k, v in statuses.items() if v != "verified")
+                    pending.remove(name)
+                    progressed = True
+                    if untrusted and self.options.trust == "strict":
+                        detail = ", ".join(f"{k} is {statuses[k]}" for k in untrusted)
+                        result = _skipped(step, "upstream_untrusted", f"trust strict: {detail}")
+                        result["upstream_status"] = statuses
+                        self._finish(name, result)
+                        continue
+                    running[name] = step.concurrency
+                    self.say(f"▶ {name} ({step.concurrency})")
+                    threading.Thread(target=self._worker, args=(step, artifacts, statuses), daemon=True).start()
+            if running:
+                name, result = self.events.get()
+                running.pop(name)
+                self._finish(name, result)
+
+    def _finish(self, name: str, result: dict[str, Any]) -> None:
+        self.results[name] = result
+        mark = {"succeeded": "✓", "failed": "✗", "skipped": "–"}[result["status"]]
+        extra = f": {result['detail']}" if result.get("detail") else ""
+        self.say(f"{mark} {name} {result['status']}{extra}")
+
+    def _worker(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> None:
+        try:
+            result = self._execute(step, artifacts, statuses)
+        except Exception as exc:  # a lodec bug or an I/O failure: the step fails, the run goes on
+            result = _base(step)
+            result.update(status="failed", reason="internal_error", detail=f"{type(exc).__name__}: {exc}")
+        self.events.put((step.name, result))
+
+    def _execute(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> dict[str, Any]:
+        opts, cfg = self.options, step.skill.config
+        step_dir = self.run_dir / "steps" / step.name
+        work, out = step_dir / "work", step_dir / "out"
+        work.mkdir(parents=True)
+        out.mkdir()
+        skill_dir = self.run_dir / "skills" / step.skill.name
+        stack = self.run_plan.stack
+        request = {
+            "request": records.REQUEST_FORMAT,
+            "run": self.run_id,
+            "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest},
+            "step": {"name": step.name, "fingerprint": step.fingerprint, "skillRef": step.record["skillRef"],
+                     "dependsOn": list(step.deps), "outputs": list(step.outputs)},
+            "inputs": dict(step.record.get("inputs", {})),
+            "skill": {"name": step.skill.name, "digest": step.skill.digest, "read": list(cfg.read),
+                      "write": list(cfg.write), "network": cfg.network},
+            "workspace": str(opts.workspace),
+            "output_dir": str(out),
+            "trust": opts.trust,
+            "upstream_artifacts": artifacts,
+            "upstream_status": statuses,
+        }
+        env = step_environment(opts.environ, cfg.env, {
+            "LODEC_OUTPUT_DIR": str(out), "LODEC_WORKSPACE": str(opts.workspace), "LODEC_SKILL_DIR": str(skill_dir),
+            "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name,
+        })
+        prefix = self.isolation.prefix if (not cfg.network and self.isolation.available) else ()
+        argv = [*prefix, str(skill_dir / cfg.command[0]), *cfg.command[1:]]
+        result = _base(step)
+        result["upstream_status"] = statuses
+        result["started"] = utc_now()
+        t0 = time.monotonic()
+        timed_out = False
+        with open(step_dir / "stdout.log", "wb") as so, open(step_dir / "stderr.log", "wb") as se:
+            try:
+                proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
+                                        start_new_session=True)
+            except OSError as exc:
+                result.update(status="failed", reason="spawn_failed", detail=f"cannot start {argv[len(prefix)]}: "
+                              f"{exc.strerror or exc}", ended=utc_now(),
+                              duration_ms=round((time.monotonic() - t0) * 1000, 3))
+                return result
+            try:
+                proc.communicate(json.dumps(request).encode(), timeout=cfg.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(proc.pid)  # the timed-out step, or anything it left running
+                proc.wait()
+        result["ended"] = utc_now()
+        result["duration_ms"] = round((time.monotonic() - t0) * 1000, 3)
+        result["exit_code"] = proc.returncode
+        result["headline"] = _headline(step_dir / "stdout.log")
+        shutil.rmtree(work, ignore_errors=True)
+        if timed_out:
+            result.update(status="failed", reason="timeout",
+                          detail=f"ran past its {cfg.timeout} s timeout; its process group was killed")
+        elif proc.returncode != 0:
+            result.update(status="failed", reason="exit_nonzero", detail=f"exited with {proc.returncode}")
+        else:
+            self._collect(step, out, result)
+        shutil.rmtree(out, ignore_errors=True)
+        return result
+
+    def _collect(self, step: PreparedStep, out: Path, result: dict[str, Any]) -> None:
+        """Enforce the output rule, then store every output in the CAS."""
+        declared = set(step.outputs)
+        found: dict[str, int] = {}
+        undeclared: list[str] = []
+        with os.scandir(out) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                if entry.name in declared and entry.is_file(follow_symlinks=False):
+                    found[entry.name] = st.st_size
+                else:
+                    undeclared.append(entry.name)
+        missing = sorted(declared - set(found))
+        too_big = sorted(n for n, size in found.items() if size > MAX_ARTIFACT_BYTES)
+        if undeclared:
+            result.update(status="failed", reason="output_undeclared",
+                          detail=f"left undeclared output(s) {', '.join(sorted(undeclared))}; declared: "
+                                 f"{', '.join(step.outputs) or 'none'}")
+        elif missing:
+            result.update(status="failed", reason="output_missing", detail=f"did not write {', '.join(missing)}")
+        elif too_big:
+            result.update(status="failed", reason="output_too_large",
+                          detail=f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes")
+        else:
+            for name in step.outputs:
+                with open(out / name, "rb") as fh:
+                    data = fh.read(MAX_ARTIFACT_BYTES + 1)
+                result["artifacts"][name] = self.store.put(data).to_dict()
+            result.update(status="succeeded", reason=None, detail=None)
+
+
+def _base(step: PreparedStep) -> dict[str, Any]:
+    return {"status": "failed", "reason": None, "detail": None, "skill": step.record["skillRef"],
+            "skillDigest": step.skill.digest, "fingerprint": step.fingerprint, "concurrency": step.concurrency,
+            "exit_code": None, "started": None, "ended": None, "duration_ms": None, "headline": None,
+            "artifacts": {}, "upstream_status": {}}
+
+
+def _skipped(step: PreparedStep, reason: str, detail: str) -> dict[str, Any]:
+    result = _base(step)
+    result.update(status="skipped", reason=reason, detail=detail)
+    return result
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _headline(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024).decode("utf-8", errors="replace")
+    for line in head.splitlines():
+        if line.strip():
+            return line.strip()[:_HEADLINE_CHARS]
+    return None
+
+
+def write_lock(stack: VerifiedStack, manifest_path: Path, roots: Sequence[Path]) -> dict[str, Skill]:
+    """``lodec lock``: pin every step's skill in the manifest (``skill-stack-v2``), atomically.
+
+    Returns ``skillRef -> Skill``. Raises ``SkillError`` (a skill missing or
+    invalid, ``skill_ref_invalid``) or ``LodecError`` (``file_unwritable``);
+    the manifest is untouched on any error.
+    """
+    from ..stack import SKILL_DIGESTS, manifest_json, manifest_vein
+
+    skills: dict[str, Skill] = {}
+    for ref in sorted({str(v.record["skillRef"]) for v in stack.steps.values()}):
+        try:
+            skills[ref] = load_skill(find_skill(ref, roots))
+        except SkillError as exc:
+            raise SkillError(f"{ref}: {exc}", code=exc.code) from None
+    manifest = {k: v for k, v in stack.manifest.items() if k != SKILL_DIGESTS}
+    manifest[SKILL_DIGESTS] = {ref: s.digest for ref, s in skills.items()}
+    try:
+        manifest_vein(manifest)
+    except LodecError as exc:
+        raise exc.with_file(str(manifest_path)) from None
+    atomic_write(manifest_path, manifest_json(manifest))
+    return skills

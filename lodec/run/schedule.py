@@ -1,0 +1,65 @@
+"""Scheduling a verified DAG under read / write / exclusive concurrency.
+
+The rule (``docs/skill-contract.md`` §Concurrency): ``read`` steps share
+time with each other and with one ``write`` step; a ``write`` step runs with
+no other ``write`` or ``exclusive`` step; an ``exclusive`` step runs alone;
+never more than ``jobs`` at once. ``may_start`` is that rule, ``batches``
+the static view of it that ``lodec plan`` prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+
+def may_start(kind: str, running: Collection[str], jobs: int) -> bool:
+    """Whether a step of concurrency ``kind`` may start beside steps of the ``running`` kinds."""
+    if len(running) >= jobs:
+        return False
+    if kind == "exclusive":
+        return not running
+    if "exclusive" in running:
+        return False
+    if kind == "write":
+        return "write" not in running
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Steps that may run together: ``{"batch": N, "type": "read|write|exclusive", "steps": [...]}``."""
+
+    number: int
+    kind: str
+    steps: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"batch": self.number, "type": self.kind, "steps": list(self.steps)}
+
+
+def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapping[str, str]) -> list[Batch]:
+    """The schedule as batches, each after every batch it depends on.
+
+    Each round takes the steps whose dependencies are all in earlier
+    batches: all of them that are ``read`` form one batch; otherwise the
+    first ready ``write`` step (in topological ``order``) forms one;
+    otherwise the first ``exclusive`` step. Deterministic for a given graph.
+    """
+    done: set[str] = set()
+    left = list(order)
+    out: list[Batch] = []
+    while left:
+        ready = [s for s in left if all(d in done for d in deps[s])]
+        if not ready:  # unreachable for a verified DAG; refuse rather than loop
+            raise ValueError(f"no step is ready among {left}; not a DAG")
+        reads = tuple(s for s in ready if kinds[s] == "read")
+        if reads:
+            chosen, kind = reads, "read"
+        else:
+            first = next((s for s in ready if kinds[s] == "write"), ready[0])
+            chosen, kind = (first,), kinds[first]
+        out.append(Batch(len(out) + 1, kind, chosen))
+        done.update(chosen)
+        left = [s for s in left if s not in done]
+    return out

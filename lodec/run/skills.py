@@ -1,0 +1,344 @@
+"""Skills: Agent Skills folders with a ``lodec.toml`` sidecar, pinned by tree digest.
+
+A skill is read once into memory (``load_skill``): every file's path, mode
+and bytes. The tree digest is computed over those bytes, the run
+materialises the skill from the same bytes, so a folder edited after the
+check never reaches a step. ``docs/skill-contract.md`` is the contract.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import struct
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+
+from ..errors import SkillError
+from ..names import is_safe_name
+from ..workspace import find_git_root, lodec_home
+
+TREE_DOMAIN = b"lodec-skill-tree-v1\0"
+MAX_FILES = 4096
+MAX_TREE_BYTES = 64 * 1024 * 1024
+CONCURRENCY = ("read", "write", "exclusive")
+DEFAULT_TIMEOUT = 600
+MAX_TIMEOUT = 86_400
+SKILL_REF_PREFIX = "skill:"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class SkillFile:
+    """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``."""
+
+    path: str
+    mode: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SkillConfig:
+    """The parsed ``lodec.toml``: how to run the skill and what it may touch."""
+
+    command: tuple[str, ...]
+    concurrency: str = "write"
+    timeout: int = DEFAULT_TIMEOUT
+    network: bool = False
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A validated skill held in memory.
+
+    Attributes:
+        name, description: from ``SKILL.md`` (``name`` equals the folder name).
+        source: the folder it was read from.
+        files: every file, sorted by path bytes.
+        digest: the tree digest, ``blake3:<64 hex>``.
+        config: the ``lodec.toml`` settings.
+    """
+
+    name: str
+    description: str
+    source: Path
+    files: tuple[SkillFile, ...]
+    digest: str
+    config: SkillConfig
+
+    @property
+    def ref(self) -> str:
+        return SKILL_REF_PREFIX + self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "name": self.name, "ref": self.ref, "description": self.description, "path": str(self.source),
+            "digest": self.digest, "files": len(self.files), "command": list(c.command),
+            "concurrency": c.concurrency, "timeout": c.timeout,
+            "capabilities": {"network": c.network, "read": list(c.read), "write": list(c.write), "env": list(c.env)},
+        }
+
+
+def git_mode(st_mode: int) -> int:
+    """``0o755`` if any execute bit is set, else ``0o644`` (what git records)."""
+    return 0o755 if st_mode & 0o111 else 0o644
+
+
+def tree_digest(files: Iterable[SkillFile]) -> str:
+    """The tree digest of ``docs/skill-contract.md``: ``blake3:<hex>``.
+
+    BLAKE3 over ``"lodec-skill-tree-v1\\0"`` then, per file in ascending
+    path-byte order, ``path \\0 mode \\0 u64be(len) content``.
+    """
+    h = blake3.blake3(TREE_DOMAIN)
+    for f in sorted(files, key=lambda f: f.path.encode("utf-8")):
+        h.update(f.path.encode("utf-8") + b"\0" + f"{f.mode:o}".encode() + b"\0" + struct.pack(">Q", len(f.data)))
+        h.update(f.data)
+    return "blake3:" + h.hexdigest()
+
+
+def read_tree(folder: Path) -> tuple[SkillFile, ...]:
+    """Every file under ``folder``, sorted by path bytes.
+
+    Raises:
+        SkillError: ``skill_not_found`` (not a directory), ``skill_link``
+            (a symbolic link or special file), ``skill_invalid`` (a name not
+            NFC or not UTF-8), ``limit_exceeded`` (over 4,096 files or 64 MiB).
+    """
+    try:
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            raise SkillError("not a directory", code="skill_not_found", file=str(folder))
+    except FileNotFoundError:
+        raise SkillError("no such skill folder", code="skill_not_found", file=str(folder)) from None
+    files: list[SkillFile] = []
+    total = 0
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(folder / rel_dir if rel_dir else folder) as it:
+            entries = list(it)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if unicodedata.normalize("NFC", rel) != rel:
+                raise SkillError("file name is not Unicode NFC", file=str(folder), location=rel)
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                pending.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                total += st.st_size
+                if len(files) >= MAX_FILES or total > MAX_TREE_BYTES:
+                    raise SkillError(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
+                                     code="limit_exceeded", file=str(folder))
+                with open(entry.path, "rb") as fh:
+                    data = fh.read(st.st_size + 1)
+                if len(data) != st.st_size:
+                    raise SkillError("file changed while being read", file=str(folder), location=rel)
+                files.append(SkillFile(rel, git_mode(st.st_mode), data))
+            else:
+                kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                raise SkillError(f"{kind}; skills hold only regular files and folders",
+                                 code="skill_link", file=str(folder), location=rel)
+    files.sort(key=lambda f: f.path.encode("utf-8"))
+    return tuple(files)
+
+
+def _frontmatter(folder: Path, files: dict[str, SkillFile]) -> tuple[str, str]:
+    """``(name, description)`` from ``SKILL.md``, validated by the Agent Skills reference validator."""
+    from skills_ref.errors import ParseError
+    from skills_ref.parser import parse_frontmatter
+    from skills_ref.validator import validate_metadata
+
+    label = str(folder / "SKILL.md")
+    skill_md = files.get("SKILL.md")
+    if skill_md is None:
+        raise SkillError("missing SKILL.md (the Agent Skills file)", file=str(folder))
+    try:
+        text = skill_md.data.decode("utf-8")
+        metadata, _body = parse_frontmatter(text)
+    except UnicodeDecodeError:
+        raise SkillError("not UTF-8", file=label) from None
+    except ParseError as exc:
+        raise SkillError(str(exc).splitlines()[0], file=label) from None
+    problems = validate_metadata(metadata, folder)
+    if problems:
+        raise SkillError("; ".join(problems), file=label)
+    name, description = str(metadata["name"]), str(metadata["description"])
+    if not (is_safe_name(name) and name.isascii()):
+        raise SkillError(f"skill name {name!r}: lodec needs ASCII names (a-z 0-9 -)", file=label, location="name")
+    return name, description
+
+
+def _strings(value: Any, where: str, label: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SkillError("must be an array of strings", file=label, location=where)
+    return tuple(value)
+
+
+def _relative_path(value: str, where: str, label: str) -> str:
+    parts = value.split("/")
+    if not value or "\0" in value or value.startswith("/") or ".." in parts:
+        raise SkillError(f"{value!r} must be a relative path without '..'", file=label, location=where)
+    return value
+
+
+def parse_config(data: bytes, *, file: str, files: dict[str, SkillFile]) -> SkillConfig:
+    """Parse ``lodec.toml`` (``docs/skill-contract.md``); ``files`` checks that ``command[0]`` exists.
+
+    Raises:
+        SkillError: ``skill_invalid`` naming the key, for any unknown key,
+            wrong type, out-of-range value, or a command that is not an
+            executable file of the skill.
+    """
+    import tomllib
+
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SkillError(f"not valid TOML: {exc}", file=file) from None
+    unknown = set(doc) - {"command", "concurrency", "timeout", "capabilities"}
+    if unknown:
+        raise SkillError(f"unknown key(s): {', '.join(sorted(unknown))}", file=file, location=sorted(unknown)[0])
+    if "command" not in doc:
+        raise SkillError("missing required key", file=file, location="command")
+    command = _strings(doc["command"], "command", file)
+    if not 1 <= len(command) <= 64:
+        raise SkillError("must have 1 to 64 elements", file=file, location="command")
+    program = _relative_path(command[0], "command[0]", file)
+    target = files.get(program.removeprefix("./"))
+    if target is None:
+        raise SkillError(f"{program!r} is not a file of the skill folder", file=file, location="command[0]")
+    if target.mode != 0o755:
+        raise SkillError(f"{program!r} is not executable (chmod +x it)", file=file, location="command[0]")
+    concurrency = doc.get("concurrency", "write")
+    if concurrency not in CONCURRENCY:
+        raise SkillError(f"{concurrency!r} is not one of read, write, exclusive", file=file, location="concurrency")
+    timeout = doc.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= MAX_TIMEOUT:
+        raise SkillError(f"must be whole seconds from 1 to {MAX_TIMEOUT}", file=file, location="timeout")
+    caps = doc.get("capabilities", {})
+    if not isinstance(caps, dict):
+        raise SkillError("must be a table", file=file, location="capabilities")
+    unknown = set(caps) - {"network", "read", "write", "env"}
+    if unknown:
+        raise SkillError(f"unknown key(s): {', '.join(sorted(unknown))}", file=file,
+                         location=f"capabilities.{sorted(unknown)[0]}")
+    network = caps.get("network", False)
+    if not isinstance(network, bool):
+        raise SkillError("must be true or false", file=file, location="capabilities.network")
+    read = tuple(_relative_path(p, "capabilities.read", file) for p in _strings(caps.get("read", []), "capabilities.read", file))
+    write = tuple(_relative_path(p, "capabilities.write", file)
+                  for p in _strings(caps.get("write", []), "capabilities.write", file))
+    env = _strings(caps.get("env", []), "capabilities.env", file)
+    for name in env:
+        if not _ENV_NAME.match(name) or name.startswith("LODEC_"):
+            raise SkillError(f"{name!r} is not a variable name lodec passes through (LODEC_* is reserved)",
+                             file=file, location="capabilities.env")
+    return SkillConfig(command=(program.removeprefix("./"), *command[1:]), concurrency=concurrency, timeout=timeout,
+                       network=network, read=read, write=write, env=env)
+
+
+def load_skill(folder: str | os.PathLike[str]) -> Skill:
+    """Read, validate and digest a skill folder.
+
+    Raises:
+        SkillError: the folder is missing, holds a link, has no valid
+            ``SKILL.md`` (Agent Skills specification, checked with
+            ``skills-ref``) or no valid ``lodec.toml``.
+    """
+    path = Path(folder)
+    files = read_tree(path)
+    by_path = {f.path: f for f in files}
+    name, description = _frontmatter(path.resolve(), by_path)
+    sidecar = by_path.get("lodec.toml")
+    if sidecar is None:
+        raise SkillError("missing lodec.toml (lodec's sidecar manifest, docs/skill-contract.md)", file=str(path))
+    config = parse_config(sidecar.data, file=str(path / "lodec.toml"), files=by_path)
+    return Skill(name, description, path, files, tree_digest(files), config)
+
+
+def skill_name(ref: str) -> str:
+    """``"skill:eslint-check"`` -> ``"eslint-check"``. Raises ``SkillError`` (``skill_ref_invalid``)."""
+    name = ref.removeprefix(SKILL_REF_PREFIX)
+    if not ref.startswith(SKILL_REF_PREFIX) or not is_safe_name(name):
+        raise SkillError(f"skillRef {ref!r} is not skill:<name>", code="skill_ref_invalid")
+    return name
+
+
+def skill_roots(stack_path: str | os.PathLike[str] | None, workspace: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where ``skill:<name>`` is looked up, in order (``docs/skill-contract.md``).
+
+    ``skills/`` beside the stack, ``<git root>/.lodec/skills`` of the
+    workspace (default: the current directory), ``$LODEC_HOME/skills``.
+    """
+    roots: list[Path] = []
+    if stack_path is not None:
+        roots.append(Path(stack_path).resolve().parent / "skills")
+    git_root = find_git_root(workspace)
+    if git_root is not None:
+        roots.append(git_root / ".lodec" / "skills")
+    home = (lodec_home() / "skills").resolve()
+    if home not in roots:
+        roots.append(home)
+    return roots
+
+
+def find_skill(ref: str, roots: Sequence[Path]) -> Path:
+    """The first ``<root>/<name>`` folder that exists. Raises ``SkillError`` (``skill_not_found``)."""
+    name = skill_name(ref)
+    for root in roots:
+        if (root / name).is_dir():
+            return root / name
+    raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
+
+
+def materialize(skill: Skill, dest: Path) -> Path:
+    """Write ``skill``'s verified bytes under ``dest`` (which must not exist); files end read-only."""
+    dest.mkdir(parents=True)
+    for f in skill.files:
+        target = dest / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "xb") as fh:
+            fh.write(f.data)
+        os.chmod(target, 0o555 if f.mode == 0o755 else 0o444)
+    return dest
+
+
+def add_skill(folder: str | os.PathLike[str], skills_dir: Path) -> tuple[Skill, Path]:
+    """Validate ``folder`` and copy it to ``skills_dir/<name>`` atomically (temp folder + rename).
+
+    Raises:
+        SkillError: invalid skill; ``skill_exists`` if the name is taken.
+    """
+    import tempfile
+
+    skill = load_skill(folder)
+    dest = skills_dir / skill.name
+    if dest.exists():
+        raise SkillError(f"a skill named {skill.name!r} is already installed at {dest}", code="skill_exists",
+                         file=str(folder))
+    skills_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{skill.name}.", dir=skills_dir))
+    try:
+        for f in skill.files:
+            target = tmp / f.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.data)
+            os.chmod(target, f.mode)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, dest)  # fails if dest appeared meanwhile: no clobbering
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SkillError(f"cannot install: {exc.strerror or exc}", code="skill_exists" if dest.exists() else
+                         "file_unwritable", file=str(dest)) from None
+    return skill, dest

@@ -1,0 +1,80 @@
+"""The content-addressed artifact store (``docs/skill-contract.md`` §Content-addressed store).
+
+``<state>/cas/blake3/<2 hex>/<62 hex>`` holds the bytes, read-only;
+``<same>.sha256`` holds their SHA-256. Readers re-hash: a name is a claim,
+the bytes are the evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from ..errors import LodecError
+from ..files import atomic_write
+
+#: Largest artifact a step may leave (bytes). Checked before reading.
+MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactDigest:
+    """``blake3`` and ``sha256`` (64 lowercase hex each) and ``size`` in bytes."""
+
+    blake3: str
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"blake3": self.blake3, "sha256": self.sha256, "size": self.size}
+
+
+def digest_bytes(data: bytes) -> ArtifactDigest:
+    """BLAKE3 and SHA-256 of ``data``."""
+    return ArtifactDigest(blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest(), len(data))
+
+
+class Store:
+    """A CAS rooted at ``root`` (``<state>/cas``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, blake3_hex: str) -> Path:
+        """Where the blob with this BLAKE3 digest lives (whether or not it exists)."""
+        return self.root / "blake3" / blake3_hex[:2] / blake3_hex[2:]
+
+    def put(self, data: bytes) -> ArtifactDigest:
+        """Store ``data`` (deduplicated) and return its digests.
+
+        An existing blob is re-hashed first and replaced if it no longer
+        matches its name, so a tampered blob is never silently reused.
+        Raises ``LodecError`` (``file_unwritable``).
+        """
+        d = digest_bytes(data)
+        target = self.path(d.blake3)
+        if self.check(d.blake3) != "verified":
+            if target.exists():
+                os.chmod(target, 0o644)
+            atomic_write(target, data, mode=0o444)
+            atomic_write(target.with_name(target.name + ".sha256"), (d.sha256 + "\n").encode(), mode=0o444)
+        return d
+
+    def check(self, blake3_hex: str) -> str:
+        """``verified`` if the blob exists and re-hashes to its name, ``integrity_mismatch`` if it
+        exists and does not, ``missing`` if it does not exist."""
+        target = self.path(blake3_hex)
+        try:
+            with open(target, "rb") as fh:
+                h = blake3.blake3()
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        except FileNotFoundError:
+            return "missing"
+        except OSError as exc:
+            raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=str(target)) from None
+        return "verified" if h.hexdigest() == blake3_hex else "integrity_mismatch"
