@@ -258,7 +258,7 @@ def run(
     from .run.sandbox import default_jobs
 
     workspace = _workspace(workspace_dir)
-    progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() or not as_json else None
+    progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None
     try:
         prepared = _prepared(target, steps_dir, workspace, trust_args, as_json)
         record = run_stack(prepared, RunOptions(workspace=workspace, state=_state(workspace),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 from pathlib import Path
 
@@ -119,8 +120,14 @@ def test_stack_build_writes_seed_manifest(tmp_path: Path) -> None:
         "--meta", "team=platform", "--meta", "triggerOn=pull_request", "-o", manifest,
     )
     assert code == 0
-    assert manifest.read_bytes() == (ROOT / "stacks" / "code-review" / "code-review-stack.json").read_bytes()
+    # The v1 manifest digest is unchanged by skill-stack-v2 existing.
     assert f"Manifest digest: {GOLDEN['manifest']['digest']}" in stdout
+    assert run_cli("verify", manifest)[0] == 0
+    # Locking against the bundled skills gives the committed (v2) manifest byte for byte.
+    shutil.copytree(ROOT / "stacks" / "code-review" / "skills", tmp_path / "skills")
+    code, _, err = run_cli("lock", manifest)
+    assert code == 0, err
+    assert manifest.read_bytes() == (ROOT / "stacks" / "code-review" / "code-review-stack.json").read_bytes()
     assert run_cli("verify", manifest)[0] == 0
 
 

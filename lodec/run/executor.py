@@ -140,8 +140,8 @@ def utc_now() -> str:
 
 
 def new_run_id() -> str:
-    """A sortable, unique run id: ``YYYYMMDDTHHMMSSZ-<8 hex>``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+    """A sortable, unique run id: ``YYYYMMDDTHHMMSS.ffffffZ-<8 hex>`` (UTC, microseconds)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(4)
 
 
 def run_stack(run: PreparedRun, options: RunOptions) -> dict[str, Any]:

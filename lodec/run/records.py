@@ -63,7 +63,7 @@ def load_run(state: Path, run_id: str) -> dict[str, Any]:
 
 
 def list_runs(state: Path) -> list[dict[str, Any]]:
-    """Every readable run record, oldest first (run ids sort by start time)."""
+    """Every readable run record, oldest first (by start time, then id)."""
     root = runs_dir(state)
     if not root.is_dir():
         return []
@@ -73,6 +73,7 @@ def list_runs(state: Path) -> list[dict[str, Any]]:
             out.append(load_run(state, entry))
         except RunError:
             continue
+    out.sort(key=lambda r: (str(r.get("started")), str(r.get("run"))))
     return out
 
 
@@ -142,7 +143,9 @@ def journal_markdown(record: Mapping[str, Any], store: Store) -> str:
     rows: dict[str, list[tuple[str, dict[str, Any], str]]] = {}
     for step, output, digest, state in artifact_rows(record, store):
         rows.setdefault(step, []).append((output, digest, state))
-    for step, rec in record.get("steps", {}).items():
+    steps = record.get("steps", {})
+    for step in _in_order(record):
+        rec = steps[step]
         status = rec["status"]
         why = f" ({rec['reason']}: {rec['detail']})" if rec.get("reason") else ""
         lines += [
@@ -162,7 +165,7 @@ def journal_markdown(record: Mapping[str, Any], store: Store) -> str:
         else:
             lines.append("- artifacts: none")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_journal(run_dir: Path, record: Mapping[str, Any], store: Store) -> None:
@@ -281,6 +284,13 @@ def discard(state: Path, run_id: str) -> list[Path]:
             pass
     shutil.rmtree(runs_dir(state) / run_id, ignore_errors=True)
     return files
+
+
+def _in_order(record: Mapping[str, Any]) -> list[str]:
+    """The record's steps in the run's topological order (``run.json`` sorts its keys)."""
+    steps = record.get("steps", {})
+    order = [s for s in record.get("order", []) if s in steps]
+    return order + sorted(s for s in steps if s not in order)
 
 
 def _seconds(ms: float | None) -> str:
