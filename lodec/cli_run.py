@@ -308,10 +308,8 @@ def resolve(target: str, step: str, run_id: str | None, trust: str, steps_dir: s
         prepared = _prepared(target, steps_dir, workspace, trust_args, False)
         if step not in prepared.steps:
             raise LodecError(f'no step "{step}" in {prepared.stack.name}', code="step_not_found", file=target)
-        if run_id is not None:
-            record = load_run(state, run_id)
-        else:
-            record = latest_run(state, prepared.stack.name)
+        record: dict[str, Any] | None = (load_run(state, run_id) if run_id is not None
+                                          else latest_run(state, prepared.stack.name))
         results = record["steps"] if record is not None else {}
         artifacts, statuses = upstream(prepared.steps[step].deps, prepared, results, Store(state / "cas"), trust)
     except LodecError as exc:

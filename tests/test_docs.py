@@ -53,3 +53,47 @@ def test_readme_signing_walkthrough_runs(tmp_path, monkeypatch) -> None:  # type
         ran += 1
     assert ran == 7 and "Verified code-review-pipeline 1.0.0 and unpacked" in out
     assert (tmp_path / "cr" / "unpacked" / "code-review-stack.json.dsse").is_file()
+
+
+def test_readme_run_walkthrough_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The "Run a stack" commands, word for word, in a copy of the repository's example (a git repo)."""
+    import json
+    import shlex
+    import shutil
+
+    from .conftest import run_cli
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Run a stack", 1)[1].split("\n## ", 1)[0]
+    run_block, drift_block = re.findall(r"```sh\n(.*?)```", section, re.S)[:2]
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    shutil.copytree(ROOT / "stacks" / "code-review", repo / "stacks" / "code-review")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    outputs = []
+    for line in run_block.splitlines():
+        words = shlex.split(line, comments=True)
+        assert words and words[0] == "lodec", line
+        if words[1:3] == ["skill", "check"]:
+            words = words[:3] + sorted(str(p) for p in (repo / "stacks/code-review/skills").iterdir())
+        code, out, err = run_cli(*words[1:])
+        assert code == 0, (line, err)
+        outputs.append(out)
+    assert json.loads(outputs[1].splitlines()[0]) == {"batch": 1, "type": "read", "steps": ["lint"]}
+    assert "succeeded: 3 succeeded" in outputs[2]
+    assert "## lint" in outputs[3] and "code-review: request_changes" in outputs[3]
+    assert "1 run(s): 1 succeeded" in outputs[4]
+    [run_dir] = (repo / ".lodec" / "runs").iterdir()
+    assert {"run.json", "journal.md", "provenance.json"} <= {p.name for p in run_dir.iterdir()}
+
+    drift = str(tmp_path / "cr-drift")
+    lines = [line.replace("/tmp/cr-drift", drift) for line in drift_block.splitlines()]
+    assert lines[0].startswith("cp -r stacks/code-review ")
+    shutil.copytree(repo / "stacks" / "code-review", drift)
+    assert lines[1].startswith("echo '# edited' >> ")
+    with open(f"{drift}/skills/eslint-check/lint.py", "a") as fh:
+        fh.write("# edited\n")
+    words = shlex.split(lines[2].split(";")[0])
+    code, _out, err = run_cli(*words[1:])
+    assert code == 1 and "skill:eslint-check drifted: pinned blake3:ecdb6336" in err and "[skill_drifted]" in err

@@ -155,9 +155,9 @@ def read_tree(folder: Path) -> tuple[SkillFile, ...]:
 
 def _frontmatter(folder: Path, files: dict[str, SkillFile]) -> tuple[str, str]:
     """``(name, description)`` from ``SKILL.md``, validated by the Agent Skills reference validator."""
-    from skills_ref.errors import ParseError
-    from skills_ref.parser import parse_frontmatter
-    from skills_ref.validator import validate_metadata
+    from skills_ref.errors import ParseError  # type: ignore[import-untyped]
+    from skills_ref.parser import parse_frontmatter  # type: ignore[import-untyped]
+    from skills_ref.validator import validate_metadata  # type: ignore[import-untyped]
 
     label = str(folder / "SKILL.md")
     skill_md = files.get("SKILL.md")
