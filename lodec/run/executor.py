@@ -175,6 +175,7 @@ class _Executor:
         self.run_dir = options.state / "runs" / self.run_id
         self.results: dict[str, dict[str, Any]] = {}
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.pids: dict[str, int] = {}  # running steps' process groups, killed if lodec is interrupted
 
     def say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -202,7 +203,12 @@ class _Executor:
             "steps": {},
         }
         records.write_run(self.run_dir, record)
-        self._schedule()
+        try:
+            self._schedule()
+        except BaseException:  # Ctrl-C: steps run in their own sessions and would outlive lodec
+            for pid in list(self.pids.values()):
+                _kill_group(pid)
+            raise
         failed = any(r["status"] != "succeeded" for r in self.results.values())
         record.update({
             "status": "failed" if failed else "succeeded",
@@ -317,6 +323,7 @@ class _Executor:
                               f"{exc.strerror or exc}", ended=utc_now(),
                               duration_ms=round((time.monotonic() - t0) * 1000, 3))
                 return result
+            self.pids[step.name] = proc.pid
             try:
                 proc.communicate(json.dumps(request).encode(), timeout=cfg.timeout)
             except subprocess.TimeoutExpired:
@@ -324,6 +331,7 @@ class _Executor:
             finally:
                 _kill_group(proc.pid)  # the timed-out step, or anything it left running
                 proc.wait()
+                self.pids.pop(step.name, None)
         result["ended"] = utc_now()
         result["duration_ms"] = round((time.monotonic() - t0) * 1000, 3)
         result["exit_code"] = proc.returncode
