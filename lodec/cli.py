@@ -674,6 +674,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     from .schema import builtin_schema_bytes
     from .sign.dsse import MAX_ENVELOPE_BYTES
     from .sign.statement import file_digests
+    from .stack import stack_schema_name
 
     try:
         stack = _verified_files(manifest, steps_dir, "packed")
@@ -687,8 +688,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
             parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
         data = build_pack(stack, manifest_name=Path(manifest).name,
                           step_schema=builtin_schema_bytes("skill-step-v1"),
-                          stack_schema=builtin_schema_bytes(
-                              "skill-stack-v2" if "skillDigests" in stack.manifest else "skill-stack-v1"),
+                          stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
                           envelope=envelope)
         atomic_write(output, data)
     except LodecError as exc:

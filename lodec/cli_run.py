@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .cli import CONTEXT, _emit, _fail, _trust_options, _verify_target, main
+from .cli import CONTEXT, _emit, _fail, _report_out, _trust_options, _verify_target, main
 from .errors import LodecError
 
 
@@ -45,16 +45,10 @@ def _steps_option(f: Any) -> Any:
 
 
 def _verified(target: str, steps_dir: str | None, trust_args: dict[str, Any], as_json: bool) -> Any:
-    """Verify exactly as ``lodec verify`` does; on rejection print the problems and exit 1."""
+    """Verify exactly as ``lodec verify`` does; on rejection report as it does and exit 1."""
     report, _note = _verify_target(target, steps_dir, None, **trust_args)
     if not report.ok:
-        if as_json:
-            _emit(report.to_dict())
-        for p in report.problems:
-            click.echo(f"{p.message} [{p.code}]", err=True)
-        click.echo(f"Rejected {report.stack or target}: {len(report.problems)} problem(s); nothing was run.",
-                   err=True)
-        sys.exit(1)
+        _report_out(report, target, as_json)
     return report.require()
 
 
@@ -175,19 +169,15 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
     """
     from .run.executor import write_lock
     from .run.skills import skill_roots
-    from .stack import manifest_vein
 
     no_trust = dict(keys=(), threshold=None, policy_path=None, expected_name=None, state_path=None, now_text=None)
     try:
         stack = _verified(manifest, steps_dir, no_trust, as_json)
-        skills = write_lock(stack, Path(manifest), skill_roots(manifest, _workspace(workspace_dir)))
-        locked = {k: v for k, v in stack.manifest.items() if k != "skillDigests"}
-        locked["skillDigests"] = {ref: s.digest for ref, s in skills.items()}
-        digest = manifest_vein(locked).fingerprint
+        skills, digest = write_lock(stack, Path(manifest), skill_roots(manifest, _workspace(workspace_dir)))
     except LodecError as exc:
         _fail(exc, as_json)
     if as_json:
-        _emit({"manifest": manifest, "digest": digest, "skillDigests": locked["skillDigests"]})
+        _emit({"manifest": manifest, "digest": digest, "skillDigests": {ref: s.digest for ref, s in skills.items()}})
         return
     for ref, s in skills.items():
         click.echo(f"Pinned {ref} {s.digest} ({s.source})")
@@ -255,7 +245,7 @@ def run(
     Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}.
     """
     from .run.executor import RunOptions, run_stack
-    from .run.sandbox import default_jobs
+    from .run.schedule import default_jobs
 
     workspace = _workspace(workspace_dir)
     progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None

@@ -310,7 +310,8 @@ def builtin_schema_bytes(name: str) -> bytes:
 
 
 def builtin_schema(name: str) -> Schema:
-    """A schema shipped with lodec: ``skill-step-v1``, ``skill-stack-v1`` (seed 004, verbatim) or ``lodepack-v1``."""
+    """A schema shipped with lodec: ``skill-step-v1``, ``skill-stack-v1`` (seed 004, verbatim),
+    ``skill-stack-v2`` (v1 plus required field 8 ``skillDigests``) or ``lodepack-v1``."""
     if name not in _BUILTIN_CACHE:
         _BUILTIN_CACHE[name] = parse_schema(builtin_schema_bytes(name), source=f"{name}.lode")
     return _BUILTIN_CACHE[name]
@@ -324,11 +325,6 @@ def skill_step_schema() -> Schema:
 def skill_stack_schema() -> Schema:
     """The SkillStack schema (``schemas/skill-stack-v1.lode``)."""
     return builtin_schema("skill-stack-v1")
-
-
-def skill_stack_v2_schema() -> Schema:
-    """The SkillStack schema with skill pins (``schemas/skill-stack-v2.lode``: v1 plus required field 8 ``skillDigests``)."""
-    return builtin_schema("skill-stack-v2")
 
 
 def lodepack_schema() -> Schema:

@@ -21,7 +21,7 @@ from typing import Any
 from .codec import Vein, encode_record
 from .errors import StackError
 from .names import check_name
-from .schema import Schema, skill_stack_schema, skill_stack_v2_schema
+from .schema import Schema, builtin_schema
 
 #: The manifest field that makes a manifest ``skill-stack-v2`` (``docs/skill-contract.md``).
 SKILL_DIGESTS = "skillDigests"
@@ -209,12 +209,17 @@ def manifest_json(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def stack_schema_for(manifest: Mapping[str, Any]) -> Schema:
-    """``skill-stack-v2`` for a manifest with ``skillDigests`` (skill pins), else ``skill-stack-v1``.
+def stack_schema_name(manifest: Mapping[str, Any]) -> str:
+    """``"skill-stack-v2"`` for a manifest with ``skillDigests`` (skill pins), else ``"skill-stack-v1"``.
 
     Choosing by the field's presence keeps every v1 manifest digest unchanged.
     """
-    return skill_stack_v2_schema() if SKILL_DIGESTS in manifest else skill_stack_schema()
+    return "skill-stack-v2" if SKILL_DIGESTS in manifest else "skill-stack-v1"
+
+
+def stack_schema_for(manifest: Mapping[str, Any]) -> Schema:
+    """The built-in schema named by ``stack_schema_name(manifest)``."""
+    return builtin_schema(stack_schema_name(manifest))
 
 
 def manifest_vein(manifest: Mapping[str, Any], stack_schema: Schema | None = None, *, _validated: bool = False) -> Vein:

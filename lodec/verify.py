@@ -7,8 +7,9 @@ only a report with no problems carries a ``VerifiedStack``, which holds the
 exact bytes that were checked so nothing downstream re-reads a file.
 
 Checks, in order: the manifest is strict JSON of the ``skill-stack-v1``
-shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); every step name is safe and listed once; ``steps`` and
-``stepFingerprints`` name the same steps; each pin is ``blake3:<64 hex>``;
+shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); every
+step name is safe and listed once; ``steps`` and ``stepFingerprints`` name
+the same steps; each pin is ``blake3:<64 hex>``;
 each step's vein exists, is written for the step schema, is canonical, has
 its own ``stepName`` equal to its manifest name, and fingerprints to its
 pin; the step graph (from the verified veins) is closed and acyclic; every

@@ -224,7 +224,7 @@ def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
     data[-1] ^= 1
     vein.write_bytes(bytes(data))
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed")
-    assert code == 1 and "[step_tampered]" in err and "nothing was run" in err
+    assert code == 1 and "[step_tampered]" in err and "nothing may run" in err
     assert not marker.exists()
 
 
@@ -243,6 +243,23 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
                                             allow_unsandboxed=True))
     assert record["steps"]["a"]["status"] == "succeeded"
     assert record["steps"]["a"]["headline"] == "honest"
+
+
+def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
+    # The request is built from the verified vein held in memory, not from steps/<name>.vein read again.
+    import lodec
+    from lodec.loaders import verify_stack_files
+    from lodec.run.executor import RunOptions, prepare_run, run_stack
+    from lodec.run.skills import skill_roots
+
+    make_skill(project / "stack" / "skills", "echo", 'print(INPUTS["say"]); write("out.txt", "x")\n')
+    stack = make_stack(project / "stack", [step("a", "echo", say="verified")])
+    prepared = prepare_run(verify_stack_files(stack).require(), skill_roots(stack, project / "ws"))
+    swapped = lodec.compile_value(step("a", "echo", say="swapped"), lodec.skill_step_schema(), file="a")
+    (project / "stack" / "steps" / "a.vein").write_bytes(swapped.data)
+    record = run_stack(prepared, RunOptions(workspace=project / "ws", state=project / "state",
+                                            allow_unsandboxed=True))
+    assert record["steps"]["a"]["headline"] == "verified"
 
 
 # ------------------------------------------------------------------ upstream trust
@@ -601,7 +618,7 @@ def test_run_of_a_signed_stack_checks_signatures_first(project: Path, keys: dict
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed",
                               "--key", f"{keys['mallory']}.pub", "--now", SIGNED_AT,
                               "--state", str(project / "trusted.json"))
-    assert code == 1 and "nothing was run" in err
+    assert code == 1 and "nothing may run" in err
 
 
 def test_repinned_skill_breaks_the_signature(project: Path, keys: dict[str, Path]) -> None:

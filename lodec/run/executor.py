@@ -25,14 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import LodecError, RunError, SkillError
+from ..errors import LodecError, RunError
 from ..files import atomic_write
 from ..names import is_safe_name
 from ..verify import VerifiedStack
 from . import records
 from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
 from .schedule import Batch, batches, may_start
-from .skills import Skill, find_skill, load_skill, materialize, skill_name
+from .skills import Skill, load_skills, materialize, skill_name
 from .store import MAX_ARTIFACT_BYTES, Store
 
 TRUST_LEVELS = ("strict", "normal")
@@ -90,17 +90,11 @@ def prepare_run(stack: VerifiedStack, roots: Sequence[Path]) -> PreparedRun:
     if pins is None:
         raise RunError(f"stack {stack.name} pins no skills; run `lodec lock` on it first (and sign again)",
                        code="stack_unlocked")
-    problems: list[tuple[str, str]] = []
-    skills: dict[str, Skill] = {}
-    for ref in sorted({str(v.record["skillRef"]) for v in stack.steps.values()}):
-        try:
-            skill = load_skill(find_skill(ref, roots))
-        except SkillError as exc:
-            problems.append((exc.code, f"{ref}: {exc}"))
-            continue
+    skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()), roots)
+    problems = [(exc.code, str(exc)) for exc in errors]
+    for ref, skill in skills.items():
         if skill.digest != pins[ref]:
             problems.append(("skill_drifted", f"{ref} drifted: pinned {pins[ref]}, {skill.source} is {skill.digest}"))
-        skills[ref] = skill
     steps: dict[str, PreparedStep] = {}
     for name in stack.order:
         vein = stack.steps[name]
@@ -223,48 +217,52 @@ class _Executor:
         return record
 
     def _schedule(self) -> None:
-        plan, jobs = self.run_plan, self.options.jobs
-        pending = list(plan.order)
+        pending = list(self.run_plan.order)
         running: dict[str, str] = {}
         while pending or running:
-            progressed = True
-            while progressed:
-                progressed = False
-                barrier = False
-                for name in list(pending):
-                    step = plan.steps[name]
-                    states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps}
-                    broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
-                    if broken:
-                        self._finish(name, _skipped(step, "upstream_failed",
-                                                    f"upstream {', '.join(broken)} did not succeed"))
-                        pending.remove(name)
-                        progressed = True
-                        continue
-                    if barrier or any(s != "succeeded" for s in states.values()):
-                        continue
-                    if not may_start(step.concurrency, running.values(), jobs):
-                        # Hold later steps back so a waiting exclusive step is not starved.
-                        barrier = barrier or step.concurrency == "exclusive"
-                        continue
-                    artifacts, statuses = records.upstream(step.deps, plan, self.results, self.store,
-                                                           self.options.trust)
-                    untrusted = sorted(k for k, v in statuses.items() if v != "verified")
-                    pending.remove(name)
-                    progressed = True
-                    if untrusted and self.options.trust == "strict":
-                        detail = ", ".join(f"{k} is {statuses[k]}" for k in untrusted)
-                        result = _skipped(step, "upstream_untrusted", f"trust strict: {detail}")
-                        result["upstream_status"] = statuses
-                        self._finish(name, result)
-                        continue
-                    running[name] = step.concurrency
-                    self.say(f"▶ {name} ({step.concurrency})")
-                    threading.Thread(target=self._worker, args=(step, artifacts, statuses), daemon=True).start()
+            while self._advance(pending, running):
+                pass
             if running:
                 name, result = self.events.get()
                 running.pop(name)
                 self._finish(name, result)
+
+    def _advance(self, pending: list[str], running: dict[str, str]) -> bool:
+        """One pass over ``pending`` in topological order: skip, refuse or start what can be.
+        Returns whether anything changed (a finished skip can unblock later steps)."""
+        changed = False
+        barrier = False  # set by a waiting exclusive step: later steps wait too, so it is not starved
+        for name in list(pending):
+            step = self.run_plan.steps[name]
+            states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps}
+            broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
+            if broken:
+                pending.remove(name)
+                self._finish(name, _skipped(step, "upstream_failed", f"upstream {', '.join(broken)} did not succeed"))
+                changed = True
+            elif barrier or any(s != "succeeded" for s in states.values()):
+                continue
+            elif not may_start(step.concurrency, running.values(), self.options.jobs):
+                barrier = step.concurrency == "exclusive"
+            else:
+                pending.remove(name)
+                changed = True
+                self._start(step, running)
+        return changed
+
+    def _start(self, step: PreparedStep, running: dict[str, str]) -> None:
+        """Start ``step`` on a worker thread, unless strict trust refuses its upstream artifacts."""
+        artifacts, statuses = records.upstream(step.deps, self.run_plan, self.results, self.store, self.options.trust)
+        untrusted = sorted(k for k, v in statuses.items() if v != "verified")
+        if untrusted and self.options.trust == "strict":
+            detail = ", ".join(f"{k} is {statuses[k]}" for k in untrusted)
+            result = _skipped(step, "upstream_untrusted", f"trust strict: {detail}")
+            result["upstream_status"] = statuses
+            self._finish(step.name, result)
+            return
+        running[step.name] = step.concurrency
+        self.say(f"▶ {step.name} ({step.concurrency})")
+        threading.Thread(target=self._worker, args=(step, artifacts, statuses), daemon=True).start()
 
     def _finish(self, name: str, result: dict[str, Any]) -> None:
         self.results[name] = result
@@ -407,26 +405,23 @@ def _headline(path: Path) -> str | None:
     return None
 
 
-def write_lock(stack: VerifiedStack, manifest_path: Path, roots: Sequence[Path]) -> dict[str, Skill]:
+def write_lock(stack: VerifiedStack, manifest_path: Path, roots: Sequence[Path]) -> tuple[dict[str, Skill], str]:
     """``lodec lock``: pin every step's skill in the manifest (``skill-stack-v2``), atomically.
 
-    Returns ``skillRef -> Skill``. Raises ``SkillError`` (a skill missing or
-    invalid, ``skill_ref_invalid``) or ``LodecError`` (``file_unwritable``);
-    the manifest is untouched on any error.
+    Returns ``(skillRef -> Skill, new manifest digest)``. Raises
+    ``SkillError`` (the first skill missing or invalid, ``skill_ref_invalid``)
+    or ``LodecError`` (``file_unwritable``); the manifest is untouched on any error.
     """
     from ..stack import SKILL_DIGESTS, manifest_json, manifest_vein
 
-    skills: dict[str, Skill] = {}
-    for ref in sorted({str(v.record["skillRef"]) for v in stack.steps.values()}):
-        try:
-            skills[ref] = load_skill(find_skill(ref, roots))
-        except SkillError as exc:
-            raise SkillError(f"{ref}: {exc}", code=exc.code) from None
+    skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()), roots)
+    if errors:
+        raise errors[0]
     manifest = {k: v for k, v in stack.manifest.items() if k != SKILL_DIGESTS}
     manifest[SKILL_DIGESTS] = {ref: s.digest for ref, s in skills.items()}
     try:
-        manifest_vein(manifest)
+        digest = manifest_vein(manifest).fingerprint
     except LodecError as exc:
         raise exc.with_file(str(manifest_path)) from None
     atomic_write(manifest_path, manifest_json(manifest))
-    return skills
+    return skills, digest

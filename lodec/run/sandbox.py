@@ -7,7 +7,6 @@ down, so nothing can be reached, not even the host's own loopback servers.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -67,12 +66,3 @@ def step_environment(parent: Mapping[str, str], declared: Sequence[str], lodec_v
     env = {k: parent[k] for k in (*BASE_ENV, *declared) if k in parent}
     env.update(lodec_vars)
     return env
-
-
-def default_jobs() -> int:
-    """``--jobs`` default: the usable CPUs, at least 2 (steps mostly wait on I/O and children)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    return max(2, n)

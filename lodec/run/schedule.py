@@ -9,6 +9,7 @@ the static view of it that ``lodec plan`` prints.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -63,3 +64,12 @@ def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapp
         done.update(chosen)
         left = [s for s in left if s not in done]
     return out
+
+
+def default_jobs() -> int:
+    """``--jobs`` default: the usable CPUs, at least 2 (steps mostly wait on I/O and children)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(2, n)

@@ -302,15 +302,34 @@ def find_skill(ref: str, roots: Sequence[Path]) -> Path:
     raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
 
 
-def materialize(skill: Skill, dest: Path) -> Path:
-    """Write ``skill``'s verified bytes under ``dest`` (which must not exist); files end read-only."""
+def load_skills(refs: Iterable[str], roots: Sequence[Path]) -> tuple[dict[str, Skill], list[SkillError]]:
+    """Find and load each distinct ``skill:<name>`` in ``refs``: ``(ref -> Skill, errors)``.
+
+    Every failure is collected (its message prefixed with the ref), so a
+    caller can report them all at once.
+    """
+    skills: dict[str, Skill] = {}
+    errors: list[SkillError] = []
+    for ref in sorted(set(refs)):
+        try:
+            skills[ref] = load_skill(find_skill(ref, roots))
+        except SkillError as exc:
+            errors.append(SkillError(f"{ref}: {exc}", code=exc.code))
+    return skills, errors
+
+
+def materialize(skill: Skill, dest: Path, *, read_only: bool = True) -> Path:
+    """Write ``skill``'s in-memory (verified) bytes under ``dest``, which must not exist.
+
+    Modes are the git modes (755/644), or 555/444 with ``read_only``.
+    """
     dest.mkdir(parents=True)
     for f in skill.files:
         target = dest / f.path
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "xb") as fh:
             fh.write(f.data)
-        os.chmod(target, 0o555 if f.mode == 0o755 else 0o444)
+        os.chmod(target, f.mode & ~0o222 if read_only else f.mode)
     return dest
 
 
@@ -327,16 +346,15 @@ def add_skill(folder: str | os.PathLike[str], skills_dir: Path) -> tuple[Skill, 
     if dest.exists():
         raise SkillError(f"a skill named {skill.name!r} is already installed at {dest}", code="skill_exists",
                          file=str(folder))
-    skills_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{skill.name}.", dir=skills_dir))
     try:
-        for f in skill.files:
-            target = tmp / f.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(f.data)
-            os.chmod(target, f.mode)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, dest)  # fails if dest appeared meanwhile: no clobbering
+        skills_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{skill.name}.", dir=skills_dir))
+    except OSError as exc:
+        raise SkillError(f"cannot install: {exc.strerror or exc}", code="file_unwritable", file=str(skills_dir)) from None
+    try:
+        # The bytes that were validated, not the folder read again.
+        os.rename(materialize(skill, tmp / skill.name, read_only=False), dest)  # fails if dest exists: no clobbering
+        os.rmdir(tmp)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SkillError(f"cannot install: {exc.strerror or exc}", code="skill_exists" if dest.exists() else
