@@ -1,0 +1,73 @@
+"""Write the seed corpora (``fuzz/seeds/<target>/``) from the golden vectors and the example stack.
+
+Run once before fuzzing (``python fuzz/make_seeds.py``); it is deterministic
+(the signed seeds use the harnesses' fixed key and a fixed time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from _common import MANIFEST, NOW, ROOT, fixed_key, seed_step_veins
+
+import lodec
+from lodec.pack import build_pack
+from lodec.schema import BUILTIN_SCHEMAS, builtin_schema, builtin_schema_bytes
+from lodec.sign.signer import sign_stack
+from lodec.sign.statement import build_statement
+from lodec.verify import verify_stack
+
+OUT = Path(__file__).resolve().parent / "seeds"
+
+
+def put(target: str, data: bytes) -> None:
+    folder = OUT / target
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def main() -> None:
+    steps = seed_step_veins()
+    index = {name: i for i, name in enumerate(BUILTIN_SCHEMAS)}
+    # vein: first byte picks the schema (bit 7 set: the harness adds the header itself)
+    for data in steps.values():
+        put("vein", bytes([index["skill-step-v1"]]) + data)
+        put("vein", bytes([0x80 | index["skill-step-v1"]]) + data[13:])
+    v1 = (ROOT / "stacks" / "code-review" / "code-review-stack.json").read_bytes()
+    stack = verify_stack(v1, steps.get).verified
+    assert stack is not None, "the example stack does not verify"
+    put("vein", bytes([index["skill-stack-v2"]]) + lodec.manifest_vein(stack.manifest).data)
+    unlocked = {k: v for k, v in stack.manifest.items() if k != "skillDigests"}
+    put("vein", bytes([index["skill-stack-v1"]]) + lodec.manifest_vein(unlocked).data)
+    # schemas
+    for name in BUILTIN_SCHEMAS:
+        put("schema", builtin_schema_bytes(name))
+    for path in sorted((ROOT / "schemas").glob("*.lode")):
+        put("schema", path.read_bytes())
+    put("schema", b'{"schema":"lode","version":1,"name":"R","fields":[{"id":1,"name":"a","type":"map<string,int>"}],"reserved":[2,"b"]}')
+    # manifests: the locked (v2) example and its v1 form
+    put("manifest", MANIFEST.read_bytes())
+    put("manifest", lodec.manifest_json(unlocked))
+    # DSSE envelope + statement, signed with the fixed key
+    key = fixed_key()
+    envelope, _ = sign_stack(stack, key, now=datetime(2026, 11, 21, tzinfo=timezone.utc),
+                             expires=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    put("dsse", envelope.to_json())
+    put("dsse", envelope.payload)
+    put("dsse", build_statement(stack.manifest_bytes, name=stack.name, version=stack.version, digest=stack.digest,
+                                expires=NOW))
+    # packs: unsigned and signed
+    kw = dict(manifest_name="code-review-stack.json", step_schema=builtin_schema_bytes("skill-step-v1"),
+              stack_schema=builtin_schema_bytes("skill-stack-v2"))
+    put("pack", build_pack(stack, **kw))
+    put("pack", build_pack(stack, envelope=envelope.to_json(), **kw))
+    for target in ("vein",):
+        put(target, bytes([index["lodepack-v1"]]) + build_pack(stack, **kw))
+    print(f"seeds written to {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
