@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .cli import CONTEXT, _emit, _fail, _report_out, _trust_options, _verify_target, main
-from .errors import LodecError
+from .errors import LodecError, RunError
 
 
 def _workspace(value: str | None) -> Path:
@@ -217,6 +217,11 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, **trust_
                    "normal: it starts and sees their statuses.")
 @click.option("--allow-unsandboxed", is_flag=True,
               help="Run skills without network = true even where no network namespace can be made.")
+@click.option("--step", "only", metavar="NAME", multiple=True,
+              help="Run only this step (repeatable). Its other upstream artifacts come from --reuse.")
+@click.option("--reuse", "reuse_id", metavar="RUN_ID|latest",
+              help="With --step: take the other steps' results from this earlier run of the same stack; "
+                   "their artifacts are re-hashed before use.")
 @_workspace_option
 @_trust_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run record (run.json) on stdout.")
@@ -226,6 +231,8 @@ def run(
     jobs: int | None,
     trust: str,
     allow_unsandboxed: bool,
+    only: tuple[str, ...],
+    reuse_id: str | None,
     workspace_dir: str | None,
     as_json: bool,
     **trust_args: Any,
@@ -242,18 +249,30 @@ def run(
     \b
       lodec run stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
       lodec run release.lodepack --key alice.pub --jobs 4
+      lodec run stack.json --step release-readiness --reuse latest --trust normal
     Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}.
     """
     from .run.executor import RunOptions, run_stack
+    from .run.records import latest_run, load_run
     from .run.schedule import default_jobs
 
     workspace = _workspace(workspace_dir)
+    state = _state(workspace)
     progress = (lambda line: click.echo(line, err=True)) if sys.stderr.isatty() else None
     try:
         prepared = _prepared(target, steps_dir, workspace, trust_args, as_json)
-        record = run_stack(prepared, RunOptions(workspace=workspace, state=_state(workspace),
+        reuse = None
+        if reuse_id == "latest":
+            reuse = latest_run(state, prepared.stack.name)
+            if reuse is None:
+                raise RunError(f"no earlier run of {prepared.stack.name} in {state / 'runs'} to reuse",
+                               code="run_not_found")
+        elif reuse_id is not None:
+            reuse = load_run(state, reuse_id)
+        record = run_stack(prepared, RunOptions(workspace=workspace, state=state,
                                                 jobs=jobs or default_jobs(), trust=trust,
-                                                allow_unsandboxed=allow_unsandboxed, progress=progress))
+                                                allow_unsandboxed=allow_unsandboxed, progress=progress,
+                                                only=only, reuse=reuse))
     except LodecError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -289,7 +308,7 @@ def resolve(target: str, step: str, run_id: str | None, trust: str, steps_dir: s
     {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
     "upstream_status": {...: "verified"|"integrity_mismatch"|"missing"|"skipped"}}
     """
-    from .run.records import latest_run, load_run, upstream
+    from .run.records import latest_run, load_run, step_results, upstream
     from .run.store import Store
 
     workspace = _workspace(workspace_dir)
@@ -300,7 +319,7 @@ def resolve(target: str, step: str, run_id: str | None, trust: str, steps_dir: s
             raise LodecError(f'no step "{step}" in {prepared.stack.name}', code="step_not_found", file=target)
         record: dict[str, Any] | None = (load_run(state, run_id) if run_id is not None
                                           else latest_run(state, prepared.stack.name))
-        results = record["steps"] if record is not None else {}
+        results = step_results(record) if record is not None else {}
         artifacts, statuses = upstream(prepared.steps[step].deps, prepared, results, Store(state / "cas"), trust)
     except LodecError as exc:
         _fail(exc, False)

@@ -634,3 +634,106 @@ def test_repinned_skill_breaks_the_signature(project: Path, keys: dict[str, Path
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed",
                               "--key", f"{keys['alice']}.pub", "--now", SIGNED_AT)
     assert code == 1 and "[digest_mismatch]" in err, err
+
+
+# ------------------------------------------------------------------ --step / --reuse (partial runs)
+
+#: Writes its outputs with the upstream statuses it was shown (so a test can read what it saw).
+SHOW_UPSTREAM = '''
+for name in REQ["step"]["outputs"]:
+    write(name, json.dumps(REQ["upstream_status"], sort_keys=True))
+print(json.dumps(REQ["upstream_status"], sort_keys=True))
+'''
+
+
+def _two_step_stack(project: Path) -> Path:
+    make_skill(project / "stack" / "skills", "ok")
+    make_skill(project / "stack" / "skills", "show", SHOW_UPSTREAM)
+    return make_stack(project / "stack", [step("a", "ok"), step("b", "show", deps=["a"])])
+
+
+def test_step_with_reuse_runs_only_that_step_on_the_earlier_artifacts(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
+    assert code == 0, err
+    assert list(again["steps"]) == ["b"] and again["order"] == ["b"]
+    assert again["reused"]["run"] == first["run"] and list(again["reused"]["steps"]) == ["a"]
+    assert json.loads(again["steps"]["b"]["headline"]) == {"a/out.txt": "verified"}
+    # resolve against the partial run sees the reused upstream too
+    code, out, err = run_cli("resolve", stack, "b", "--workspace", project / "ws")
+    assert code == 0, err
+    assert json.loads(out)["run"] == again["run"]
+    assert json.loads(out)["upstream_status"] == {"a/out.txt": "verified"}
+
+
+def test_reused_artifact_tampered_since_is_caught_before_the_step_reads_it(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    _code, out, _ = run_cli("resolve", stack, "b", "--workspace", project / "ws")
+    blob = Path(json.loads(out)["upstream_artifacts"]["a/out.txt"])
+    blob.chmod(0o644)
+    blob.write_bytes(b"forged\n")
+    code, strict, _ = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", first["run"])
+    assert code == 1
+    assert (strict["steps"]["b"]["status"], strict["steps"]["b"]["reason"]) == ("skipped", "upstream_untrusted")
+    code, normal, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b",
+                                 "--reuse", first["run"], "--trust", "normal")
+    assert code == 0, err
+    assert json.loads(normal["steps"]["b"]["headline"]) == {"a/out.txt": "integrity_mismatch"}
+
+
+def test_step_without_reuse_sees_unselected_upstreams_as_missing(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--trust", "normal")
+    assert code == 0, err
+    assert list(record["steps"]) == ["b"] and "reused" not in record
+    assert json.loads(record["steps"]["b"]["headline"]) == {"a/out.txt": "missing"}
+
+
+def test_reuse_of_a_run_of_another_stack_is_refused(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    import shutil
+    shutil.copytree(project / "stack" / "skills", project / "other" / "skills")
+    other = make_stack(project / "other", [step("a", "ok"), step("b", "show", deps=["a"], marker="other")],
+                       name="test-stack")  # same name, different steps: a different digest
+    code, out, err = run_cli("run", other, "--workspace", project / "ws", "--allow-unsandboxed",
+                             "--step", "b", "--reuse", first["run"])
+    assert code == 1 and "[reuse_mismatch]" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_step_and_reuse_without_step_are_refused(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--step", "nope")
+    assert code == 1 and "[step_not_found]" in err and 'no step "nope"' in err
+    code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--reuse", "latest")
+    assert code == 1 and "run_not_found" in err  # no earlier run yet
+    run_json(stack, project / "ws", "--allow-unsandboxed")
+    code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--reuse", "latest")
+    assert code != 0 and "--step" in err
+
+
+def test_discarding_the_reused_run_keeps_blobs_the_partial_run_stands_on(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
+    assert code == 0, err
+    code, out, err = run_cli("runs", "discard", first["run"], "--dry-run", "--workspace", project / "ws")
+    assert code == 0, err
+    digest_a = first["steps"]["a"]["artifacts"]["out.txt"]["blake3"]
+    assert digest_a not in out  # the partial run still needs a's artifact
+
+
+def test_step_gets_the_interpreter_lodec_runs_under(project: Path) -> None:
+    import sys
+    make_skill(project / "stack" / "skills", "py", 'print(os.environ["LODEC_PYTHON"]); write("out.txt", "x")\n')
+    stack = make_stack(project / "stack", [step("a", "py")])
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    assert record["steps"]["a"]["headline"] == sys.executable

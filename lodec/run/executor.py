@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -126,6 +127,10 @@ class RunOptions:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: Callable[[str], None] | None = None
     isolation: NetworkIsolation | None = None
+    #: Run only these steps (empty: all). Their other dependencies' artifacts come from ``reuse``.
+    only: tuple[str, ...] = ()
+    #: An earlier run record of the same stack whose step results the ``only`` steps build on.
+    reuse: Mapping[str, Any] | None = None
 
 
 def utc_now() -> str:
@@ -150,6 +155,7 @@ def run_stack(run: PreparedRun, options: RunOptions) -> dict[str, Any]:
         raise RunError(f"trust must be strict or normal, not {options.trust!r}", code="usage")
     if options.jobs < 1:
         raise RunError("jobs must be at least 1", code="usage")
+    _check_selection(run, options)
     needs_isolation = any(not s.config.network for s in run.skills.values())
     isolation = options.isolation or (probe_network_isolation() if needs_isolation else NetworkIsolation((), ""))
     if needs_isolation and not isolation.available and not options.allow_unsandboxed:
@@ -157,6 +163,20 @@ def run_stack(run: PreparedRun, options: RunOptions) -> dict[str, Any]:
         raise RunError(f"cannot deny the network to {who}: {isolation.reason}. Nothing was started; "
                        "pass --allow-unsandboxed to run them with the network anyway", code="sandbox_unavailable")
     return _Executor(run, options, isolation).run()
+
+
+def _check_selection(run: PreparedRun, options: RunOptions) -> None:
+    """Refuse an ``only`` naming unknown steps, and a ``reuse`` run of another stack (or version of it)."""
+    unknown = sorted(set(options.only) - set(run.steps))
+    if unknown:
+        raise RunError(f'no step "{unknown[0]}" in {run.stack.name}', code="step_not_found")
+    if options.reuse is not None:
+        if not options.only:
+            raise RunError("reusing a run needs the steps to run again (--step)", code="usage")
+        theirs = options.reuse.get("stack", {}).get("digest")
+        if theirs != run.stack.digest:
+            raise RunError(f"run {options.reuse.get('run')} ran stack {theirs}, not {run.stack.digest}: "
+                           "artifacts are reused only within one verified stack", code="reuse_mismatch")
 
 
 class _Executor:
@@ -167,7 +187,12 @@ class _Executor:
         self.store = Store(options.state / "cas")
         self.run_id = new_run_id()
         self.run_dir = options.state / "runs" / self.run_id
-        self.results: dict[str, dict[str, Any]] = {}
+        self.selected = [n for n in run.order if not options.only or n in options.only]
+        # Reused results stand in for the steps not selected: scheduling and upstream re-hashing see them.
+        self.reused: dict[str, dict[str, Any]] = {
+            name: dict(rec) for name, rec in records.step_results(options.reuse or {}).items()
+            if name in run.steps and name not in self.selected}
+        self.results: dict[str, dict[str, Any]] = dict(self.reused)
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.pids: dict[str, int] = {}  # running steps' process groups, killed if lodec is interrupted
 
@@ -193,9 +218,11 @@ class _Executor:
             "jobs": self.options.jobs,
             "sandbox": self.isolation.reason if self.isolation.available else "none (--allow-unsandboxed)",
             "started": started,
-            "order": list(plan.order),
+            "order": list(self.selected),
             "steps": {},
         }
+        if self.options.reuse is not None:
+            record["reused"] = {"run": self.options.reuse["run"], "steps": self.reused}
         records.write_run(self.run_dir, record)
         try:
             self._schedule()
@@ -203,13 +230,13 @@ class _Executor:
             for pid in list(self.pids.values()):
                 _kill_group(pid)
             raise
-        failed = any(r["status"] != "succeeded" for r in self.results.values())
+        failed = any(self.results[n]["status"] != "succeeded" for n in self.selected)
         record.update({
             "status": "failed" if failed else "succeeded",
             "exit_code": 1 if failed else 0,
             "ended": utc_now(),
             "duration_ms": round((time.monotonic() - t0) * 1000, 3),
-            "steps": {name: self.results[name] for name in plan.order},
+            "steps": {name: self.results[name] for name in self.selected},
         })
         records.write_run(self.run_dir, record)
         records.write_journal(self.run_dir, record, self.store)
@@ -217,7 +244,7 @@ class _Executor:
         return record
 
     def _schedule(self) -> None:
-        pending = list(self.run_plan.order)
+        pending = list(self.selected)
         running: dict[str, str] = {}
         while pending or running:
             while self._advance(pending, running):
@@ -234,7 +261,9 @@ class _Executor:
         barrier = False  # set by a waiting exclusive step: later steps wait too, so it is not starved
         for name in list(pending):
             step = self.run_plan.steps[name]
-            states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps}
+            # A dependency neither selected nor reused never runs here: its artifacts are "missing".
+            states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps
+                      if d in self.results or d in self.selected}
             broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
             if broken:
                 pending.remove(name)
@@ -303,7 +332,7 @@ class _Executor:
         }
         env = step_environment(opts.environ, cfg.env, {
             "LODEC_OUTPUT_DIR": str(out), "LODEC_WORKSPACE": str(opts.workspace), "LODEC_SKILL_DIR": str(skill_dir),
-            "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name,
+            "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
         })
         prefix = self.isolation.prefix if (not cfg.network and self.isolation.available) else ()
         argv = [*prefix, str(skill_dir / cfg.command[0]), *cfg.command[1:]]

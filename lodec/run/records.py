@@ -83,6 +83,12 @@ def latest_run(state: Path, stack_name: str) -> dict[str, Any] | None:
     return runs[-1] if runs else None
 
 
+def step_results(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every step result a run stands on: the steps it ran, plus those it reused from an
+    earlier run (``lodec run --step … --reuse``), which its own results override."""
+    return {**record.get("reused", {}).get("steps", {}), **record.get("steps", {})}
+
+
 def upstream(
     deps: Sequence[str],
     plan: PreparedRun,
@@ -262,7 +268,7 @@ def discard_plan(state: Path, run_id: str) -> list[Path]:
     others: set[str] = set()
     for other in list_runs(state):
         if other["run"] != run_id:
-            others.update(d["blake3"] for rec in other.get("steps", {}).values() for d in rec.get("artifacts", {}).values())
+            others.update(d["blake3"] for rec in step_results(other).values() for d in rec.get("artifacts", {}).values())
     store = Store(state / "cas")
     mine = sorted({d["blake3"] for rec in record.get("steps", {}).values() for d in rec.get("artifacts", {}).values()})
     for blob in mine:
