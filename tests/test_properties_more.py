@@ -243,3 +243,35 @@ def test_truncating_the_manifest_at_every_byte_is_refused() -> None:
             assert exc.code == "truncated", (n, exc)
         else:
             raise AssertionError(f"compiled manifest truncated to {n} bytes was accepted")
+
+
+# ------------------------------------------------- strict JSON pre-scan
+
+
+JSON_LEAF = st.one_of(
+    st.text(alphabet='[]{}"\\/abé\u2028\n', max_size=8), st.integers(-5, 5), st.booleans(), st.none()
+)
+JSON_DOCS = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=4), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _structure_brackets(value: Any) -> bytes:
+    if isinstance(value, list):
+        return b"[" + b"".join(_structure_brackets(v) for v in value) + b"]"
+    if isinstance(value, dict):
+        return b"{" + b"".join(_structure_brackets(v) for v in value.values()) + b"}"
+    return b""
+
+
+@SETTINGS
+@given(JSON_DOCS, st.booleans(), st.booleans())
+def test_strict_json_bracket_prescan_ignores_brackets_inside_strings(doc: Any, ascii_only: bool, indent: bool) -> None:
+    """The depth and container limits are judged on the text before parsing; strings
+    full of brackets, quotes and backslashes must not count."""
+    from lodec.strictjson import _brackets
+
+    text = json.dumps(doc, ensure_ascii=ascii_only, indent=2 if indent else None).encode()
+    assert _brackets(text) == _structure_brackets(doc)
