@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from .cli import CONTEXT, _emit, _fail, _report_out, _trust_options, _verify_target, main
+from .cli import _emit, _fail, _report_out, _verify_target
+from .cli_commands import CONTEXT, _trust_options, main
 from .errors import LodecError, RunError
 
 
@@ -388,21 +389,76 @@ def journal(run_id: str | None, workspace_dir: str | None) -> None:
     A section per step: status, headline, artifacts; an artifact whose bytes
     changed since the run is marked TAMPERED.
     """
-    from .run.records import journal_markdown, list_runs, load_run
+    from .run.records import journal_markdown
     from .run.store import Store
 
     state = _state(_workspace(workspace_dir))
     try:
-        if run_id is None:
-            every = list_runs(state)
-            if not every:
-                raise LodecError(f"no runs in {state / 'runs'}", code="run_not_found")
-            record = every[-1]
-        else:
-            record = load_run(state, run_id)
+        record = _run_record(state, run_id)
     except LodecError as exc:
         _fail(exc, False)
     click.echo(journal_markdown(record, Store(state / "cas")), nl=False)
+
+
+def _run_record(state: Path, run_id: str | None) -> dict[str, Any]:
+    """Run ``run_id``'s record, or the latest run's when ``None``. Raises ``RunError`` (``run_not_found``)."""
+    from .run.records import list_runs, load_run
+
+    if run_id is not None:
+        return load_run(state, run_id)
+    every = list_runs(state)
+    if not every:
+        raise RunError(f"no runs in {state / 'runs'}", code="run_not_found")
+    return every[-1]
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("step")
+@click.argument("output", required=False)
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run that produced it. Default: the latest run.")
+@_workspace_option
+def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: str | None) -> None:
+    """Print the bytes of STEP's artifact OUTPUT (default: its only output), re-hashed first.
+
+    Refuses (exit 1) an artifact whose bytes no longer match the digest the
+    run recorded (integrity_mismatch), or that is gone (artifact_missing).
+    Artifacts reused from an earlier run (--step/--reuse) are found too.
+
+    \b
+      lodec artifact release-readiness
+      lodec artifact license-audit artifact.json --run 20261121T101500.123456Z-3f9a1c2e
+    """
+    import blake3
+
+    from .run.records import step_results
+    from .run.store import Store
+
+    state = _state(_workspace(workspace_dir))
+    try:
+        record = _run_record(state, run_id)
+        rec = step_results(record).get(step)
+        if rec is None:
+            raise RunError(f'run {record["run"]} has no step "{step}"', code="step_not_found")
+        made = rec.get("artifacts", {})
+        if output is None and len(made) == 1:
+            output = next(iter(made))
+        if output not in made:
+            have = ", ".join(sorted(made)) or "none"
+            raise RunError(f'step "{step}" of run {record["run"]} recorded no artifact {output!r} (it has: {have})',
+                           code="artifact_missing")
+        digest = made[output]["blake3"]
+        path = Store(state / "cas").path(digest)
+        try:
+            data = path.read_bytes()  # hashed below from these very bytes: no window to swap the file
+        except FileNotFoundError:
+            raise RunError(f"{step}/{output} of run {record['run']} is missing from the store ({path})",
+                           code="artifact_missing") from None
+        if blake3.blake3(data).hexdigest() != digest:
+            raise RunError(f"{step}/{output} of run {record['run']} was changed after the run: "
+                           f"{path} no longer hashes to blake3:{digest}", code="integrity_mismatch")
+    except LodecError as exc:
+        _fail(exc, False)
+    click.echo(data, nl=False)  # bytes go to the binary stream unchanged
 
 
 @main.command(context_settings=CONTEXT)

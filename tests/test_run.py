@@ -737,3 +737,28 @@ def test_step_gets_the_interpreter_lodec_runs_under(project: Path) -> None:
     code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 0, err
     assert record["steps"]["a"]["headline"] == sys.executable
+
+
+def test_artifact_prints_verified_bytes_and_refuses_tampered_ones(project: Path) -> None:
+    stack = _two_step_stack(project)
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    code, out, err = run_cli("artifact", "a", "--workspace", project / "ws")
+    assert code == 0, err
+    assert out == "a\n"
+    code, out, err = run_cli("artifact", "b", "out.txt", "--run", record["run"], "--workspace", project / "ws")
+    assert code == 0 and json.loads(out) == {"a/out.txt": "verified"}
+    code, _out, err = run_cli("artifact", "a", "nope.txt", "--workspace", project / "ws")
+    assert code == 1 and "[artifact_missing]" in err and "out.txt" in err
+    code, _out, err = run_cli("artifact", "zzz", "--workspace", project / "ws")
+    assert code == 1 and "[step_not_found]" in err
+    _code, out, _ = run_cli("resolve", stack, "b", "--workspace", project / "ws")
+    blob = Path(json.loads(out)["upstream_artifacts"]["a/out.txt"])
+    blob.chmod(0o644)
+    blob.write_bytes(b"forged\n")
+    code, out, err = run_cli("artifact", "a", "--workspace", project / "ws")
+    assert code == 1 and "[integrity_mismatch]" in err and "forged" not in out
+    assert len(err.strip().splitlines()) == 1
+    blob.unlink()
+    code, _out, err = run_cli("artifact", "a", "--workspace", project / "ws")
+    assert code == 1 and "[artifact_missing]" in err
