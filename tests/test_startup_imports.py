@@ -1,0 +1,107 @@
+"""Start-up guard: ``lodec --version`` and ``lodec verify`` of an unsigned stack import only what they need.
+
+Behavioural, not a timing test: each command runs in a fresh interpreter, as
+the ``lodec`` script runs it (``from lodec.cli import main; main()``), and an
+``atexit`` hook records ``sys.modules``. Neither click (the fast path of
+``lodec.cli``) nor the heavy dependencies only other commands need may be
+among them. The fast path must print what the click commands print.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cli
+
+# Imported by other commands only (signing, policies, importers, skills, runs).
+NOT_ON_THE_FAST_PATH = (
+    "click",
+    "cryptography",
+    "yaml",
+    "semver",
+    "skills_ref",
+    "license_expression",
+    "lodec.cli_commands",
+    "lodec.cli_run",
+    "lodec.sign.keys",
+    "lodec.sign.statement",
+    "lodec.run",
+    "lodec.importers",
+    "tempfile",
+)
+
+SCRIPT = """
+import atexit, json, sys
+out, args = sys.argv[1], sys.argv[2:]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = ["lodec", *args]
+from lodec.cli import main
+sys.exit(main())
+"""
+
+
+def run_script(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    record = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(record), *args], capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"},
+    )  # fmt: skip
+    return proc, set(json.loads(record.read_text()))
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_ON_THE_FAST_PATH))
+
+
+def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
+    proc, modules = run_script(tmp_path, "--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "lodec, version 0.1.0\n", "")
+    assert heavy(modules) == []
+    assert not {"lodec.loaders", "lodec.codec", "cbor2", "blake3"} & modules
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_verify_unsigned_imports_nothing_heavy(tmp_path: Path, seed_stack: Path, as_json: bool) -> None:
+    args = ["verify", str(seed_stack), *(["--json"] if as_json else [])]
+    proc, modules = run_script(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert heavy(modules) == []
+    assert (proc.returncode, proc.stdout, proc.stderr) == run_cli(*args)
+
+
+def tamper(seed_stack: Path) -> None:
+    lint = seed_stack.parent / "steps" / "lint.vein"
+    lint.write_bytes(lint.read_bytes().replace(b"eslintrc", b"eslintrX"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tampered", "tampered --json", "missing", "missing --json", "steps dir", "bad threshold", "threshold alone",
+     "directory"],
+)  # fmt: skip
+def test_fast_path_matches_click(tmp_path: Path, seed_stack: Path, case: str) -> None:
+    """Refusals and usage errors: the same exit status and messages as the click command."""
+    args = {
+        "tampered": ["verify", str(seed_stack)],
+        "tampered --json": ["verify", "--json", str(seed_stack)],
+        "missing": ["verify", str(tmp_path / "nope.json")],
+        "missing --json": ["verify", str(tmp_path / "nope.json"), "--json"],
+        "steps dir": ["verify", str(seed_stack), "--steps", str(seed_stack.parent / "steps")],
+        "bad threshold": ["verify", str(seed_stack), "--threshold", "0"],
+        "threshold alone": ["verify", str(seed_stack), "--threshold", "2"],
+        "directory": ["verify", str(seed_stack.parent)],
+    }[case]
+    if case.startswith("tampered"):
+        tamper(seed_stack)
+    proc, _modules = run_script(tmp_path, *args)
+    code, out, err = run_cli(*args)
+    assert proc.returncode == code
+    if code == 2:  # a usage error: click reports it (its program name differs from CliRunner's)
+        assert "Usage:" in proc.stderr and err.splitlines()[-1] == proc.stderr.splitlines()[-1]
+    else:
+        assert (proc.stdout, proc.stderr) == (out, err)
