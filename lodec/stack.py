@@ -46,7 +46,8 @@ def graph_problems(deps: Mapping[str, Sequence[str]]) -> tuple[list[tuple[str, s
                 problems.append(("dangling_dependency", name, f'Step "{name}" depends on "{dep}", which is not in the stack'))
     order = _kahn(deps)
     if len(order) < len(deps):
-        remaining = {n for n in deps if n not in set(order)}
+        ordered = set(order)  # once: building it per step made a cycle in a big stack quadratic
+        remaining = {n for n in deps if n not in ordered}
         for cycle in _cycles(deps, remaining):
             path = " -> ".join([*cycle, cycle[0]])
             problems.append(("cycle", cycle[0], f"dependency cycle: {path}"))
