@@ -1,34 +1,14 @@
-"""Fuzz the pack reader (``lodec.pack.read_pack``) and pack verification.
+"""atheris harness for the ``pack`` target (see ``targets.py`` and README.md).
 
-A pack that reads is verified twice: unsigned, and signed under a policy
-trusting the harness's fixed key (so mutated signed packs reach the DSSE and
-statement checks). ``verify_pack`` reports problems rather than raising; only
-``LodecError`` (e.g. a malformed schema member) may escape it.
+Run: python fuzz/fuzz_pack.py fuzz/corpus/pack fuzz/seeds/pack -max_total_time=600
 """
 
 import atheris
 
 with atheris.instrument_imports(include=["lodec"]):
-    from _common import NOW, fixed_key, main
-    from lodec.errors import LodecError
-    from lodec.pack import read_pack, verify_pack
-    from lodec.sign.policy import policy_from_keys
-
-POLICY = policy_from_keys([fixed_key().public])
-
-
-def test_one_input(data: bytes) -> None:
-    try:
-        pack = read_pack(data)
-    except LodecError:
-        return
-    for policy in (None, POLICY):
-        try:
-            report = verify_pack(pack, policy=policy, now=NOW)
-        except LodecError:
-            return
-        assert report.ok == (report.verified is not None)
-
+    import targets
 
 if __name__ == "__main__":
-    main(test_one_input)
+    from _common import main
+
+    main(targets.pack)
