@@ -84,14 +84,18 @@ def guard_path(path, workspace):
     return path
 
 
-def install_guard(workspace):
-    """Defence in depth: abort (exit 3) if anything opens a forbidden path."""
+def install_guard(workspace, _forbidden=forbidden, _guard_path=guard_path):
+    """Defence in depth: abort (exit 3) if anything opens a forbidden path.
+
+    The predicate is bound when the guard is installed, so a later change to
+    the module's `forbidden` (a bug, a monkeypatch) cannot switch it off.
+    """
     def hook(event, args):
         if event != "open" or not args or not isinstance(args[0], (str, bytes)):
             return
-        if forbidden(guard_path(args[0], workspace)):
+        if _forbidden(_guard_path(args[0], workspace)):
             sys.stderr.write("%s: guard: refusing to open %s (secret-looking file); aborting\n"
-                             % (SKILL, guard_path(args[0], workspace)))
+                             % (SKILL, _guard_path(args[0], workspace)))
             sys.stderr.flush()
             os._exit(GUARD_EXIT)
     sys.addaudithook(hook)
