@@ -66,6 +66,10 @@ def main() -> None:
     put("pack", build_pack(stack, envelope=envelope.to_json(), **kw))
     for target in ("vein",):
         put(target, bytes([index["lodepack-v1"]]) + build_pack(stack, **kw))
+    # inputs kept from findings are seeds too
+    for kept in sorted((ROOT / "tests" / "fuzz_regressions").glob("*/*")):
+        if kept.is_file():
+            put(kept.parent.name, kept.read_bytes())
     print(f"seeds written to {OUT}", file=sys.stderr)
 
 

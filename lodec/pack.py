@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .codec import decode_vein, encode_record
-from .errors import LodecError
+from .errors import LodecError, SchemaError
 from .limits import Limits
 from .names import is_safe_name
 from .schema import Schema, lodepack_schema, parse_schema
@@ -118,9 +118,36 @@ def read_pack(data: bytes, *, file: str = "<pack>") -> Pack:
                 record["stackSchema"], steps, data)
 
 
+#: The fields verification (and ``lodec run``) reads from a step or a manifest,
+#: with the type and ``required`` flag they have in the built-in schemas. A
+#: pack's schema members must keep them so: any schema verifies under pins
+#: that were computed with it, so without this check a hand-made schema
+#: (``dependsOn`` an ``int``, no ``skillRef``) reached code that assumes them.
+_STEP_FIELDS = {"stepName": ("string", True), "skillRef": ("string", True), "dependsOn": ("string[]", False)}
+_STACK_FIELDS = {
+    "name": ("string", True), "version": ("string", True), "description": ("string", True),
+    "steps": ("string[]", True), "stepFingerprints": ("map<string,string>", True),
+    "entryPoint": ("string", False), "metadata": ("map<string,string>", False),
+    "skillDigests": ("map<string,string>", False),
+}
+
+
+def _check_fields(schema: Schema, spec: dict[str, tuple[str, bool]], source: str) -> Schema:
+    for name, (spelling, required) in spec.items():
+        f = schema.by_name.get(name)
+        if f is None and not required:
+            continue
+        if f is None or f.type.spelling != spelling or (required and not f.required):
+            want = f"a {'required' if required else 'optional'} {spelling} field {name!r}"
+            raise SchemaError(f"schema {schema.name} must have {want}, as verification reads it",
+                              file=source, location=f"field {name!r}")
+    return schema
+
+
 def _schemas(pack: Pack, file: str) -> tuple[Schema, Schema]:
-    return (parse_schema(pack.step_schema, source=f"{file}#stepSchema"),
-            parse_schema(pack.stack_schema, source=f"{file}#stackSchema"))
+    step, stack = f"{file}#stepSchema", f"{file}#stackSchema"
+    return (_check_fields(parse_schema(pack.step_schema, source=step), _STEP_FIELDS, step),
+            _check_fields(parse_schema(pack.stack_schema, source=stack), _STACK_FIELDS, stack))
 
 
 def verify_pack(
@@ -140,7 +167,11 @@ def verify_pack(
     (``pack_member_unlisted``): a pack carries nothing unverified.
 
     Raises:
-        SchemaError: a schema member is not a valid ``.lode`` schema.
+        SchemaError: a schema member is not a valid ``.lode`` schema, or
+            lacks (or retypes) a field verification reads: ``stepName``,
+            ``skillRef``, ``dependsOn`` of a step; ``name``, ``version``,
+            ``description``, ``steps``, ``stepFingerprints``, ``entryPoint``,
+            ``metadata``, ``skillDigests`` of a manifest (code ``schema_invalid``).
     """
     step_schema, stack_schema = _schemas(pack, file)
     manifest_file = f"{file}#{pack.manifest_name}"

@@ -37,5 +37,10 @@ def test_fuzz_seed_replays_cleanly(targets, target: str, path: Path) -> None:  #
     targets[target](path.read_bytes())
 
 
+@pytest.mark.parametrize(("target", "path"), _inputs(REGRESSIONS), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_kept_finding_replays_cleanly(targets, target: str, path: Path) -> None:  # type: ignore[no-untyped-def]
+    targets[target](path.read_bytes())
+
+
 def test_every_target_has_seeds() -> None:
     assert {t for t, _ in _inputs(FUZZ / "seeds")} == {"vein", "schema", "manifest", "pack", "dsse"}

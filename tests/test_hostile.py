@@ -268,3 +268,67 @@ def test_cycle_hidden_in_a_huge_stack_is_reported_in_linear_time() -> None:
     assert [(p.code, p.step) for p in report.problems] == [("cycle", "c1")]
     assert "c1 -> c2 -> c1" in report.problems[0].message
     assert elapsed < 5, elapsed  # ~0.5 s; it was ~30 s
+
+
+# ------------------------------------------------------------------- packs
+
+
+def _evil_pack(step_fields: list[dict], step: dict, *, stack_schema: bytes | None = None,
+               manifest_extra: dict | None = None, drop: tuple[str, ...] = ()) -> bytes:
+    """A canonical pack whose schema members are hand-made, with pins computed under them (so they match)."""
+    from lodec.pack import PACK_LIMITS
+    from lodec.schema import builtin_schema_bytes, lodepack_schema
+
+    step_schema = lode(step_fields, name="EvilStep")
+    vein = lodec.encode_record(lodec.parse_schema(step_schema), step)
+    manifest = {"name": "evil", "version": "1.0.0", "description": "d", "steps": ["a"],
+                "stepFingerprints": {"a": vein.fingerprint}, **(manifest_extra or {})}
+    for key in drop:
+        manifest.pop(key)
+    record = {"manifestName": "evil.json", "manifest": lodec.manifest_json(manifest),
+              "stepSchema": step_schema, "stackSchema": stack_schema or builtin_schema_bytes("skill-stack-v2"),
+              "steps": {"a": vein.data}}
+    return lodec.encode_record(lodepack_schema(), record, limits=PACK_LIMITS).data
+
+
+STEP_NAME = {"id": 1, "name": "stepName", "type": "string", "required": True}
+SKILL_REF = {"id": 2, "name": "skillRef", "type": "string", "required": True}
+INT_DEPENDS = {"id": 3, "name": "dependsOn", "type": "int", "required": True}
+SKILL_PINS = {"skillDigests": {"skill:x": "blake3:" + "0" * 64}}
+
+
+def _verify_pack_cli(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "evil.lodepack"
+    path.write_bytes(data)
+    status, out, err = run_cli("verify", path)
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, (status, out, err)
+    return err
+
+
+def test_pack_whose_step_schema_retypes_depends_on_is_refused(tmp_path: Path) -> None:
+    """Finding (review): ``dependsOn`` as an ``int`` in the pack's own step schema made
+    ``lodec verify PACK`` crash with ``TypeError: 'int' object is not iterable``."""
+    pack = _evil_pack([STEP_NAME, SKILL_REF, INT_DEPENDS], {"stepName": "a", "skillRef": "skill:x", "dependsOn": 5},
+                      manifest_extra=SKILL_PINS)
+    err = _verify_pack_cli(tmp_path, pack)
+    assert "#stepSchema: field 'dependsOn': " in err and err.rstrip().endswith("[schema_invalid]")
+
+
+def test_pack_whose_step_schema_has_no_skill_ref_is_refused(tmp_path: Path) -> None:
+    """Finding (review): a v2 manifest over steps of a schema without ``skillRef`` crashed with ``KeyError``."""
+    pack = _evil_pack([STEP_NAME], {"stepName": "a"}, manifest_extra=SKILL_PINS)
+    err = _verify_pack_cli(tmp_path, pack)
+    assert "#stepSchema: field 'skillRef': " in err and err.rstrip().endswith("[schema_invalid]")
+
+
+def test_pack_whose_stack_schema_makes_name_optional_is_refused(tmp_path: Path) -> None:
+    from lodec.schema import builtin_schema_bytes
+
+    doc = json.loads(builtin_schema_bytes("skill-stack-v1"))
+    for f in doc["fields"]:
+        if f["name"] == "name":
+            f["required"] = False
+    pack = _evil_pack([STEP_NAME, SKILL_REF], {"stepName": "a", "skillRef": "skill:x"},
+                      stack_schema=json.dumps(doc).encode(), drop=("name",))
+    err = _verify_pack_cli(tmp_path, pack)
+    assert "#stackSchema: field 'name': " in err and err.rstrip().endswith("[schema_invalid]")
