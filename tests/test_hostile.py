@@ -332,3 +332,17 @@ def test_pack_whose_stack_schema_makes_name_optional_is_refused(tmp_path: Path) 
                       stack_schema=json.dumps(doc).encode(), drop=("name",))
     err = _verify_pack_cli(tmp_path, pack)
     assert "#stackSchema: field 'name': " in err and err.rstrip().endswith("[schema_invalid]")
+
+
+# --------------------------------------------------------------- policies
+
+
+@pytest.mark.parametrize("nesting", [b"[" * 5000 + b"]" * 5000, b"{b=" * 5000 + b"1" + b"}" * 5000])
+def test_deeply_nested_trust_policy_refused(seed_stack: Path, nesting: bytes) -> None:
+    """Finding (review): tomllib recurses per level, so ``--policy`` with 5,000 nested
+    arrays or inline tables crashed ``lodec verify`` with a RecursionError traceback."""
+    policy = seed_stack.parent / "trust.toml"
+    policy.write_bytes(b"version = 1\na = " + nesting + b"\n")
+    status, out, err = run_cli("verify", seed_stack, "--policy", policy)
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, (status, out, err)
+    assert "nested too deeply" in err and "[policy_invalid]" in err

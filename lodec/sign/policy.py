@@ -106,6 +106,8 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
         doc: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise _fail(f"not TOML: {exc}", file, "/") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise _fail("not a trust policy: arrays or tables nested too deeply", file, "/") from None
     if doc.get("version") != 1:
         raise _fail("version must be 1", file, "/version")
     extra = sorted(set(doc) - {"version", "keys", "rules"})
