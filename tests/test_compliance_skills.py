@@ -732,7 +732,10 @@ def canary_workspace(ws: Path) -> list[str]:
     write(ws, "src/signup.js", SIGNUP)
     write(ws, ".env.example", "API_KEY=your-key-here\n")
     write(ws, "README.md", "# App\n")
-    return forbidden
+    # links with innocent names that lead to a secret are skipped, never followed
+    (ws / "src" / "config.js").symlink_to(ws / ".env")
+    (ws / ".env.sample").symlink_to(ws / ".env.production")
+    return forbidden + ["src/config.js", ".env.sample"]
 
 
 HARNESS = r"""
