@@ -17,7 +17,9 @@ What is measured
     median and the largest peak RSS. Growth: the ratio of the medians at
     100,000 and 10,000 steps (linear growth gives 10), per command. Memory:
     the growth of verify's peak RSS per added step, against the bytes
-    verify has to hold (see below).
+    verify has to hold (see below), and, in one process with
+    ``tracemalloc``, the Python heap the finished report keeps and the
+    peak while verifying.
 
 Targets
     time(100,000) / time(10,000) <= 12 for ``lodec compile`` and for
@@ -185,7 +187,9 @@ def one_size(args: argparse.Namespace, lodec: Path, shapes: Any, n: int) -> dict
             b3s.append(got["b3sum"])
     _progress(f"{n:,} steps: verify median {statistics.median(v['wall'] for v in verifies):.3f} s")
     vein_bytes = sum((steps / f"{s}.vein").stat().st_size for s in names)
+    held = held_memory(lodec_python(lodec), work)
     return {
+        "held": held,
         "steps": n,
         "source_bytes": src_bytes,
         "vein_bytes": vein_bytes,
@@ -196,6 +200,29 @@ def one_size(args: argparse.Namespace, lodec: Path, shapes: Any, n: int) -> dict
         "b3sum": summary(b3s, n),
         "verify_paired_ratio_to_b3sum": sorted(v["wall"] / b["wall"] for v, b in zip(verifies, b3s)),
     }
+
+
+HELD = r"""
+import gc, json, tracemalloc
+from lodec.loaders import verify_stack_files
+verify_stack_files("stack.json")  # imports and caches first
+gc.collect()
+tracemalloc.start()
+report = verify_stack_files("stack.json")
+held, peak = tracemalloc.get_traced_memory()
+assert report.ok
+print(json.dumps({"held": held, "peak": peak, "steps": len(report.steps)}))
+"""
+
+
+def held_memory(python: Path, work: Path) -> dict[str, float]:
+    """In one process (tracemalloc): the bytes the verification report keeps, and the peak while verifying."""
+    out = subprocess.run([str(python), "-P", "-c", HELD], cwd=work, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"bench_growth: in-process verify failed:\n{out.stderr[-2000:]}")
+    d = json.loads(out.stdout)
+    return {"held_bytes_per_step": d["held"] / d["steps"], "peak_bytes_per_step": d["peak"] / d["steps"],
+            "held_mb": d["held"] / 2**20, "peak_mb": d["peak"] / 2**20}  # fmt: skip
 
 
 def growth(sizes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -242,6 +269,10 @@ def print_report(res: dict[str, Any]) -> None:
         p = s["verify_paired_ratio_to_b3sum"]
         print(f"{'':>8} verify / b3sum: {s['verify']['median_s'] / s['b3sum']['median_s']:.2f}x (per round "
               f"{p[0]:.2f}-{p[-1]:.2f}); veins {s['vein_bytes'] / 1e6:.2f} MB, manifest {s['manifest_bytes'] / 1e6:.2f} MB")
+        h = s["held"]
+        print(f"{'':>8} verify holds {h['held_mb']:.1f} MB when done ({h['held_bytes_per_step']:,.0f} B/step: the "
+              f"report with every vein and record), peak {h['peak_mb']:.1f} MB ({h['peak_bytes_per_step']:,.0f} B/step), "
+              f"Python heap by tracemalloc")
     g = res["growth"]
     if g:
         print()
@@ -250,9 +281,10 @@ def print_report(res: dict[str, Any]) -> None:
             r = g[cmd]
             verdict = f"  target <= {TARGET_GROWTH:g}: {'PASS' if r['met'] else 'MISS'}" if "met" in r else ""
             print(f"  {cmd:<8} {r['ratio']:6.2f}x (ratio of the fastest runs {r['min_ratio']:.2f}x){verdict}")
-        print(f"memory:  verify peak RSS grows {g['verify_rss_bytes_per_step']:,.0f} B per added step; what it must "
-              f"hold per step: {g['vein_bytes_per_step']:.0f} B of vein + {g['manifest_bytes_per_step']:.0f} B of "
-              f"manifest JSON, plus the decoded record, the parsed manifest entry and one result")
+        print(f"memory:  verify peak RSS grows {g['verify_rss_bytes_per_step']:,.0f} B per added step; on disk a step "
+              f"is {g['vein_bytes_per_step']:.0f} B of vein + {g['manifest_bytes_per_step']:.0f} B of manifest JSON; "
+              f"held in memory (see 'verify holds' above): the vein, its decoded record, the parsed manifest entry "
+              f"and one result")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

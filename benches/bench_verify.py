@@ -9,7 +9,13 @@ What is measured
        hash lodec pins with) and ``sha256sum -c sha256.txt``. Context rows:
        ``python -c pass`` (interpreter start-up of lodec's own Python) and
        ``lodec --version`` (start-up plus the CLI import), and ``true`` (the
-       cost of spawning any process from this harness). Optional extra
+       cost of spawning any process from this harness). A third peer,
+       ``python pb_verify.py pb-manifest.json`` (lodec's interpreter), reads
+       the same N records encoded as protobuf (``pb/<name>.pb``), hashes each
+       with ``hashlib.sha256`` against a JSON manifest, parses it with
+       ``google.protobuf`` and checks its stepName: a Python verifier of
+       protobuf records. It needs protobuf in lodec's interpreter (the
+       ``bench`` extra); without it the row is left out. Optional extra
        lodec installs (``--extra-lodec``) add their own verify and
        ``--version`` rows, e.g. an editable against a regular install.
     3. In-process: ``lodec.verify_stack_files(path)`` timed inside one Python
@@ -70,6 +76,7 @@ except ImportError:  # pragma: no cover - depends on the interpreter used
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = Path("/work/shared/corpus/github-actions")
 DEFAULT_WORKDIR = REPO / "benches" / "out"
+PB_VERIFY = Path(__file__).resolve().parent / "pb_verify.py"
 TARGET_RATIO = 3.0
 SEED = 2026
 
@@ -276,6 +283,51 @@ def machine(python: Path, lodec: Path) -> dict[str, Any]:
     }
 
 
+PB_WRITE = r"""
+import json, sys, hashlib, os
+sys.path.insert(0, sys.argv[1])
+from pb_verify import skill_step_class
+SkillStep = skill_step_class()
+src, out = sys.argv[2], sys.argv[3]
+names = sys.stdin.read().split()
+records = {}
+total = 0
+for name in names:
+    with open(os.path.join(src, name + ".json"), "rb") as f:
+        rec = json.loads(f.read())
+    m = SkillStep(stepName=rec["stepName"], skillRef=rec["skillRef"], dependsOn=rec.get("dependsOn", []),
+                  inputs=rec.get("inputs", {}), outputs=rec.get("outputs", []))
+    data = m.SerializeToString(deterministic=True)
+    with open(os.path.join(out, name + ".pb"), "wb") as f:
+        f.write(data)
+    records[name] = hashlib.sha256(data).hexdigest()
+    total += len(data)
+with open(os.path.join(out, "..", "pb-manifest.json"), "w") as f:
+    json.dump({"dir": "pb", "records": records}, f)
+print(total)
+"""
+
+
+def protobuf_peer_files(python: Path, work: Path, src: Path, names: Sequence[str]) -> bool:
+    """Write ``pb/<name>.pb`` and ``pb-manifest.json`` with lodec's interpreter; False if it has no protobuf."""
+    probe = subprocess.run([str(python), "-c", "import google.protobuf"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        _progress(f"{python} has no protobuf (pip install protobuf, or the bench extra): no protobuf peer row")
+        return False
+    pb = work / "pb"
+    if pb.exists():
+        shutil.rmtree(pb)
+    pb.mkdir()
+    out = subprocess.run(
+        [str(python), "-c", PB_WRITE, str(PB_VERIFY.parent), str(src), str(pb)],
+        input="\n".join(names), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        sys.exit(f"bench_verify: writing the protobuf records failed:\n{out.stderr[-2000:]}")
+    _progress(f"wrote {len(names)} protobuf records ({int(out.stdout) / 1e6:.2f} MB) into {pb}")
+    return True
+
+
 IN_PROCESS = r"""
 import glob, json, sys, time
 t0 = time.perf_counter()
@@ -429,11 +481,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(work / "sha256.txt", "wb") as out:
         run_once(["sha256sum", *(f"{name}.vein" for name in names)], steps_dir, stdout=out)
 
+    # ---- the same records as protobuf, for the Python protobuf + sha256 peer
+    pb_ok = protobuf_peer_files(python, work, src, names)
+
     # ---- the verify group, interleaved
     group = [
         Stats("lodec verify", [str(lodec), "verify", "stack.json"], work),
         Stats("b3sum --check", ["b3sum", "--check", "../b3.txt"], steps_dir),
         Stats("sha256sum -c", ["sha256sum", "-c", "../sha256.txt"], steps_dir),
+        *([Stats("protobuf + sha256 (Python)", [str(python), str(PB_VERIFY), "pb-manifest.json"], work)]
+          if pb_ok else []),
         Stats("python -c pass", [str(python), "-c", "pass"], work),
         Stats("lodec --version", [str(lodec), "--version"], work),
         Stats("true", ["true"], work),
@@ -477,6 +534,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_start_end": [load_start, os.getloadavg()],
         "target": {"ratio_max": TARGET_RATIO, "ratio": ratio, "met": ratio <= TARGET_RATIO},
     }
+    pb_rows = [r for r in rows if r["label"].startswith("protobuf + sha256")]
+    if pb_rows:
+        paired = sorted(r["lodec verify"] / r[pb_rows[0]["label"]] for r in rounds)
+        result["lodec_vs_protobuf_peer"] = {
+            "ratio": verify_row["median_ms"] / pb_rows[0]["median_ms"], "paired_min": paired[0], "paired_max": paired[-1],
+        }  # fmt: skip
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -531,6 +594,10 @@ def print_report(res: dict[str, Any]) -> None:
     t = res["target"]
     verdict = "PASS" if t["met"] else "MISS"
     print(f"target:  lodec verify <= {t['ratio_max']:g}x b3sum --check: {verdict} ({t['ratio']:.2f}x)")
+    if "lodec_vs_protobuf_peer" in res:
+        pb = res["lodec_vs_protobuf_peer"]
+        print(f"         lodec verify / protobuf + sha256 (Python): {pb['ratio']:.2f}x "
+              f"(per round {pb['paired_min']:.2f}-{pb['paired_max']:.2f})")
     print()
     print("commands (cwd relative to workdir):")
     for r in res["rows"]:
