@@ -37,7 +37,8 @@ def script(skill: str) -> Path:
     return SKILLS / skill / "scripts" / SCRIPTS[skill]
 
 
-def skill_env(skill: str, workspace: Path, out: Path, phase: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def skill_env(skill: str, workspace: Path, out: Path, phase: str,
+              extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONDONTWRITEBYTECODE": "1",  # never leave __pycache__ in a skill folder (it would change the digest)

@@ -499,7 +499,8 @@ def main():
         },
         "context_checkpoint": {
             "summary": "Privacy check completed: %d source %s, %s, %s." % (
-                len(files), "file" if len(files) == 1 else "files", "privacy note: " + ", ".join(privacy_notes) if privacy_notes else "no privacy note",
+                len(files), "file" if len(files) == 1 else "files",
+                "privacy note: " + ", ".join(privacy_notes) if privacy_notes else "no privacy note",
                 "env templates: " + ", ".join(templates) if templates else "no env template"),
             "key_files": key_files,
             "decisions_made": decisions,

@@ -380,14 +380,17 @@ def parse_bandit(data, paths):
         headline = "bandit found %s severity issues%s." % (summary, scan_errors)
         where = ["%s in %s:%s" % (f["rule"], f["file"], f["line"])
                  for f in sorted(findings, key=finding_key) if f["severity"] == "high"]
-        next_action = "Fix the HIGH severity issues (%s), or justify each with a reasoned # nosec, then re-run bandit." % (
-            ", ".join(where[:3]) + (", ..." if len(where) > 3 else ""))
+        next_action = ("Fix the HIGH severity issues (%s), or justify each with a reasoned # nosec, "
+                       "then re-run bandit." % (", ".join(where[:3]) + (", ..." if len(where) > 3 else "")))
     elif counts["medium"] or counts["errors"]:
         status = "WARN"
         headline = "bandit found %s severity issues%s." % (summary, scan_errors)
-        next_action = ("Review the MEDIUM severity issues" if counts["medium"] else "Fix the files bandit could not scan") \
-            + (" and the files bandit could not scan" if counts["medium"] and counts["errors"] else "") \
-            + ", then re-run bandit."
+        if counts["medium"] and counts["errors"]:
+            next_action = "Review the MEDIUM severity issues and the files bandit could not scan, then re-run bandit."
+        elif counts["medium"]:
+            next_action = "Review the MEDIUM severity issues, then re-run bandit."
+        else:
+            next_action = "Fix the files bandit could not scan, then re-run bandit."
     else:
         status = "OK"
         headline = "bandit found no HIGH or MEDIUM severity issues (%s LOW)." % counts["low"]
