@@ -9,7 +9,7 @@ lodec stack build steps/review.vein steps/qa.vein steps/security.vein \
     steps/license-audit.vein steps/privacy-check.vein steps/release-readiness.vein \
     --name compliance-release --version 1.0.0 \
     --description "Release evidence (review, qa, security), license audit and privacy check, composed into a release decision" \
-    --entry release-readiness --meta kind=compliance-release \
+    --meta kind=compliance-release \
     -o compliance-release-stack.json
 lodec lock compliance-release-stack.json
 lodec verify compliance-release-stack.json
