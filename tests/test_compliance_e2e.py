@@ -69,6 +69,6 @@ def test_readme_walkthrough_runs_word_for_word(tmp_path: Path) -> None:
     assert [d["status"] for d in decisions] == ["WARN", "BLOCKED", "BLOCKED", "OK"], (decisions, out[-3000:])
     checks = [{c["phase"]: c["status"] for c in d["checks"]} for d in decisions]
     assert checks[1]["qa"] == "MISSING" and checks[2]["license-audit"] == "TAMPERED"
-    assert '{"batch": 1, "type": "read", "steps": ["review", "qa", "security", "license-audit", "privacy-check"]}' in out
+    assert '{"batch": 1, "type": "read", "steps": ["license-audit", "privacy-check", "qa", "review", "security"]}' in out
     assert "\nOK\n" in out  # the gate one-liner
     assert "## release-readiness" in out and "## license-audit" in out

@@ -2,7 +2,7 @@
 
 Each script is run as lodec runs it (request JSON on stdin, LODEC_* environment,
 a fresh output directory) and the artifact is checked. The tool-evidence
-fixtures in tests/compliance_reports/ are real ruff, bandit and pytest output
+fixtures in stacks/compliance-release/example/reports/ are real ruff, bandit and pytest output
 (see PROVENANCE.md there).
 """
 
@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 SKILLS = ROOT / "stacks" / "compliance-release" / "skills"
-REPORTS = ROOT / "tests" / "compliance_reports"
+REPORTS = ROOT / "stacks" / "compliance-release" / "example" / "reports"
 SCRIPTS = {
     "tool-evidence": "tool_evidence.py",
     "license-audit": "license_audit.py",

@@ -4,7 +4,7 @@
 # lodec dependencies). See PROVENANCE.md for what each report should yield.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${BIN:-$here/../../.venv/bin}
+bin=${BIN:-$here/../../../../.venv/bin}
 cd "$here/sample"
 
 # ruff writes absolute file names; strip this folder's prefix so the fixtures
