@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,13 +47,31 @@ def _write_sources(folder: Path, skill: str) -> dict[str, bytes]:
     return expected
 
 
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes], dict[str, bytes]]:
-    """Two 10,000-step batches with the same step names and different content (skill a / skill b)."""
-    root = tmp_path_factory.mktemp("crash")
-    a = _write_sources(root / "a", "a")
-    b = _write_sources(root / "b", "b")
-    return root, a, b
+def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, bytes], dict[str, bytes]]]:
+    """Two 10,000-step batches with the same step names and different content (skill a / skill b).
+
+    On a RAM file system when there is one (/dev/shm): ~60,000 small files
+    are written here, and on a shared disk under load that alone took 10 s,
+    with each compile's os.sync() ~10 s more. A SIGKILL tests the rename
+    protocol, which is the same on any file system (power loss is not tested).
+    """
+    shm = Path("/dev/shm")  # ~60,000 files of a 4 KiB page each: only if it has room (Docker's default is 64 MB)
+    if shm.is_dir() and os.access(shm, os.W_OK) and _free_bytes(shm) > 1 << 30:
+        root = Path(tempfile.mkdtemp(prefix="lodec-crash-", dir=shm))
+    else:
+        root = tmp_path_factory.mktemp("crash")
+    try:
+        a = _write_sources(root / "a", "a")
+        b = _write_sources(root / "b", "b")
+        yield root, a, b
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _compile(root: Path, batch_name: str, out: str) -> subprocess.Popen[bytes]:
