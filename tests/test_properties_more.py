@@ -12,6 +12,7 @@ the golden veins and of the seed manifest in both its JSON and its compiled
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ GOLDEN_VEINS = {name: bytes.fromhex(v["hex"]) for name, v in GOLDEN["steps"].ite
 GOLDEN_PINS = {name: v["fingerprint"] for name, v in GOLDEN["steps"].items()}
 STEP = lodec.skill_step_schema()
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# LODEC_PROPERTY_EXAMPLES=5000 for a longer local run; CI keeps the default.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("LODEC_PROPERTY_EXAMPLES", "200")), deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # CBOR heads a hostile writer would reach for: every major type, every
 # additional-information class (short, 1/2/4/8-byte, reserved, indefinite),
