@@ -280,3 +280,27 @@ def test_strict_json_bracket_prescan_ignores_brackets_inside_strings(doc: Any, a
 
     text = json.dumps(doc, ensure_ascii=ascii_only, indent=2 if indent else None).encode()
     assert _brackets(text) == _structure_brackets(doc)
+
+
+def test_sampled_bit_flips_of_a_signed_manifest_are_refused_by_lodec_verify(signed_stack: Path, keys: dict) -> None:
+    """The same sweep through the CLI, sampled: ``lodec verify --key --key --threshold 2`` exits 1 with
+    one line per problem and no traceback, for flips anywhere in the manifest file."""
+    import random
+
+    from .conftest import verify_signed
+
+    original = signed_stack.read_bytes()
+    trust = ("--key", f"{keys['alice']}.pub", "--key", f"{keys['bob']}.pub", "--threshold", "2")
+    code, report, _ = verify_signed(signed_stack, *trust)
+    assert code == 0 and report["ok"]
+    rng = random.Random(20261121)
+    codes: set[str] = set()
+    for _ in range(48):
+        i, bit = rng.randrange(len(original)), rng.randrange(8)
+        signed_stack.write_bytes(original[:i] + bytes([original[i] ^ (1 << bit)]) + original[i + 1 :])
+        code, report, err = verify_signed(signed_stack, *trust)
+        assert code == 1 and not report["ok"] and report["problems"], (i, bit)
+        assert "Traceback" not in err
+        codes.update(p["code"] for p in report["problems"])
+    signed_stack.write_bytes(original)
+    assert "digest_mismatch" in codes
