@@ -320,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, Linux {platform.release()}, Python {platform.python_version()}",
         "corpus": str(args.corpus),
-        "versions": {"lodec": lodec.__version__, "protobuf": google.protobuf.__version__,
-                     "protobuf_impl": api_implementation.Type(), "msgspec": msgspec.__version__},  # fmt: skip
+        "versions": {
+            "lodec": lodec.__version__, "protobuf": google.protobuf.__version__,
+            "protobuf_impl": api_implementation.Type(), "msgspec": msgspec.__version__,
+        },
         "summary": summarise(rows),
         "rows": rows,
     }

@@ -51,7 +51,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_verify import default_lodec, install_kind, lodec_python, machine  # noqa: E402

@@ -49,7 +49,7 @@ def run_script(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[
     record = tmp_path / "modules.json"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(record), *args], capture_output=True, text=True, cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"},
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}, check=False,
     )  # fmt: skip
     return proc, set(json.loads(record.read_text()))
 
