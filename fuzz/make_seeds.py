@@ -15,7 +15,7 @@ from _common import MANIFEST, NOW, ROOT, fixed_key, seed_step_veins
 
 import lodec
 from lodec.pack import build_pack
-from lodec.schema import BUILTIN_SCHEMAS, builtin_schema, builtin_schema_bytes
+from lodec.schema import BUILTIN_SCHEMAS, builtin_schema_bytes
 from lodec.sign.signer import sign_stack
 from lodec.sign.statement import build_statement
 from lodec.verify import verify_stack

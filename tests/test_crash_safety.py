@@ -118,7 +118,7 @@ def test_sigkill_while_renaming_leaves_only_complete_veins(batch: tuple[Path, di
     for attempt in range(3):  # the rename phase is short; retry if the kill lands after it
         out = root / f"out-rename-{attempt}"
         proc = _compile(root, "a", out.name)
-        _kill_when(proc, lambda: os.path.exists(out / "s00000.vein"))
+        _kill_when(proc, lambda first=out / "s00000.vein": first.exists())
         assert proc.returncode == -signal.SIGKILL
         finals, temps = _check_outputs(out, a)
         if 0 < finals < N_STEPS:
