@@ -364,3 +364,32 @@ def test_required_fingerprint_field_is_not_a_self_fingerprint() -> None:
     )
     assert schema.self_fingerprint is None
     assert encode_record(schema, {"fingerprint": "anything"}).record == {"fingerprint": "anything"}
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="ABCDEFabcdef0123456789+/=\n -_é", max_size=16),
+                 st.binary(max_size=12).map(lambda b: __import__("base64").b64encode(b).decode())))
+def test_bytes_field_base64_agrees_with_the_base64_module(text: str) -> None:
+    # codec decodes base64 with binascii (start-up); it must accept exactly what base64.b64decode(validate=True)
+    # accepts and re-encodes to the same text (canonical form), and nothing else.
+    import base64
+    import binascii
+
+    from lodec.codec import _b64
+    from lodec.errors import SourceError
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+        expected: bytes | None = raw if base64.b64encode(raw).decode("ascii") == text else None
+    except (binascii.Error, ValueError):
+        expected = None
+    try:
+        got: bytes | None = _b64(text, ["f"], "<t>")
+    except SourceError as exc:
+        assert exc.code == "bad_base64"
+        got = None
+    assert got == expected
