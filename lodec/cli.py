@@ -52,7 +52,7 @@ def _usage_error(message: str, param_hint: str | None = None) -> Exception:
 
 def _echo(message: str, err: bool = False) -> None:
     """``click.echo``; on the fast path the same bytes are written without importing click."""
-    if not _fast:
+    if not _fast or "\x1b" in message:  # click.echo strips ANSI codes when not writing to a terminal
         import click
 
         click.echo(message, err=err)

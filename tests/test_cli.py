@@ -246,3 +246,18 @@ def test_batch_write_failure_leaves_no_partial_or_temp_files(tmp_path: Path) -> 
         atomic_write_many(items)
     assert info.value.code == "file_unwritable"
     assert os.listdir(tmp_path / "out") == []  # a's temp file removed, a never renamed into place
+
+
+def test_verify_fast_path_strips_ansi_codes_as_click_does(tmp_path: Path) -> None:
+    """The script's fast path for ``verify`` prints what the click command prints, escape codes included:
+    click.echo drops ANSI sequences (here from a file name) when stderr is not a terminal."""
+    import subprocess
+    import sys
+
+    target = str(tmp_path / "\x1b[31mred.json")
+    script = "import sys; sys.argv = ['lodec', *sys.argv[1:]]; from lodec.cli import main; sys.exit(main())"
+    proc = subprocess.run([sys.executable, "-c", script, "verify", target], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"}, check=False)
+    code, out, err = run_cli("verify", target)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (code, out, err) == (1, "", err)
+    assert "\x1b" not in proc.stderr and "red.json" in proc.stderr
