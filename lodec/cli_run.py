@@ -430,8 +430,9 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
     """
     import blake3
 
+    from .files import read_bounded
     from .run.records import step_results
-    from .run.store import Store
+    from .run.store import MAX_ARTIFACT_BYTES, Store
 
     state = _state(_workspace(workspace_dir))
     try:
@@ -440,17 +441,23 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
         if rec is None:
             raise RunError(f'run {record["run"]} has no step "{step}"', code="step_not_found")
         made = rec.get("artifacts", {})
-        if output is None and len(made) == 1:
+        have = ", ".join(sorted(made)) or "none"
+        if output is None:
+            if len(made) != 1:
+                which = "several artifacts: name one" if made else "no artifacts"
+                raise RunError(f'step "{step}" of run {record["run"]} recorded {which} (it has: {have})',
+                               code="artifact_missing")
             output = next(iter(made))
-        if output not in made:
-            have = ", ".join(sorted(made)) or "none"
+        elif output not in made:
             raise RunError(f'step "{step}" of run {record["run"]} recorded no artifact {output!r} (it has: {have})',
                            code="artifact_missing")
         digest = made[output]["blake3"]
         path = Store(state / "cas").path(digest)
         try:
-            data = path.read_bytes()  # hashed below from these very bytes: no window to swap the file
-        except FileNotFoundError:
+            data = read_bounded(path, MAX_ARTIFACT_BYTES)  # hashed below from these very bytes: no window to swap it
+        except LodecError as exc:
+            if exc.code != "file_not_found":
+                raise
             raise RunError(f"{step}/{output} of run {record['run']} is missing from the store ({path})",
                            code="artifact_missing") from None
         if blake3.blake3(data).hexdigest() != digest:

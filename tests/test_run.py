@@ -762,3 +762,20 @@ def test_artifact_prints_verified_bytes_and_refuses_tampered_ones(project: Path)
     blob.unlink()
     code, _out, err = run_cli("artifact", "a", "--workspace", project / "ws")
     assert code == 1 and "[artifact_missing]" in err
+
+
+def test_artifact_without_output_names_the_choices_and_an_unreadable_blob_is_one_line(project: Path) -> None:
+    make_skill(project / "stack" / "skills", "ok")
+    stack = make_stack(project / "stack", [step("a", "ok", outputs=["x.txt", "y.txt"])])
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    code, _out, err = run_cli("artifact", "a", "--workspace", project / "ws")
+    assert code == 1 and "[artifact_missing]" in err and "None" not in err and "x.txt, y.txt" in err
+    blob = project / "lodec-home" / "cas" / "blake3"
+    digest = record["steps"]["a"]["artifacts"]["x.txt"]["blake3"]
+    path = blob / digest[:2] / digest[2:]
+    path.chmod(0o644)
+    path.unlink()
+    path.mkdir()  # not a regular file: refused like any unreadable file, not a traceback
+    code, out, err = run_cli("artifact", "a", "x.txt", "--workspace", project / "ws")
+    assert code == 1 and out == "" and "[file_unreadable]" in err and len(err.strip().splitlines()) == 1
