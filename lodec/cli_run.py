@@ -283,7 +283,7 @@ def run(
         for rec in record["steps"].values():
             counts[rec["status"]] = counts.get(rec["status"], 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        run_dir = _state(workspace) / "runs" / record["run"]
+        run_dir = state / "runs" / record["run"]
         click.echo(f"Run {record['run']} {record['status']}: {summary} ({record['duration_ms'] / 1000:.2f} s)")
         click.echo(f"Journal: {run_dir / 'journal.md'}")
         click.echo(f"Provenance: {run_dir / 'provenance.json'}")
