@@ -722,12 +722,19 @@ def test_discarding_the_reused_run_keeps_blobs_the_partial_run_stands_on(project
     stack = _two_step_stack(project)
     code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 0, err
+    digest_a = first["steps"]["a"]["artifacts"]["out.txt"]["blake3"]
+    blob_a = f"cas/blake3/{digest_a[:2]}/{digest_a[2:]}\n"  # the store's layout: the whole digest is never in a path
+
+    def dry_run() -> str:
+        code, out, err = run_cli("runs", "discard", first["run"], "--dry-run", "--workspace", project / "ws")
+        assert code == 0, err
+        assert f"{first['run']}/run.json" in out
+        return out
+
+    assert blob_a in dry_run()  # the only run: discarding it would delete a's artifact
     code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
     assert code == 0, err
-    code, out, err = run_cli("runs", "discard", first["run"], "--dry-run", "--workspace", project / "ws")
-    assert code == 0, err
-    digest_a = first["steps"]["a"]["artifacts"]["out.txt"]["blake3"]
-    assert digest_a not in out  # the partial run still needs a's artifact
+    assert blob_a not in dry_run()  # the partial run still needs a's artifact
 
 
 def test_step_gets_the_interpreter_lodec_runs_under(project: Path) -> None:
