@@ -197,16 +197,28 @@ _VERIFY_OPTIONS = {
 }
 
 
+def _click_refuses(path: str, directory: bool) -> bool:
+    """Whether ``click.Path`` refuses PATH: ``dir_okay=False`` (a file option) or ``file_okay=False``
+    (``directory``). Like click, only a path that exists: of the wrong kind, or not readable."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    wrong_kind = stat.S_ISREG(st.st_mode) if directory else stat.S_ISDIR(st.st_mode)
+    return wrong_kind or not os.access(path, os.R_OK)
+
+
 def _verify_args(argv: list[str]) -> dict[str, Any] | None:
     """The parameters of ``verify`` ARGV as click would parse them, or None where click should parse it.
 
     None for anything but the options above (``--help`` and unknown options
     included), a missing or second TARGET, ``--`` and the values click would
     refuse (a directory for a file option, a file for --steps, a --threshold
-    that is not a positive integer).
+    that is not a positive integer, an unreadable path).
     """
-    import os
-
     params: dict[str, Any] = {"target": None, "as_json": False, "steps_dir": None, "keys": [],
                               "threshold": None, "state_path": None}
     i = 0
@@ -242,9 +254,10 @@ def _verify_args(argv: list[str]) -> dict[str, Any] | None:
     target = params["target"]
     if not target or not all(params["keys"]) or "" in (params["steps_dir"], params["state_path"]):
         return None
-    if any(os.path.isdir(p) for p in [target, *params["keys"], params["state_path"] or ""]):
+    files = [target, *params["keys"], params["state_path"]]
+    if any(_click_refuses(p, directory=False) for p in files if p is not None):
         return None
-    if params["steps_dir"] is not None and os.path.exists(params["steps_dir"]) and not os.path.isdir(params["steps_dir"]):
+    if params["steps_dir"] is not None and _click_refuses(params["steps_dir"], directory=True):
         return None
     threshold = params["threshold"]
     if threshold is not None:

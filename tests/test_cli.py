@@ -7,6 +7,8 @@ import shutil
 import os
 from pathlib import Path
 
+import pytest
+
 import lodec
 
 from .conftest import ROOT, SEED_SOURCES, run_cli
@@ -261,3 +263,23 @@ def test_verify_fast_path_strips_ansi_codes_as_click_does(tmp_path: Path) -> Non
     code, out, err = run_cli("verify", target)
     assert (proc.returncode, proc.stdout, proc.stderr) == (code, out, err) == (1, "", err)
     assert "\x1b" not in proc.stderr and "red.json" in proc.stderr
+
+
+def test_verify_fast_path_defers_to_click_for_an_unreadable_path(
+    seed_stack: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """click.Path refuses an existing path os.access calls unreadable (a usage error, exit 2); so must the
+    script's fast path, instead of verifying (as root every file is readable, so os.access is stubbed)."""
+    import subprocess
+    import sys
+
+    target = str(seed_stack)
+    deny = f"import os; real = os.access; os.access = lambda p, m: os.fspath(p) != {target!r} and real(p, m)"
+    script = deny + "; import sys; sys.argv = ['lodec', *sys.argv[1:]]; from lodec.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", script, "verify", target], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"}, check=False)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: os.fspath(p) != target and real(p, m, *a, **k))
+    code, _out, err = run_cli("verify", target)
+    assert proc.returncode == code == 2
+    assert "is not readable" in err and err.splitlines()[-1] == proc.stderr.splitlines()[-1]
