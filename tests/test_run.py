@@ -732,7 +732,7 @@ def test_discarding_the_reused_run_keeps_blobs_the_partial_run_stands_on(project
         return out
 
     assert blob_a in dry_run()  # the only run: discarding it would delete a's artifact
-    code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
+    code, _again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
     assert code == 0, err
     assert blob_a not in dry_run()  # the partial run still needs a's artifact
 
