@@ -44,3 +44,23 @@ def test_kept_finding_replays_cleanly(targets, target: str, path: Path) -> None:
 
 def test_every_target_has_seeds() -> None:
     assert {t for t, _ in _inputs(FUZZ / "seeds")} == {"vein", "schema", "manifest", "pack", "dsse"}
+
+
+#: The refusal each kept finding gets now (it crashed lodec verify PACK before): code, and the start of the message.
+KEPT_FINDINGS = {
+    "pack/stack-schema-optional-name.lodepack": ("schema_invalid", "<pack>#stackSchema: field 'name': "),
+    "pack/step-schema-int-dependsOn.lodepack": ("schema_invalid", "<pack>#stepSchema: field 'dependsOn': "),
+    "pack/step-schema-no-skillRef.lodepack": ("schema_invalid", "<pack>#stepSchema: field 'skillRef': "),
+}
+
+
+def test_kept_findings_are_pinned_to_their_refusal() -> None:
+    from lodec.errors import LodecError
+    from lodec.pack import read_pack, verify_pack
+
+    kept = {f"{t}/{p.name}" for t, p in _inputs(REGRESSIONS)}
+    assert kept == set(KEPT_FINDINGS)  # a new finding gets its pin here
+    for name, (code, start) in KEPT_FINDINGS.items():
+        with pytest.raises(LodecError) as refusal:
+            verify_pack(read_pack((REGRESSIONS / name).read_bytes()))
+        assert (refusal.value.code, str(refusal.value)[: len(start)]) == (code, start), name
