@@ -177,7 +177,7 @@ def main():
     phase = step["name"] if isinstance(step, dict) and isinstance(step.get("name"), str) and step["name"] \
         else os.environ.get("LODEC_STEP") or SKILL
 
-    checks, actions, decisions, questions = [], [], [], []
+    checks, flagged, actions, decisions, questions = [], [], [], [], []
     for name in require:
         check, upstream_action = check_phase(request, name, accepted)
         checks.append(check)
@@ -187,6 +187,7 @@ def main():
             decisions.append("Accepted the %s WARN (input accept-warn, pinned in the signed stack): %s" % (
                 name, check["headline"] or "no headline"))
             continue
+        flagged.append(check)
         if name in accepted:
             decisions.append("accept-warn for %s not applied: %s cannot be accepted, only WARN can." % (
                 name, check["status"]))
@@ -194,13 +195,12 @@ def main():
         if check["status"] == "WARN":
             questions.append("Is the %s WARN acceptable for this release? If so, pin it with accept-warn." % name)
 
-    hard = [c for c in checks if c["status"] in ("MISSING", "TAMPERED", "BLOCKED")]
-    soft = [c for c in checks if c["status"] == "WARN" and not c["accepted"]]
-    problems = "; ".join(describe(c) for c in checks if c in hard or c in soft)
+    # flagged: every check neither OK nor an accepted WARN; any but a WARN blocks (MISSING, TAMPERED, BLOCKED).
+    problems = "; ".join(describe(c) for c in flagged)
     accepted_note = [c["phase"] for c in checks if c["accepted"]]
-    if hard:
+    if any(c["status"] != "WARN" for c in flagged):
         status, headline = "BLOCKED", "Release blocked: %s." % problems
-    elif soft:
+    elif flagged:
         status, headline = "WARN", "Release needs attention: %s." % problems
     else:
         status = "OK"
