@@ -289,18 +289,17 @@ def has_privacy_heading(text):
 
 
 def listing(workspace, relative_dir=""):
-    directory = os.path.join(workspace, relative_dir) if relative_dir else workspace
     try:
-        return sorted(os.listdir(directory))
+        return sorted(os.listdir(os.path.join(workspace, relative_dir)))
     except OSError:
         return []
 
 
-def find_notes(workspace):
-    """(privacy note files, telemetry note files, readme files read)."""
-    privacy, telemetry, readmes = [], [], []
-    for folder in ("", "docs"):
-        for name in listing(workspace, folder):
+def find_notes(workspace, root_names):
+    """(privacy note files, telemetry note files); root_names: the listing of the workspace root."""
+    privacy, telemetry = [], []
+    for folder, names in (("", root_names), ("docs", listing(workspace, "docs"))):
+        for name in names:
             relative = folder + "/" + name if folder else name
             full = os.path.join(workspace, relative)
             if os.path.islink(full) or not os.path.isfile(full):
@@ -312,11 +311,9 @@ def find_notes(workspace):
                 telemetry.append(relative)
             elif not folder and README.match(name):
                 text = read_text(workspace, relative)
-                if text is not None:
-                    readmes.append(relative)
-                    if has_privacy_heading(text):
-                        privacy.append(relative)
-    return privacy, telemetry, readmes
+                if text is not None and has_privacy_heading(text):
+                    privacy.append(relative)
+    return privacy, telemetry
 
 
 # ----------------------------------------------------------------------------- env templates
@@ -422,17 +419,18 @@ def main():
         if text is not None:
             signals.extend(scan_source(relative, text))
 
+    root_names = listing(workspace)
     templates = []
-    for name in listing(workspace):
+    for name in root_names:
         if name.lower() in ENV_TEMPLATES:
             text = read_text(workspace, name)
             if text is not None:
                 templates.append(name)
                 signals.extend(scan_env_template(name, text))
-    refused_root = [name for name in listing(workspace)
+    refused_root = [name for name in root_names
                     if forbidden(name) and os.path.isfile(os.path.join(workspace, name))]
 
-    privacy_notes, telemetry_notes, readmes = find_notes(workspace)
+    privacy_notes, telemetry_notes = find_notes(workspace, root_names)
 
     signals.sort(key=lambda s: (s["file"].encode("utf-8"), s["line"], KIND_ORDER[s["kind"]], s["evidence"]))
     personal = sorted({s["evidence"] for s in signals if s["kind"] == "personal_data"}, key=CATEGORY_ORDER.index)
