@@ -248,11 +248,6 @@ def read_file(path, limit):
         return handle.read().decode("utf-8", errors="replace")
 
 
-def inside(path, root):
-    real, root = os.path.realpath(path), os.path.realpath(root)
-    return real == root or real.startswith(root + os.sep)
-
-
 def rel(path, workspace):
     """Workspace-relative POSIX path, or None when `path` is outside the workspace."""
     real, root = os.path.realpath(path), os.path.realpath(workspace)
@@ -318,7 +313,7 @@ def npm_entry(workspace, name, scope, classifier):
         return dict(entry, license=None, source=None, cls="unknown", reason="not a valid package name")
     meta_path = os.path.join(workspace, "node_modules", *segments, "package.json")
     shown = "node_modules/%s/package.json" % name
-    if not os.path.exists(meta_path) or not inside(meta_path, workspace):
+    if not os.path.exists(meta_path) or rel(meta_path, workspace) is None:
         return dict(entry, license=None, source=None, cls="unknown",
                     reason="not installed (no %s)" % shown)
     try:
@@ -347,7 +342,7 @@ def requirement_name(spec):
     return match.group(1) if match else None
 
 
-def requirements_txt(workspace, problems):
+def requirements_txt(workspace):
     text = read_file(os.path.join(workspace, "requirements.txt"), MAX_MANIFEST_BYTES) or ""
     names = []
     logical = text.replace("\\\r\n", " ").replace("\\\n", " ")
@@ -393,7 +388,7 @@ def pyproject(workspace, problems):
 
 
 class PythonEnvironment:
-    """Installed distributions, looked up by PEP 503 name."""
+    """Installed distributions' metadata (parsed once), looked up by PEP 503 name."""
 
     def __init__(self, workspace, site_packages):
         self.kind, self.path, search = "interpreter", None, None
@@ -415,11 +410,12 @@ class PythonEnvironment:
         self.by_name = {}
         for dist in distributions:
             try:
-                name = dist.metadata["Name"]
+                meta = dist.metadata  # a property that reads and parses METADATA on every access
+                name = meta["Name"]
             except Exception:
                 continue
-            if name and pep503(name) not in self.by_name:
-                self.by_name[pep503(name)] = dist
+            if name:
+                self.by_name.setdefault(pep503(name), meta)
 
     def describe(self):
         if self.kind == "interpreter":
@@ -430,9 +426,8 @@ class PythonEnvironment:
         return {"kind": self.kind, "path": self.path}
 
 
-def python_license(dist, classifier):
+def python_license(meta, classifier):
     """(license, source, class, reason) from a distribution's metadata."""
-    meta = dist.metadata
     expression = (meta.get("License-Expression") or "").strip()
     if expression:
         license_, cls, reason = classifier.classify(expression)
@@ -468,12 +463,12 @@ def python_entries(pairs, manifest, environment, classifier):
     for name, scope in pairs:
         normal = pep503(name)
         entry = {"name": normal, "ecosystem": "pypi", "manifest": manifest, "scope": scope}
-        dist = environment.by_name.get(normal)
-        if dist is None:
+        meta = environment.by_name.get(normal)
+        if meta is None:
             entries.append(dict(entry, license=None, source=None, cls="unknown",
                                 reason="not installed in %s" % environment.describe()))
             continue
-        license_, source, cls, reason = python_license(dist, classifier)
+        license_, source, cls, reason = python_license(meta, classifier)
         entries.append(dict(entry, license=license_, source=source, cls=cls, reason=reason))
     return entries
 
@@ -602,7 +597,7 @@ def main():
         if python_manifests:
             environment = PythonEnvironment(workspace, inputs.get("site-packages", "").strip())
             if "requirements.txt" in present:
-                entries += python_entries(requirements_txt(workspace, problems), "requirements.txt",
+                entries += python_entries(requirements_txt(workspace), "requirements.txt",
                                           environment, classifier)
             if "pyproject.toml" in present:
                 entries += python_entries(pyproject(workspace, problems), "pyproject.toml", environment, classifier)
@@ -617,10 +612,10 @@ def main():
     except UsageError as exc:
         fail(str(exc))
 
-    # One entry per dependency: the first manifest and scope that declares it wins.
+    # One entry per dependency (PyPI names are already PEP 503): the first manifest and scope that declares it wins.
     seen, dependencies = set(), []
     for entry in entries:
-        key = (entry["ecosystem"], entry["name"] if entry["ecosystem"] != "pypi" else pep503(entry["name"]))
+        key = (entry["ecosystem"], entry["name"])
         if key not in seen:
             seen.add(key)
             dependencies.append(entry)
