@@ -118,7 +118,6 @@ class Paths:
     """Turns file names found in a report into workspace-relative POSIX paths."""
 
     def __init__(self, workspace):
-        self.workspace = workspace
         self.prefixes = sorted({workspace, os.path.abspath(os.environ.get("LODEC_WORKSPACE", workspace))},
                                key=len, reverse=True)
 
@@ -165,7 +164,7 @@ def plural(count, word, plural_word=None):
     return "%d %s" % (count, word if count == 1 else (plural_word or word + "s"))
 
 
-def load_json(data, tool):
+def load_json(data):
     try:
         return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -175,7 +174,7 @@ def load_json(data, tool):
 # --------------------------------------------------------------------------- ruff
 
 def parse_ruff(data, paths):
-    report = load_json(data, "ruff")
+    report = load_json(data)
     if not isinstance(report, list):
         raise Malformed("expected a JSON array of diagnostics")
     findings, syntax = [], 0
@@ -217,7 +216,7 @@ def parse_ruff(data, paths):
 # --------------------------------------------------------------------------- junit
 
 def refuse_declarations(data):
-    """Parse once with expat, refusing any DOCTYPE or ENTITY declaration.
+    """A first pass with expat, refusing any DOCTYPE or ENTITY declaration.
 
     The report is untrusted: a DOCTYPE can declare entities (billion laughs,
     external entities). Expat decodes the declared encoding itself, so the
@@ -341,7 +340,7 @@ def parse_junit(data, paths):
 # --------------------------------------------------------------------------- bandit
 
 def parse_bandit(data, paths):
-    report = load_json(data, "bandit")
+    report = load_json(data)
     if not isinstance(report, dict) or not isinstance(report.get("results"), list):
         raise Malformed("expected an object with a \"results\" array")
     errors = report.get("errors", [])
