@@ -98,9 +98,11 @@ def test_fast_path_matches_click(tmp_path: Path, seed_stack: Path, case: str) ->
     }[case]
     if case.startswith("tampered"):
         tamper(seed_stack)
-    proc, _modules = run_script(tmp_path, *args)
+    proc, modules = run_script(tmp_path, *args)
     code, out, err = run_cli(*args)
     assert proc.returncode == code
+    # Refusals are the fast path's own (else this compares click with itself); usage errors are click's.
+    assert ("click" in modules) == (code == 2), (code, proc.stderr)
     if code == 2:  # a usage error: click reports it (its program name differs from CliRunner's)
         assert "Usage:" in proc.stderr and err.splitlines()[-1] == proc.stderr.splitlines()[-1]
     else:
