@@ -585,6 +585,7 @@ def test_license_audit_bad_site_packages_is_a_usage_error(ws: Path) -> None:
     write(ws, "requirements.txt", "x\n")
     result = run_skill("license-audit", ws, inputs={"site-packages": "nope"})
     assert result.rc == 2 and result.stderr.startswith("license-audit: ") and result.outputs == []
+    assert "input site-packages 'nope' is not a directory" in result.stderr
 
 
 # ======================================================================== privacy-check
@@ -982,5 +983,8 @@ def test_release_readiness_custom_require_and_usage_errors(ws: Path, tmp_path: P
     assert s["status"] == "OK" and len(s["checks"]) == 2
     bad = readiness(ws, upstream(tmp_path, {}), inputs={"require": "qa", "accept-warn": "security"})
     assert bad.rc == 2 and bad.stderr.startswith("release-readiness: ") and bad.outputs == []
-    assert readiness(ws, upstream(tmp_path, {}), inputs={"require": "qa;rm -rf"}).rc == 2
-    assert run_skill("release-readiness", ws, extra_request={"upstream_status": []}).rc == 2
+    assert "which is not required" in bad.stderr
+    bad = readiness(ws, upstream(tmp_path, {}), inputs={"require": "qa;rm -rf"})
+    assert bad.rc == 2 and "input require: 'qa;rm -rf' is not a step name" in bad.stderr
+    bad = run_skill("release-readiness", ws, extra_request={"upstream_status": []})
+    assert bad.rc == 2 and "request.upstream_status must be an object" in bad.stderr
