@@ -221,8 +221,9 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, **trust_
 @click.option("--step", "only", metavar="NAME", multiple=True,
               help="Run only this step (repeatable). Its other upstream artifacts come from --reuse.")
 @click.option("--reuse", "reuse_id", metavar="RUN_ID|latest",
-              help="With --step: take the other steps' results from this earlier run of the same stack; "
-                   "their artifacts are re-hashed before use.")
+              help="With --step: take the other steps' results from this earlier run of the same stack "
+                   "(latest: the newest run with this manifest digest); their artifacts are re-hashed before use. "
+                   "Steps downstream of a --step are not reused.")
 @_workspace_option
 @_trust_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run record (run.json) on stdout.")
@@ -264,9 +265,10 @@ def run(
         prepared = _prepared(target, steps_dir, workspace, trust_args, as_json)
         reuse = None
         if reuse_id == "latest":
-            reuse = latest_run(state, prepared.stack.name)
+            reuse = latest_run(state, prepared.stack.name, prepared.stack.digest)
             if reuse is None:
-                raise RunError(f"no earlier run of {prepared.stack.name} in {state / 'runs'} to reuse",
+                raise RunError(f"no earlier run of {prepared.stack.name} {prepared.stack.digest} in "
+                               f"{state / 'runs'} to reuse",
                                code="run_not_found")
         elif reuse_id is not None:
             reuse = load_run(state, reuse_id)

@@ -786,3 +786,29 @@ def test_artifact_without_output_names_the_choices_and_an_unreadable_blob_is_one
     path.mkdir()  # not a regular file: refused like any unreadable file, not a traceback
     code, out, err = run_cli("artifact", "a", "x.txt", "--workspace", project / "ws")
     assert code == 1 and out == "" and "[file_unreadable]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_steps_downstream_of_a_rerun_step_are_not_reused(project: Path) -> None:
+    # b was built from the old a: after re-running a, the old b must not stand in for the new a's dependent.
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "a", "--reuse", first["run"])
+    assert code == 0, err
+    assert list(again["steps"]) == ["a"] and again["reused"]["steps"] == {}
+    code, out, err = run_cli("artifact", "b", "--workspace", project / "ws")
+    assert code == 1 and "[step_not_found]" in err
+
+
+def test_reuse_latest_takes_the_newest_run_of_this_very_stack(project: Path) -> None:
+    import shutil
+    stack = _two_step_stack(project)
+    code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    shutil.copytree(project / "stack" / "skills", project / "other" / "skills")
+    other = make_stack(project / "other", [step("a", "ok"), step("b", "show", deps=["a"], marker="other")])
+    code, _rec, err = run_json(other, project / "ws", "--allow-unsandboxed")  # same name, newer, other digest
+    assert code == 0, err
+    code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
+    assert code == 0, err
+    assert again["reused"]["run"] == first["run"]

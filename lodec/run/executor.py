@@ -175,7 +175,7 @@ def _check_selection(run: PreparedRun, options: RunOptions) -> None:
             raise RunError("reusing a run needs the steps to run again (--step)", code="usage")
         theirs = options.reuse.get("stack", {}).get("digest")
         if theirs != run.stack.digest:
-            raise RunError(f"run {options.reuse.get('run')} ran stack {theirs}, not {run.stack.digest}: "
+            raise RunError(f"run {options.reuse['run']} ran stack {theirs}, not {run.stack.digest}: "
                            "artifacts are reused only within one verified stack", code="reuse_mismatch")
 
 
@@ -189,9 +189,14 @@ class _Executor:
         self.run_dir = options.state / "runs" / self.run_id
         self.selected = [n for n in run.order if not options.only or n in options.only]
         # Reused results stand in for the steps not selected: scheduling and upstream re-hashing see them.
+        # A step downstream of a selected one is not reused: its old artifacts came from the old upstream.
+        stale: set[str] = set()
+        for name in run.order:
+            if name not in self.selected and any(d in stale or d in self.selected for d in run.steps[name].deps):
+                stale.add(name)
         self.reused: dict[str, dict[str, Any]] = {
             name: dict(rec) for name, rec in records.step_results(options.reuse or {}).items()
-            if name in run.steps and name not in self.selected}
+            if name in run.steps and name not in self.selected and name not in stale}
         self.results: dict[str, dict[str, Any]] = dict(self.reused)
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.pids: dict[str, int] = {}  # running steps' process groups, killed if lodec is interrupted

@@ -77,9 +77,11 @@ def list_runs(state: Path) -> list[dict[str, Any]]:
     return out
 
 
-def latest_run(state: Path, stack_name: str) -> dict[str, Any] | None:
-    """The newest run of the stack named ``stack_name``, or ``None``."""
-    runs = [r for r in list_runs(state) if r.get("stack", {}).get("name") == stack_name]
+def latest_run(state: Path, stack_name: str, digest: str | None = None) -> dict[str, Any] | None:
+    """The newest run of the stack named ``stack_name`` (and, if given, with that canonical
+    manifest ``digest``), or ``None``."""
+    runs = [r for r in list_runs(state) if r.get("stack", {}).get("name") == stack_name
+            and (digest is None or r["stack"].get("digest") == digest)]
     return runs[-1] if runs else None
 
 
