@@ -138,7 +138,7 @@ def _check_fields(schema: Schema, spec: dict[str, tuple[str, bool]], source: str
         if f is None and not required:
             continue
         if f is None or f.type.spelling != spelling or (required and not f.required):
-            want = f"a {'required' if required else 'optional'} {spelling} field {name!r}"
+            want = f"{'a required' if required else 'an optional'} {spelling} field {name!r}"
             raise SchemaError(f"schema {schema.name} must have {want}, as verification reads it",
                               file=source, location=f"field {name!r}")
     return schema

@@ -6,6 +6,8 @@ import json
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lodec
 from lodec import cbor
@@ -365,9 +367,6 @@ def test_required_fingerprint_field_is_not_a_self_fingerprint() -> None:
     assert schema.self_fingerprint is None
     assert encode_record(schema, {"fingerprint": "anything"}).record == {"fingerprint": "anything"}
 
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=400, deadline=None)

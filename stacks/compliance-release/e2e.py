@@ -99,8 +99,9 @@ def audit_interpreter(root: Path, log: Path) -> Path:
 class Project:
     """The temporary world: a fake HOME, the audit interpreter, and a git project with the fixture app."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, reports: Path) -> None:
         self.base = base
+        self.reports = reports
         self.home = base / "home"
         self.home.mkdir()
         self.log = base / "opens.log"
@@ -128,7 +129,7 @@ class Project:
 
     def report(self, name: str, fixture: str) -> None:
         (self.root / "reports").mkdir(exist_ok=True)
-        shutil.copyfile(REPORTS / fixture, self.root / "reports" / name)
+        shutil.copyfile(self.reports / fixture, self.root / "reports" / name)
 
     def fixture_app(self) -> None:
         self.root.mkdir()
@@ -165,11 +166,12 @@ class Project:
         record = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
         return done.returncode, record, done.stderr
 
-    def artifact(self, record: dict[str, Any], step: str, state: Path | None = None) -> dict[str, Any]:
-        steps = {**record.get("reused", {}).get("steps", {}), **record.get("steps", {})}
-        digest = steps[step]["artifacts"]["artifact.json"]["blake3"]
-        path = (state or self.root / ".lodec") / "cas" / "blake3" / digest[:2] / digest[2:]
-        return json.loads(path.read_text())
+    def artifact(self, record: dict[str, Any], step: str) -> dict[str, Any]:
+        """``step``'s artifact.json of ``record``'s run, through `lodec artifact` (re-hashed; refused if changed)."""
+        done = self.lodec("artifact", step, "--run", record.get("run", "?"))
+        if done.returncode != 0:
+            raise RuntimeError(f"lodec artifact {step}: {done.stderr.strip()}")
+        return json.loads(done.stdout)
 
 
 def summary(artifact: dict[str, Any]) -> dict[str, Any]:
@@ -181,16 +183,14 @@ def checks_by_phase(artifact: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def main() -> int:
-    global REPORTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print its path")
     parser.add_argument("--reports", type=Path, default=REPORTS, help="folder of the example tool reports")
     args = parser.parse_args()
-    REPORTS = args.reports
     base = Path(tempfile.mkdtemp(prefix="lodec-compliance-e2e-"))
     c = Checks()
     try:
-        scenario(Project(base), c)
+        scenario(Project(base, args.reports), c)
     except Exception as exc:  # a crash is a failed check, and the count is still printed
         c.check(f"harness ran to the end ({type(exc).__name__}: {exc})", False)
     finally:
