@@ -75,7 +75,7 @@ try:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     import lodec
-    from lodec.codec import HEADER_SIZE, decode_vein, record_to_json
+    from lodec.format.codec import HEADER_SIZE, decode_vein, record_to_json
     from lodec.importers.github_actions import import_workflow
 except ImportError as exc:  # pragma: no cover - depends on the interpreter used
     sys.exit(f"bench_size: {exc}; run it with a Python that has lodec[bench]: pip install '.[bench]'")

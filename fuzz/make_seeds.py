@@ -14,11 +14,11 @@ from pathlib import Path
 from _common import MANIFEST, NOW, ROOT, fixed_key, seed_step_veins
 
 import lodec
-from lodec.pack import build_pack
-from lodec.schema import BUILTIN_SCHEMAS, builtin_schema_bytes
+from lodec.format.pack import build_pack
+from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema_bytes
 from lodec.sign.signer import sign_stack
 from lodec.sign.statement import build_statement
-from lodec.verify import verify_stack
+from lodec.stack.verify import verify_stack
 
 OUT = Path(__file__).resolve().parent / "seeds"
 

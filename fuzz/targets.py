@@ -16,16 +16,16 @@ from collections.abc import Callable
 
 from _common import GOLDEN, NOW, fixed_key, seed_step_veins
 
-from lodec.codec import decode_vein, encode_record, header
+from lodec.format.codec import decode_vein, encode_record, header
 from lodec.errors import LodecError
-from lodec.pack import read_pack, verify_pack
-from lodec.schema import BUILTIN_SCHEMAS, builtin_schema, parse_schema, schema_from_json
+from lodec.format.pack import read_pack, verify_pack
+from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, parse_schema, schema_from_json
 from lodec.sign.dsse import parse_envelope
 from lodec.sign.policy import policy_from_keys
 from lodec.sign.statement import parse_statement
 from lodec.sign.trust import check_signatures, verify_signed_stack  # noqa: F401 - imported for instrumentation
-from lodec.strictjson import loads_strict
-from lodec.verify import verify_stack
+from lodec.format.strictjson import loads_strict
+from lodec.stack.verify import verify_stack
 
 SCHEMAS = [builtin_schema(n) for n in BUILTIN_SCHEMAS]
 STEPS = seed_step_veins()

@@ -24,29 +24,29 @@ _EXPORTS = {
     "UnsafeNameError": "errors",
     "StackError": "errors",
     "VerificationFailed": "errors",
-    "Schema": "schema",
-    "load_schema": "schema",
-    "parse_schema": "schema",
-    "builtin_schema": "schema",
-    "skill_step_schema": "schema",
-    "skill_stack_schema": "schema",
-    "Vein": "codec",
-    "encode_record": "codec",
-    "decode_vein": "codec",
-    "record_to_json": "codec",
-    "compile_source": "compiler",
-    "compile_file": "compiler",
-    "compile_value": "compiler",
-    "fingerprint_bytes": "fingerprint",
-    "format_fingerprint": "fingerprint",
-    "build_manifest": "stack",
-    "manifest_json": "stack",
-    "manifest_vein": "stack",
-    "topological_order": "stack",
-    "verify_stack": "verify",
-    "VerificationReport": "verify",
-    "VerifiedStack": "verify",
-    "verify_stack_files": "loaders",
+    "Schema": "format.schema",
+    "load_schema": "format.schema",
+    "parse_schema": "format.schema",
+    "builtin_schema": "format.schema",
+    "skill_step_schema": "format.schema",
+    "skill_stack_schema": "format.schema",
+    "Vein": "format.codec",
+    "encode_record": "format.codec",
+    "decode_vein": "format.codec",
+    "record_to_json": "format.codec",
+    "compile_source": "format.compiler",
+    "compile_file": "format.compiler",
+    "compile_value": "format.compiler",
+    "fingerprint_bytes": "format.fingerprint",
+    "format_fingerprint": "format.fingerprint",
+    "build_manifest": "stack.manifest",
+    "manifest_json": "stack.manifest",
+    "manifest_vein": "stack.manifest",
+    "topological_order": "stack.manifest",
+    "verify_stack": "stack.verify",
+    "VerificationReport": "stack.verify",
+    "VerifiedStack": "stack.verify",
+    "verify_stack_files": "app.loaders",
     "check_name": "names",
 }
 
@@ -65,8 +65,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .codec import Vein, decode_vein, encode_record, record_to_json
-    from .compiler import compile_file, compile_source, compile_value
+    from .format.codec import Vein, decode_vein, encode_record, record_to_json
+    from .format.compiler import compile_file, compile_source, compile_value
     from .errors import (
         DecodeError,
         LimitExceeded,
@@ -77,10 +77,10 @@ if TYPE_CHECKING:  # pragma: no cover
         UnsafeNameError,
         VerificationFailed,
     )
-    from .fingerprint import fingerprint_bytes, format_fingerprint
+    from .format.fingerprint import fingerprint_bytes, format_fingerprint
     from .limits import DEFAULT_LIMITS, Limits
-    from .loaders import verify_stack_files
+    from .app.loaders import verify_stack_files
     from .names import check_name
-    from .schema import Schema, builtin_schema, load_schema, parse_schema, skill_stack_schema, skill_step_schema
-    from .stack import build_manifest, manifest_json, manifest_vein, topological_order
-    from .verify import VerificationReport, VerifiedStack, verify_stack
+    from .format.schema import Schema, builtin_schema, load_schema, parse_schema, skill_stack_schema, skill_step_schema
+    from .stack.manifest import build_manifest, manifest_json, manifest_vein, topological_order
+    from .stack.verify import VerificationReport, VerifiedStack, verify_stack

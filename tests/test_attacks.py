@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import lodec
-from lodec.codec import header
+from lodec.format.codec import header
 from lodec.errors import LimitExceeded
 from lodec.limits import Limits
-from lodec.verify import verify_stack
+from lodec.stack.verify import verify_stack
 
 from .conftest import ROOT, run_cli
 

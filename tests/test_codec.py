@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lodec
-from lodec import cbor
-from lodec.codec import HEADER_SIZE, decode_body, decode_vein, encode_record, header
-from lodec.compiler import compile_source
+from lodec.format import cbor
+from lodec.format.codec import HEADER_SIZE, decode_body, decode_vein, encode_record, header
+from lodec.format.compiler import compile_source
 from lodec.errors import DecodeError, LimitExceeded, SourceError
 from lodec.limits import DEFAULT_LIMITS, Limits
 
@@ -378,7 +378,7 @@ def test_bytes_field_base64_agrees_with_the_base64_module(text: str) -> None:
     import base64
     import binascii
 
-    from lodec.codec import _b64
+    from lodec.format.codec import _b64
     from lodec.errors import SourceError
 
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import lodec
-from lodec.codec import record_to_json
+from lodec.format.codec import record_to_json
 
 from .conftest import ROOT, run_cli
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import lodec
-from lodec.codec import header
+from lodec.format.codec import header
 
 from .conftest import run_cli
 
@@ -276,8 +276,8 @@ def test_cycle_hidden_in_a_huge_stack_is_reported_in_linear_time() -> None:
 def _evil_pack(step_fields: list[dict], step: dict, *, stack_schema: bytes | None = None,
                manifest_extra: dict | None = None, drop: tuple[str, ...] = ()) -> bytes:
     """A canonical pack whose schema members are hand-made, with pins computed under them (so they match)."""
-    from lodec.pack import PACK_LIMITS
-    from lodec.schema import builtin_schema_bytes, lodepack_schema
+    from lodec.format.pack import PACK_LIMITS
+    from lodec.format.schema import builtin_schema_bytes, lodepack_schema
 
     step_schema = lode(step_fields, name="EvilStep")
     vein = lodec.encode_record(lodec.parse_schema(step_schema), step)
@@ -322,7 +322,7 @@ def test_pack_whose_step_schema_has_no_skill_ref_is_refused(tmp_path: Path) -> N
 
 
 def test_pack_whose_stack_schema_makes_name_optional_is_refused(tmp_path: Path) -> None:
-    from lodec.schema import builtin_schema_bytes
+    from lodec.format.schema import builtin_schema_bytes
 
     doc = json.loads(builtin_schema_bytes("skill-stack-v1"))
     for f in doc["fields"]:

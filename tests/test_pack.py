@@ -14,10 +14,10 @@ import cbor2
 import pytest
 
 import lodec
-from lodec.cbor import encode
-from lodec.codec import header
-from lodec.pack import MAX_MEMBER_BYTES, MAX_PACK_BYTES, read_pack
-from lodec.schema import builtin_schema_bytes, lodepack_schema
+from lodec.format.cbor import encode
+from lodec.format.codec import header
+from lodec.format.pack import MAX_MEMBER_BYTES, MAX_PACK_BYTES, read_pack
+from lodec.format.schema import builtin_schema_bytes, lodepack_schema
 
 from .conftest import EXPIRES, SEED_SOURCES, VERIFY_AT, run_cli, sign_cli, verify_signed
 

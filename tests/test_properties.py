@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import lodec
-from lodec import cbor
-from lodec.codec import HEADER_SIZE, _fast_decode, _strict_decode_body, decode_vein, record_to_json
+from lodec.format import cbor
+from lodec.format.codec import HEADER_SIZE, _fast_decode, _strict_decode_body, decode_vein, record_to_json
 from lodec.errors import LodecError
 from lodec.limits import DEFAULT_LIMITS
-from lodec.schema import schema_from_json
+from lodec.format.schema import schema_from_json
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -161,7 +161,7 @@ def test_mutated_bytes_are_refused_or_canonical(pair: tuple[lodec.Schema, dict[s
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_raise_only_lodec_errors(blob: bytes) -> None:
     schema = lodec.skill_step_schema()
-    for data in (blob, lodec.codec.header(schema) + blob):
+    for data in (blob, lodec.format.codec.header(schema) + blob):
         try:
             vein = decode_vein(data, schema)
         except LodecError:
@@ -174,7 +174,7 @@ def test_arbitrary_bytes_raise_only_lodec_errors(blob: bytes) -> None:
 def test_structural_garbage_raises_only_lodec_errors(items: list[int]) -> None:
     schema = lodec.skill_step_schema()
     try:
-        decode_vein(lodec.codec.header(schema) + b"\xa2\x01\x61x\x02" + bytes(items), schema)
+        decode_vein(lodec.format.codec.header(schema) + b"\xa2\x01\x61x\x02" + bytes(items), schema)
     except LodecError:
         pass
 

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lodec
-from lodec.codec import HEADER_SIZE, decode_vein, header
+from lodec.format.codec import HEADER_SIZE, decode_vein, header
 from lodec.errors import DecodeError, LodecError
-from lodec.verify import verify_stack
+from lodec.stack.verify import verify_stack
 
 from .test_properties import schema_and_record, schemas
 
@@ -276,7 +276,7 @@ def _structure_brackets(value: Any) -> bytes:
 def test_strict_json_bracket_prescan_ignores_brackets_inside_strings(doc: Any, ascii_only: bool, indent: bool) -> None:
     """The depth and container limits are judged on the text before parsing; strings
     full of brackets, quotes and backslashes must not count."""
-    from lodec.strictjson import _brackets
+    from lodec.format.strictjson import _brackets
 
     text = json.dumps(doc, ensure_ascii=ascii_only, indent=2 if indent else None).encode()
     assert _brackets(text) == _structure_brackets(doc)

@@ -230,7 +230,7 @@ def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
 
 def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> None:
     # prepare_run holds the verified bytes; the run materialises those, not the folder as it is later.
-    from lodec.loaders import verify_stack_files
+    from lodec.app.loaders import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.run.skills import skill_roots
 
@@ -248,7 +248,7 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
 def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
     # The request is built from the verified vein held in memory, not from steps/<name>.vein read again.
     import lodec
-    from lodec.loaders import verify_stack_files
+    from lodec.app.loaders import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.run.skills import skill_roots
 
@@ -582,7 +582,7 @@ def test_analytics_counts_steps_and_durations(project: Path) -> None:
 
 
 def test_percentile_is_nearest_rank() -> None:
-    from lodec.run.records import percentile
+    from lodec.store.records import percentile
 
     assert percentile([], 50) is None
     assert percentile([5.0], 95) == 5.0

@@ -8,7 +8,7 @@ import pytest
 
 import lodec
 from lodec.errors import SchemaError
-from lodec.schema import parse_schema
+from lodec.format.schema import parse_schema
 
 from .conftest import ROOT, run_cli
 

@@ -339,7 +339,7 @@ def test_default_state_outside_git_is_lodec_home(
     monkeypatch.chdir(outside)
     monkeypatch.delenv("LODEC_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "fakehome"))
-    if lodec.workspace.find_git_root(outside) is not None:
+    if lodec.store.workspace.find_git_root(outside) is not None:
         pytest.skip("the temp directory is inside a git repository")
     code, _, err = run_cli("verify", signed_stack, "--key", f"{keys['alice']}.pub", "--now", VERIFY_AT)
     assert code == 0, err

@@ -255,8 +255,8 @@ def test_malformed_skill_pin_is_a_verification_problem(tmp_path: Path) -> None:
 
 
 def test_v1_manifest_digest_is_unchanged_by_v2(tmp_path: Path) -> None:
-    from lodec.schema import skill_stack_schema
-    from lodec.stack import manifest_vein, stack_schema_for
+    from lodec.format.schema import skill_stack_schema
+    from lodec.stack.manifest import manifest_vein, stack_schema_for
 
     stack = _locked(tmp_path)
     manifest = json.loads(stack.read_text())

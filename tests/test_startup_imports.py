@@ -26,8 +26,8 @@ NOT_ON_THE_FAST_PATH = (
     "semver",
     "skills_ref",
     "license_expression",
-    "lodec.cli_commands",
-    "lodec.cli_run",
+    "lodec.cli.commands",
+    "lodec.cli.run_commands",
     "lodec.sign.keys",
     "lodec.sign.statement",
     "lodec.run",
@@ -62,7 +62,7 @@ def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
     proc, modules = run_script(tmp_path, "--version")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "lodec, version 0.1.0\n", "")
     assert heavy(modules) == []
-    assert not {"lodec.loaders", "lodec.codec", "cbor2", "blake3"} & modules
+    assert not {"lodec.app.loaders", "lodec.format.codec", "cbor2", "blake3"} & modules
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -6,7 +6,7 @@ import pytest
 
 from lodec.errors import LimitExceeded, SourceError
 from lodec.limits import Limits
-from lodec.strictjson import loads_strict, pointer
+from lodec.format.strictjson import loads_strict, pointer
 
 
 @pytest.mark.parametrize(

@@ -29,12 +29,12 @@ from typing import Any
 from ..errors import LodecError, RunError
 from ..files import atomic_write
 from ..names import is_safe_name
-from ..verify import VerifiedStack
-from . import records
+from ..stack.verify import VerifiedStack
+from ..store import records
 from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
 from .schedule import Batch, batches, may_start
 from .skills import Skill, load_skills, materialize, skill_name
-from .store import MAX_ARTIFACT_BYTES, Store
+from ..store.cas import MAX_ARTIFACT_BYTES, Store
 
 TRUST_LEVELS = ("strict", "normal")
 _HEADLINE_CHARS = 200
@@ -446,7 +446,7 @@ def write_lock(stack: VerifiedStack, manifest_path: Path, roots: Sequence[Path])
     ``SkillError`` (the first skill missing or invalid, ``skill_ref_invalid``)
     or ``LodecError`` (``file_unwritable``); the manifest is untouched on any error.
     """
-    from ..stack import SKILL_DIGESTS, manifest_json, manifest_vein
+    from ..stack.manifest import SKILL_DIGESTS, manifest_json, manifest_vein
 
     skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()), roots)
     if errors:

@@ -23,7 +23,7 @@ import blake3
 
 from ..errors import SkillError
 from ..names import is_safe_name
-from ..workspace import find_git_root, lodec_home
+from ..store.workspace import find_git_root, lodec_home
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
 MAX_FILES = 4096

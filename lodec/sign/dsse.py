@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import EnvelopeError, LimitExceeded, LodecError
 from ..limits import Limits
-from ..strictjson import loads_strict
+from ..format.strictjson import loads_strict
 
 #: Largest envelope file read (bytes). An envelope holds one payload of a few
 #: hundred bytes and up to ``MAX_SIGNATURES`` signatures.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..errors import LodecError
-from ..verify import VerifiedStack
+from ..stack.verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
 from .policy import TrustRule

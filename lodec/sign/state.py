@@ -1,7 +1,7 @@
 """Rollback state: the highest verified version of each stack name.
 
 One JSON file (default ``<state dir>/trusted-stacks.json``, see
-``lodec.workspace``)::
+``lodec.store.workspace``)::
 
     {"format": "lodec-trusted-stacks-v1",
      "stacks": {"NAME": {"version": "1.2.0", "digest": "blake3:...",
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from ..errors import LodecError
 from ..files import atomic_write, read_bounded
-from ..fingerprint import is_fingerprint
-from ..strictjson import loads_strict
-from ..workspace import state_dir
+from ..format.fingerprint import is_fingerprint
+from ..format.strictjson import loads_strict
+from ..store.workspace import state_dir
 
 STATE_FORMAT = "lodec-trusted-stacks-v1"
 STATE_FILE_NAME = "trusted-stacks.json"

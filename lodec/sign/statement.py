@@ -30,9 +30,9 @@ from typing import Any
 from blake3 import blake3
 
 from ..errors import EnvelopeError, LodecError
-from ..fingerprint import is_fingerprint
+from ..format.fingerprint import is_fingerprint
 from ..limits import Limits
-from ..strictjson import loads_strict
+from ..format.strictjson import loads_strict
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

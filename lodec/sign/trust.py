@@ -20,7 +20,7 @@ order (each stage runs only on what the previous one authenticated):
    semantic version; ``now`` is before the signed expiry (freeze); the
    version is not below the recorded one (rollback) nor equal to it with
    another digest;
-6. the core step checks of ``lodec.verify`` on the same bytes.
+6. the core step checks of ``lodec.stack.verify`` on the same bytes.
 
 Every failure is a ``Problem`` with its own stable code (``docs/errors.md``).
 """
@@ -34,8 +34,8 @@ from typing import Any
 
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
-from ..schema import Schema, skill_step_schema
-from ..verify import StepReader, VerificationReport, gc_paused, parse_manifest, verify_steps
+from ..format.schema import Schema, skill_step_schema
+from ..stack.verify import StepReader, VerificationReport, gc_paused, parse_manifest, verify_steps
 from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
@@ -135,7 +135,7 @@ def verify_signed_stack(
     Args:
         manifest_bytes: the manifest JSON, as read.
         envelope_bytes: the DSSE envelope JSON, or ``None`` if there is none.
-        read_step: ``name -> vein bytes | None``, as for ``lodec.verify.verify_stack``.
+        read_step: ``name -> vein bytes | None``, as for ``lodec.stack.verify.verify_stack``.
         policy: the trusted keys and thresholds.
         now: the one reference time for the whole verification (aware, UTC).
         trusted_versions: stack name -> highest version verified before.

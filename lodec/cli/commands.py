@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from .cli import _emit, _fail, _now, _policy, _report_out, _state_path, _verify_target
-from .errors import LodecError
+from .. import __version__
+from . import _emit, _fail, _now, _policy, _report_out, _state_path, _verify_target
+from ..errors import LodecError
 
 if TYPE_CHECKING:
-    from .schema import Schema
+    from ..format.schema import Schema
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _schema(path: str | None, default: str) -> Schema:
-    from .schema import builtin_schema, load_schema
+    from ..format.schema import builtin_schema, load_schema
 
     return builtin_schema(default) if path is None else load_schema(path)
 
@@ -76,8 +76,8 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
     "reserved": [...]}; each field has a unique positive "id", a unique "name",
     a "type" (string, int, bool, bytes, T[] or map<string,T>) and "required".
     """
-    from .fingerprint import format_fingerprint
-    from .schema import load_schema
+    from ..format.fingerprint import format_fingerprint
+    from ..format.schema import load_schema
 
     results = []
     failed = False
@@ -120,8 +120,8 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
     Every source is checked before anything is written; files are written
     atomically. Prints the size and the BLAKE3 fingerprint of each.
     """
-    from .compiler import compile_file, default_output_path
-    from .files import atomic_write_many
+    from ..format.compiler import compile_file, default_output_path
+    from ..files import atomic_write_many
 
     out = Path(output)
     to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
@@ -183,11 +183,11 @@ def inspect(file: str, schema_path: str | None, as_json: bool) -> None:
     Decoding proves canonical form; compiling the printed JSON again gives
     identical bytes.
     """
-    from .codec import HEADER_SIZE, decode_vein, record_to_json
-    from .files import read_bounded
-    from .fingerprint import format_fingerprint
-    from .limits import DEFAULT_LIMITS
-    from .schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
+    from ..format.codec import HEADER_SIZE, decode_vein, record_to_json
+    from ..files import read_bounded
+    from ..format.fingerprint import format_fingerprint
+    from ..limits import DEFAULT_LIMITS
+    from ..format.schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
 
     try:
         data = read_bounded(file, DEFAULT_LIMITS.max_file_bytes)
@@ -272,10 +272,10 @@ def stack_build(
     point that is not a root. `lodec verify` expects the veins in steps/
     beside the manifest, named <stepName>.vein.
     """
-    from .codec import decode_vein
-    from .files import atomic_write, read_bounded
-    from .limits import DEFAULT_LIMITS
-    from .stack import build_manifest, manifest_json, manifest_vein
+    from ..format.codec import decode_vein
+    from ..files import atomic_write, read_bounded
+    from ..limits import DEFAULT_LIMITS
+    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
     metadata = _meta(meta)
     try:
@@ -317,7 +317,7 @@ def _trust_options(f: Any) -> Any:
 
 def _verified_files(manifest: str, steps_dir: str | None, action: str) -> Any:
     """The VerifiedStack of MANIFEST, or print its problems and raise (for sign and pack)."""
-    from .loaders import verify_stack_files
+    from ..app.loaders import verify_stack_files
 
     report = verify_stack_files(manifest, steps_dir)
     if not report.ok:
@@ -407,9 +407,9 @@ def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bo
     NAME.pub to whoever verifies. The keyid printed is the SHA-256 of the
     public key's DER encoding (see `lodec key id`).
     """
-    from .files import atomic_write
-    from .names import is_safe_name
-    from .sign.keys import generate_key, private_key_pem
+    from ..files import atomic_write
+    from ..names import is_safe_name
+    from ..sign.keys import generate_key, private_key_pem
 
     base = Path(name)
     if not is_safe_name(base.name):
@@ -444,7 +444,7 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     same for a key in PEM or OpenSSH form:
     openssl pkey -pubin -in K.pub -outform DER | sha256sum
     """
-    from .sign.keys import load_any_key
+    from ..sign.keys import load_any_key
 
     try:
         public = load_any_key(file, passphrase=_passphrase(passphrase_env))
@@ -496,12 +496,12 @@ def sign(
       lodec sign stack.json --key alice.key --expires-in 30d
       lodec sign stack.json --key bob.key
     """
-    from .files import atomic_write
-    from .loaders import envelope_path_for, read_optional
-    from .sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
-    from .sign.keys import load_private_key
-    from .sign.signer import sign_stack
-    from .sign.statement import format_time, parse_duration, parse_time
+    from ..files import atomic_write
+    from ..app.loaders import envelope_path_for, read_optional
+    from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
+    from ..sign.keys import load_private_key
+    from ..sign.signer import sign_stack
+    from ..sign.statement import format_time, parse_duration, parse_time
 
     if expires_text is not None and expires_in is not None:
         raise click.UsageError("give --expires or --expires-in, not both")
@@ -528,7 +528,7 @@ def sign(
         if exc.file is None:
             exc.file = manifest
         _fail(exc, as_json)
-    from .sign.statement import parse_statement
+    from ..sign.statement import parse_statement
 
     approval = parse_statement(envelope.payload, file=str(env_path))
     summary = {"envelope": str(env_path), "keyid": private.public.keyid, "added": added,
@@ -562,13 +562,13 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     the file, as b3sum / sha256sum print them). Format: docs/pack-format.md.
     Consumers run `lodec verify NAME.lodepack --key ...` or `lodec unpack`.
     """
-    from .files import atomic_write
-    from .loaders import envelope_path_for, read_optional
-    from .pack import build_pack
-    from .schema import builtin_schema_bytes
-    from .sign.dsse import MAX_ENVELOPE_BYTES
-    from .sign.statement import file_digests
-    from .stack import stack_schema_name
+    from ..files import atomic_write
+    from ..app.loaders import envelope_path_for, read_optional
+    from ..format.pack import build_pack
+    from ..format.schema import builtin_schema_bytes
+    from ..sign.dsse import MAX_ENVELOPE_BYTES
+    from ..sign.statement import file_digests
+    from ..stack.manifest import stack_schema_name
 
     try:
         stack = _verified_files(manifest, steps_dir, "packed")
@@ -577,7 +577,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
         if envelope is None and envelope_path is not None:
             raise LodecError("no such file", code="file_not_found", file=str(env))
         if envelope is not None:
-            from .sign.dsse import parse_envelope
+            from ..sign.dsse import parse_envelope
 
             parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
         data = build_pack(stack, manifest_name=Path(manifest).name,
@@ -629,8 +629,8 @@ def unpack(
     \b
       lodec unpack release.lodepack -o release/ --key alice.pub --key bob.pub --threshold 2
     """
-    from .loaders import verify_pack_file
-    from .pack import unpack as unpack_files
+    from ..app.loaders import verify_pack_file
+    from ..format.pack import unpack as unpack_files
 
     now = _now(now_text)
     try:
@@ -678,11 +678,11 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     never copied. See docs/import-github-actions.md. Then:
     `lodec verify OUTPUT/stack.json`.
     """
-    from .compiler import compile_value
-    from .files import atomic_write, atomic_write_many
-    from .importers.github_actions import import_workflow
-    from .schema import skill_step_schema
-    from .stack import build_manifest, manifest_json, manifest_vein
+    from ..format.compiler import compile_value
+    from ..files import atomic_write, atomic_write_many
+    from ..importers.github_actions import import_workflow
+    from ..format.schema import skill_step_schema
+    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
     out = Path(output)
     try:
@@ -716,4 +716,4 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
         click.echo(f"Manifest digest: {digest}")
 
 
-from . import cli_run  # noqa: E402  (registers run, plan, lock, skill, resolve, runs, journal, analytics)
+from . import run_commands  # noqa: E402  (registers run, plan, lock, skill, resolve, runs, journal, analytics)

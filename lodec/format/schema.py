@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from . import cbor
-from .errors import LodecError, SchemaError
+from ..errors import LodecError, SchemaError
 from .fingerprint import schema_digest
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from .strictjson import loads_strict
 
 SCALARS = ("string", "int", "bool", "bytes")
@@ -291,7 +291,7 @@ def parse_schema(data: bytes, *, source: str = "<schema>", limits: Limits = DEFA
 
 def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
     """Read and validate a ``.lode`` file. Raises ``SchemaError`` (also for unreadable files)."""
-    from .files import read_bounded
+    from ..files import read_bounded
 
     return parse_schema(read_bounded(path, limits.max_file_bytes), source=str(path), limits=limits)
 
@@ -305,7 +305,7 @@ def builtin_schema_bytes(name: str) -> bytes:
     """The ``.lode`` file bytes of a built-in schema (as packed into ``.lodepack`` files)."""
     if name not in BUILTIN_SCHEMAS:
         raise SchemaError(f"no built-in schema {name!r}; known: {', '.join(BUILTIN_SCHEMAS)}")
-    with open(os.path.join(os.path.dirname(__file__), "schemas", f"{name}.lode"), "rb") as fh:
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "schemas", f"{name}.lode"), "rb") as fh:
         return fh.read()
 
 

@@ -16,8 +16,8 @@ import json
 import re
 from typing import Any
 
-from .errors import LimitExceeded, SourceError
-from .limits import DEFAULT_LIMITS, Limits
+from ..errors import LimitExceeded, SourceError
+from ..limits import DEFAULT_LIMITS, Limits
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

@@ -5,7 +5,7 @@ error. Errors are one line on stderr (``lodec: FILE: LOCATION: message``);
 ``--json`` prints machine-readable results on stdout.
 
 Start-up: this module imports neither click nor the library. The commands
-are the click group in ``lodec.cli_commands`` (plus ``lodec.cli_run``),
+are the click group in ``lodec.cli.commands`` (plus ``lodec.cli.run_commands``),
 loaded on first use: ``main`` stands for that group. Run as a program
 (``lodec ...`` or ``python -m lodec ...``), two command lines take a fast
 path that prints the same output and exits with the same status without
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import sys
 
-from . import __version__
-from .errors import LodecError
+from .. import __version__
+from ..errors import LodecError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,7 +82,7 @@ def _now(value: str | None) -> datetime:
         from datetime import datetime, timezone
 
         return datetime.now(timezone.utc).replace(microsecond=0)
-    from .sign.statement import parse_time
+    from ..sign.statement import parse_time
 
     try:
         return parse_time(value)
@@ -95,15 +95,15 @@ def _policy(keys: tuple[str, ...], threshold: int | None, policy_path: str | Non
     if policy_path is not None and (keys or threshold is not None):
         raise _usage_error("give either --policy or --key/--threshold, not both")
     if policy_path is not None:
-        from .sign.policy import load_policy
+        from ..sign.policy import load_policy
 
         return load_policy(policy_path)
     if threshold is not None and not keys:
         raise _usage_error("--threshold needs trusted keys: add --key A.pub (repeat for more)")
     if not keys:
         return None
-    from .sign.keys import load_public_key
-    from .sign.policy import policy_from_keys
+    from ..sign.keys import load_public_key
+    from ..sign.policy import policy_from_keys
 
     loaded = [load_public_key(k) for k in keys]
     try:
@@ -115,7 +115,7 @@ def _policy(keys: tuple[str, ...], threshold: int | None, policy_path: str | Non
 def _state_path(state_path: str | None) -> Path:
     from pathlib import Path
 
-    from .sign.state import default_state_path
+    from ..sign.state import default_state_path
 
     return Path(state_path) if state_path is not None else default_state_path()
 
@@ -151,7 +151,7 @@ def _verify_target(
 ) -> tuple[Any, str]:
     """``(report, note)`` for STACK.json or a pack, signed (with keys or a policy) or not: the one
     verification that ``verify``, ``run``, ``plan``, ``lock`` and ``resolve`` share."""
-    from .loaders import (
+    from ..app.loaders import (
         envelope_path_for,
         is_pack_file,
         verify_pack_file,
@@ -320,7 +320,7 @@ def _fast_path(argv: list[str]) -> None:
 
 
 class _Main:
-    """``lodec``: the click group of ``lodec.cli_commands``, imported on first use.
+    """``lodec``: the click group of ``lodec.cli.commands``, imported on first use.
 
     Calling it with no arguments (as the ``lodec`` script and ``python -m
     lodec`` do) first tries the fast path; every attribute is the group's, so
@@ -342,7 +342,7 @@ class _Main:
 
 
 def _group() -> click.Group:
-    from .cli_commands import main as group
+    from .commands import main as group
 
     return group
 
@@ -359,7 +359,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(".cli_commands", __package__)
+    module = importlib.import_module(".commands", __package__)
     try:
         return getattr(module, name)
     except AttributeError:

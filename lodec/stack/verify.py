@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .codec import Vein, decode_vein, record_from_json
-from .errors import LodecError, VerificationFailed
-from .fingerprint import is_fingerprint
-from .limits import DEFAULT_LIMITS, Limits
-from .names import is_safe_name
-from .schema import Schema, skill_stack_schema, skill_step_schema
-from .stack import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
-from .strictjson import loads_strict
+from ..format.codec import Vein, decode_vein, record_from_json
+from ..errors import LodecError, VerificationFailed
+from ..format.fingerprint import is_fingerprint
+from ..limits import DEFAULT_LIMITS, Limits
+from ..names import is_safe_name
+from ..format.schema import Schema, skill_stack_schema, skill_step_schema
+from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
+from ..format.strictjson import loads_strict
 
 StepReader = Callable[[str], "bytes | None"]
 

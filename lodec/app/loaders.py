@@ -8,15 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LodecError
-from .files import read_bounded
-from .limits import DEFAULT_LIMITS, Limits
-from .schema import Schema
-from .verify import VerificationReport, verify_stack
+from ..errors import LodecError
+from ..files import read_bounded
+from ..limits import DEFAULT_LIMITS, Limits
+from ..format.schema import Schema
+from ..stack.verify import VerificationReport, verify_stack
 
 if TYPE_CHECKING:
-    from .pack import Pack
-    from .sign.policy import TrustPolicy
+    from ..format.pack import Pack
+    from ..sign.policy import TrustPolicy
 
 
 def default_steps_dir(manifest_path: str | os.PathLike[str]) -> Path:
@@ -116,9 +116,9 @@ def verify_signed_files(
     Raises:
         LodecError: the manifest cannot be read, or the state file is invalid or unwritable.
     """
-    from .sign.dsse import MAX_ENVELOPE_BYTES
-    from .sign.state import load_state
-    from .sign.trust import verify_signed_stack
+    from ..sign.dsse import MAX_ENVELOPE_BYTES
+    from ..sign.state import load_state
+    from ..sign.trust import verify_signed_stack
 
     env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest_path)
     manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
@@ -136,7 +136,7 @@ def verify_signed_files(
 
 def record_success(report: VerificationReport, state_path: str | os.PathLike[str], now: datetime) -> None:
     """Record a successful signed verification's version in the rollback state."""
-    from .sign.state import record_verified
+    from ..sign.state import record_verified
 
     if report.verified is not None and report.verified.envelope is not None:
         v = report.verified
@@ -144,8 +144,8 @@ def record_success(report: VerificationReport, state_path: str | os.PathLike[str
 
 
 def load_pack_file(path: str | os.PathLike[str]) -> Pack:
-    """Read (bounded by ``MAX_PACK_BYTES``) and decode a pack; see ``lodec.pack.read_pack``."""
-    from .pack import MAX_PACK_BYTES, read_pack
+    """Read (bounded by ``MAX_PACK_BYTES``) and decode a pack; see ``lodec.format.pack.read_pack``."""
+    from ..format.pack import MAX_PACK_BYTES, read_pack
 
     return read_pack(read_bounded(path, MAX_PACK_BYTES), file=os.fspath(path))
 
@@ -166,8 +166,8 @@ def verify_pack_file(
         LodecError: the pack cannot be read or decoded (``limit_exceeded``,
             ``unsafe_name``, decode codes), or the state file is invalid.
     """
-    from .pack import verify_pack
-    from .sign.state import load_state
+    from ..format.pack import verify_pack
+    from ..sign.state import load_state
 
     pack = load_pack_file(path)
     trusted = load_state(state_path) if policy is not None and state_path is not None else None

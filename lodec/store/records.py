@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RunError
 from ..files import atomic_write
 from ..names import is_safe_name
-from .store import Store
+from .cas import Store
 
 if TYPE_CHECKING:
-    from .executor import PreparedRun
+    from ..run.executor import PreparedRun
 
 RUN_FORMAT = "lodec-run/v1"
 REQUEST_FORMAT = "lodec-step-request/v1"

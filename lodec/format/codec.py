@@ -34,9 +34,9 @@ from cbor2 import dumps as _cbor2_dumps
 from cbor2 import loads as _cbor2_loads
 
 from . import cbor
-from .errors import DecodeError, LimitExceeded, SourceError
+from ..errors import DecodeError, LimitExceeded, SourceError
 from .fingerprint import fingerprint_bytes, format_fingerprint
-from .limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from .schema import Field, Schema
 from .strictjson import pointer
 

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .codec import decode_vein, encode_record
-from .errors import LodecError, SchemaError
-from .limits import Limits
-from .names import is_safe_name
+from ..errors import LodecError, SchemaError
+from ..limits import Limits
+from ..names import is_safe_name
 from .schema import Schema, lodepack_schema, parse_schema
-from .verify import VerificationReport, VerifiedStack, verify_stack
+from ..stack.verify import VerificationReport, VerifiedStack, verify_stack
 
 if TYPE_CHECKING:
-    from .sign.policy import TrustPolicy
-    from .sign.state import TrustedVersion
+    from ..sign.policy import TrustPolicy
+    from ..sign.state import TrustedVersion
 
 #: Largest pack file (bytes), checked before reading.
 MAX_PACK_BYTES = 256 * 1024 * 1024
@@ -181,7 +181,7 @@ def verify_pack(
 
     read_step = pack.steps.get
     if policy is not None:
-        from .sign.trust import verify_signed_stack
+        from ..sign.trust import verify_signed_stack
 
         if now is None:
             raise ValueError("signed verification needs the reference time `now`")
@@ -214,7 +214,7 @@ def unpack(pack: Pack, stack: VerifiedStack, out_dir: str | os.PathLike[str]) ->
     Raises:
         LodecError: ``output_not_empty`` or ``file_unwritable``.
     """
-    from .files import atomic_write_many
+    from ..files import atomic_write_many
 
     out = Path(out_dir)
     if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):

@@ -6,7 +6,7 @@ UTF-8 text, arrays, maps, ``true`` / ``false``. No floats, no tags, no
 ``null``, no indefinite lengths. Integers and lengths use their shortest
 form; map entries are sorted by the bytewise order of their encoded keys.
 
-The decoder that proves canonical form lives in ``lodec.codec`` (it is
+The decoder that proves canonical form lives in ``lodec.format.codec`` (it is
 schema-directed); this module only encodes: ``encode`` handles generic
 values (schema documents), ``encode_sorted`` record maps the codec has
 already put in canonical order. An independent struct-based reference

@@ -18,10 +18,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .codec import Vein, encode_record
-from .errors import StackError
-from .names import check_name
-from .schema import Schema, builtin_schema
+from ..format.codec import Vein, encode_record
+from ..errors import StackError
+from ..names import check_name
+from ..format.schema import Schema, builtin_schema
 
 #: The manifest field that makes a manifest ``skill-stack-v2`` (``docs/skill-contract.md``).
 SKILL_DIGESTS = "skillDigests"

@@ -14,14 +14,14 @@ from typing import Any
 
 import click
 
-from .cli import _emit, _fail, _report_out, _verify_target
-from .cli_commands import CONTEXT, _trust_options, main
-from .errors import LodecError, RunError
+from . import _emit, _fail, _report_out, _verify_target
+from .commands import CONTEXT, _trust_options, main
+from ..errors import LodecError, RunError
 
 
 def _workspace(value: str | None) -> Path:
     """``--workspace``, else the git root of the current directory, else the current directory."""
-    from .workspace import find_git_root
+    from ..store.workspace import find_git_root
 
     if value is not None:
         return Path(value).resolve()
@@ -29,7 +29,7 @@ def _workspace(value: str | None) -> Path:
 
 
 def _state(workspace: Path) -> Path:
-    from .workspace import state_dir
+    from ..store.workspace import state_dir
 
     return state_dir(workspace)
 
@@ -54,8 +54,8 @@ def _verified(target: str, steps_dir: str | None, trust_args: dict[str, Any], as
 
 
 def _prepared(target: str, steps_dir: str | None, workspace: Path, trust_args: dict[str, Any], as_json: bool) -> Any:
-    from .run.executor import prepare_run
-    from .run.skills import skill_roots
+    from ..run.executor import prepare_run
+    from ..run.skills import skill_roots
 
     stack = _verified(target, steps_dir, trust_args, as_json)
     return prepare_run(stack, skill_roots(target, workspace))
@@ -77,7 +77,7 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
 
     Prints each skill's tree digest, the value `lodec lock` pins.
     """
-    from .run.skills import load_skill
+    from ..run.skills import load_skill
 
     try:
         skills = [load_skill(f) for f in folders]
@@ -103,7 +103,7 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
     Inside a git repository that is <root>/.lodec/skills/; outside git,
     $LODEC_HOME/skills (default ~/.lodec/skills).
     """
-    from .run.skills import add_skill
+    from ..run.skills import add_skill
 
     try:
         installed, dest = add_skill(folder, _state(_workspace(workspace_dir)) / "skills")
@@ -122,7 +122,7 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool) -> None:
     """List the skills lodec would find, in lookup order; the first of a name wins."""
-    from .run.skills import load_skill, skill_roots
+    from ..run.skills import load_skill, skill_roots
 
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -168,8 +168,8 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
     manifest is rewritten atomically; sign it again afterwards, since the
     pins are part of the signed bytes.
     """
-    from .run.executor import write_lock
-    from .run.skills import skill_roots
+    from ..run.executor import write_lock
+    from ..run.skills import skill_roots
 
     no_trust = dict(keys=(), threshold=None, policy_path=None, expected_name=None, state_path=None, now_text=None)
     try:
@@ -254,9 +254,9 @@ def run(
       lodec run stack.json --step release-readiness --reuse latest --trust normal
     Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}.
     """
-    from .run.executor import RunOptions, run_stack
-    from .run.records import latest_run, load_run
-    from .run.schedule import default_jobs
+    from ..run.executor import RunOptions, run_stack
+    from ..store.records import latest_run, load_run
+    from ..run.schedule import default_jobs
 
     workspace = _workspace(workspace_dir)
     state = _state(workspace)
@@ -311,8 +311,8 @@ def resolve(target: str, step: str, run_id: str | None, trust: str, steps_dir: s
     {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
     "upstream_status": {...: "verified"|"integrity_mismatch"|"missing"|"skipped"}}
     """
-    from .run.records import latest_run, load_run, step_results, upstream
-    from .run.store import Store
+    from ..store.records import latest_run, load_run, step_results, upstream
+    from ..store.cas import Store
 
     workspace = _workspace(workspace_dir)
     state = _state(workspace)
@@ -343,7 +343,7 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
 def runs_list(workspace_dir: str | None, as_json: bool) -> None:
     """List runs, oldest first: id, status, stack, version, duration."""
-    from .run.records import list_runs
+    from ..store.records import list_runs
 
     rows = [{"run": r["run"], "status": r["status"], "stack": r["stack"]["name"], "version": r["stack"]["version"],
              "started": r["started"], "duration_ms": r.get("duration_ms"),
@@ -366,7 +366,7 @@ def runs_list(workspace_dir: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help='Print {"run", "dry_run", "files"}.')
 def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json: bool) -> None:
     """Delete a run: its folder, and artifacts no other run records. Nothing else."""
-    from .run.records import discard, discard_plan
+    from ..store.records import discard, discard_plan
 
     state = _state(_workspace(workspace_dir))
     try:
@@ -391,8 +391,8 @@ def journal(run_id: str | None, workspace_dir: str | None) -> None:
     A section per step: status, headline, artifacts; an artifact whose bytes
     changed since the run is marked TAMPERED.
     """
-    from .run.records import journal_markdown
-    from .run.store import Store
+    from ..store.records import journal_markdown
+    from ..store.cas import Store
 
     state = _state(_workspace(workspace_dir))
     try:
@@ -404,7 +404,7 @@ def journal(run_id: str | None, workspace_dir: str | None) -> None:
 
 def _run_record(state: Path, run_id: str | None) -> dict[str, Any]:
     """Run ``run_id``'s record, or the latest run's when ``None``. Raises ``RunError`` (``run_not_found``)."""
-    from .run.records import list_runs, load_run
+    from ..store.records import list_runs, load_run
 
     if run_id is not None:
         return load_run(state, run_id)
@@ -432,9 +432,9 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
     """
     import blake3
 
-    from .files import read_bounded
-    from .run.records import step_results
-    from .run.store import MAX_ARTIFACT_BYTES, Store
+    from ..files import read_bounded
+    from ..store.records import step_results
+    from ..store.cas import MAX_ARTIFACT_BYTES, Store
 
     state = _state(_workspace(workspace_dir))
     try:
@@ -475,9 +475,9 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def analytics(workspace_dir: str | None, as_json: bool) -> None:
     """Runs by status; per step, counts by status and duration p50/p95; artifacts re-checked."""
-    from .run.records import analytics as compute
-    from .run.records import list_runs
-    from .run.store import Store
+    from ..store.records import analytics as compute
+    from ..store.records import list_runs
+    from ..store.cas import Store
 
     state = _state(_workspace(workspace_dir))
     figures = compute(list_runs(state), Store(state / "cas"))

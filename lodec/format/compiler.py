@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .codec import Vein, encode_record, record_from_json
-from .errors import LodecError, UnsafeNameError
-from .files import read_bounded
-from .limits import DEFAULT_LIMITS, Limits
-from .names import check_name
+from ..errors import LodecError, UnsafeNameError
+from ..files import read_bounded
+from ..limits import DEFAULT_LIMITS, Limits
+from ..names import check_name
 from .schema import Schema
 from .strictjson import loads_strict, pointer
 
