@@ -232,12 +232,12 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
     # prepare_run holds the verified bytes; the run materialises those, not the folder as it is later.
     from lodec.app.loaders import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
-    from lodec.run.skills import skill_roots
+    from lodec.store.workspace import Workspace
 
     skills = project / "stack" / "skills"
     make_skill(skills, "honest", 'print("honest"); write("out.txt", "honest\\n")\n')
     stack = make_stack(project / "stack", [step("a", "honest")])
-    prepared = prepare_run(verify_stack_files(stack).require(), skill_roots(stack, project / "ws"))
+    prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
     (skills / "honest" / "run.py").write_text('#!/usr/bin/env python3\nprint("evil")\n')
     record = run_stack(prepared, RunOptions(workspace=project / "ws", state=project / "state",
                                             allow_unsandboxed=True))
@@ -250,11 +250,11 @@ def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Pa
     import lodec
     from lodec.app.loaders import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
-    from lodec.run.skills import skill_roots
+    from lodec.store.workspace import Workspace
 
     make_skill(project / "stack" / "skills", "echo", 'print(INPUTS["say"]); write("out.txt", "x")\n')
     stack = make_stack(project / "stack", [step("a", "echo", say="verified")])
-    prepared = prepare_run(verify_stack_files(stack).require(), skill_roots(stack, project / "ws"))
+    prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
     swapped = lodec.compile_value(step("a", "echo", say="swapped"), lodec.skill_step_schema(), file="a")
     (project / "stack" / "steps" / "a.vein").write_bytes(swapped.data)
     record = run_stack(prepared, RunOptions(workspace=project / "ws", state=project / "state",

@@ -289,7 +289,7 @@ def test_policy_and_keys_together_is_a_usage_error(signed_stack: Path, keys: dic
 
 
 def test_state_records_only_upward(signed_stack: Path, keys: dict[str, Path]) -> None:
-    from lodec.sign.state import load_state, record_verified
+    from lodec.store.rollback import load_state, record_verified
 
     state = signed_stack.parent / "state.json"
     code, _, _ = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub")

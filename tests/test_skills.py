@@ -11,7 +11,8 @@ import blake3
 import pytest
 
 from lodec.errors import SkillError
-from lodec.run.skills import find_skill, load_skill, skill_roots, tree_digest
+from lodec.run.skills import find_skill, load_skill, tree_digest
+from lodec.store.workspace import Workspace
 from tests.conftest import ROOT, run_cli
 from tests.runkit import make_skill, make_stack, step
 
@@ -177,7 +178,7 @@ def test_lookup_order_beside_stack_then_workspace_then_home(tmp_path: Path, lode
     stack_dir.mkdir()
     for root in (lodec_home / "skills", repo / ".lodec" / "skills", stack_dir / "skills"):
         make_skill(root, "probe")
-    roots = skill_roots(stack_dir / "stack.json", repo)
+    roots = Workspace.discover(repo).skill_roots(stack_dir / "stack.json")
     assert roots == [stack_dir / "skills", repo / ".lodec" / "skills", (lodec_home / "skills").resolve()]
     assert find_skill("skill:probe", roots) == stack_dir / "skills" / "probe"
     assert find_skill("skill:probe", roots[1:]) == repo / ".lodec" / "skills" / "probe"

@@ -117,7 +117,7 @@ def verify_signed_files(
         LodecError: the manifest cannot be read, or the state file is invalid or unwritable.
     """
     from ..sign.dsse import MAX_ENVELOPE_BYTES
-    from ..sign.state import load_state
+    from ..store.rollback import load_state
     from ..sign.trust import verify_signed_stack
 
     env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest_path)
@@ -136,7 +136,7 @@ def verify_signed_files(
 
 def record_success(report: VerificationReport, state_path: str | os.PathLike[str], now: datetime) -> None:
     """Record a successful signed verification's version in the rollback state."""
-    from ..sign.state import record_verified
+    from ..store.rollback import record_verified
 
     if report.verified is not None and report.verified.envelope is not None:
         v = report.verified
@@ -167,7 +167,7 @@ def verify_pack_file(
             ``unsafe_name``, decode codes), or the state file is invalid.
     """
     from ..format.pack import verify_pack
-    from ..sign.state import load_state
+    from ..store.rollback import load_state
 
     pack = load_pack_file(path)
     trusted = load_state(state_path) if policy is not None and state_path is not None else None

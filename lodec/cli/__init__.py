@@ -115,9 +115,9 @@ def _policy(keys: tuple[str, ...], threshold: int | None, policy_path: str | Non
 def _state_path(state_path: str | None) -> Path:
     from pathlib import Path
 
-    from ..sign.state import default_state_path
+    from ..store.workspace import Workspace
 
-    return Path(state_path) if state_path is not None else default_state_path()
+    return Workspace.discover(state_file=state_path).rollback_state
 
 
 def _report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoReturn:

@@ -29,9 +29,9 @@ def _workspace(value: str | None) -> Path:
 
 
 def _state(workspace: Path) -> Path:
-    from ..store.workspace import state_dir
+    from ..store.workspace import Workspace
 
-    return state_dir(workspace)
+    return Workspace.discover(workspace).state
 
 
 def _workspace_option(f: Any) -> Any:
@@ -55,10 +55,10 @@ def _verified(target: str, steps_dir: str | None, trust_args: dict[str, Any], as
 
 def _prepared(target: str, steps_dir: str | None, workspace: Path, trust_args: dict[str, Any], as_json: bool) -> Any:
     from ..run.executor import prepare_run
-    from ..run.skills import skill_roots
+    from ..store.workspace import Workspace
 
     stack = _verified(target, steps_dir, trust_args, as_json)
-    return prepare_run(stack, skill_roots(target, workspace))
+    return prepare_run(stack, Workspace.discover(workspace).skill_roots(target))
 
 
 # ------------------------------------------------------------------ skills
@@ -122,11 +122,12 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool) -> None:
     """List the skills lodec would find, in lookup order; the first of a name wins."""
-    from ..run.skills import load_skill, skill_roots
+    from ..run.skills import load_skill
+    from ..store.workspace import Workspace
 
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for root in skill_roots(stack_path, _workspace(workspace_dir)):
+    for root in Workspace.discover(_workspace(workspace_dir)).skill_roots(stack_path):
         if not root.is_dir():
             continue
         for entry in sorted(os.listdir(root)):
@@ -169,12 +170,12 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
     pins are part of the signed bytes.
     """
     from ..run.executor import write_lock
-    from ..run.skills import skill_roots
+    from ..store.workspace import Workspace
 
     no_trust = dict(keys=(), threshold=None, policy_path=None, expected_name=None, state_path=None, now_text=None)
     try:
         stack = _verified(manifest, steps_dir, no_trust, as_json)
-        skills, digest = write_lock(stack, Path(manifest), skill_roots(manifest, _workspace(workspace_dir)))
+        skills, digest = write_lock(stack, Path(manifest), Workspace.discover(_workspace(workspace_dir)).skill_roots(manifest))
     except LodecError as exc:
         _fail(exc, as_json)
     if as_json:

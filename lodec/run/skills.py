@@ -23,7 +23,6 @@ import blake3
 
 from ..errors import SkillError
 from ..names import is_safe_name
-from ..store.workspace import find_git_root, lodec_home
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
 MAX_FILES = 4096
@@ -273,24 +272,6 @@ def skill_name(ref: str) -> str:
     if not ref.startswith(SKILL_REF_PREFIX) or not is_safe_name(name):
         raise SkillError(f"skillRef {ref!r} is not skill:<name>", code="skill_ref_invalid")
     return name
-
-
-def skill_roots(stack_path: str | os.PathLike[str] | None, workspace: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where ``skill:<name>`` is looked up, in order (``docs/skill-contract.md``).
-
-    ``skills/`` beside the stack, ``<git root>/.lodec/skills`` of the
-    workspace (default: the current directory), ``$LODEC_HOME/skills``.
-    """
-    roots: list[Path] = []
-    if stack_path is not None:
-        roots.append(Path(stack_path).resolve().parent / "skills")
-    git_root = find_git_root(workspace)
-    if git_root is not None:
-        roots.append(git_root / ".lodec" / "skills")
-    home = (lodec_home() / "skills").resolve()
-    if home not in roots:
-        roots.append(home)
-    return roots
 
 
 def find_skill(ref: str, roots: Sequence[Path]) -> Path:

@@ -23,7 +23,7 @@ _EXPORTS = {
     "TrustPolicy": "policy", "TrustRule": "policy", "load_policy": "policy", "parse_policy": "policy",
     "policy_from_keys": "policy",
     "DEFAULT_VALIDITY": "signer", "sign_stack": "signer",
-    "TrustedVersion": "state", "default_state_path": "state", "load_state": "state", "record_verified": "state",
+    "TrustedVersion": "state",
     "PAYLOAD_TYPE": "statement", "PREDICATE_TYPE": "statement", "Approval": "statement",
     "parse_statement": "statement",
     "SignatureCheck": "trust", "check_signatures": "trust", "verify_signed_stack": "trust",
@@ -48,6 +48,6 @@ if TYPE_CHECKING:
     from .keys import PrivateKey, PublicKey, generate_key, load_any_key, load_private_key, load_public_key
     from .policy import TrustPolicy, TrustRule, load_policy, parse_policy, policy_from_keys
     from .signer import DEFAULT_VALIDITY, sign_stack
-    from .state import TrustedVersion, default_state_path, load_state, record_verified
+    from .state import TrustedVersion
     from .statement import PAYLOAD_TYPE, PREDICATE_TYPE, Approval, parse_statement
     from .trust import SignatureCheck, check_signatures, verify_signed_stack

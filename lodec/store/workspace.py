@@ -1,16 +1,30 @@
-"""Where lodec keeps state: the workspace's ``.lodec/`` or ``$LODEC_HOME``.
+"""The workspace: the project steps work on, and every path lodec keeps state in.
 
-Inside a git repository the state directory is ``<repository root>/.lodec``
-(never the current subdirectory); outside git it is ``$LODEC_HOME``, by
-default ``~/.lodec``. The repository root is found by walking up from the
-current directory to the first folder holding a ``.git`` entry (a directory,
-or a file for worktrees and submodules), without running git.
+A ``Workspace`` is computed once per command (``Workspace.discover``) and
+passed to everything that touches state; nothing else builds a state path.
+
+- ``root``: the project (``--workspace DIR``; else the git repository root
+  of the current directory; else the current directory).
+- ``state``: ``<git root of root>/.lodec`` inside a git repository (never a
+  subdirectory's), else ``$LODEC_HOME`` (default ``~/.lodec``).
+- Under ``state``: ``skills/`` (installed skills), ``runs/<run id>/`` (run
+  records), ``cas/`` (the artifact store), ``trusted-stacks.json`` (the
+  rollback state, unless ``--state FILE`` overrides it) and its lock file.
+
+The git root is found by walking up to the first folder holding a ``.git``
+entry (a directory, or a file for worktrees and submodules), without
+running git.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+STATE_DIR_NAME = ".lodec"
+ROLLBACK_FILE_NAME = "trusted-stacks.json"
 
 
 def find_git_root(start: str | os.PathLike[str] | None = None) -> Path | None:
@@ -22,13 +36,97 @@ def find_git_root(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
-def lodec_home() -> Path:
+def lodec_home(environ: Mapping[str, str] | None = None) -> Path:
     """``$LODEC_HOME``, or ``~/.lodec`` when it is unset or empty."""
-    value = os.environ.get("LODEC_HOME")
-    return Path(value).expanduser() if value else Path.home() / ".lodec"
+    value = (os.environ if environ is None else environ).get("LODEC_HOME")
+    return Path(value).expanduser() if value else Path.home() / STATE_DIR_NAME
 
 
-def state_dir(start: str | os.PathLike[str] | None = None) -> Path:
-    """``<git root>/.lodec`` inside a git repository, else ``lodec_home()``. Not created here."""
-    root = find_git_root(start)
-    return root / ".lodec" if root is not None else lodec_home()
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """The project directory and every state path (absolute ``Path`` objects).
+
+    Attributes:
+        root: the project the steps work on.
+        state: the state directory (``<git root>/.lodec`` or ``$LODEC_HOME``).
+        home: ``$LODEC_HOME`` (user-wide skills are looked up there too).
+        state_file: the rollback state given with ``--state FILE``, or ``None``
+            for ``state / "trusted-stacks.json"``.
+    """
+
+    root: Path
+    state: Path
+    home: Path
+    state_file: Path | None = None
+
+    @classmethod
+    def discover(
+        cls,
+        workspace: str | os.PathLike[str] | None = None,
+        *,
+        state_file: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """The workspace of ``workspace`` (``--workspace``) or of the current directory.
+
+        Nothing is created on disk here.
+        """
+        home = lodec_home(environ)
+        start = Path(workspace).resolve() if workspace is not None else Path.cwd().resolve()
+        git_root = find_git_root(start)
+        root = start if workspace is not None else (git_root or start)
+        state = git_root / STATE_DIR_NAME if git_root is not None else home
+        override = Path(state_file).absolute() if state_file is not None else None
+        return cls(root=root, state=state.absolute(), home=home.absolute(), state_file=override)
+
+    @property
+    def skills(self) -> Path:
+        """``<state>/skills``: skills installed with ``lodec skill add``."""
+        return self.state / "skills"
+
+    @property
+    def runs(self) -> Path:
+        """``<state>/runs``: one folder per run."""
+        return self.state / "runs"
+
+    @property
+    def cas(self) -> Path:
+        """``<state>/cas``: the content-addressed artifact store."""
+        return self.state / "cas"
+
+    @property
+    def rollback_state(self) -> Path:
+        """The rollback state file: ``--state FILE``, else ``<state>/trusted-stacks.json``."""
+        return self.state_file if self.state_file is not None else self.state / ROLLBACK_FILE_NAME
+
+    @property
+    def rollback_lock(self) -> Path:
+        """The lock file serialising updates of the rollback state (beside it)."""
+        path = self.rollback_state
+        return path.with_name(path.name + ".lock")
+
+    def run_dir(self, run_id: str) -> Path:
+        """``<state>/runs/<run id>`` (``run_id`` must be a safe name; the caller checks)."""
+        return self.runs / run_id
+
+    def skill_roots(self, stack_path: str | os.PathLike[str] | None = None) -> list[Path]:
+        """Where ``skill:<name>`` is looked up, in order (``docs/skill-contract.md``).
+
+        ``skills/`` beside the stack (when given), ``<state>/skills``,
+        ``$LODEC_HOME/skills``; each folder once.
+        """
+        roots: list[Path] = []
+        if stack_path is not None:
+            roots.append(Path(stack_path).resolve().parent / "skills")
+        for folder in (self.skills, self.home / "skills"):
+            folder = folder.resolve()
+            if folder not in roots:
+                roots.append(folder)
+        return roots
+
+    def state_paths(self) -> tuple[Path, ...]:
+        """Every path lodec keeps state in: the state directory and, if elsewhere, the rollback state."""
+        paths = [self.state]
+        if self.state_file is not None and self.state not in self.state_file.parents:
+            paths.append(self.state_file)
+        return tuple(paths)
