@@ -8,6 +8,11 @@ syntax, or a byte offset with its context such as ``byte 17 (field
 prints: ``FILE: LOCATION: message``.
 
 The library never prints or exits; the CLI turns these into exit code 1.
+
+Callers decide by class (``except FileMissing``), never by comparing
+``code`` strings: each class below has one stable class-level ``code``; a
+few raise sites pass a more specific ``code=`` (listed in
+``docs/errors.md``), which never changes the class.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from __future__ import annotations
 
 class LodecError(Exception):
     """Base of every error lodec raises for bad input or failed checks.
+
+    ``LodecError(message, *, code=None, file=None, location=None)``:
+    ``code`` overrides the class's default code for this instance.
 
     Attributes:
         code: stable machine-readable code, e.g. ``"non_canonical"``.
@@ -80,9 +88,55 @@ class DecodeError(LodecError):
 
 
 class LimitExceeded(LodecError):
-    """An input is larger than a documented limit (checked before the work)."""
+    """An input is larger than a documented limit (checked before the work).
+
+    Raise this class for every limit (never another class with
+    ``code="limit_exceeded"``), so callers can tell limits apart by class.
+    Code ``limit_exceeded``.
+    """
 
     code = "limit_exceeded"
+
+
+class FileMissing(LodecError):
+    """An input file does not exist. Code ``file_not_found``.
+
+    Raised by ``lodec.files.read_bounded``; callers for which an absent file
+    means "empty" (the rollback state) catch this class.
+    """
+
+    code = "file_not_found"
+
+
+class FileUnreadable(LodecError):
+    """An input path cannot be read. Code ``file_unreadable``.
+
+    A directory or other non-regular file, no permission, or an I/O error;
+    the message is the operating system's (``strerror``) or ``"not a
+    regular file"``.
+    """
+
+    code = "file_unreadable"
+
+
+class FileUnwritable(LodecError):
+    """An output cannot be written. Code ``file_unwritable``.
+
+    Raised by ``lodec.files.atomic_write`` / ``atomic_write_many`` after
+    removing their temp files, so nothing partial is left at the final path.
+    """
+
+    code = "file_unwritable"
+
+
+class StateInvalid(LodecError):
+    """The rollback state file is malformed. Code ``state_invalid``.
+
+    Never silently reset: a malformed state could hide a rollback.
+    ``location`` is a JSON pointer into the file.
+    """
+
+    code = "state_invalid"
 
 
 class UnsafeNameError(LodecError):

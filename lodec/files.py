@@ -10,7 +10,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import LimitExceeded, LodecError
+from .errors import FileMissing, FileUnreadable, FileUnwritable, LimitExceeded
 
 
 def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
@@ -22,20 +22,21 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
 
     Raises:
         LimitExceeded: the file is larger than ``max_bytes``.
-        LodecError: code ``file_not_found``, or ``file_unreadable`` (a
-            directory, not a regular file, no permission).
+        FileMissing: no such file (code ``file_not_found``).
+        FileUnreadable: a directory, not a regular file, no permission or
+            an I/O error (code ``file_unreadable``).
     """
     label = os.fspath(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise LodecError("no such file", code="file_not_found", file=label) from None
+        raise FileMissing("no such file", file=label) from None
     except OSError as exc:
-        raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=label) from None
+        raise FileUnreadable(exc.strerror or str(exc), file=label) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise LodecError("not a regular file", code="file_unreadable", file=label)
+            raise FileUnreadable("not a regular file", file=label)
         if st.st_size > max_bytes:
             raise LimitExceeded(f"file is {st.st_size} bytes; the limit is {max_bytes}", file=label)
         data = os.read(fd, st.st_size + 1)
@@ -51,7 +52,7 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
                 total += len(chunk)
             data = b"".join(chunks)
     except OSError as exc:
-        raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=label) from None
+        raise FileUnreadable(exc.strerror or str(exc), file=label) from None
     finally:
         os.close(fd)
     if len(data) > max_bytes:
@@ -66,7 +67,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     partial one. Parent directories are created.
 
     Raises:
-        LodecError: code ``file_unwritable``.
+        FileUnwritable: code ``file_unwritable``.
     """
     import tempfile  # only writers pay for it
 
@@ -75,7 +76,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=str(path)) from None
+        raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -89,7 +90,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=str(path)) from None
+            raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
         raise
 
 
@@ -103,7 +104,7 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
     target either absent, as it was, or complete: never partial.
 
     Raises:
-        LodecError: code ``file_unwritable``; temp files are removed.
+        FileUnwritable: code ``file_unwritable``; temp files are removed.
     """
     if len(items) <= 1:
         for path, data in items:
@@ -139,5 +140,5 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=current) from None
+            raise FileUnwritable(exc.strerror or str(exc), file=current) from None
         raise

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cbor
-from ..errors import LodecError, SchemaError
+from ..errors import LimitExceeded, LodecError, SchemaError
 from .fingerprint import schema_digest
 from ..limits import DEFAULT_LIMITS, Limits
 from .strictjson import loads_strict
@@ -284,6 +284,8 @@ def parse_schema(data: bytes, *, source: str = "<schema>", limits: Limits = DEFA
     """Parse and validate ``.lode`` bytes (strict JSON). Raises ``SchemaError`` / ``SourceError`` / ``LimitExceeded``."""
     try:
         doc = loads_strict(data, file=source, limits=limits)
+    except LimitExceeded:
+        raise
     except LodecError as exc:
         raise SchemaError(exc.message, code=exc.code, file=source, location=exc.location) from None
     return schema_from_json(doc, source=source)

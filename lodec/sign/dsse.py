@@ -120,9 +120,9 @@ def parse_envelope(data: bytes, *, file: str = "<envelope>") -> Envelope:
         raise LimitExceeded(f"envelope is {len(data)} bytes; the limit is {MAX_ENVELOPE_BYTES}", file=file)
     try:
         doc = loads_strict(data, file=file, limits=_ENVELOPE_LIMITS)
+    except LimitExceeded:
+        raise
     except LodecError as exc:
-        if exc.code == "limit_exceeded":
-            raise
         raise EnvelopeError(f"not a DSSE envelope: {exc.message}", file=file, location=exc.location) from None
     if not isinstance(doc, dict):
         raise EnvelopeError("a DSSE envelope is a JSON object", file=file, location="/")

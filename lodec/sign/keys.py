@@ -19,7 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import KeyInvalid, LodecError
+from ..errors import KeyInvalid
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -183,24 +183,45 @@ def parse_any_key(data: bytes, *, source: str = "<key>", passphrase: bytes | Non
 
 
 def _read(path: str) -> bytes:
+    """The bytes of a key file of at most ``MAX_KEY_FILE_BYTES``.
+
+    Raises:
+        FileMissing, FileUnreadable, LimitExceeded: from ``read_bounded``,
+            naming ``path``.
+    """
     from ..files import read_bounded
 
-    try:
-        return read_bounded(path, MAX_KEY_FILE_BYTES)
-    except LodecError as exc:
-        raise KeyInvalid(exc.message, code=exc.code, file=path) from None
+    return read_bounded(path, MAX_KEY_FILE_BYTES)
 
 
 def load_private_key(path: str, *, passphrase: bytes | None = None) -> PrivateKey:
-    """Read and parse a private key file (see ``parse_private_key``)."""
+    """Read and parse a private key file (see ``parse_private_key``).
+
+    Raises:
+        KeyInvalid: as ``parse_private_key``.
+        FileMissing, FileUnreadable, LimitExceeded: the file cannot be read
+            or is over ``MAX_KEY_FILE_BYTES``.
+    """
     return parse_private_key(_read(path), source=path, passphrase=passphrase)
 
 
 def load_public_key(path: str) -> PublicKey:
-    """Read and parse a public key file (see ``parse_public_key``)."""
+    """Read and parse a public key file (see ``parse_public_key``).
+
+    Raises:
+        KeyInvalid: as ``parse_public_key``.
+        FileMissing, FileUnreadable, LimitExceeded: the file cannot be read
+            or is over ``MAX_KEY_FILE_BYTES``.
+    """
     return parse_public_key(_read(path), source=path)
 
 
 def load_any_key(path: str, *, passphrase: bytes | None = None) -> PublicKey:
-    """Read a public or private key file and return its public key."""
+    """Read a public or private key file and return its public key.
+
+    Raises:
+        KeyInvalid: as ``parse_any_key``.
+        FileMissing, FileUnreadable, LimitExceeded: the file cannot be read
+            or is over ``MAX_KEY_FILE_BYTES``.
+    """
     return parse_any_key(_read(path), source=path, passphrase=passphrase)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EnvelopeError, LodecError
+from ..errors import EnvelopeError
 from .keys import PublicKey, load_public_key, parse_public_key
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -98,7 +98,9 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
 
     Raises:
         EnvelopeError: code ``policy_invalid`` with the place (``/rules/0/threshold``).
-        KeyInvalid: a named key file is missing or not an Ed25519 public key.
+        KeyInvalid: a named key file is not an Ed25519 public key.
+        FileMissing, FileUnreadable, LimitExceeded: a named key file cannot
+            be read or is over ``MAX_KEY_FILE_BYTES``.
     """
     import tomllib
 
@@ -156,12 +158,15 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
 
 
 def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
-    """Read and parse a policy file; key paths resolve beside it."""
+    """Read and parse a policy file; key paths resolve beside it.
+
+    Raises:
+        EnvelopeError, KeyInvalid: as ``parse_policy``.
+        FileMissing, FileUnreadable, LimitExceeded: the policy file (or a
+            key file it names) cannot be read or is over its size limit.
+    """
     from ..files import read_bounded
 
     label = os.fspath(path)
-    try:
-        data = read_bounded(path, MAX_POLICY_BYTES)
-    except LodecError as exc:
-        raise EnvelopeError(exc.message, code=exc.code, file=label) from None
+    data = read_bounded(path, MAX_POLICY_BYTES)
     return parse_policy(data, file=label, base=Path(path).parent)

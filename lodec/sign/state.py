@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import LodecError
+from ..errors import LodecError, StateInvalid
 from ..format.fingerprint import is_fingerprint
 from ..format.strictjson import loads_strict
 
@@ -39,21 +39,22 @@ def parse_state(data: bytes, *, file: str = "<state>") -> dict[str, TrustedVersi
     """Parse the state file's bytes.
 
     Raises:
-        LodecError: code ``state_invalid`` naming the JSON pointer.
+        StateInvalid: code ``state_invalid`` naming the JSON pointer (a
+            state over the size limit or not strict JSON is invalid too).
     """
     try:
         doc = loads_strict(data, file=file)
     except LodecError as exc:
-        raise LodecError(exc.message, code="state_invalid", file=file, location=exc.location) from None
+        raise StateInvalid(exc.message, file=file, location=exc.location) from None
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT or not isinstance(doc.get("stacks"), dict):
-        raise LodecError(f'not a lodec state file (expected {{"format": "{STATE_FORMAT}", "stacks": {{...}}}})',
-                         code="state_invalid", file=file, location="/")
+        raise StateInvalid(f'not a lodec state file (expected {{"format": "{STATE_FORMAT}", "stacks": {{...}}}})',
+                           file=file, location="/")
     out: dict[str, TrustedVersion] = {}
     for name, entry in doc["stacks"].items():
         at = f"/stacks/{name}"
         if not (isinstance(entry, dict) and isinstance(entry.get("version"), str)
                 and is_fingerprint(entry.get("digest")) and isinstance(entry.get("verifiedAt", ""), str)):
-            raise LodecError("needs a version string and a blake3 digest", code="state_invalid", file=file, location=at)
+            raise StateInvalid("needs a version string and a blake3 digest", file=file, location=at)
         out[name] = TrustedVersion(entry["version"], entry["digest"], entry.get("verifiedAt", ""))
     return out
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import LodecError
+from ..errors import FileMissing, LodecError
 from ..files import atomic_write, read_bounded
 from ..sign.state import MAX_STATE_BYTES, TrustedVersion, parse_state, state_json
 
@@ -23,10 +23,8 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, TrustedVersion]:
     """The records in ``path``; an absent file is an empty state."""
     try:
         data = read_bounded(path, MAX_STATE_BYTES)
-    except LodecError as exc:
-        if exc.code == "file_not_found":
-            return {}
-        raise
+    except FileMissing:
+        return {}
     return parse_state(data, file=os.fspath(path))
 
 
