@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The 64-bit signed integer range: the only integers format v1 carries
+#: (CBOR major types 0 and 1 within it; JSON sources are checked against it).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:

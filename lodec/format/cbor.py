@@ -19,8 +19,7 @@ from typing import Any
 
 from cbor2 import dumps as _dumps
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from ..limits import INT64_MAX, INT64_MIN
 
 
 def _sort_key(encoded_text: bytes) -> tuple[int, bytes]:

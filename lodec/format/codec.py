@@ -36,7 +36,7 @@ from cbor2 import loads as _cbor2_loads
 from . import cbor
 from ..errors import DecodeError, LimitExceeded, SourceError
 from .fingerprint import fingerprint_bytes, format_fingerprint
-from ..limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .schema import Field, Schema
 from .strictjson import pointer
 
@@ -49,7 +49,6 @@ FAST_PATH_MAX_BYTES = 64 * 1024
 MAGIC = b"VEIN"
 FORMAT_VERSION = 1
 HEADER_SIZE = 13
-INT64_MAX = 2**63 - 1
 
 Record = dict[str, Any]
 
@@ -178,7 +177,7 @@ def _check_scalar(value: Any, scalar: str, path: list[str | int], file: str, lim
     if scalar == "string":
         _check_text(value, path, file, limits)
     elif scalar == "int":
-        if not -(2**63) <= value <= INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise SourceError(
                 f"integer {value} is outside the 64-bit signed range",
                 code="integer_out_of_range",
@@ -503,7 +502,7 @@ def _fast_scalar_ok(value: Any, scalar: str, max_text: int) -> bool:
             return len(value) <= max_text
         return len(value.encode("utf-8")) <= max_text and unicodedata.is_normalized("NFC", value)
     if scalar == "int":
-        return t is int and -(2**63) <= value <= INT64_MAX
+        return t is int and INT64_MIN <= value <= INT64_MAX
     if scalar == "bool":
         return t is bool
     return t is bytes and len(value) <= max_text

@@ -17,10 +17,7 @@ import re
 from typing import Any
 
 from ..errors import LimitExceeded, SourceError
-from ..limits import DEFAULT_LIMITS, Limits
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
+from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 
 
 class _DuplicateKey:
