@@ -204,7 +204,7 @@ def one_size(args: argparse.Namespace, lodec: Path, shapes: Any, n: int) -> dict
 
 HELD = r"""
 import gc, json, tracemalloc
-from lodec.app.loaders import verify_stack_files
+from lodec.app.verify import verify_stack_files
 verify_stack_files("stack.json")  # imports and caches first
 gc.collect()
 tracemalloc.start()

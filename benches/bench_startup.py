@@ -14,7 +14,7 @@ What is measured
       avoids); ``python -c "import re, typing, dataclasses, ..., cbor2,
       blake3"``, every module from outside lodec that ``lodec verify``
       imports, so the floor of a verify written with these modules; and
-      ``python -P -c "import lodec.app.loaders"``, the library's verify path
+      ``python -P -c "import lodec.app.verify"``, the library's verify path
       without the command line;
     - the same two lodec commands for each ``--extra-lodec`` install (e.g. a
       build of an older commit, for a before/after comparison).
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("lodec verify (3 steps)", [str(lodec), "verify", MANIFEST]),
         ('python -c "import click"', [str(python), "-c", "import click"]),
         ("python: verify's imports, no lodec", [str(python), "-c", FLOOR]),
-        ('python -P -c "import lodec.app.loaders"', [str(python), "-P", "-c", "import lodec.app.loaders"]),
+        ('python -P -c "import lodec.app.verify"', [str(python), "-P", "-c", "import lodec.app.verify"]),
     ]
     for extra in args.extra_lodec:
         e = extra.absolute()

@@ -62,10 +62,10 @@ def main() -> None:
     # packs: unsigned and signed
     kw = dict(manifest_name="code-review-stack.json", step_schema=builtin_schema_bytes("skill-step-v1"),
               stack_schema=builtin_schema_bytes("skill-stack-v2"))
-    put("pack", build_pack(stack, **kw))
-    put("pack", build_pack(stack, envelope=envelope.to_json(), **kw))
+    put("pack", build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, **kw))
+    put("pack", build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, envelope=envelope.to_json(), **kw))
     for target in ("vein",):
-        put(target, bytes([index["lodepack-v1"]]) + build_pack(stack, **kw))
+        put(target, bytes([index["lodepack-v1"]]) + build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, **kw))
     # inputs kept from findings are seeds too
     for kept in sorted((ROOT / "tests" / "fuzz_regressions").glob("*/*")):
         if kept.is_file():

@@ -18,7 +18,8 @@ from _common import GOLDEN, NOW, fixed_key, seed_step_veins
 
 from lodec.format.codec import decode_vein, encode_record, header
 from lodec.errors import LodecError
-from lodec.format.pack import read_pack, verify_pack
+from lodec.format.pack import read_pack
+from lodec.sign.pack import verify_pack
 from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, parse_schema, schema_from_json
 from lodec.sign.dsse import parse_envelope
 from lodec.sign.policy import policy_from_keys

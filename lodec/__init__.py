@@ -46,7 +46,7 @@ _EXPORTS = {
     "verify_stack": "stack.verify",
     "VerificationReport": "stack.verify",
     "VerifiedStack": "stack.verify",
-    "verify_stack_files": "app.loaders",
+    "verify_stack_files": "app.verify",
     "check_name": "names",
 }
 
@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .format.fingerprint import fingerprint_bytes, format_fingerprint
     from .limits import DEFAULT_LIMITS, Limits
-    from .app.loaders import verify_stack_files
+    from .app.verify import verify_stack_files
     from .names import check_name
     from .format.schema import Schema, builtin_schema, load_schema, parse_schema, skill_stack_schema, skill_step_schema
     from .stack.manifest import build_manifest, manifest_json, manifest_vein, topological_order

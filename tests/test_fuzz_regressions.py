@@ -56,7 +56,8 @@ KEPT_FINDINGS = {
 
 def test_kept_findings_are_pinned_to_their_refusal() -> None:
     from lodec.errors import LodecError
-    from lodec.format.pack import read_pack, verify_pack
+    from lodec.format.pack import read_pack
+    from lodec.sign.pack import verify_pack
 
     kept = {f"{t}/{p.name}" for t, p in _inputs(REGRESSIONS)}
     assert kept == set(KEPT_FINDINGS)  # a new finding gets its pin here

@@ -49,17 +49,24 @@ def lode(fields: list[dict], **top: object) -> bytes:
 INT_SCHEMA = lode([{"id": 1, "name": "name", "type": "string", "required": True}, {"id": 2, "name": "n", "type": "int"}])
 
 
+# Started from a small interpreter: a child forked (vfork) straight from pytest inherits pytest's RSS
+# high-water mark through exec, so its ru_maxrss would measure pytest, not lodec.
+_MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+sys.stderr.buffer.write(err)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss / 1024)
+"""
+
+
 def _child_rss_mb(argv: list[str], cwd: Path) -> tuple[int, str, float, float]:
     """Run a real ``lodec`` process; (exit status, stderr, wall seconds, its own peak RSS in MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, wall, usage.ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *argv], cwd=cwd, capture_output=True, check=True)
+    status, wall, rss = done.stdout.decode().split()
+    return int(status), done.stderr.decode(), float(wall), float(rss)
 
 
 # ------------------------------------------------------------- JSON sources

@@ -230,7 +230,7 @@ def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
 
 def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> None:
     # prepare_run holds the verified bytes; the run materialises those, not the folder as it is later.
-    from lodec.app.loaders import verify_stack_files
+    from lodec.app.verify import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.store.workspace import Workspace
 
@@ -239,16 +239,16 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
     stack = make_stack(project / "stack", [step("a", "honest")])
     prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
     (skills / "honest" / "run.py").write_text('#!/usr/bin/env python3\nprint("evil")\n')
-    record = run_stack(prepared, RunOptions(workspace=project / "ws", state=project / "state",
+    record = run_stack(prepared, RunOptions(workspace=Workspace(project / "ws", project / "state", project / "home"),
                                             allow_unsandboxed=True))
-    assert record["steps"]["a"]["status"] == "succeeded"
-    assert record["steps"]["a"]["headline"] == "honest"
+    assert record.steps["a"].status == "succeeded"
+    assert record.steps["a"].headline == "honest"
 
 
 def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
     # The request is built from the verified vein held in memory, not from steps/<name>.vein read again.
     import lodec
-    from lodec.app.loaders import verify_stack_files
+    from lodec.app.verify import verify_stack_files
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.store.workspace import Workspace
 
@@ -257,9 +257,9 @@ def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Pa
     prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
     swapped = lodec.compile_value(step("a", "echo", say="swapped"), lodec.skill_step_schema(), file="a")
     (project / "stack" / "steps" / "a.vein").write_bytes(swapped.data)
-    record = run_stack(prepared, RunOptions(workspace=project / "ws", state=project / "state",
+    record = run_stack(prepared, RunOptions(workspace=Workspace(project / "ws", project / "state", project / "home"),
                                             allow_unsandboxed=True))
-    assert record["steps"]["a"]["headline"] == "verified"
+    assert record.steps["a"].headline == "verified"
 
 
 # ------------------------------------------------------------------ upstream trust
@@ -582,7 +582,7 @@ def test_analytics_counts_steps_and_durations(project: Path) -> None:
 
 
 def test_percentile_is_nearest_rank() -> None:
-    from lodec.store.records import percentile
+    from lodec.run.reports import percentile
 
     assert percentile([], 50) is None
     assert percentile([5.0], 95) == 5.0

@@ -423,4 +423,4 @@ def test_validly_signed_but_not_a_stack_approval_is_refused(
         policy=policy_from_keys([load_public_key(f"{keys['alice']}.pub")]), now=parse_time(VERIFY_AT),
     )
     assert [p.code for p in report.problems] == [code]
-    assert report.trust is not None and report.trust["signatures"][0]["status"] == "valid"
+    assert report.signature is not None and report.signature.signatures[0].status == "valid"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from lodec.format.pack import read_pack, verify_pack
+from lodec.format.pack import read_pack
+from lodec.sign.pack import verify_pack
 from lodec.sign import load_public_key, policy_from_keys, verify_signed_stack
 from lodec.sign.statement import parse_time
 from lodec.errors import LodecError

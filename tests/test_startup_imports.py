@@ -62,7 +62,7 @@ def test_version_imports_nothing_heavy(tmp_path: Path) -> None:
     proc, modules = run_script(tmp_path, "--version")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "lodec, version 0.1.0\n", "")
     assert heavy(modules) == []
-    assert not {"lodec.app.loaders", "lodec.format.codec", "cbor2", "blake3"} & modules
+    assert not {"lodec.app.verify", "lodec.format.codec", "cbor2", "blake3"} & modules
 
 
 @pytest.mark.parametrize("as_json", [False, True])

@@ -1,0 +1,19 @@
+"""The application layer: lodec's use cases, with typed inputs and results.
+
+The command line parses arguments, calls one use case and renders its
+result; the Python API calls the same functions. Modules:
+
+- ``options``: ``TrustOptions`` (keys, threshold, policy, expected name, time) and ``OptionsError``;
+- ``verify``: verify a target (manifest or pack, signed or not) — the one verification every command shares;
+- ``build``: compile, inspect, schema check, stack build, import;
+- ``signing``: keys, sign, pack, unpack;
+- ``runs``: skills, lock, plan, run, resolve, artifact, journal, analytics, runs list and discard.
+
+Every use case that touches state takes the command's ``Workspace``.
+"""
+
+from __future__ import annotations
+
+from ..store.workspace import Workspace
+
+__all__ = ["Workspace"]

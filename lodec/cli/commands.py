@@ -1,36 +1,20 @@
-"""The commands of the ``lodec`` command line (click), imported on first use by ``lodec.cli``.
+"""The build-side commands: schema, compile, inspect, stack, verify, key, sign, pack, unpack, import.
 
-``lodec.cli`` holds ``main`` (this module's group, loaded lazily), the
-fast path for ``--version`` and ``verify``, and the helpers they share with
-these commands (``_fail``, ``_emit``, ``_report_out``, ``_verify_target``).
-Exit codes: 0 success, 1 invalid input or verification failed, 2 usage
-error. Errors are one line on stderr (``lodec: FILE: LOCATION: message``);
-``--json`` prints machine-readable results on stdout.
+Each command parses its arguments, calls one use case of ``lodec.app`` and
+renders the result (``lodec.cli.render``). Exit codes: 0 success, 1 invalid
+input or verification failed, 2 usage error.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from .. import __version__
-from . import _emit, _fail, _now, _policy, _report_out, _state_path, _verify_target
-from ..errors import LodecError
-
-if TYPE_CHECKING:
-    from ..format.schema import Schema
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _schema(path: str | None, default: str) -> Schema:
-    from ..format.schema import builtin_schema, load_schema
-
-    return builtin_schema(default) if path is None else load_schema(path)
+from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
+from .render import echo, emit, error_line, outcome, report_out
 
 
 @click.group(context_settings=CONTEXT)
@@ -61,14 +45,14 @@ def main() -> None:
 # ------------------------------------------------------------------ schema
 
 
-@main.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def schema() -> None:
     """Validate .lode schemas."""
 
 
 @schema.command("check", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results.")
+@json_option("Print a JSON list of results.")
 def schema_check(files: tuple[str, ...], as_json: bool) -> None:
     """Validate FILES (.lode schemas) and print each schema's digest.
 
@@ -76,41 +60,31 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
     "reserved": [...]}; each field has a unique positive "id", a unique "name",
     a "type" (string, int, bool, bytes, T[] or map<string,T>) and "required".
     """
-    from ..format.fingerprint import format_fingerprint
-    from ..format.schema import load_schema
+    from ..app import build
 
-    results = []
-    failed = False
-    for path in files:
-        try:
-            s = load_schema(path)
-        except LodecError as exc:
-            failed = True
-            results.append({"file": path, "ok": False, "error": exc.to_dict()})
-            if not as_json:
-                click.echo(f"lodec: {exc} [{exc.code}]", err=True)
-            continue
-        digest = format_fingerprint(s.digest)
-        results.append(
-            {"file": path, "ok": True, "name": s.name, "version": s.version, "fields": len(s.fields), "digest": digest}
-        )
-        if not as_json:
-            click.echo(f"{path}: ok: {s.name} v{s.version}, {len(s.fields)} fields, schema digest {digest}")
+    results = build.check_schemas(files)
     if as_json:
-        _emit(results)
-    sys.exit(1 if failed else 0)
+        emit([r.to_dict() for r in results])
+    else:
+        for r in results:
+            if r.error is not None:
+                echo(error_line(r.error), err=True)
+                continue
+            row = r.to_dict()
+            echo(f"{r.file}: ok: {row['name']} v{row['version']}, {row['fields']} fields, schema digest {row['digest']}")
+    sys.exit(1 if any(r.error is not None for r in results) else 0)
 
 
 # ----------------------------------------------------------------- compile
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
               help="The .lode schema. Default: the built-in skill-step-v1.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="The .vein path for one source; a directory for several (or ending in /).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list: source, output, bytes, fingerprint.")
+@json_option("Print a JSON list: source, output, bytes, fingerprint.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (errors still go to stderr).")
 def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_json: bool, quiet: bool) -> None:
     """Compile SOURCES (strict JSON records) into canonical .vein files.
@@ -120,35 +94,17 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
     Every source is checked before anything is written; files are written
     atomically. Prints the size and the BLAKE3 fingerprint of each.
     """
-    from ..format.compiler import compile_file, default_output_path
-    from ..files import atomic_write_many
+    from ..app import build
 
-    out = Path(output)
-    to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
-    try:
-        s = _schema(schema_path, "skill-step-v1")
-        compiled = []
-        targets: dict[Path, str] = {}
-        with _progress(len(sources), "Compiling", quiet or as_json) as bar:
-            for src in sources:
-                vein = compile_file(src, s)
-                target = default_output_path(src, vein, out) if to_dir else out
-                if target in targets:
-                    raise LodecError(
-                        f"writes {target}, as does {targets[target]}", code="duplicate_output", file=src
-                    )
-                targets[target] = src
-                compiled.append((src, target, vein))
-                bar.update(1)
-        atomic_write_many([(target, vein.data) for _src, target, vein in compiled])
-    except LodecError as exc:
-        _fail(exc, as_json)
+    with outcome(as_json), _progress(len(sources), "Compiling", quiet or as_json) as bar:
+        compiled = build.compile_sources(sources, output, schema_path, progress=bar.update)
     if as_json:
-        _emit([{"source": s_, "output": str(t), "bytes": v.size, "fingerprint": v.fingerprint} for s_, t, v in compiled])
+        emit([{"source": c.source, "output": str(c.output), "bytes": c.vein.size, "fingerprint": c.vein.fingerprint}
+              for c in compiled])
     elif not quiet:
-        for src, target, vein in compiled:
-            click.echo(f"Compiled {src} → {target} ({vein.size} bytes)")
-            click.echo(f"Fingerprint: {vein.fingerprint}")
+        for c in compiled:
+            echo(f"Compiled {c.source} → {c.output} ({c.vein.size} bytes)")
+            echo(f"Fingerprint: {c.vein.fingerprint}")
 
 
 class _NoBar:
@@ -172,61 +128,28 @@ def _progress(total: int, label: str, silent: bool) -> Any:
 # ----------------------------------------------------------------- inspect
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
               help="The .lode schema. Default: found from the header among the built-in schemas.")
-@click.option("--json", "as_json", is_flag=True, help="Also print the header and the fingerprint.")
+@json_option("Also print the header and the fingerprint.")
 def inspect(file: str, schema_path: str | None, as_json: bool) -> None:
     """Decode FILE (.vein) and print its record as source JSON.
 
     Decoding proves canonical form; compiling the printed JSON again gives
     identical bytes.
     """
-    from ..format.codec import HEADER_SIZE, decode_vein, record_to_json
-    from ..files import read_bounded
-    from ..format.fingerprint import format_fingerprint
-    from ..limits import DEFAULT_LIMITS
-    from ..format.schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
+    from ..app import build
 
-    try:
-        data = read_bounded(file, DEFAULT_LIMITS.max_file_bytes)
-        if schema_path is not None:
-            s = load_schema(schema_path)
-        else:
-            candidates = [builtin_schema(n) for n in BUILTIN_SCHEMAS]
-            match = [c for c in candidates if data[5:13] == c.schema_id]
-            s = match[0] if match else candidates[0]
-            if not match and data[:4] == b"VEIN" and len(data) >= HEADER_SIZE:
-                raise LodecError(
-                    f"schema id {data[5:13].hex()} is not a built-in schema; pass -s SCHEMA.lode",
-                    code="schema_unknown",
-                    file=file,
-                    location="byte 5 (header)",
-                )
-        vein = decode_vein(data, s, file=file)
-    except LodecError as exc:
-        _fail(exc, as_json)
-    record = record_to_json(vein.record, s)
-    if as_json:
-        _emit(
-            {
-                "file": file,
-                "header": {"magic": "VEIN", "formatVersion": data[4], "schemaId": data[5:13].hex()},
-                "schema": {"name": s.name, "version": s.version, "digest": format_fingerprint(s.digest)},
-                "bytes": vein.size,
-                "fingerprint": vein.fingerprint,
-                "record": record,
-            }
-        )
-    else:
-        _emit(record)
+    with outcome(as_json):
+        inspected = build.inspect_vein(file, schema_path)
+    emit(inspected.to_dict() if as_json else inspected.record)
 
 
 # ------------------------------------------------------------------- stack
 
 
-@main.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def stack() -> None:
     """Build SkillStack manifests."""
 
@@ -253,7 +176,7 @@ def _meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
               help="Schema of the steps. Default: the built-in skill-step-v1.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest path (STACK.json).")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest and its digest as JSON.")
+@json_option("Print the manifest and its digest as JSON.")
 def stack_build(
     veins: tuple[str, ...],
     name: str,
@@ -272,71 +195,31 @@ def stack_build(
     point that is not a root. `lodec verify` expects the veins in steps/
     beside the manifest, named <stepName>.vein.
     """
-    from ..format.codec import decode_vein
-    from ..files import atomic_write, read_bounded
-    from ..limits import DEFAULT_LIMITS
-    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
+    from ..app import build
 
     metadata = _meta(meta)
-    try:
-        s = _schema(schema_path, "skill-step-v1")
-        decoded = [decode_vein(read_bounded(p, DEFAULT_LIMITS.max_file_bytes), s, file=p) for p in veins]
-        manifest = build_manifest(
-            decoded, name=name, version=version, description=description, entry=entry, metadata=metadata
-        )
-        digest = manifest_vein(manifest).fingerprint
-        atomic_write(output, manifest_json(manifest))
-    except LodecError as exc:
-        _fail(exc, as_json)
+    with outcome(as_json):
+        built = build.build_stack(veins, name=name, version=version, description=description, output=output,
+                                  entry=entry, metadata=metadata, schema_path=schema_path)
     if as_json:
-        _emit({"output": output, "digest": digest, "manifest": manifest})
+        emit({"output": output, "digest": built.digest, "manifest": built.manifest})
     else:
-        click.echo(f"Built {output}: {name} {version}, {len(manifest['steps'])} steps")
-        click.echo(f"Manifest digest: {digest}")
+        echo(f"Built {output}: {name} {version}, {len(built.manifest['steps'])} steps")
+        echo(f"Manifest digest: {built.digest}")
 
 
 # ------------------------------------------------------------------ verify
 
 
-def _trust_options(f: Any) -> Any:
-    f = click.option("--now", "now_text", metavar="TIMESTAMP",
-                     help="Reference time (RFC 3339, e.g. 2027-01-31T00:00:00Z). Default: the current time.")(f)
-    f = click.option("--state", "state_path", type=click.Path(dir_okay=False),
-                     help="Rollback state file. Default: .lodec/trusted-stacks.json at the git repository root, "
-                          "or $LODEC_HOME/trusted-stacks.json (~/.lodec) outside git.")(f)
-    f = click.option("--name", "expected_name", metavar="STACK",
-                     help="The stack name you asked for; a stack signed under another name is refused.")(f)
-    f = click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
-                     help="Trust policy file (TOML): trusted keys and thresholds per stack-name pattern.")(f)
-    f = click.option("--threshold", type=click.IntRange(min=1),
-                     help="Valid signatures needed from distinct --key keys. Default: 1.")(f)
-    f = click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False),
-                     help="A trusted public key (NAME.pub or ssh-ed25519); repeat for more.")(f)
-    return f
-
-
-def _verified_files(manifest: str, steps_dir: str | None, action: str) -> Any:
-    """The VerifiedStack of MANIFEST, or print its problems and raise (for sign and pack)."""
-    from ..app.loaders import verify_stack_files
-
-    report = verify_stack_files(manifest, steps_dir)
-    if not report.ok:
-        for p in report.problems:
-            click.echo(f"{p.message} [{p.code}]", err=True)
-        raise LodecError(f"not {action}: the stack fails verification ({len(report.problems)} problem(s))",
-                         code="verification_failed", file=manifest)
-    return report.require()
-
-
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
 @click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
               help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="DSSE envelope. Default: STACK.json.dsse beside the manifest.")
-@_trust_options
-@click.option("--json", "as_json", is_flag=True,
-              help='Print {"ok", "stack", "version", "digest", "steps", "problems"[, "trust"]}.')
+@trust_options
+@workspace_option
+@json_option('Print {"ok", "stack", "version", "digest", "steps", "problems"[, "trust"]}.')
 def verify(
     target: str,
     steps_dir: str | None,
@@ -347,6 +230,7 @@ def verify(
     expected_name: str | None,
     state_path: str | None,
     now_text: str | None,
+    workspace_dir: str | None,
     as_json: bool,
 ) -> None:
     """Verify a stack (STACK.json with steps/, or a .lodepack) and every step it pins. All or nothing.
@@ -367,18 +251,20 @@ def verify(
 
     Reports every problem with a stable code; exit 0 verified, 1 rejected.
     """
-    try:
-        report, note = _verify_target(target, steps_dir, envelope_path, keys, threshold, policy_path,
-                                      expected_name, state_path, now_text)
-    except LodecError as exc:
-        _fail(exc, as_json)
-    _report_out(report, target, as_json, note)
+    from ..app.verify import verify_target
+    from ..app import Workspace
+
+    with outcome(as_json, target):
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        workspace = Workspace.discover(workspace_dir, state_file=state_path)
+        result = verify_target(target, workspace, trust, steps_dir=steps_dir, envelope=envelope_path)
+    report_out(result.report, target, as_json, result.note)
 
 
 # -------------------------------------------------------------------- keys
 
 
-@main.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT)
 def key() -> None:
     """Generate Ed25519 signing keys and print keyids."""
 
@@ -399,7 +285,7 @@ def _passphrase(var: str | None) -> bytes | None:
 @click.option("--passphrase-env", "passphrase_env", metavar="VAR",
               help="Encrypt NAME.key with the passphrase in environment variable VAR.")
 @click.option("--force", is_flag=True, help="Replace existing NAME.key / NAME.pub.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"private", "public", "keyid"}.')
+@json_option('Print {"private", "public", "keyid"}.')
 def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bool) -> None:
     """Write NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SubjectPublicKeyInfo PEM).
 
@@ -407,36 +293,23 @@ def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bo
     NAME.pub to whoever verifies. The keyid printed is the SHA-256 of the
     public key's DER encoding (see `lodec key id`).
     """
-    from ..files import atomic_write
-    from ..names import is_safe_name
-    from ..sign.keys import generate_key, private_key_pem
+    from ..app import signing
 
-    base = Path(name)
-    if not is_safe_name(base.name):
-        raise click.BadParameter(f"{base.name!r} is not a safe file name (A-Z a-z 0-9 . _ -)", param_hint="NAME")
-    private, public = base.with_name(base.name + ".key"), base.with_name(base.name + ".pub")
     passphrase = _passphrase(passphrase_env)
-    try:
-        for path in (private, public):
-            if path.exists() and not force:
-                raise LodecError("already exists; pass --force to replace it", code="file_exists", file=str(path))
-        k = generate_key()
-        atomic_write(private, private_key_pem(k, passphrase), mode=0o600)
-        atomic_write(public, k.public.pem(), mode=0o644)
-    except LodecError as exc:
-        _fail(exc, as_json)
+    with outcome(as_json):
+        k = signing.generate_key_pair(name, passphrase=passphrase, force=force)
     if as_json:
-        _emit({"private": str(private), "public": str(public), "keyid": k.public.keyid})
+        emit({"private": str(k.private), "public": str(k.public), "keyid": k.keyid})
     else:
-        enc = ", encrypted" if passphrase else ""
-        click.echo(f"Wrote {private} (private{enc}, mode 0600) and {public}")
-        click.echo(f"Keyid: {k.public.keyid}")
+        enc = ", encrypted" if k.encrypted else ""
+        echo(f"Wrote {k.private} (private{enc}, mode 0600) and {k.public}")
+        echo(f"Keyid: {k.keyid}")
 
 
 @key.command("id", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--passphrase-env", "passphrase_env", metavar="VAR", help="Passphrase of an encrypted private key.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"file", "keyid"}.')
+@json_option('Print {"file", "keyid"}.')
 def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     """Print the keyid of FILE: a public key (PEM or ssh-ed25519) or a private key.
 
@@ -444,22 +317,21 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     same for a key in PEM or OpenSSH form:
     openssl pkey -pubin -in K.pub -outform DER | sha256sum
     """
-    from ..sign.keys import load_any_key
+    from ..app import signing
 
-    try:
-        public = load_any_key(file, passphrase=_passphrase(passphrase_env))
-    except LodecError as exc:
-        _fail(exc, as_json)
+    passphrase = _passphrase(passphrase_env)
+    with outcome(as_json):
+        keyid = signing.key_id(file, passphrase=passphrase)
     if as_json:
-        _emit({"file": file, "keyid": public.keyid})
+        emit({"file": file, "keyid": keyid})
     else:
-        click.echo(public.keyid)
+        echo(keyid)
 
 
 # -------------------------------------------------------------------- sign
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Private key (NAME.key).")
 @click.option("--passphrase-env", "passphrase_env", metavar="VAR", help="Passphrase of an encrypted key.")
@@ -472,7 +344,7 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="Envelope to write. Default: STACK.json.dsse beside the manifest.")
 @click.option("--now", "now_text", metavar="TIMESTAMP", help="Reference time. Default: the current time.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"envelope", "keyid", "added", "signatures", "expires"}.')
+@json_option('Print {"envelope", "keyid", "added", "signatures", "expires"}.')
 def sign(
     manifest: str,
     key_path: str,
@@ -496,64 +368,36 @@ def sign(
       lodec sign stack.json --key alice.key --expires-in 30d
       lodec sign stack.json --key bob.key
     """
-    from ..files import atomic_write
-    from ..app.loaders import envelope_path_for, read_optional
-    from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
-    from ..sign.keys import load_private_key
-    from ..sign.signer import sign_stack
-    from ..sign.statement import format_time, parse_duration, parse_time
+    from ..app import signing
+    from ..app.options import now_or, parse_now
 
-    if expires_text is not None and expires_in is not None:
-        raise click.UsageError("give --expires or --expires-in, not both")
-    now = _now(now_text)
-    expires = None
-    try:
-        if expires_text is not None:
-            expires = parse_time(expires_text)
-        elif expires_in is not None:
-            expires = now + parse_duration(expires_in)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--expires" if expires_text else "--expires-in") from None
-    env_path = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
-    try:
-        private = load_private_key(key_path, passphrase=_passphrase(passphrase_env))
-        stack = _verified_files(manifest, steps_dir, "signed")
-        existing_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
-        existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
-        envelope, added = sign_stack(stack, private, now=now, expires=expires, existing=existing,
-                                     envelope_file=str(env_path))
-        if added:
-            atomic_write(env_path, envelope.to_json())
-    except LodecError as exc:
-        if exc.file is None:
-            exc.file = manifest
-        _fail(exc, as_json)
-    from ..sign.statement import parse_statement
-
-    approval = parse_statement(envelope.payload, file=str(env_path))
-    summary = {"envelope": str(env_path), "keyid": private.public.keyid, "added": added,
-               "signatures": len(envelope.signatures), "expires": format_time(approval.expires),
-               "stack": approval.name, "version": approval.version, "digest": approval.digest}
+    with outcome(as_json):
+        now = now_or(parse_now(now_text))
+        expires = signing.parse_expiry(now, expires_text, expires_in)
+    passphrase = _passphrase(passphrase_env)
+    with outcome(as_json):
+        signed = signing.sign_manifest(manifest, key_path, now=now, expires=expires, passphrase=passphrase,
+                                       steps_dir=steps_dir, envelope=envelope_path)
     if as_json:
-        _emit(summary)
+        emit(signed.to_dict())
     else:
-        verb = "Signed" if added else "Already signed by this key:"
-        click.echo(f"{verb} {approval.name} {approval.version} → {env_path} ({len(envelope.signatures)} signature(s), "
-                   f"expires {summary['expires']})")
-        click.echo(f"Keyid: {private.public.keyid}")
+        verb = "Signed" if signed.added else "Already signed by this key:"
+        echo(f"{verb} {signed.stack} {signed.version} → {signed.envelope} ({signed.signatures} signature(s), "
+             f"expires {signed.expires})")
+        echo(f"Keyid: {signed.keyid}")
 
 
 # -------------------------------------------------------------------- pack
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Pack to write (NAME.lodepack).")
 @click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
               help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="DSSE envelope to include. Default: STACK.json.dsse beside the manifest, if present.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"output", "bytes", "steps", "signed", "digest"}.')
+@json_option('Print {"output", "bytes", "steps", "signed", "digest"}.')
 def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str | None, as_json: bool) -> None:
     """Write one file holding STACK.json, its step veins, the schemas and the signatures.
 
@@ -562,51 +406,27 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     the file, as b3sum / sha256sum print them). Format: docs/pack-format.md.
     Consumers run `lodec verify NAME.lodepack --key ...` or `lodec unpack`.
     """
-    from ..files import atomic_write
-    from ..app.loaders import envelope_path_for, read_optional
-    from ..format.pack import build_pack
-    from ..format.schema import builtin_schema_bytes
-    from ..sign.dsse import MAX_ENVELOPE_BYTES
-    from ..sign.statement import file_digests
-    from ..stack.manifest import stack_schema_name
+    from ..app import signing
 
-    try:
-        stack = _verified_files(manifest, steps_dir, "packed")
-        env = Path(envelope_path) if envelope_path is not None else envelope_path_for(manifest)
-        envelope = read_optional(env, MAX_ENVELOPE_BYTES)
-        if envelope is None and envelope_path is not None:
-            raise LodecError("no such file", code="file_not_found", file=str(env))
-        if envelope is not None:
-            from ..sign.dsse import parse_envelope
-
-            parse_envelope(envelope, file=str(env))  # refuse to pack a malformed envelope
-        data = build_pack(stack, manifest_name=Path(manifest).name,
-                          step_schema=builtin_schema_bytes("skill-step-v1"),
-                          stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
-                          envelope=envelope)
-        atomic_write(output, data)
-    except LodecError as exc:
-        _fail(exc, as_json)
-    digests = file_digests(data)
-    summary = {"output": output, "bytes": len(data), "steps": len(stack.steps), "signed": envelope is not None,
-               "digest": {"blake3": digests["blake3"], "sha256": digests["sha256"]}}
+    with outcome(as_json):
+        packed = signing.pack_manifest(manifest, output, steps_dir=steps_dir, envelope=envelope_path)
     if as_json:
-        _emit(summary)
+        emit(packed.to_dict())
     else:
-        signed = "signed" if envelope is not None else "UNSIGNED"
-        click.echo(f"Packed {stack.name} {stack.version} → {output}: {len(stack.steps)} steps, {signed}, "
-                   f"{len(data)} bytes")
-        click.echo(f"Pack digest: blake3:{digests['blake3']}")
-        click.echo(f"             sha256:{digests['sha256']}")
+        signed = "signed" if packed.signed else "UNSIGNED"
+        echo(f"Packed {packed.stack} {packed.version} → {output}: {packed.steps} steps, {signed}, {packed.size} bytes")
+        echo(f"Pack digest: blake3:{packed.blake3}")
+        echo(f"             sha256:{packed.sha256}")
 
 
-@main.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @click.argument("pack_file", metavar="PACK.lodepack", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Directory to extract into (must be new or empty).")
-@_trust_options
+@trust_options
+@workspace_option
 @click.option("--unsigned", is_flag=True, help="Accept an unsigned pack (core verification only; no --key).")
-@click.option("--json", "as_json", is_flag=True, help="Print the verification report and the files written.")
+@json_option("Print the verification report and the files written.")
 def unpack(
     pack_file: str,
     output: str,
@@ -616,6 +436,7 @@ def unpack(
     expected_name: str | None,
     state_path: str | None,
     now_text: str | None,
+    workspace_dir: str | None,
     unsigned: bool,
     as_json: bool,
 ) -> None:
@@ -629,34 +450,26 @@ def unpack(
     \b
       lodec unpack release.lodepack -o release/ --key alice.pub --key bob.pub --threshold 2
     """
-    from ..app.loaders import verify_pack_file
-    from ..format.pack import unpack as unpack_files
+    from ..app import signing
+    from ..app import Workspace
 
-    now = _now(now_text)
-    try:
-        policy = _policy(keys, threshold, policy_path)
-        if policy is None and not unsigned:
-            raise click.UsageError("unpack verifies signatures first: add --key A.pub (or --policy FILE), "
-                                   "or --unsigned for a pack you trust by other means")
-        if policy is not None and unsigned:
-            raise click.UsageError("--unsigned cannot be combined with --key or --policy")
-        pack, report = verify_pack_file(pack_file, policy=policy, now=now, expected_name=expected_name,
-                                        state_path=_state_path(state_path) if policy is not None else None)
-        if not report.ok:
-            _report_out(report, pack_file, as_json)
-        written = unpack_files(pack, report.require(), output)
-    except LodecError as exc:
-        _fail(exc, as_json)
+    with outcome(as_json, pack_file):
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        workspace = Workspace.discover(workspace_dir, state_file=state_path)
+        unpacked = signing.unpack_pack(pack_file, output, trust, unsigned=unsigned, workspace=workspace)
+    report = unpacked.verification.report
+    if not report.ok:
+        report_out(report, pack_file, as_json)
     if as_json:
-        _emit({**report.to_dict(), "output": output, "files": [str(p) for p in written]})
+        emit({**report.to_dict(), "output": output, "files": [str(p) for p in unpacked.files]})
     else:
-        click.echo(f"Verified {report.stack} {report.version} and unpacked {len(written)} files into {output}")
+        echo(f"Verified {report.stack} {report.version} and unpacked {len(unpacked.files)} files into {output}")
 
 
 # ------------------------------------------------------------------ import
 
 
-@main.group("import", context_settings=CONTEXT)
+@click.group("import", context_settings=CONTEXT)
 def import_() -> None:
     """Import workflows from other systems as SkillStep sources and a stack."""
 
@@ -667,7 +480,7 @@ def import_() -> None:
               help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
 @click.option("--name", help="Stack name. Default: the workflow file's stem, made safe.")
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_option("Print a JSON summary.")
 def import_github_actions(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
     """Turn a GitHub Actions WORKFLOW into SkillStep sources, compiled steps and a stack.
 
@@ -678,42 +491,15 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     never copied. See docs/import-github-actions.md. Then:
     `lodec verify OUTPUT/stack.json`.
     """
-    from ..format.compiler import compile_value
-    from ..files import atomic_write, atomic_write_many
-    from ..importers.github_actions import import_workflow
-    from ..format.schema import skill_step_schema
-    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
+    from ..app import build
 
-    out = Path(output)
-    try:
-        imported = import_workflow(workflow)
-        schema = skill_step_schema()
-        veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
-        manifest = build_manifest(
-            veins,
-            name=name or imported.name,
-            version=version,
-            description=imported.description,
-            metadata=imported.metadata,
-        )
-        files: list[tuple[str | Path, bytes]] = []
-        for record, vein in zip(imported.steps, veins):
-            step = vein.record["stepName"]
-            files.append((out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()))
-            files.append((out / "steps" / f"{step}.vein", vein.data))
-        atomic_write_many(files)
-        # The manifest last: a stack.json on disk means every step is there.
-        atomic_write(out / "stack.json", manifest_json(manifest))
-        digest = manifest_vein(manifest).fingerprint
-    except LodecError as exc:
-        _fail(exc, as_json)
-    summary = {"workflow": workflow, "stack": str(out / "stack.json"), "name": manifest["name"],
-               "steps": len(veins), "digest": digest}
+    with outcome(as_json):
+        imported = build.import_github_actions(workflow, output, name=name, version=version)
     if as_json:
-        _emit(summary)
+        emit(imported.to_dict())
     else:
-        click.echo(f"Imported {workflow} → {out / 'stack.json'}: {manifest['name']}, {len(veins)} steps")
-        click.echo(f"Manifest digest: {digest}")
+        echo(f"Imported {workflow} → {imported.stack}: {imported.name}, {imported.steps} steps")
+        echo(f"Manifest digest: {imported.digest}")
 
 
-from . import run_commands  # noqa: E402  (registers run, plan, lock, skill, resolve, runs, journal, analytics)
+COMMANDS = (schema, compile, inspect, stack, verify, key, sign, pack, unpack, import_)

@@ -646,6 +646,16 @@ def _strict_decode_body(body: bytes, schema: Schema, *, file: str, limits: Limit
     return record
 
 
+def parse_header(data: bytes) -> tuple[int, bytes]:
+    """``(format version, schema id)`` as a vein's header states them, without checking them.
+
+    Header layout (``docs/vein-format.md``): ``VEIN`` (4 bytes), format
+    version (1 byte), schema id (8 bytes). Bytes missing from a short input
+    read as version 0 and a shorter schema id; ``check_header`` judges them.
+    """
+    return (data[4] if len(data) > 4 else 0), bytes(data[5:HEADER_SIZE])
+
+
 def check_header(data: bytes, schema: Schema, *, file: str = "<vein>") -> None:
     """Check magic, format version and schema id.
 

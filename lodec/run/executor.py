@@ -26,17 +26,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import LodecError, RunError
-from ..files import atomic_write
+from ..errors import RunError
 from ..names import is_safe_name
 from ..stack.verify import VerifiedStack
 from ..store import records
+from ..store.cas import MAX_ARTIFACT_BYTES, Store
+from ..store.records import Reused, RunRecord, StackRef, StepResult
+from ..store.workspace import Workspace
+from . import reports
 from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
 from .schedule import Batch, batches, may_start
 from .skills import Skill, load_skills, materialize, skill_name
-from ..store.cas import MAX_ARTIFACT_BYTES, Store
 
 TRUST_LEVELS = ("strict", "normal")
+#: The format of the JSON request a step reads on stdin (docs/skill-contract.md).
+REQUEST_FORMAT = "lodec-step-request/v1"
 _HEADLINE_CHARS = 200
 
 
@@ -115,12 +119,11 @@ def prepare_run(stack: VerifiedStack, roots: Sequence[Path]) -> PreparedRun:
 
 @dataclass
 class RunOptions:
-    """How to run: ``jobs`` at most at once, artifact ``trust`` (``strict``/``normal``), the
-    ``workspace`` and ``state`` directories, the parent environment steps draw from, and whether
-    running without network isolation is allowed."""
+    """How to run: the ``workspace`` (project and every state path), ``jobs`` at most at once,
+    artifact ``trust`` (``strict``/``normal``), the parent environment steps draw from, and
+    whether running without network isolation is allowed."""
 
-    workspace: Path
-    state: Path
+    workspace: Workspace
     jobs: int = 2
     trust: str = "strict"
     allow_unsandboxed: bool = False
@@ -130,7 +133,7 @@ class RunOptions:
     #: Run only these steps (empty: all). Their other dependencies' artifacts come from ``reuse``.
     only: tuple[str, ...] = ()
     #: An earlier run record of the same stack whose step results the ``only`` steps build on.
-    reuse: Mapping[str, Any] | None = None
+    reuse: RunRecord | None = None
 
 
 def utc_now() -> str:
@@ -143,7 +146,7 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(4)
 
 
-def run_stack(run: PreparedRun, options: RunOptions) -> dict[str, Any]:
+def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
     """Run every step of ``run``; returns the run record (also written as ``runs/<id>/run.json``).
 
     Refuses before anything starts (``RunError``) when a skill without
@@ -173,9 +176,9 @@ def _check_selection(run: PreparedRun, options: RunOptions) -> None:
     if options.reuse is not None:
         if not options.only:
             raise RunError("reusing a run needs the steps to run again (--step)", code="usage")
-        theirs = options.reuse.get("stack", {}).get("digest")
+        theirs = options.reuse.stack.digest
         if theirs != run.stack.digest:
-            raise RunError(f"run {options.reuse['run']} ran stack {theirs}, not {run.stack.digest}: "
+            raise RunError(f"run {options.reuse.run} ran stack {theirs}, not {run.stack.digest}: "
                            "artifacts are reused only within one verified stack", code="reuse_mismatch")
 
 
@@ -184,9 +187,9 @@ class _Executor:
         self.run_plan = run
         self.options = options
         self.isolation = isolation
-        self.store = Store(options.state / "cas")
+        self.store = Store(options.workspace.cas)
         self.run_id = new_run_id()
-        self.run_dir = options.state / "runs" / self.run_id
+        self.run_dir = options.workspace.run_dir(self.run_id)
         self.selected = [n for n in run.order if not options.only or n in options.only]
         # Reused results stand in for the steps not selected: scheduling and upstream re-hashing see them.
         # A step downstream of a selected one is not reused: its old artifacts came from the old upstream.
@@ -194,58 +197,57 @@ class _Executor:
         for name in run.order:
             if name not in self.selected and any(d in stale or d in self.selected for d in run.steps[name].deps):
                 stale.add(name)
-        self.reused: dict[str, dict[str, Any]] = {
-            name: dict(rec) for name, rec in records.step_results(options.reuse or {}).items()
+        earlier = options.reuse.step_results() if options.reuse is not None else {}
+        self.reused: dict[str, StepResult] = {
+            name: rec for name, rec in earlier.items()
             if name in run.steps and name not in self.selected and name not in stale}
-        self.results: dict[str, dict[str, Any]] = dict(self.reused)
-        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.results: dict[str, StepResult] = dict(self.reused)
+        self.events: queue.Queue[tuple[str, StepResult]] = queue.Queue()
         self.pids: dict[str, int] = {}  # running steps' process groups, killed if lodec is interrupted
 
     def say(self, text: str) -> None:
         if self.options.progress is not None:
             self.options.progress(text)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
+        workspace = self.options.workspace
         self.run_dir.mkdir(parents=True)
         for ref, skill in plan.skills.items():
             materialize(skill, self.run_dir / "skills" / skill_name(ref))
         started, t0 = utc_now(), time.monotonic()
-        record: dict[str, Any] = {
-            "format": records.RUN_FORMAT,
-            "run": self.run_id,
-            "status": "running",
-            "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest,
-                      "signedBy": list(stack.signed_by)},
-            "skills": {ref: s.digest for ref, s in sorted(plan.skills.items())},
-            "workspace": str(self.options.workspace),
-            "trust": self.options.trust,
-            "jobs": self.options.jobs,
-            "sandbox": self.isolation.reason if self.isolation.available else "none (--allow-unsandboxed)",
-            "started": started,
-            "order": list(self.selected),
-            "steps": {},
-        }
-        if self.options.reuse is not None:
-            record["reused"] = {"run": self.options.reuse["run"], "steps": self.reused}
-        records.write_run(self.run_dir, record)
+        record = RunRecord(
+            format=records.RUN_FORMAT,
+            run=self.run_id,
+            status="running",
+            stack=StackRef(name=stack.name, version=stack.version, digest=stack.digest,
+                           signedBy=list(stack.signed_by)),
+            skills={ref: s.digest for ref, s in sorted(plan.skills.items())},
+            workspace=str(workspace.root),
+            trust=self.options.trust,
+            jobs=self.options.jobs,
+            sandbox=self.isolation.reason if self.isolation.available else "none (--allow-unsandboxed)",
+            started=started,
+            order=list(self.selected),
+            steps={},
+            reused=Reused(run=self.options.reuse.run, steps=self.reused) if self.options.reuse is not None else None,
+        )
+        records.write_run(workspace, record)
         try:
             self._schedule()
         except BaseException:  # Ctrl-C: steps run in their own sessions and would outlive lodec
             for pid in list(self.pids.values()):
                 _kill_group(pid)
             raise
-        failed = any(self.results[n]["status"] != "succeeded" for n in self.selected)
-        record.update({
-            "status": "failed" if failed else "succeeded",
-            "exit_code": 1 if failed else 0,
-            "ended": utc_now(),
-            "duration_ms": round((time.monotonic() - t0) * 1000, 3),
-            "steps": {name: self.results[name] for name in self.selected},
-        })
-        records.write_run(self.run_dir, record)
-        records.write_journal(self.run_dir, record, self.store)
-        records.write_provenance(self.run_dir, record)
+        failed = any(self.results[n].status != "succeeded" for n in self.selected)
+        record.status = "failed" if failed else "succeeded"
+        record.exit_code = 1 if failed else 0
+        record.ended = utc_now()
+        record.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+        record.steps = {name: self.results[name] for name in self.selected}
+        records.write_run(workspace, record)
+        reports.write_journal(self.run_dir, record, self.store)
+        reports.write_provenance(self.run_dir, record)
         return record
 
     def _schedule(self) -> None:
@@ -267,7 +269,7 @@ class _Executor:
         for name in list(pending):
             step = self.run_plan.steps[name]
             # A dependency neither selected nor reused never runs here: its artifacts are "missing".
-            states = {d: self.results[d]["status"] if d in self.results else None for d in step.deps
+            states = {d: self.results[d].status if d in self.results else None for d in step.deps
                       if d in self.results or d in self.selected}
             broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
             if broken:
@@ -286,33 +288,33 @@ class _Executor:
 
     def _start(self, step: PreparedStep, running: dict[str, str]) -> None:
         """Start ``step`` on a worker thread, unless strict trust refuses its upstream artifacts."""
-        artifacts, statuses = records.upstream(step.deps, self.run_plan, self.results, self.store, self.options.trust)
+        artifacts, statuses = reports.upstream(step.deps, self.run_plan, self.results, self.store, self.options.trust)
         untrusted = sorted(k for k, v in statuses.items() if v != "verified")
         if untrusted and self.options.trust == "strict":
             detail = ", ".join(f"{k} is {statuses[k]}" for k in untrusted)
             result = _skipped(step, "upstream_untrusted", f"trust strict: {detail}")
-            result["upstream_status"] = statuses
+            result.upstream_status = statuses
             self._finish(step.name, result)
             return
         running[step.name] = step.concurrency
         self.say(f"▶ {step.name} ({step.concurrency})")
         threading.Thread(target=self._worker, args=(step, artifacts, statuses), daemon=True).start()
 
-    def _finish(self, name: str, result: dict[str, Any]) -> None:
+    def _finish(self, name: str, result: StepResult) -> None:
         self.results[name] = result
-        mark = {"succeeded": "✓", "failed": "✗", "skipped": "–"}[result["status"]]
-        extra = f": {result['detail']}" if result.get("detail") else ""
-        self.say(f"{mark} {name} {result['status']}{extra}")
+        mark = {"succeeded": "✓", "failed": "✗", "skipped": "–"}[result.status]
+        extra = f": {result.detail}" if result.detail else ""
+        self.say(f"{mark} {name} {result.status}{extra}")
 
     def _worker(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> None:
         try:
             result = self._execute(step, artifacts, statuses)
         except Exception as exc:  # a lodec bug or an I/O failure: the step fails, the run goes on
             result = _base(step)
-            result.update(status="failed", reason="internal_error", detail=f"{type(exc).__name__}: {exc}")
+            result.reason, result.detail = "internal_error", f"{type(exc).__name__}: {exc}"
         self.events.put((step.name, result))
 
-    def _execute(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> dict[str, Any]:
+    def _execute(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> StepResult:
         opts, cfg = self.options, step.skill.config
         step_dir = self.run_dir / "steps" / step.name
         work, out = step_dir / "work", step_dir / "out"
@@ -321,7 +323,7 @@ class _Executor:
         skill_dir = self.run_dir / "skills" / step.skill.name
         stack = self.run_plan.stack
         request = {
-            "request": records.REQUEST_FORMAT,
+            "request": REQUEST_FORMAT,
             "run": self.run_id,
             "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest},
             "step": {"name": step.name, "fingerprint": step.fingerprint, "skillRef": step.record["skillRef"],
@@ -329,21 +331,21 @@ class _Executor:
             "inputs": dict(step.record.get("inputs", {})),
             "skill": {"name": step.skill.name, "digest": step.skill.digest, "read": list(cfg.read),
                       "write": list(cfg.write), "network": cfg.network},
-            "workspace": str(opts.workspace),
+            "workspace": str(opts.workspace.root),
             "output_dir": str(out),
             "trust": opts.trust,
             "upstream_artifacts": artifacts,
             "upstream_status": statuses,
         }
         env = step_environment(opts.environ, cfg.env, {
-            "LODEC_OUTPUT_DIR": str(out), "LODEC_WORKSPACE": str(opts.workspace), "LODEC_SKILL_DIR": str(skill_dir),
+            "LODEC_OUTPUT_DIR": str(out), "LODEC_WORKSPACE": str(opts.workspace.root), "LODEC_SKILL_DIR": str(skill_dir),
             "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
         })
         prefix = self.isolation.prefix if (not cfg.network and self.isolation.available) else ()
         argv = [*prefix, str(skill_dir / cfg.command[0]), *cfg.command[1:]]
         result = _base(step)
-        result["upstream_status"] = statuses
-        result["started"] = utc_now()
+        result.upstream_status = statuses
+        result.started = utc_now()
         t0 = time.monotonic()
         timed_out = False
         with open(step_dir / "stdout.log", "wb") as so, open(step_dir / "stderr.log", "wb") as se:
@@ -351,9 +353,9 @@ class _Executor:
                 proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
                                         start_new_session=True)
             except OSError as exc:
-                result.update(status="failed", reason="spawn_failed", detail=f"cannot start {argv[len(prefix)]}: "
-                              f"{exc.strerror or exc}", ended=utc_now(),
-                              duration_ms=round((time.monotonic() - t0) * 1000, 3))
+                result.reason = "spawn_failed"
+                result.detail = f"cannot start {argv[len(prefix)]}: {exc.strerror or exc}"
+                result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
                 return result
             self.pids[step.name] = proc.pid
             try:
@@ -364,22 +366,22 @@ class _Executor:
                 _kill_group(proc.pid)  # the timed-out step, or anything it left running
                 proc.wait()
                 self.pids.pop(step.name, None)
-        result["ended"] = utc_now()
-        result["duration_ms"] = round((time.monotonic() - t0) * 1000, 3)
-        result["exit_code"] = proc.returncode
-        result["headline"] = _headline(step_dir / "stdout.log")
+        result.ended = utc_now()
+        result.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+        result.exit_code = proc.returncode
+        result.headline = _headline(step_dir / "stdout.log")
         shutil.rmtree(work, ignore_errors=True)
         if timed_out:
-            result.update(status="failed", reason="timeout",
-                          detail=f"ran past its {cfg.timeout} s timeout; its process group was killed")
+            result.reason = "timeout"
+            result.detail = f"ran past its {cfg.timeout} s timeout; its process group was killed"
         elif proc.returncode != 0:
-            result.update(status="failed", reason="exit_nonzero", detail=f"exited with {proc.returncode}")
+            result.reason, result.detail = "exit_nonzero", f"exited with {proc.returncode}"
         else:
             self._collect(step, out, result)
         shutil.rmtree(out, ignore_errors=True)
         return result
 
-    def _collect(self, step: PreparedStep, out: Path, result: dict[str, Any]) -> None:
+    def _collect(self, step: PreparedStep, out: Path, result: StepResult) -> None:
         """Enforce the output rule, then store every output in the CAS."""
         declared = set(step.outputs)
         found: dict[str, int] = {}
@@ -394,32 +396,30 @@ class _Executor:
         missing = sorted(declared - set(found))
         too_big = sorted(n for n, size in found.items() if size > MAX_ARTIFACT_BYTES)
         if undeclared:
-            result.update(status="failed", reason="output_undeclared",
-                          detail=f"left undeclared output(s) {', '.join(sorted(undeclared))}; declared: "
-                                 f"{', '.join(step.outputs) or 'none'}")
+            result.reason = "output_undeclared"
+            result.detail = (f"left undeclared output(s) {', '.join(sorted(undeclared))}; declared: "
+                             f"{', '.join(step.outputs) or 'none'}")
         elif missing:
-            result.update(status="failed", reason="output_missing", detail=f"did not write {', '.join(missing)}")
+            result.reason, result.detail = "output_missing", f"did not write {', '.join(missing)}"
         elif too_big:
-            result.update(status="failed", reason="output_too_large",
-                          detail=f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes")
+            result.reason, result.detail = "output_too_large", f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes"
         else:
             for name in step.outputs:
                 with open(out / name, "rb") as fh:
                     data = fh.read(MAX_ARTIFACT_BYTES + 1)
-                result["artifacts"][name] = self.store.put(data).to_dict()
-            result.update(status="succeeded", reason=None, detail=None)
+                result.artifacts[name] = self.store.put(data)
+            result.status, result.reason, result.detail = "succeeded", None, None
 
 
-def _base(step: PreparedStep) -> dict[str, Any]:
-    return {"status": "failed", "reason": None, "detail": None, "skill": step.record["skillRef"],
-            "skillDigest": step.skill.digest, "fingerprint": step.fingerprint, "concurrency": step.concurrency,
-            "exit_code": None, "started": None, "ended": None, "duration_ms": None, "headline": None,
-            "artifacts": {}, "upstream_status": {}}
+def _base(step: PreparedStep) -> StepResult:
+    """A step's result before it ran: ``failed`` until it is shown to have succeeded."""
+    return StepResult(status="failed", skill=str(step.record["skillRef"]), skillDigest=step.skill.digest,
+                      fingerprint=step.fingerprint, concurrency=step.concurrency)
 
 
-def _skipped(step: PreparedStep, reason: str, detail: str) -> dict[str, Any]:
+def _skipped(step: PreparedStep, reason: str, detail: str) -> StepResult:
     result = _base(step)
-    result.update(status="skipped", reason=reason, detail=detail)
+    result.status, result.reason, result.detail = "skipped", reason, detail
     return result
 
 
@@ -437,25 +437,3 @@ def _headline(path: Path) -> str | None:
         if line.strip():
             return line.strip()[:_HEADLINE_CHARS]
     return None
-
-
-def write_lock(stack: VerifiedStack, manifest_path: Path, roots: Sequence[Path]) -> tuple[dict[str, Skill], str]:
-    """``lodec lock``: pin every step's skill in the manifest (``skill-stack-v2``), atomically.
-
-    Returns ``(skillRef -> Skill, new manifest digest)``. Raises
-    ``SkillError`` (the first skill missing or invalid, ``skill_ref_invalid``)
-    or ``LodecError`` (``file_unwritable``); the manifest is untouched on any error.
-    """
-    from ..stack.manifest import SKILL_DIGESTS, manifest_json, manifest_vein
-
-    skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()), roots)
-    if errors:
-        raise errors[0]
-    manifest = {k: v for k, v in stack.manifest.items() if k != SKILL_DIGESTS}
-    manifest[SKILL_DIGESTS] = {ref: s.digest for ref, s in skills.items()}
-    try:
-        digest = manifest_vein(manifest).fingerprint
-    except LodecError as exc:
-        raise exc.with_file(str(manifest_path)) from None
-    atomic_write(manifest_path, manifest_json(manifest))
-    return skills, digest

@@ -28,14 +28,23 @@ Every failure is a ``Problem`` with its own stable code (``docs/errors.md``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..format.schema import Schema, skill_step_schema
-from ..stack.verify import StepReader, VerificationReport, gc_paused, parse_manifest, verify_steps
+from ..stack.verify import (
+    Candidate,
+    SignatureCheck,
+    SignatureReport,
+    StepReader,
+    VerificationReport,
+    gc_paused,
+    parse_manifest,
+    seal,
+    verify_steps,
+)
 from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
@@ -44,27 +53,6 @@ from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, load_p
 from .versions import compare_versions, check_version
 
 ED25519_SIGNATURE_BYTES = 64
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureCheck:
-    """The outcome of one envelope signature.
-
-    ``status``: ``valid`` (counts toward the threshold), ``duplicate`` (valid,
-    by a key already counted), ``invalid`` (its keyid names a trusted key
-    but it verifies under none: tampered payload or signature, or a spoofed
-    keyid), ``untrusted`` (verifies under no trusted key: signed by another
-    key), ``malformed`` (not a 64-byte Ed25519 signature). ``key`` is the
-    keyid of the trusted key it verified under, if any.
-    """
-
-    index: int
-    keyid: str | None
-    status: str
-    key: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "keyid": self.keyid, "status": self.status, "key": self.key}
 
 
 _SIG_CODES = {
@@ -142,19 +130,48 @@ def verify_signed_stack(
         expected_name: the stack name the caller asked for; another is refused.
 
     Returns:
-        a ``VerificationReport`` with ``trust`` filled in; on success
-        ``report.verified`` carries the envelope and the signing keyids.
+        a ``VerificationReport`` with ``signature`` set; on success
+        ``report.verified`` carries the envelope, the signing keyids and the expiry.
         Never raises for bad input.
     """
+    return seal(*check_signed_stack(
+        manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted_versions,
+        expected_name=expected_name, manifest_file=manifest_file, envelope_file=envelope_file,
+        step_file=step_file, step_schema=step_schema, stack_schema=stack_schema, limits=limits,
+    ))
+
+
+def check_signed_stack(
+    manifest_bytes: bytes,
+    envelope_bytes: bytes | None,
+    read_step: StepReader,
+    *,
+    policy: TrustPolicy,
+    now: datetime,
+    trusted_versions: Mapping[str, TrustedVersion] | None = None,
+    expected_name: str | None = None,
+    manifest_file: str = "stack.json",
+    envelope_file: str = "stack.json.dsse",
+    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
+    step_schema: Schema | None = None,
+    stack_schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[VerificationReport, Candidate | None]:
+    """The checks of ``verify_signed_stack`` without the verdict: ``(report, candidate)`` for ``seal``.
+
+    ``report.signature`` holds the envelope, signers and expiry only once
+    every signature-stage check passed; ``seal`` carries them into the
+    ``VerifiedStack``.
+    """
     with gc_paused():
-        return _verify_signed(
+        return _check_signed(
             manifest_bytes, envelope_bytes, read_step, policy, now, trusted_versions or {}, expected_name,
             manifest_file, envelope_file, step_file, step_schema or skill_step_schema(),
             stack_schema, limits,
         )
 
 
-def _verify_signed(
+def _check_signed(
     manifest_bytes: bytes,
     envelope_bytes: bytes | None,
     read_step: StepReader,
@@ -168,19 +185,18 @@ def _verify_signed(
     step_schema: Schema,
     stack_schema: Schema | None,
     limits: Limits,
-) -> VerificationReport:
+) -> tuple[VerificationReport, Candidate | None]:
     report = VerificationReport()
-    trust: dict[str, Any] = {"now": format_time(now), "rule": None, "threshold": None, "signedBy": [],
-                             "signatures": [], "expires": None}
-    report.trust = trust
+    sig = SignatureReport(now=format_time(now))
+    report.signature = sig
     if envelope_bytes is None:
         report.add("envelope_missing", None, f"no signature envelope {envelope_file}: the stack is unsigned")
-        return report
+        return report, None
     try:
         envelope = parse_envelope(envelope_bytes, file=envelope_file)
     except LodecError as exc:
         report.add(exc.code, None, f"{exc} [{exc.code}]")
-        return report
+        return report, None
 
     # The payload is parsed once, here; nothing in it is trusted before stage 3.
     payload_doc: Any = None
@@ -195,14 +211,14 @@ def _verify_signed(
     rule = policy.rule_for(rule_name)
     if rule is None:
         report.add("policy_no_rule", None, f"{policy.source}: no rule matches stack name {rule_name!r}")
-        return report
-    trust["rule"], trust["threshold"] = rule.pattern, rule.threshold
+        return report, None
+    sig.rule, sig.threshold = rule.pattern, rule.threshold
     if not envelope.signatures:
         report.add("envelope_unsigned", None, f"{envelope_file}: the envelope has no signatures (stripped?)")
-        return report
+        return report, None
     checks, signed_by = check_signatures(envelope, rule)
-    trust["signatures"] = [c.to_dict() for c in checks]
-    trust["signedBy"] = list(signed_by)
+    sig.signatures = tuple(checks)
+    sig.signed_by = signed_by
     if len(signed_by) < rule.threshold:
         for c in checks:
             if c.status != "valid":
@@ -212,21 +228,21 @@ def _verify_signed(
             f"{envelope_file}: {len(signed_by)} valid signature(s) from distinct trusted keys; "
             f"{rule.threshold} required (rule {rule.pattern!r}, {len(rule.keys)} trusted key(s))",
         )
-        return report
+        return report, None
 
     # Stage 3: what was signed.
     if envelope.payload_type != PAYLOAD_TYPE:
         report.add("payload_type_mismatch", None,
                    f"{envelope_file}: payloadType is {envelope.payload_type!r}, not {PAYLOAD_TYPE!r}")
-        return report
+        return report, None
     try:
         if payload_error is not None:
             raise payload_error
         approval = statement_from_json(payload_doc, file=envelope_file)
     except LodecError as exc:
         report.add(exc.code, None, f"{exc} [{exc.code}]")
-        return report
-    trust["expires"] = format_time(approval.expires)
+        return report, None
+    sig.expires = format_time(approval.expires)
 
     # Stage 4: these exact manifest bytes.
     actual = file_digests(manifest_bytes)
@@ -235,24 +251,19 @@ def _verify_signed(
         report.add("digest_mismatch", None,
                    f"{manifest_file} is not the manifest that was signed: sha256 {actual['sha256']}, "
                    f"signed {approval.subject_digests['sha256']}")
-        return report
+        return report, None
 
     # Stage 5: the authenticated manifest against the approval, the clock and the state.
     parsed = parse_manifest(report, manifest_bytes, manifest_file, stack_schema, limits)
     if parsed is None:
-        return report
+        return report, None
     manifest, digest = parsed
     _check_approval(report, approval, manifest, digest, expected_name, now, trusted_versions, manifest_file)
+    # The approval is authenticated: seal may carry it into the verified stack.
+    sig.envelope, sig.expires_at = envelope_bytes, approval.expires
 
     # Stage 6: the steps.
-    verify_steps(report, manifest_bytes, manifest, digest, read_step, step_file, step_schema, limits)
-    if report.verified is not None:
-        if report.problems:
-            report.verified = None
-        else:
-            report.verified = replace(report.verified, envelope=envelope_bytes, signed_by=signed_by,
-                                      expires=approval.expires)
-    return report
+    return report, verify_steps(report, manifest_bytes, manifest, digest, read_step, step_file, step_schema, limits)
 
 
 def _signature_message(c: SignatureCheck, envelope_file: str) -> str:

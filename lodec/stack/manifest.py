@@ -231,3 +231,18 @@ def manifest_vein(manifest: Mapping[str, Any], stack_schema: Schema | None = Non
     """
     schema = stack_schema or stack_schema_for(manifest)
     return encode_record(schema, dict(manifest), file="<manifest>", _validated=_validated)
+
+
+def lock_manifest(manifest: Mapping[str, Any], skill_digests: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """``manifest`` with its ``skillDigests`` set to ``skill_digests`` (``skill-stack-v2``).
+
+    Returns ``(locked manifest, its canonical manifest digest)``; write it with
+    ``manifest_json``. Pins are ``skill:<name>`` -> ``blake3:<64 hex>`` tree
+    digests (``docs/skill-contract.md``).
+
+    Raises:
+        LodecError: the locked manifest does not fit ``skill-stack-v2``.
+    """
+    locked = {k: v for k, v in manifest.items() if k != SKILL_DIGESTS}
+    locked[SKILL_DIGESTS] = dict(skill_digests)
+    return locked, manifest_vein(locked).fingerprint

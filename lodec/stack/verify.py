@@ -6,6 +6,12 @@ Every problem is reported, each with a stable code (``docs/errors.md``);
 only a report with no problems carries a ``VerifiedStack``, which holds the
 exact bytes that were checked so nothing downstream re-reads a file.
 
+The checks (``check_stack``) find problems and a candidate stack; one
+function, ``seal``, then decides: a report becomes verified only there,
+after every check that applies (steps here; signatures in
+``lodec.sign.trust``; pack membership in ``lodec.sign.pack``; skills in
+``lodec.app``), and only with no problems.
+
 Checks, in order: the manifest is strict JSON of the ``skill-stack-v1``
 shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); every
 step name is safe and listed once; ``steps`` and ``stepFingerprints`` name
@@ -64,6 +70,57 @@ class StepResult:
         return {"name": self.name, "status": self.status, "expected": self.expected, "actual": self.actual}
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """The outcome of one envelope signature.
+
+    ``status``: ``valid`` (counts toward the threshold), ``duplicate`` (valid,
+    by a key already counted), ``invalid`` (its keyid names a trusted key
+    but it verifies under none: tampered payload or signature, or a spoofed
+    keyid), ``untrusted`` (verifies under no trusted key: signed by another
+    key), ``malformed`` (not a 64-byte Ed25519 signature). ``key`` is the
+    keyid of the trusted key it verified under, if any.
+    """
+
+    index: int
+    keyid: str | None
+    status: str
+    key: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "keyid": self.keyid, "status": self.status, "key": self.key}
+
+
+@dataclass(slots=True)
+class SignatureReport:
+    """What signed verification (``lodec.sign.trust``) found, whether or not the stack verified.
+
+    Attributes:
+        now: the reference time (``YYYY-MM-DDTHH:MM:SSZ``).
+        rule: the trust-policy rule pattern applied, or ``None`` if none matched.
+        threshold: valid signatures required from distinct trusted keys.
+        signed_by: keyids of the distinct trusted keys with a valid signature.
+        signatures: each signature's outcome, in envelope order.
+        expires: the signed expiry (``YYYY-MM-DDTHH:MM:SSZ``) once the payload is authenticated.
+        envelope: the envelope bytes checked (``None`` when there was none).
+        expires_at: ``expires`` as an aware UTC ``datetime``.
+    """
+
+    now: str
+    rule: str | None = None
+    threshold: int | None = None
+    signed_by: tuple[str, ...] = ()
+    signatures: tuple[SignatureCheck, ...] = ()
+    expires: str | None = None
+    envelope: bytes | None = None
+    expires_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``"trust"`` member of ``--json``: ``{"now", "rule", "threshold", "signedBy", "signatures", "expires"}``."""
+        return {"now": self.now, "rule": self.rule, "threshold": self.threshold, "signedBy": list(self.signed_by),
+                "signatures": [c.to_dict() for c in self.signatures], "expires": self.expires}
+
+
 @dataclass(frozen=True)
 class VerifiedStack:
     """A stack that passed every check.
@@ -110,9 +167,9 @@ class VerificationReport:
     steps: list[StepResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     verified: VerifiedStack | None = None
-    #: Filled by signed verification (``lodec.sign.trust``) only: the rule
-    #: applied, the signed approval and each signature's outcome.
-    trust: dict[str, Any] | None = None
+    #: Set by signed verification (``lodec.sign.trust``) only: the rule
+    #: applied, each signature's outcome and the signed expiry.
+    signature: SignatureReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -138,9 +195,44 @@ class VerificationReport:
             "steps": [s.to_dict() for s in self.steps],
             "problems": [p.to_dict() for p in self.problems],
         }
-        if self.trust is not None:
-            out["trust"] = self.trust
+        if self.signature is not None:
+            out["trust"] = self.signature.to_dict()
         return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the step checks established, before ``seal`` decides: the manifest, its canonical
+    digest, the steps that verified and an order (topological when the graph is a DAG)."""
+
+    manifest_bytes: bytes
+    manifest: dict[str, Any]
+    digest: str
+    steps: dict[str, Vein]
+    order: tuple[str, ...]
+
+
+def seal(report: VerificationReport, candidate: Candidate | None) -> VerificationReport:
+    """The one place a report becomes verified: with a candidate and no problems at all.
+
+    Call it once, after every check that applies has added its problems
+    (steps, signatures, pack membership, skills). Signed results come from
+    ``report.signature``: its envelope, signers and expiry are carried into
+    the ``VerifiedStack`` only when the signature stage accepted them.
+    Returns ``report``.
+    """
+    if candidate is None or report.problems:
+        report.verified = None
+        return report
+    sig = report.signature
+    signed = sig is not None and sig.envelope is not None and sig.expires_at is not None
+    report.verified = VerifiedStack(
+        candidate.manifest_bytes, candidate.manifest, candidate.digest, candidate.steps, candidate.order,
+        envelope=sig.envelope if signed and sig is not None else None,
+        signed_by=sig.signed_by if signed and sig is not None else (),
+        expires=sig.expires_at if signed and sig is not None else None,
+    )
+    return report
 
 
 def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
@@ -186,11 +278,33 @@ def verify_stack(
         a ``VerificationReport``; ``report.ok`` and ``report.verified`` on success.
         Never raises for bad input: every problem is in the report.
     """
+    return seal(*check_stack(manifest_bytes, read_step, manifest_file=manifest_file, step_file=step_file,
+                             step_schema=step_schema, stack_schema=stack_schema, limits=limits))
+
+
+def check_stack(
+    manifest_bytes: bytes,
+    read_step: StepReader,
+    *,
+    manifest_file: str = "stack.json",
+    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
+    step_schema: Schema | None = None,
+    stack_schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[VerificationReport, Candidate | None]:
+    """The checks of ``verify_stack`` without the verdict: ``(report, candidate)`` for ``seal``.
+
+    Callers that add checks (pack membership, skills) add their problems to
+    the report, then call ``seal`` once.
+    """
     with gc_paused():
-        return _verify(
-            manifest_bytes, read_step, manifest_file, step_file,
-            step_schema or skill_step_schema(), stack_schema, limits,
-        )
+        report = VerificationReport()
+        parsed = parse_manifest(report, manifest_bytes, manifest_file, stack_schema, limits)
+        if parsed is None:
+            return report, None
+        candidate = verify_steps(report, manifest_bytes, parsed[0], parsed[1], read_step, step_file,
+                                 step_schema or skill_step_schema(), limits)
+        return report, candidate
 
 
 @contextmanager
@@ -207,22 +321,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _verify(
-    manifest_bytes: bytes,
-    read_step: StepReader,
-    manifest_file: str,
-    step_file: Callable[[str], str],
-    step_schema: Schema,
-    stack_schema: Schema | None,
-    limits: Limits,
-) -> VerificationReport:
-    report = VerificationReport()
-    parsed = parse_manifest(report, manifest_bytes, manifest_file, stack_schema, limits)
-    if parsed is not None:
-        verify_steps(report, manifest_bytes, parsed[0], parsed[1], read_step, step_file, step_schema, limits)
-    return report
 
 
 def parse_manifest(
@@ -254,8 +352,8 @@ def verify_steps(
     step_file: Callable[[str], str],
     step_schema: Schema,
     limits: Limits,
-) -> None:
-    """Phase 2: every step and the graph; sets ``report.verified`` if the report has no problems at the end."""
+) -> Candidate:
+    """Phase 2: every step and the graph; adds problems and returns the candidate for ``seal``."""
     listed: list[str] = manifest["steps"]
     pins: dict[str, str] = manifest["stepFingerprints"]
     seen: set[str] = set()
@@ -337,8 +435,7 @@ def verify_steps(
                 "entry_point_invalid", entry, f'entry point "{entry}" is not a root: it depends on {", ".join(deps[entry])}'
             )
 
-    if not report.problems:
-        report.verified = VerifiedStack(manifest_bytes, manifest, digest, veins, tuple(order))
+    return Candidate(manifest_bytes, manifest, digest, veins, tuple(order))
 
 
 def _check_skill_pins(

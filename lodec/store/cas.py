@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
+import msgspec
 
 from ..errors import LodecError
 from ..files import atomic_write
@@ -21,8 +21,7 @@ from ..files import atomic_write
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ArtifactDigest:
+class ArtifactDigest(msgspec.Struct, frozen=True):
     """``blake3`` and ``sha256`` (64 lowercase hex each) and ``size`` in bytes."""
 
     blake3: str
@@ -63,6 +62,29 @@ class Store:
             atomic_write(target, data, mode=0o444)
             atomic_write(target.with_name(target.name + ".sha256"), (d.sha256 + "\n").encode(), mode=0o444)
         return d
+
+    def read(self, blake3_hex: str, max_bytes: int) -> tuple[str, bytes | None]:
+        """``(status, bytes)`` of a blob, re-hashed from the very bytes returned (no window to swap it).
+
+        ``status`` is ``verified`` (bytes given), ``integrity_mismatch`` or
+        ``missing`` (bytes ``None``).
+
+        Raises:
+            LodecError: ``file_unreadable`` (not a regular file, no permission),
+                ``limit_exceeded`` (over ``max_bytes``).
+        """
+        from ..files import read_bounded
+
+        path = self.path(blake3_hex)
+        try:
+            data = read_bounded(path, max_bytes)
+        except LodecError as exc:
+            if exc.code == "file_not_found":
+                return "missing", None
+            raise
+        if blake3.blake3(data).hexdigest() != blake3_hex:
+            return "integrity_mismatch", None
+        return "verified", data
 
     def check(self, blake3_hex: str) -> str:
         """``verified`` if the blob exists and re-hashes to its name, ``integrity_mismatch`` if it

@@ -1,0 +1,244 @@
+"""Use cases that build: compile sources, inspect veins, check schemas, build stacks, import workflows.
+
+Each checks everything before it writes anything, and writes atomically
+(``lodec.files``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LodecError
+from ..format.codec import Vein
+from ..format.schema import Schema
+
+
+def schema_or_builtin(path: str | None, default: str) -> Schema:
+    """The schema at ``path``, or the built-in schema ``default`` (``skill-step-v1``, ...)."""
+    from ..format.schema import builtin_schema, load_schema
+
+    return builtin_schema(default) if path is None else load_schema(path)
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """One ``lodec schema check`` result: ``schema`` on success, else ``error``."""
+
+    file: str
+    schema: Schema | None = None
+    error: LodecError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.schema is None:
+            assert self.error is not None
+            return {"file": self.file, "ok": False, "error": self.error.to_dict()}
+        from ..format.fingerprint import format_fingerprint
+
+        s = self.schema
+        return {"file": self.file, "ok": True, "name": s.name, "version": s.version, "fields": len(s.fields),
+                "digest": format_fingerprint(s.digest)}
+
+
+def check_schemas(files: Sequence[str]) -> list[SchemaCheck]:
+    """Validate each ``.lode`` file; every file is reported, valid or not."""
+    from ..format.schema import load_schema
+
+    out = []
+    for path in files:
+        try:
+            out.append(SchemaCheck(path, schema=load_schema(path)))
+        except LodecError as exc:
+            out.append(SchemaCheck(path, error=exc))
+    return out
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One compiled source: where it came from, where it was written, the vein."""
+
+    source: str
+    output: Path
+    vein: Vein
+
+
+def compile_sources(
+    sources: Sequence[str],
+    output: str,
+    schema_path: str | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[Compiled]:
+    """Compile strict-JSON ``sources`` into canonical veins; write them only if all compile.
+
+    ``output`` is the vein path for one source, or a directory (several
+    sources, an existing directory, or a path ending in ``/``): each record
+    goes to ``<output>/<stepName>.vein``. ``progress(1)`` is called per source.
+
+    Raises:
+        LodecError: the first source that fails (naming it and the place
+            inside it), ``duplicate_output`` when two sources would write one
+            file, ``file_unwritable``.
+    """
+    from ..files import atomic_write_many
+    from ..format.compiler import compile_file, default_output_path
+
+    out = Path(output)
+    to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
+    schema = schema_or_builtin(schema_path, "skill-step-v1")
+    compiled: list[Compiled] = []
+    targets: dict[Path, str] = {}
+    for src in sources:
+        vein = compile_file(src, schema)
+        target = default_output_path(src, vein, out) if to_dir else out
+        if target in targets:
+            raise LodecError(f"writes {target}, as does {targets[target]}", code="duplicate_output", file=src)
+        targets[target] = src
+        compiled.append(Compiled(src, target, vein))
+        if progress is not None:
+            progress(1)
+    atomic_write_many([(c.output, c.vein.data) for c in compiled])
+    return compiled
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """A decoded vein: its header fields, the schema used, the vein and its record as source JSON."""
+
+    file: str
+    format_version: int
+    schema_id: str
+    schema: Schema
+    vein: Vein
+    record: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..format.fingerprint import format_fingerprint
+
+        s = self.schema
+        return {
+            "file": self.file,
+            "header": {"magic": "VEIN", "formatVersion": self.format_version, "schemaId": self.schema_id},
+            "schema": {"name": s.name, "version": s.version, "digest": format_fingerprint(s.digest)},
+            "bytes": self.vein.size,
+            "fingerprint": self.vein.fingerprint,
+            "record": self.record,
+        }
+
+
+def inspect_vein(file: str, schema_path: str | None = None) -> Inspected:
+    """Decode ``file`` (proving canonical form) with ``schema_path``, or the built-in schema its header names.
+
+    Raises:
+        LodecError: ``schema_unknown`` (a header naming no built-in schema and
+            no ``schema_path``), or any decode error, naming the byte offset.
+    """
+    from ..files import read_bounded
+    from ..format.codec import HEADER_SIZE, decode_vein, parse_header, record_to_json
+    from ..format.schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
+    from ..limits import DEFAULT_LIMITS
+
+    data = read_bounded(file, DEFAULT_LIMITS.max_file_bytes)
+    format_version, schema_id = parse_header(data)
+    if schema_path is not None:
+        schema = load_schema(schema_path)
+    else:
+        candidates = [builtin_schema(n) for n in BUILTIN_SCHEMAS]
+        match = [c for c in candidates if schema_id == c.schema_id]
+        schema = match[0] if match else candidates[0]
+        if not match and data[:4] == b"VEIN" and len(data) >= HEADER_SIZE:
+            raise LodecError(f"schema id {schema_id.hex()} is not a built-in schema; pass -s SCHEMA.lode",
+                             code="schema_unknown", file=file, location="byte 5 (header)")
+    vein = decode_vein(data, schema, file=file)
+    return Inspected(file, format_version, schema_id.hex(), schema, vein, record_to_json(vein.record, schema))
+
+
+@dataclass(frozen=True)
+class BuiltStack:
+    """A manifest written by ``build_stack``: its path, record and canonical digest."""
+
+    output: str
+    manifest: dict[str, Any]
+    digest: str
+
+
+def build_stack(
+    veins: Sequence[str],
+    *,
+    name: str,
+    version: str,
+    description: str,
+    output: str,
+    entry: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    schema_path: str | None = None,
+) -> BuiltStack:
+    """Write a SkillStack manifest pinning ``veins`` by fingerprint, in topological order.
+
+    Raises:
+        LodecError: a vein that does not decode; duplicate step names,
+            dangling ``dependsOn``, a cycle or a non-root entry point
+            (``lodec.stack.manifest.build_manifest``); ``file_unwritable``.
+    """
+    from ..files import atomic_write, read_bounded
+    from ..format.codec import decode_vein
+    from ..limits import DEFAULT_LIMITS
+    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
+
+    schema = schema_or_builtin(schema_path, "skill-step-v1")
+    decoded = [decode_vein(read_bounded(p, DEFAULT_LIMITS.max_file_bytes), schema, file=p) for p in veins]
+    manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,
+                              metadata=dict(metadata or {}))
+    digest = manifest_vein(manifest).fingerprint
+    atomic_write(output, manifest_json(manifest))
+    return BuiltStack(output, manifest, digest)
+
+
+@dataclass(frozen=True)
+class ImportedStack:
+    """A workflow imported by ``import_github_actions``: the stack path, name, step count, digest."""
+
+    workflow: str
+    stack: Path
+    name: str
+    steps: int
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workflow": self.workflow, "stack": str(self.stack), "name": self.name, "steps": self.steps,
+                "digest": self.digest}
+
+
+def import_github_actions(workflow: str, output: str, *, name: str | None = None,
+                          version: str = "1.0.0") -> ImportedStack:
+    """Turn a GitHub Actions workflow into ``src/<step>.json``, ``steps/<step>.vein`` and ``stack.json``.
+
+    Mapping: ``docs/import-github-actions.md``. The manifest is written
+    last: a ``stack.json`` on disk means every step is there.
+
+    Raises:
+        LodecError: the workflow cannot be read or mapped (naming the place), ``file_unwritable``.
+    """
+    from ..files import atomic_write, atomic_write_many
+    from ..format.compiler import compile_value
+    from ..format.schema import skill_step_schema
+    from ..importers.github_actions import import_workflow
+    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
+
+    out = Path(output)
+    imported = import_workflow(workflow)
+    schema = skill_step_schema()
+    veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
+    manifest = build_manifest(veins, name=name or imported.name, version=version,
+                              description=imported.description, metadata=imported.metadata)
+    files: list[tuple[str | Path, bytes]] = []
+    for record, vein in zip(imported.steps, veins):
+        step = vein.record["stepName"]
+        files.append((out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()))
+        files.append((out / "steps" / f"{step}.vein", vein.data))
+    atomic_write_many(files)
+    atomic_write(out / "stack.json", manifest_json(manifest))
+    return ImportedStack(workflow, out / "stack.json", manifest["name"], len(veins), manifest_vein(manifest).fingerprint)

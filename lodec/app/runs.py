@@ -1,0 +1,326 @@
+"""Use cases that run verified stacks and read what runs left: skills, lock, plan, run, resolve,
+artifact, journal, analytics, runs list and discard.
+
+Every function takes the command's ``Workspace`` (``lodec.store.workspace``),
+which names every state path; nothing here builds one. Contracts:
+``docs/skill-contract.md`` and ``docs/run-records.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LodecError, RunError
+from ..run.executor import PreparedRun
+from ..run.schedule import Batch
+from ..run.skills import Skill
+from ..store.records import RunRecord
+from ..store.workspace import Workspace
+from .options import TrustOptions
+from .verify import verify_target
+
+# ------------------------------------------------------------------ skills
+
+
+def check_skills(folders: Sequence[str]) -> list[Skill]:
+    """Validate skill folders (``SKILL.md`` under the Agent Skills spec, ``lodec.toml``, no links).
+
+    Raises:
+        SkillError: the first folder that is not a valid skill.
+    """
+    from ..run.skills import load_skill
+
+    return [load_skill(f) for f in folders]
+
+
+def add_skill(folder: str, workspace: Workspace) -> tuple[Skill, Path]:
+    """Validate ``folder`` and install it into the workspace's ``skills/``; ``(skill, installed path)``.
+
+    Raises:
+        SkillError: invalid, or ``skill_exists`` (the name is taken).
+    """
+    from ..run.skills import add_skill as install
+
+    return install(folder, workspace.skills)
+
+
+@dataclass(frozen=True)
+class SkillRow:
+    """One folder ``list_skills`` found: the skill (or the error it gave) and whether an earlier root shadows it."""
+
+    folder: Path
+    skill: Skill | None
+    error: LodecError | None
+    shadowed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.skill is None:
+            assert self.error is not None
+            return {"name": self.folder.name, "path": str(self.folder), "ok": False, "error": self.error.to_dict()}
+        return {**self.skill.to_dict(), "ok": True, "shadowed": self.shadowed}
+
+
+def list_skills(workspace: Workspace, stack_path: str | None = None) -> list[SkillRow]:
+    """Every skill folder lodec would find, in lookup order; the first of a name wins."""
+    from ..run.skills import load_skill
+
+    rows: list[SkillRow] = []
+    seen: set[str] = set()
+    for root in workspace.skill_roots(stack_path):
+        if not root.is_dir():
+            continue
+        for entry in sorted(os.listdir(root)):
+            if entry.startswith(".") or not (root / entry).is_dir():
+                continue
+            try:
+                skill = load_skill(root / entry)
+            except LodecError as exc:
+                rows.append(SkillRow(root / entry, None, exc, False))
+                continue
+            rows.append(SkillRow(root / entry, skill, None, skill.name in seen))
+            seen.add(skill.name)
+    return rows
+
+
+# ------------------------------------------------------------------ lock / plan
+
+
+@dataclass(frozen=True)
+class Locked:
+    """``lodec lock``'s outcome: the manifest path, its new canonical digest, the skills pinned."""
+
+    manifest: str
+    digest: str
+    skills: dict[str, Skill]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"manifest": self.manifest, "digest": self.digest,
+                "skillDigests": {ref: s.digest for ref, s in self.skills.items()}}
+
+
+def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -> Locked:
+    """Verify ``manifest``, then pin every step's skill by tree digest (``skillDigests``), atomically.
+
+    Raises:
+        VerificationFailed: the stack does not verify.
+        SkillError: a skill missing or invalid (the first; nothing is written).
+        LodecError: ``file_unwritable``.
+    """
+    from ..files import atomic_write
+    from ..run.skills import load_skills
+    from ..stack.manifest import lock_manifest, manifest_json
+
+    stack = verify_target(manifest, workspace, steps_dir=steps_dir).require()
+    skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()),
+                                 workspace.skill_roots(manifest))
+    if errors:
+        raise errors[0]
+    try:
+        locked, digest = lock_manifest(stack.manifest, {ref: s.digest for ref, s in skills.items()})
+    except LodecError as exc:
+        raise exc.with_file(manifest) from None
+    atomic_write(manifest, manifest_json(locked))
+    return Locked(manifest, digest, skills)
+
+
+def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,
+            steps_dir: str | None = None) -> PreparedRun:
+    """Verify ``target`` exactly as ``lodec verify`` does, then bind every step to its skill, checked against its pin.
+
+    Raises:
+        VerificationFailed: the stack does not verify (``.report``).
+        RunError: ``stack_unlocked``, ``skill_drifted``, ``skill_not_found``, ...
+        OptionsError, LodecError: as ``verify_target``.
+    """
+    from ..run.executor import prepare_run
+
+    stack = verify_target(target, workspace, trust, steps_dir=steps_dir).require()
+    return prepare_run(stack, workspace.skill_roots(target))
+
+
+def plan(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,
+         steps_dir: str | None = None) -> list[Batch]:
+    """The schedule ``lodec plan`` prints, after the same checks as ``run``."""
+    return prepare(target, workspace, trust, steps_dir=steps_dir).batches()
+
+
+# ------------------------------------------------------------------ run
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """How to run: ``jobs`` at most at once (``None``: CPUs, at least 2), artifact ``trust``
+    (``strict``/``normal``), only these steps (empty: all) on an earlier run's results
+    (``reuse``: a run id or ``latest``), and a ``progress`` callback for per-step lines."""
+
+    jobs: int | None = None
+    trust: str = "strict"
+    allow_unsandboxed: bool = False
+    only: tuple[str, ...] = ()
+    reuse: str | None = None
+    progress: Callable[[str], None] | None = None
+
+
+def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, request: RunRequest | None = None,
+        *, steps_dir: str | None = None) -> RunRecord:
+    """Verify ``target``, check every skill against its pin, then run the steps; the run record.
+
+    ``request.reuse == "latest"`` takes the newest completed run of the same
+    canonical manifest digest (``lodec.store.records.latest_run``).
+
+    Raises:
+        VerificationFailed, RunError, OptionsError, LodecError: before any step starts.
+        Step failures do not raise: they are in the record.
+    """
+    from ..run.executor import RunOptions, run_stack
+    from ..run.schedule import default_jobs
+    from ..store.records import latest_run, list_runs, read_run
+
+    request = request or RunRequest()
+    prepared = prepare(target, workspace, trust, steps_dir=steps_dir)
+    reuse = None
+    if request.reuse == "latest":
+        reuse = latest_run(list_runs(workspace), prepared.stack.digest)
+        if reuse is None:
+            raise RunError(f"no completed run of {prepared.stack.name} {prepared.stack.digest} in "
+                           f"{workspace.runs} to reuse", code="run_not_found")
+    elif request.reuse is not None:
+        reuse = read_run(workspace, request.reuse)
+    return run_stack(prepared, RunOptions(workspace=workspace, jobs=request.jobs or default_jobs(),
+                                          trust=request.trust, allow_unsandboxed=request.allow_unsandboxed,
+                                          progress=request.progress, only=request.only, reuse=reuse))
+
+
+# ------------------------------------------------------------------ resolve / artifact
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a step would receive from upstream: ``<step>/<output>`` -> path (or ``None``) and status."""
+
+    step: str
+    run: str | None
+    trust: str
+    artifacts: dict[str, str | None]
+    statuses: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "run": self.run, "trust": self.trust,
+                "upstream_artifacts": self.artifacts, "upstream_status": self.statuses}
+
+
+def resolve(target: str, step: str, workspace: Workspace, trust: TrustOptions | None = None, *,
+            run_id: str | None = None, level: str = "strict", steps_dir: str | None = None) -> Resolved:
+    """``step``'s upstream artifacts in run ``run_id`` (default: the latest completed run of this
+    stack's digest), each re-hashed.
+
+    Raises:
+        LodecError: ``step_not_found``; ``run_not_found`` for an unknown ``run_id``; verification as ``prepare``.
+    """
+    from ..run.reports import upstream
+    from ..store.cas import Store
+    from ..store.records import latest_run, list_runs, read_run
+
+    prepared = prepare(target, workspace, trust, steps_dir=steps_dir)
+    if step not in prepared.steps:
+        raise LodecError(f'no step "{step}" in {prepared.stack.name}', code="step_not_found", file=target)
+    record = read_run(workspace, run_id) if run_id is not None else latest_run(list_runs(workspace),
+                                                                              prepared.stack.digest)
+    results = record.step_results() if record is not None else {}
+    artifacts, statuses = upstream(prepared.steps[step].deps, prepared, results, Store(workspace.cas), level)
+    return Resolved(step, record.run if record is not None else None, level, artifacts, statuses)
+
+
+def run_record(workspace: Workspace, run_id: str | None = None) -> RunRecord:
+    """Run ``run_id``'s record, or the latest completed run's when ``None``.
+
+    Raises:
+        RunError: ``run_not_found``, ``run_invalid``.
+    """
+    from ..store.records import latest_run, list_runs, read_run
+
+    if run_id is not None:
+        return read_run(workspace, run_id)
+    latest = latest_run(list_runs(workspace))
+    if latest is None:
+        raise RunError(f"no completed runs in {workspace.runs}", code="run_not_found")
+    return latest
+
+
+def read_artifact(workspace: Workspace, step: str, output: str | None = None, *, run_id: str | None = None) -> bytes:
+    """The bytes of ``step``'s artifact ``output`` (default: its only one) from run ``run_id``
+    (default: the latest completed run), re-hashed against the digest the run recorded.
+
+    Raises:
+        RunError: ``step_not_found``, ``artifact_missing``, ``integrity_mismatch``, ``run_not_found``.
+    """
+    from ..store.cas import MAX_ARTIFACT_BYTES, Store
+
+    record = run_record(workspace, run_id)
+    rec = record.step_results().get(step)
+    if rec is None:
+        raise RunError(f'run {record.run} has no step "{step}"', code="step_not_found")
+    made = rec.artifacts
+    have = ", ".join(sorted(made)) or "none"
+    if output is None:
+        if len(made) != 1:
+            which = "several artifacts: name one" if made else "no artifacts"
+            raise RunError(f'step "{step}" of run {record.run} recorded {which} (it has: {have})',
+                           code="artifact_missing")
+        output = next(iter(made))
+    elif output not in made:
+        raise RunError(f'step "{step}" of run {record.run} recorded no artifact {output!r} (it has: {have})',
+                       code="artifact_missing")
+    store = Store(workspace.cas)
+    digest = made[output].blake3
+    status, data = store.read(digest, MAX_ARTIFACT_BYTES)
+    if status == "missing":
+        raise RunError(f"{step}/{output} of run {record.run} is missing from the store ({store.path(digest)})",
+                       code="artifact_missing")
+    if data is None:
+        raise RunError(f"{step}/{output} of run {record.run} was changed after the run: "
+                       f"{store.path(digest)} no longer hashes to blake3:{digest}", code="integrity_mismatch")
+    return data
+
+
+# ------------------------------------------------------------------ records
+
+
+def journal(workspace: Workspace, run_id: str | None = None) -> str:
+    """The journal of run ``run_id`` (default: the latest completed run), every artifact re-checked."""
+    from ..run.reports import journal_markdown
+    from ..store.cas import Store
+
+    return journal_markdown(run_record(workspace, run_id), Store(workspace.cas))
+
+
+def runs(workspace: Workspace) -> list[RunRecord]:
+    """Every readable run record of the workspace, oldest first."""
+    from ..store.records import list_runs
+
+    return list_runs(workspace)
+
+
+def analytics(workspace: Workspace) -> dict[str, Any]:
+    """Figures over every run: see ``lodec.run.reports.analytics``."""
+    from ..run.reports import analytics as compute
+    from ..store.cas import Store
+    from ..store.records import list_runs
+
+    return compute(list_runs(workspace), Store(workspace.cas))
+
+
+def discard(workspace: Workspace, run_id: str, *, dry_run: bool = False) -> list[Path]:
+    """Delete run ``run_id``'s folder and the artifacts no other run records (``dry_run``: only list them).
+
+    Raises:
+        RunError: ``run_not_found``.
+    """
+    from ..store.records import discard as delete
+    from ..store.records import discard_plan
+
+    return discard_plan(workspace, run_id) if dry_run else delete(workspace, run_id)

@@ -1,0 +1,252 @@
+"""Use cases that sign and distribute: keys, ``sign``, ``pack``, ``unpack``.
+
+Formats: ``docs/signing.md`` (DSSE v1 envelope, in-toto Statement v1
+payload, Ed25519 keys) and ``docs/pack-format.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LodecError
+from .options import OptionsError, TrustOptions
+from .verify import VerifyResult, envelope_path_for, read_optional, verified_manifest, verify_target
+
+if TYPE_CHECKING:
+    from ..store.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class GeneratedKey:
+    """A key pair written by ``generate_key_pair``: both paths, the keyid, whether encrypted."""
+
+    private: Path
+    public: Path
+    keyid: str
+    encrypted: bool
+
+
+def generate_key_pair(name: str, *, passphrase: bytes | None = None, force: bool = False) -> GeneratedKey:
+    """Write ``NAME.key`` (PKCS#8 PEM, mode 0600) and ``NAME.pub`` (SubjectPublicKeyInfo PEM).
+
+    Raises:
+        OptionsError: ``NAME``'s file name is not a safe name.
+        LodecError: ``file_exists`` (without ``force``), ``file_unwritable``.
+    """
+    from ..files import atomic_write
+    from ..names import is_safe_name
+    from ..sign.keys import generate_key, private_key_pem
+
+    base = Path(name)
+    if not is_safe_name(base.name):
+        raise OptionsError(f"{base.name!r} is not a safe file name (A-Z a-z 0-9 . _ -)", param_hint="NAME")
+    private, public = base.with_name(base.name + ".key"), base.with_name(base.name + ".pub")
+    for path in (private, public):
+        if path.exists() and not force:
+            raise LodecError("already exists; pass --force to replace it", code="file_exists", file=str(path))
+    k = generate_key()
+    atomic_write(private, private_key_pem(k, passphrase), mode=0o600)
+    atomic_write(public, k.public.pem(), mode=0o644)
+    return GeneratedKey(private, public, k.public.keyid, passphrase is not None)
+
+
+def key_id(file: str, *, passphrase: bytes | None = None) -> str:
+    """The keyid of a public key (PEM or ``ssh-ed25519``) or private key file:
+    ``"sha256:"`` + hex SHA-256 of the DER SubjectPublicKeyInfo.
+
+    Raises:
+        KeyInvalid: unreadable, malformed, encrypted without the passphrase, or not Ed25519.
+    """
+    from ..sign.keys import load_any_key
+
+    return load_any_key(file, passphrase=passphrase).keyid
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The outcome of ``sign_manifest``: the envelope path, the signer's keyid, whether a signature
+    was added, the envelope's signature count, and the approved stack (name, version, digest, expiry)."""
+
+    envelope: Path
+    keyid: str
+    added: bool
+    signatures: int
+    stack: str
+    version: str
+    digest: str
+    expires: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"envelope": str(self.envelope), "keyid": self.keyid, "added": self.added,
+                "signatures": self.signatures, "expires": self.expires, "stack": self.stack,
+                "version": self.version, "digest": self.digest}
+
+
+def parse_expiry(now: datetime, expires: str | None, expires_in: str | None) -> datetime | None:
+    """The expiry of a new envelope from ``--expires TIMESTAMP`` or ``--expires-in DURATION`` (or ``None``).
+
+    Raises:
+        OptionsError: both given, or a value that does not parse.
+    """
+    from ..sign.statement import parse_duration, parse_time
+
+    if expires is not None and expires_in is not None:
+        raise OptionsError("give --expires or --expires-in, not both")
+    try:
+        if expires is not None:
+            return parse_time(expires)
+        if expires_in is not None:
+            delta: timedelta = parse_duration(expires_in)
+            return now + delta
+    except ValueError as exc:
+        raise OptionsError(str(exc), param_hint="--expires" if expires is not None else "--expires-in") from None
+    return None
+
+
+def sign_manifest(
+    manifest: str,
+    key_path: str,
+    *,
+    now: datetime,
+    expires: datetime | None = None,
+    passphrase: bytes | None = None,
+    steps_dir: str | None = None,
+    envelope: str | None = None,
+) -> Signed:
+    """Verify ``manifest`` (unsigned), then write or extend its DSSE envelope with a signature by ``key_path``.
+
+    Raises:
+        VerificationFailed: the stack does not verify (``.report`` has every problem).
+        LodecError: the key, the existing envelope or the write fails.
+    """
+    from ..files import atomic_write
+    from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
+    from ..sign.keys import load_private_key
+    from ..sign.signer import sign_stack
+    from ..sign.statement import format_time, parse_statement
+
+    env_path = Path(envelope) if envelope is not None else envelope_path_for(manifest)
+    try:
+        private = load_private_key(key_path, passphrase=passphrase)
+        stack = verified_manifest(manifest, steps_dir, "signed")
+        existing_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+        existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
+        signed, added = sign_stack(stack, private, now=now, expires=expires, existing=existing,
+                                   envelope_file=str(env_path))
+        if added:
+            atomic_write(env_path, signed.to_json())
+    except LodecError as exc:
+        raise exc.with_file(manifest) from None
+    approval = parse_statement(signed.payload, file=str(env_path))
+    return Signed(env_path, private.public.keyid, added, len(signed.signatures), approval.name, approval.version,
+                  approval.digest, format_time(approval.expires))
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A pack written by ``pack_manifest``: path, size in bytes, step count, whether signed,
+    the stack's name and version, and the file's BLAKE3 and SHA-256 (as b3sum/sha256sum print them)."""
+
+    output: str
+    size: int
+    steps: int
+    signed: bool
+    stack: str
+    version: str
+    blake3: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "bytes": self.size, "steps": self.steps, "signed": self.signed,
+                "digest": {"blake3": self.blake3, "sha256": self.sha256}}
+
+
+def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
+                  envelope: str | None = None) -> Packed:
+    """Verify ``manifest``, then write one deterministic ``.lodepack`` with its steps, schemas and envelope.
+
+    Raises:
+        VerificationFailed: the stack does not verify.
+        LodecError: a named envelope that is missing or malformed, a member
+            over its cap, ``file_unwritable``.
+    """
+    from ..files import atomic_write
+    from ..format.pack import build_pack
+    from ..format.schema import builtin_schema_bytes
+    from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
+    from ..sign.statement import file_digests
+    from ..stack.manifest import stack_schema_name
+
+    stack = verified_manifest(manifest, steps_dir, "packed")
+    env = Path(envelope) if envelope is not None else envelope_path_for(manifest)
+    envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES)
+    if envelope_bytes is None and envelope is not None:
+        raise LodecError("no such file", code="file_not_found", file=str(env))
+    if envelope_bytes is not None:
+        parse_envelope(envelope_bytes, file=str(env))  # refuse to pack a malformed envelope
+    data = build_pack(manifest_name=Path(manifest).name, manifest=stack.manifest_bytes,
+                      steps={name: vein.data for name, vein in stack.steps.items()},
+                      step_schema=builtin_schema_bytes("skill-step-v1"),
+                      stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
+                      envelope=envelope_bytes)
+    atomic_write(output, data)
+    digests = file_digests(data)
+    return Packed(output, len(data), len(stack.steps), envelope_bytes is not None, stack.name, stack.version,
+                  digests["blake3"], digests["sha256"])
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """The outcome of ``unpack_pack``: the verification, and the files written (none if it failed)."""
+
+    verification: VerifyResult
+    files: tuple[Path, ...]
+
+
+def unpack_pack(pack_file: str, output: str, trust: TrustOptions, *, unsigned: bool = False,
+                workspace: Workspace | None = None) -> Unpacked:
+    """Verify ``pack_file`` (signed, unless ``unsigned``), then extract exactly the verified bytes into ``output``.
+
+    Layout: ``<manifestName>``, ``<manifestName>.dsse`` (if signed),
+    ``steps/<name>.vein``, ``schemas/step.lode``, ``schemas/stack.lode``;
+    the manifest last, so its presence means every member is in place.
+    Nothing is written unless the pack verifies.
+
+    Raises:
+        OptionsError: no keys or policy without ``unsigned``, or both.
+        LodecError: ``output_not_empty``, ``file_unwritable``, or the pack cannot be read.
+    """
+    if not trust.signed and not unsigned:
+        raise OptionsError("unpack verifies signatures first: add --key A.pub (or --policy FILE), "
+                           "or --unsigned for a pack you trust by other means")
+    if trust.signed and unsigned:
+        raise OptionsError("--unsigned cannot be combined with --key or --policy")
+    result = verify_target(pack_file, workspace, trust)
+    if not result.ok or result.pack is None:
+        return Unpacked(result, ())
+    return Unpacked(result, tuple(_write_members(result, output)))
+
+
+def _write_members(result: VerifyResult, out_dir: str | os.PathLike[str]) -> list[Path]:
+    from ..files import atomic_write_many
+
+    pack, stack = result.pack, result.require()
+    assert pack is not None
+    out = Path(out_dir)
+    if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+        raise LodecError("output must be a new or empty directory (nothing is overwritten)",
+                         code="output_not_empty", file=str(out))
+    files: list[tuple[str | os.PathLike[str], bytes]] = [
+        (out / "schemas" / "step.lode", pack.step_schema),
+        (out / "schemas" / "stack.lode", pack.stack_schema),
+    ]
+    files += [(out / "steps" / f"{name}.vein", vein.data) for name, vein in stack.steps.items()]
+    if stack.envelope is not None:
+        files.append((out / f"{pack.manifest_name}.dsse", stack.envelope))
+    atomic_write_many(files)
+    atomic_write_many([(out / pack.manifest_name, stack.manifest_bytes)])
+    return [Path(p) for p, _ in files] + [out / pack.manifest_name]

@@ -1,0 +1,263 @@
+"""Use case: verify a target (a manifest with its steps, or a ``.lodepack``), signed or not.
+
+This is the one verification that ``lodec verify``, ``run``, ``plan``,
+``lock``, ``resolve``, ``sign``, ``pack`` and ``unpack`` share. Files are
+read once, bounded; their bytes go to the I/O-free checks
+(``lodec.stack.verify``, ``lodec.sign.trust``, ``lodec.sign.pack``), and
+``seal`` gives the verdict once. A successful signed verification records
+the stack's version in the workspace's rollback state, under its lock
+(``lodec.store.rollback``); an unsigned one records nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import LodecError, VerificationFailed
+from ..files import read_bounded
+from ..limits import DEFAULT_LIMITS, Limits
+from ..stack.verify import VerificationReport, VerifiedStack, seal, verify_stack
+from .options import OptionsError, TrustOptions, now_or, trust_policy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..format.pack import Pack
+    from ..format.schema import Schema
+    from ..sign.policy import TrustPolicy
+    from ..store.workspace import Workspace
+
+class NotVerified(VerificationFailed):
+    """A stack that must verify before an action (sign, pack) does not; ``.report`` has every problem.
+
+    Code ``verification_failed``; the message names the action and the manifest.
+    """
+
+
+#: Appended to a success line when signatures exist but were not checked.
+UNCHECKED_NOTE = " (signatures not checked: add --key or --policy)"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of ``verify_target``.
+
+    Attributes:
+        target: the path verified, as given.
+        report: every problem found; ``report.verified`` on success.
+        note: ``UNCHECKED_NOTE`` when the target is signed but no key or
+            policy was given, else ``""``.
+        pack: the decoded pack, when the target is one.
+        recorded: the rollback state file updated by this verification, if any.
+    """
+
+    target: str
+    report: VerificationReport
+    note: str = ""
+    pack: Pack | None = None
+    recorded: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def require(self) -> VerifiedStack:
+        """The ``VerifiedStack``, or raise ``VerificationFailed`` carrying the report."""
+        return self.report.require()
+
+
+def default_steps_dir(manifest_path: str | os.PathLike[str]) -> Path:
+    """``steps/`` beside the manifest."""
+    return Path(manifest_path).parent / "steps"
+
+
+def envelope_path_for(manifest_path: str | os.PathLike[str]) -> Path:
+    """``STACK.json.dsse`` beside ``STACK.json``."""
+    p = Path(manifest_path)
+    return p.with_name(p.name + ".dsse")
+
+
+def read_optional(path: str | os.PathLike[str], max_bytes: int) -> bytes | None:
+    """The file's bytes (bounded), or ``None`` if it does not exist."""
+    try:
+        return read_bounded(path, max_bytes)
+    except LodecError as exc:
+        if exc.code == "file_not_found":
+            return None
+        raise
+
+
+def is_pack_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` starts with the vein magic (a ``.lodepack``), not JSON."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"VEIN"
+    except OSError:
+        return False
+
+
+def step_files(
+    manifest_path: str | os.PathLike[str], steps_dir: str | os.PathLike[str] | None, limits: Limits = DEFAULT_LIMITS
+) -> tuple[Callable[[str], str], Callable[[str], bytes | None]]:
+    """``(step_file, read_step)`` over ``<steps_dir>/<name>.vein`` (default ``steps/`` beside the manifest)."""
+    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
+    prefix = os.path.join(os.fspath(steps_path), "")
+
+    def step_file(name: str) -> str:
+        return f"{prefix}{name}.vein"
+
+    def read_step(name: str) -> bytes | None:
+        # The core only passes safe names, so this cannot leave steps_path.
+        return read_optional(step_file(name), limits.max_file_bytes)
+
+    return step_file, read_step
+
+
+def verify_stack_files(
+    manifest_path: str | os.PathLike[str],
+    steps_dir: str | os.PathLike[str] | None = None,
+    *,
+    step_schema: Schema | None = None,
+    stack_schema: Schema | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> VerificationReport:
+    """Unsigned verification of ``manifest_path`` against ``<steps_dir>/<stepName>.vein`` files.
+
+    Each file is read once, size-bounded; the ``VerifiedStack`` holds those bytes.
+
+    Raises:
+        LodecError: only if the manifest itself cannot be read
+            (``file_not_found``, ``file_unreadable``, ``limit_exceeded``).
+    """
+    manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
+    step_file, read_step = step_files(manifest_path, steps_dir, limits)
+    return verify_stack(manifest_bytes, read_step, manifest_file=str(manifest_path), step_file=step_file,
+                        step_schema=step_schema, stack_schema=stack_schema, limits=limits)
+
+
+def verified_manifest(manifest: str, steps_dir: str | None, action: str) -> VerifiedStack:
+    """The ``VerifiedStack`` of an unsigned ``manifest`` that is about to be ``action`` (signed, packed).
+
+    Raises:
+        NotVerified: code ``verification_failed``, naming the manifest,
+            with ``.report`` listing every problem.
+    """
+    report = verify_stack_files(manifest, steps_dir)
+    if not report.ok:
+        exc = NotVerified(report, f"not {action}: the stack fails verification ({len(report.problems)} problem(s))")
+        exc.file = manifest
+        raise exc
+    return report.require()
+
+
+def load_pack_file(path: str | os.PathLike[str]) -> Pack:
+    """Read (bounded by ``MAX_PACK_BYTES``) and decode a pack; see ``lodec.format.pack.read_pack``."""
+    from ..format.pack import MAX_PACK_BYTES, read_pack
+
+    return read_pack(read_bounded(path, MAX_PACK_BYTES), file=os.fspath(path))
+
+
+def verify_target(
+    target: str,
+    workspace: Workspace | None = None,
+    trust: TrustOptions | None = None,
+    *,
+    steps_dir: str | None = None,
+    envelope: str | None = None,
+) -> VerifyResult:
+    """Verify ``target``: ``STACK.json`` with its steps, or a pack; signed when ``trust`` names keys or a policy.
+
+    Args:
+        target: a manifest path, or a ``.lodepack`` (recognised by its magic).
+        workspace: where the rollback state lives (needed for signed
+            verification; default ``Workspace.discover()``).
+        trust: keys / threshold / policy / expected name / reference time.
+        steps_dir: the veins' folder (manifests only; default ``steps/`` beside it).
+        envelope: the DSSE envelope (manifests only, signed only; default ``STACK.json.dsse``).
+
+    Raises:
+        OptionsError: options that do not go together (code ``usage``).
+        LodecError: the target, a key, the policy or the rollback state cannot
+            be read or parsed (one-line error naming the file).
+    """
+    trust = trust or TrustOptions()
+    now = now_or(trust.now)  # one reference time for the whole verification
+    policy = trust_policy(trust)
+    if trust.expected_name is not None and policy is None:
+        raise OptionsError("--name is checked against the signed name: add --key or --policy")
+    if is_pack_file(target):
+        if steps_dir is not None or envelope is not None:
+            raise OptionsError("--steps and --envelope apply to STACK.json, not to a pack")
+        return _verify_pack(target, workspace, policy, now, trust.expected_name)
+    if policy is None:
+        if envelope is not None:
+            raise OptionsError("--envelope is checked only with --key or --policy")
+        report = verify_stack_files(target, steps_dir)
+        note = UNCHECKED_NOTE if envelope_path_for(target).exists() else ""
+        return VerifyResult(target, report, note)
+    return _verify_signed_files(target, workspace, policy, now, trust.expected_name, steps_dir, envelope)
+
+
+def _workspace(workspace: Workspace | None) -> Workspace:
+    if workspace is not None:
+        return workspace
+    from ..store.workspace import Workspace
+
+    return Workspace.discover()
+
+
+def _verify_signed_files(
+    target: str,
+    workspace: Workspace | None,
+    policy: TrustPolicy,
+    now: datetime,
+    expected_name: str | None,
+    steps_dir: str | None,
+    envelope: str | None,
+) -> VerifyResult:
+    from ..sign.dsse import MAX_ENVELOPE_BYTES
+    from ..sign.trust import check_signed_stack
+    from ..store.rollback import load_state
+
+    state = _workspace(workspace).rollback_state
+    env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
+    manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
+    envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+    step_file, read_step = step_files(target, steps_dir)
+    report = seal(*check_signed_stack(
+        manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=load_state(state),
+        expected_name=expected_name, manifest_file=target, envelope_file=str(env_path), step_file=step_file,
+    ))
+    return VerifyResult(target, report, recorded=_record(report, state, now))
+
+
+def _verify_pack(
+    target: str, workspace: Workspace | None, policy: TrustPolicy | None, now: datetime, expected_name: str | None
+) -> VerifyResult:
+    from ..sign.pack import check_pack
+
+    pack = load_pack_file(target)
+    if policy is None:
+        report = seal(*check_pack(pack, file=target))
+        return VerifyResult(target, report, UNCHECKED_NOTE if pack.envelope is not None else "", pack)
+    from ..store.rollback import load_state
+
+    state = _workspace(workspace).rollback_state
+    report = seal(*check_pack(pack, file=target, policy=policy, now=now, trusted_versions=load_state(state),
+                              expected_name=expected_name))
+    return VerifyResult(target, report, pack=pack, recorded=_record(report, state, now))
+
+
+def _record(report: VerificationReport, state: Path, now: datetime) -> Path | None:
+    """Record a successful signed verification's version in the rollback state."""
+    from ..store.rollback import record_verified
+
+    v = report.verified
+    if v is None or v.envelope is None:
+        return None
+    record_verified(state, v.name, v.version, v.digest, now)
+    return state

@@ -1,0 +1,205 @@
+"""What runs report: upstream resolution, the journal, provenance and analytics.
+
+Everything that reports on artifacts (``upstream``, ``journal_markdown``,
+``analytics``) re-hashes them through ``Store.check``: a name is a claim,
+the bytes are the evidence. Formats: ``docs/run-records.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..files import atomic_write
+from ..sign.statement import STATEMENT_TYPE
+from ..store.cas import ArtifactDigest, Store
+from ..store.records import RunRecord, StepResult
+
+if TYPE_CHECKING:
+    from .executor import PreparedRun
+
+PROVENANCE_PREDICATE = "https://lodec.dev/provenance/run/v1"
+
+
+def upstream(
+    deps: Sequence[str],
+    plan: PreparedRun,
+    results: Mapping[str, StepResult],
+    store: Store,
+    trust: str,
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """``(upstream_artifacts, upstream_status)`` for a step depending on ``deps``.
+
+    Keys are ``<step>/<output>`` for every declared output of every
+    dependency. Each recorded artifact is re-hashed: ``verified``,
+    ``integrity_mismatch``, ``missing`` (its step failed or did not run, or
+    the file is gone) or ``skipped`` (its step was skipped). A path is given
+    for ``verified``, and under ``normal`` trust also for ``integrity_mismatch``.
+    """
+    artifacts: dict[str, str | None] = {}
+    statuses: dict[str, str] = {}
+    for dep in deps:
+        rec = results.get(dep)
+        for output in plan.steps[dep].outputs:
+            key = f"{dep}/{output}"
+            digest = rec.artifacts.get(output) if rec is not None else None
+            if rec is not None and rec.status == "skipped":
+                status = "skipped"
+            elif digest is None:
+                status = "missing"
+            else:
+                status = store.check(digest.blake3)
+            statuses[key] = status
+            shown = status == "verified" or (status == "integrity_mismatch" and trust == "normal")
+            artifacts[key] = str(store.path(digest.blake3)) if shown and digest else None
+    return artifacts, statuses
+
+
+def artifact_rows(record: RunRecord, store: Store) -> Iterable[tuple[str, str, ArtifactDigest, str]]:
+    """``(step, output, digest, state)`` for every artifact of a run, re-hashed now:
+    ``verified``, ``tampered`` or ``missing``."""
+    for step, rec in record.steps.items():
+        for output, digest in sorted(rec.artifacts.items()):
+            status = store.check(digest.blake3)
+            yield step, output, digest, {"integrity_mismatch": "tampered"}.get(status, status)
+
+
+def journal_markdown(record: RunRecord, store: Store) -> str:
+    """The run's journal: a header, then a ``## <step>`` section per step with its status,
+    headline and artifact digests, each re-checked (``TAMPERED`` / ``MISSING`` when so)."""
+    stack = record.stack
+    lines = [
+        f"# Run {record.run}: {stack.name} {stack.version}",
+        "",
+        f"- status: **{record.status}** (exit {record.exit_code})",
+        f"- stack digest: `{stack.digest}`",
+        f"- trust: {record.trust}; sandbox: {record.sandbox}",
+        f"- started: {record.started}; ended: {record.ended}; duration: {_seconds(record.duration_ms)}",
+        "",
+    ]
+    rows: dict[str, list[tuple[str, ArtifactDigest, str]]] = {}
+    for step, output, digest, state in artifact_rows(record, store):
+        rows.setdefault(step, []).append((output, digest, state))
+    for step in _in_order(record):
+        rec = record.steps[step]
+        why = f" ({rec.reason}: {rec.detail})" if rec.reason else ""
+        lines += [
+            f"## {step}",
+            "",
+            f"- status: **{rec.status}**{why}",
+            f"- skill: `{rec.skill}` `{rec.skillDigest}` ({rec.concurrency})",
+            f"- exit code: {rec.exit_code}; duration: {_seconds(rec.duration_ms)}",
+            f"- headline: {rec.headline or '(none)'}",
+        ]
+        if rows.get(step):
+            lines.append("- artifacts:")
+            for output, digest, state in rows[step]:
+                mark = "" if state == "verified" else f" **{state.upper()}**"
+                lines.append(f"  - `{output}` blake3:{digest.blake3} sha256:{digest.sha256} "
+                             f"({digest.size} bytes){mark}")
+        else:
+            lines.append("- artifacts: none")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_journal(run_dir: Path, record: RunRecord, store: Store) -> None:
+    """Write ``journal.md`` atomically."""
+    atomic_write(run_dir / "journal.md", journal_markdown(record, store).encode())
+
+
+def provenance(record: RunRecord) -> dict[str, Any]:
+    """An in-toto Statement v1 for a run (``docs/run-records.md``).
+
+    ``subject``: one entry per artifact, ``<step>/<output>``, digest set
+    ``{blake3, sha256}``. Predicate ``https://lodec.dev/provenance/run/v1``:
+    the run id, status, times, trust, and ``materials``: the stack (its
+    canonical digest) and every skill (its tree digest).
+    """
+    subject = []
+    for step, rec in record.steps.items():
+        for output, digest in sorted(rec.artifacts.items()):
+            subject.append({"name": f"{step}/{output}", "digest": {"blake3": digest.blake3, "sha256": digest.sha256}})
+    stack = record.stack
+    materials = [{"uri": f"lodec:stack:{stack.name}@{stack.version}",
+                  "digest": {"blake3": stack.digest.removeprefix("blake3:")}}]
+    materials += [{"uri": ref, "digest": {"blake3": digest.removeprefix("blake3:")}}
+                  for ref, digest in sorted(record.skills.items())]
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": PROVENANCE_PREDICATE,
+        "predicate": {
+            "run": record.run,
+            "status": record.status,
+            "startedOn": record.started,
+            "finishedOn": record.ended,
+            "trust": record.trust,
+            "sandbox": record.sandbox,
+            "materials": materials,
+            "steps": {s: {"status": r.status, "fingerprint": r.fingerprint, "exitCode": r.exit_code}
+                      for s, r in record.steps.items()},
+        },
+    }
+
+
+def write_provenance(run_dir: Path, record: RunRecord) -> None:
+    """Write ``provenance.json`` atomically (keys sorted, 2-space indent)."""
+    atomic_write(run_dir / "provenance.json",
+                 (json.dumps(provenance(record), indent=2, sort_keys=True) + "\n").encode())
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile (``p`` in 0..100) of ``values``; ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100), at least 1
+    return ordered[int(rank) - 1]
+
+
+def analytics(runs: Sequence[RunRecord], store: Store) -> dict[str, Any]:
+    """Counts over runs: runs by status; per step, counts by status and duration p50/p95 (ms,
+    nearest rank); artifacts by re-checked state (``verified``/``tampered``/``missing``)."""
+    by_status: dict[str, int] = {}
+    counts: dict[str, dict[str, int]] = {}
+    durations_by_step: dict[str, list[float]] = {}
+    artifacts = {"verified": 0, "tampered": 0, "missing": 0}
+    tampered: list[str] = []
+    for record in runs:
+        by_status[record.status] = by_status.get(record.status, 0) + 1
+        for name, rec in record.steps.items():
+            step_counts = counts.setdefault(name, {})
+            step_counts[rec.status] = step_counts.get(rec.status, 0) + 1
+            durations = durations_by_step.setdefault(name, [])
+            if rec.duration_ms is not None:
+                durations.append(rec.duration_ms)
+        for step, output, _digest, state in artifact_rows(record, store):
+            artifacts[state] += 1
+            if state == "tampered":
+                tampered.append(f"{record.run}/{step}/{output}")
+    steps = {name: {"counts": counts[name],
+                    "duration_ms": {"p50": percentile(durations_by_step[name], 50),
+                                    "p95": percentile(durations_by_step[name], 95)}}
+             for name in sorted(counts)}
+    run_durations = [r.duration_ms for r in runs if r.duration_ms is not None]
+    return {
+        "runs": len(runs),
+        "runs_by_status": dict(sorted(by_status.items())),
+        "run_duration_ms": {"p50": percentile(run_durations, 50), "p95": percentile(run_durations, 95)},
+        "steps": steps,
+        "artifacts": artifacts,
+        "tampered": tampered,
+    }
+
+
+def _in_order(record: RunRecord) -> list[str]:
+    """The record's steps in the run's topological order (``run.json`` sorts its keys)."""
+    order = [s for s in record.order if s in record.steps]
+    return order + sorted(s for s in record.steps if s not in order)
+
+
+def _seconds(ms: float | None) -> str:
+    return "–" if ms is None else f"{ms / 1000:.3f} s"
