@@ -677,6 +677,28 @@ def test_unknown_needs_is_an_error_with_location() -> None:
     assert error.location == "/jobs/build/needs"
 
 
+def test_locations_escape_pointer_tokens_and_stay_printable() -> None:
+    # RFC 6901: "~" -> "~0", "/" -> "~1"; control characters as \\uXXXX keep the message on one line.
+    error = source_error('jobs: {"x/y~z": {steps: [{run: a, with: {"k\\tv": [1]}}]}}')
+    assert error.location == "/jobs/x~1y~0z/steps/0/with/k\\u0009v"
+    error = source_error('jobs: {j: {steps: [{run: a, with: {"run": b}}]}}')
+    assert error.location == "/jobs/j/steps/0/with/run"
+
+
+def test_needs_cycle_is_reported_along_its_edges_from_the_first_job() -> None:
+    error = source_error(
+        """
+        jobs:
+          a: {steps: [{run: a}]}
+          b: {needs: [a, d], steps: [{run: b}]}
+          c: {needs: b, steps: [{run: c}]}
+          d: {needs: c, steps: [{run: d}]}
+        """
+    )
+    assert error.message == "jobs form a cycle through 'needs': b -> d -> c -> b"
+    assert error.location == "/jobs/c/needs"
+
+
 def test_needs_cycle_and_self_need_are_errors() -> None:
     error = source_error(
         """
@@ -915,14 +937,24 @@ def test_import_workflow_rejects_bad_utf8(tmp_path: Path) -> None:
 def test_import_workflow_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as info:
         import_workflow(tmp_path / "absent.yml")
-    assert "cannot read" in info.value.message
+    assert info.value.message == "cannot read workflow: No such file or directory"
+    assert info.value.code == "source_invalid"
+
+
+def test_import_workflow_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(SourceError) as info:
+        import_workflow(tmp_path)
+    assert info.value.message == "cannot read workflow: not a regular file"
+    assert info.value.file == str(tmp_path)
 
 
 def test_import_workflow_oversized_file(tmp_path: Path) -> None:
     path = tmp_path / "big.yml"
     path.write_bytes(b"#" * (MAX_WORKFLOW_BYTES + 1))
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(LimitExceeded) as info:
         import_workflow(path)
+    assert info.value.message == f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes"
+    assert info.value.file == str(path)
 
 
 def test_all_errors_are_lodec_errors() -> None:

@@ -25,6 +25,7 @@ and the limits in full.
 from __future__ import annotations
 
 import datetime
+import errno
 import math
 import os
 import re
@@ -36,8 +37,11 @@ from typing import NoReturn
 
 import yaml
 
-from ..errors import LimitExceeded, SourceError
+from ..errors import FileMissing, FileUnreadable, LimitExceeded, SourceError
+from ..files import read_bounded
+from ..format.strictjson import pointer as json_pointer
 from ..names import MAX_NAME_LENGTH, check_name
+from ..stack.graph import first_cycle
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
@@ -93,18 +97,20 @@ def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
     Raises:
         LimitExceeded: the file is larger than :data:`MAX_WORKFLOW_BYTES`
             (checked before it is parsed).
-        SourceError: the file cannot be read, is not UTF-8 (location
+        SourceError: the file cannot be read (``cannot read workflow: ...``;
+            a missing file included), is not UTF-8 (location
             ``@<byte offset>``), or is not a workflow lodec can import.
     """
     label = os.fspath(path)
     try:
-        with open(path, "rb") as handle:
-            # Read one byte past the cap so an over-long file is never held whole.
-            data = handle.read(MAX_WORKFLOW_BYTES + 1)
-    except OSError as exc:
-        raise SourceError(f"cannot read workflow: {exc.strerror or exc}", file=label) from exc
-    if len(data) > MAX_WORKFLOW_BYTES:
-        raise LimitExceeded(f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes", file=label)
+        data = read_bounded(path, MAX_WORKFLOW_BYTES)
+    except LimitExceeded:
+        raise LimitExceeded(f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes", file=label) from None
+    except FileMissing:
+        # Worded like the other read errors, which carry the OS's strerror.
+        raise SourceError(f"cannot read workflow: {os.strerror(errno.ENOENT)}", file=label) from None
+    except FileUnreadable as exc:
+        raise SourceError(f"cannot read workflow: {exc.message}", file=label) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -360,7 +366,7 @@ class _Importer:
                 if key in inputs:
                     self.fail(
                         f"input {key!r} is set both by the step and by its 'with:'",
-                        where + "/with/" + _escape(key),
+                        _pointer_join(where + "/with", key),
                     )
                 inputs[key] = self.scalar_text(node[key], _pointer_join(where, key))
         if inputs:
@@ -406,31 +412,13 @@ class _Importer:
                 job.records[0]["dependsOn"] = last_steps
 
     def refuse_cycles(self, jobs: dict[str, _Job]) -> None:
-        """Fail on the first ``needs:`` cycle met in file order (iterative DFS)."""
-        done: set[str] = set()
-        for root in jobs:
-            if root in done:
-                continue
-            path: list[str] = [root]
-            on_path = {root}
-            pending = [iter([needed for needed, _ in jobs[root].needs])]
-            while pending:
-                needed = next(pending[-1], None)
-                if needed is None:
-                    pending.pop()
-                    finished = path.pop()
-                    on_path.discard(finished)
-                    done.add(finished)
-                elif needed in on_path:
-                    cycle = [*path[path.index(needed) :], needed]
-                    self.fail(
-                        "jobs form a cycle through 'needs': " + " -> ".join(cycle),
-                        jobs[cycle[-2]].pointer + "/needs",
-                    )
-                elif needed not in done:
-                    path.append(needed)
-                    on_path.add(needed)
-                    pending.append(iter([n for n, _ in jobs[needed].needs]))
+        """Fail on the first ``needs:`` cycle met in file order."""
+        cycle = first_cycle({job_id: [needed for needed, _ in job.needs] for job_id, job in jobs.items()})
+        if cycle is not None:
+            self.fail(
+                "jobs form a cycle through 'needs': " + " -> ".join(cycle),
+                jobs[cycle[-2]].pointer + "/needs",
+            )
 
     # -- values ----------------------------------------------------------
 
@@ -568,18 +556,19 @@ def _ordered(record: dict[str, object]) -> dict[str, object]:
     }
 
 
-def _escape(token: str) -> str:
-    """One JSON-pointer token (RFC 6901), kept printable for one-line messages."""
-    token = token.replace("~", "~0").replace("/", "~1")
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in token)
+def _printable(text: str) -> str:
+    """``text`` with non-printable characters as ``\\uXXXX``, so locations stay on one line."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _pointer(*tokens: str) -> str:
-    return "".join("/" + _escape(token) for token in tokens)
+    """The JSON pointer (RFC 6901, ``lodec.format.strictjson.pointer``) of ``tokens``, kept printable."""
+    return _printable(json_pointer(list(tokens)))
 
 
 def _pointer_join(base: str, token: str) -> str:
-    return base + "/" + _escape(token)
+    """``base`` (a pointer) extended by one token."""
+    return base + _pointer(token)
 
 
 def _key_label(key: object) -> str:
