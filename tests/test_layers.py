@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
-@pytest.mark.xfail(strict=False, reason="layering refactor in progress")
 def test_import_layer_contracts_are_kept() -> None:
     if not LINT_IMPORTS.exists():
         pytest.fail(f"{LINT_IMPORTS} not found: install the test extra (pip install -e '.[test]')")

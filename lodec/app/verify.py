@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LodecError, VerificationFailed
+from ..errors import FileMissing, VerificationFailed
 from ..files import read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
 from ..stack.verify import VerificationReport, VerifiedStack, seal, verify_stack
@@ -85,10 +85,8 @@ def read_optional(path: str | os.PathLike[str], max_bytes: int) -> bytes | None:
     """The file's bytes (bounded), or ``None`` if it does not exist."""
     try:
         return read_bounded(path, max_bytes)
-    except LodecError as exc:
-        if exc.code == "file_not_found":
-            return None
-        raise
+    except FileMissing:
+        return None
 
 
 def is_pack_file(path: str | os.PathLike[str]) -> bool:

@@ -214,7 +214,7 @@ class _Executor:
         workspace = self.options.workspace
         self.run_dir.mkdir(parents=True)
         for ref, skill in plan.skills.items():
-            materialize(skill, self.run_dir / "skills" / skill_name(ref))
+            materialize(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
         started, t0 = utc_now(), time.monotonic()
         record = RunRecord(
             format=records.RUN_FORMAT,
@@ -316,11 +316,11 @@ class _Executor:
 
     def _execute(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> StepResult:
         opts, cfg = self.options, step.skill.config
-        step_dir = self.run_dir / "steps" / step.name
+        step_dir = opts.workspace.step_dir(self.run_id, step.name)
         work, out = step_dir / "work", step_dir / "out"
         work.mkdir(parents=True)
         out.mkdir()
-        skill_dir = self.run_dir / "skills" / step.skill.name
+        skill_dir = opts.workspace.run_skill_dir(self.run_id, step.skill.name)
         stack = self.run_plan.stack
         request = {
             "request": REQUEST_FORMAT,

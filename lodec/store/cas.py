@@ -14,7 +14,7 @@ from pathlib import Path
 import blake3
 import msgspec
 
-from ..errors import LodecError
+from ..errors import FileMissing, LodecError
 from ..files import atomic_write
 
 #: Largest artifact a step may leave (bytes). Checked before reading.
@@ -78,10 +78,8 @@ class Store:
         path = self.path(blake3_hex)
         try:
             data = read_bounded(path, max_bytes)
-        except LodecError as exc:
-            if exc.code == "file_not_found":
-                return "missing", None
-            raise
+        except FileMissing:
+            return "missing", None
         if blake3.blake3(data).hexdigest() != blake3_hex:
             return "integrity_mismatch", None
         return "verified", data

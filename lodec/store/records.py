@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from ..errors import LodecError, RunError
+from ..errors import FileMissing, LodecError, RunError
 from ..files import atomic_write, read_bounded
 from ..format.strictjson import loads_strict
 from ..names import is_safe_name
@@ -174,9 +174,9 @@ def read_run(workspace: Workspace, run_id: str) -> RunRecord:
     path = workspace.run_dir(run_id) / "run.json"
     try:
         data = read_bounded(path, MAX_RUN_RECORD_BYTES)
+    except FileMissing:
+        raise RunError(f"no run {run_id} in {workspace.runs}", code="run_not_found") from None
     except LodecError as exc:
-        if exc.code == "file_not_found":
-            raise RunError(f"no run {run_id} in {workspace.runs}", code="run_not_found") from None
         raise RunError(f"unreadable run record: {exc.message}", code="run_invalid", file=str(path)) from None
     return parse_run(data, file=str(path))
 

@@ -8,7 +8,8 @@ passed to everything that touches state; nothing else builds a state path.
 - ``state``: ``<git root of root>/.lodec`` inside a git repository (never a
   subdirectory's), else ``$LODEC_HOME`` (default ``~/.lodec``).
 - Under ``state``: ``skills/`` (installed skills), ``runs/<run id>/`` (run
-  records), ``cas/`` (the artifact store), ``trusted-stacks.json`` (the
+  records; in each, ``skills/<name>`` as materialised and ``steps/<step>``),
+  ``cas/`` (the artifact store), ``trusted-stacks.json`` (the
   rollback state, unless ``--state FILE`` overrides it) and its lock file.
 
 The git root is found by walking up to the first folder holding a ``.git``
@@ -108,6 +109,14 @@ class Workspace:
     def run_dir(self, run_id: str) -> Path:
         """``<state>/runs/<run id>`` (``run_id`` must be a safe name; the caller checks)."""
         return self.runs / run_id
+
+    def run_skill_dir(self, run_id: str, skill: str) -> Path:
+        """``runs/<run id>/skills/<skill>``: the skill as materialised for that run."""
+        return self.run_dir(run_id) / "skills" / skill
+
+    def step_dir(self, run_id: str, step: str) -> Path:
+        """``runs/<run id>/steps/<step>``: the step's logs, and its working and output folders while it runs."""
+        return self.run_dir(run_id) / "steps" / step
 
     def skill_roots(self, stack_path: str | os.PathLike[str] | None = None) -> list[Path]:
         """Where ``skill:<name>`` is looked up, in order (``docs/skill-contract.md``).
