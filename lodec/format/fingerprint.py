@@ -1,9 +1,12 @@
-"""Domain-separated BLAKE3 digests: schema digests and record fingerprints.
+"""Digests: domain-separated BLAKE3 schema digests and record fingerprints,
+and the plain BLAKE3 + SHA-256 digest pair of a file's bytes.
 
-Both use BLAKE3 in ``derive_key`` mode (BLAKE3 spec §2.3), each with its own
-fixed context string, so a schema digest can never equal a fingerprint of
-the same bytes. Printed form: ``blake3:<64 lowercase hex>`` (the OCI
-``algorithm:encoded`` digest convention).
+Schema digests and fingerprints use BLAKE3 in ``derive_key`` mode (BLAKE3
+spec §2.3), each with its own fixed context string, so a schema digest can
+never equal a fingerprint of the same bytes. Printed form:
+``blake3:<64 lowercase hex>`` (the OCI ``algorithm:encoded`` digest
+convention). ``file_digests`` is neither: plain hashes of exact bytes, as
+``b3sum`` / ``sha256sum`` print them (in-toto subjects, packs, artifacts).
 """
 
 from __future__ import annotations
@@ -48,3 +51,14 @@ def format_fingerprint(raw: bytes) -> str:
 def is_fingerprint(text: object) -> bool:
     """True if ``text`` is a well-formed ``blake3:<64 lowercase hex>`` string."""
     return isinstance(text, str) and FINGERPRINT_PATTERN.fullmatch(text) is not None
+
+
+def file_digests(data: bytes) -> dict[str, str]:
+    """The in-toto digest set of ``data``: ``{"blake3": hex, "sha256": hex}``.
+
+    Plain (unkeyed, no context) BLAKE3 and SHA-256 of the exact bytes, each
+    64 lowercase hex digits: what ``b3sum`` and ``sha256sum`` print.
+    """
+    import hashlib  # loads OpenSSL; only signing, packs and artifacts need it
+
+    return {"blake3": blake3(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}

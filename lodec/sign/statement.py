@@ -20,17 +20,15 @@ no whitespace, so one approval always has one byte form.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from blake3 import blake3
-
 from ..errors import EnvelopeError, LodecError
-from ..format.fingerprint import is_fingerprint
+# file_digests is re-exported: lodec.sign.signer, lodec.sign.trust and lodec.app.signing import it from here.
+from ..format.fingerprint import file_digests, is_fingerprint
 from ..limits import Limits
 from ..format.strictjson import loads_strict
 
@@ -61,11 +59,6 @@ class Approval:
     digest: str
     expires: datetime
     subject_digests: dict[str, str]
-
-
-def file_digests(data: bytes) -> dict[str, str]:
-    """in-toto digest set of ``data``: ``{"blake3": hex, "sha256": hex}`` (plain hashes of the bytes)."""
-    return {"blake3": blake3(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def format_time(when: datetime) -> str:
