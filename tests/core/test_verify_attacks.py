@@ -1,7 +1,7 @@
 """Attacks on an unsigned stack, driven into the verification core as bytes.
 
 One test per attack of the threat model (``docs/design.md``; the CLI
-versions are ``tests/test_attacks.py``). Each builds the seed stack in
+versions are ``tests/cli/test_verify_rejections.py``). Each builds the seed stack in
 memory (manifest bytes plus step veins by name), applies one attack, calls
 ``lodec.stack.verify.verify_stack`` directly and checks all or nothing:
 ``report.ok`` is false, ``report.verified`` is ``None``, and the problems

@@ -1,8 +1,9 @@
-"""One test per attack on signed distribution (issue 3; TUF's attack list; design.md threat model).
+"""The command line's side of signed verification's refusals (TUF's attack list; design.md threat model).
 
 Each starts from the seed stack signed by alice and bob, applies one
 attack, and checks that `lodec verify` refuses it: exit 1, the attack's
-stable code, one line per problem and no traceback.
+stable code, one line per problem and no traceback. The core judges the
+same attacks from bytes in ``tests/core/test_sign_attacks.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import lodec
 from lodec.sign.dsse import parse_envelope
 
-from .conftest import EXPIRES, SEED_SOURCES, VERIFY_AT, run_cli, sign_cli, verify_signed
+from tests.conftest import EXPIRES, SEED_SOURCES, VERIFY_AT, run_cli, sign_cli, verify_signed
 
 
 def refused(target: Path, *args: str, codes: tuple[str, ...]) -> dict:

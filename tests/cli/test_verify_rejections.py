@@ -1,8 +1,10 @@
-"""One test per attack from the threat model (design.md) that verify must stop.
+"""The command line's side of verify's refusals: every attack of the threat model (design.md) that
+``lodec verify`` must stop, as a user sees it.
 
 Each builds the seed stack in a temp dir, applies one attack, and checks that
 `lodec verify` rejects the whole stack (exit 1, one line per problem, no
-traceback) with the expected stable code.
+traceback) with the expected stable code. The core judges the same attacks
+from bytes in ``tests/core/test_verify_attacks.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from lodec.errors import LimitExceeded
 from lodec.limits import Limits
 from lodec.stack.verify import verify_stack
 
-from .conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def rejected(manifest: Path, *codes: str) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 # Imported by other commands only (signing, policies, importers, skills, runs).
 NOT_ON_THE_FAST_PATH = (

@@ -11,7 +11,7 @@ import pytest
 
 import lodec
 
-from .conftest import ROOT, SEED_SOURCES, run_cli
+from tests.conftest import ROOT, SEED_SOURCES, run_cli
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "seed-vectors.json").read_text())
 
