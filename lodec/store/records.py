@@ -157,10 +157,15 @@ def parse_run(data: bytes, *, file: str) -> RunRecord:
     try:
         return msgspec.convert(doc, RunRecord)
     except msgspec.ValidationError as exc:
-        where, _, what = str(exc).rpartition(" - at `")
-        location = what.rstrip("`").removeprefix("$") if where else None
-        raise RunError(f"not a valid run record: {where or exc}", code="run_invalid", file=file,
-                       location=location or None) from None
+        message, _, path = str(exc).rpartition(" - at `")
+        raise RunError(f"not a valid run record: {message or exc}", code="run_invalid", file=file,
+                       location=_pointer(path.rstrip("`")) if message else None) from None
+
+
+def _pointer(path: str) -> str:
+    """msgspec's ``$.steps[...].status`` as a JSON pointer, ``/steps/…/status`` (``…``: some key)."""
+    out = path.removeprefix("$").replace("[...]", "/…").replace("[", "/").replace("]", "").replace(".", "/")
+    return out or "/"
 
 
 def read_run(workspace: Workspace, run_id: str) -> RunRecord:

@@ -1,0 +1,1 @@
+"""The application layer (lodec.app), driven as the Python API drives it."""
