@@ -1,9 +1,11 @@
 """lodec: canonical compiled skill steps, fingerprinted stacks, verify before run.
 
-The pipeline, module by module: ``schema`` (.lode) -> ``codec`` (vein) ->
-``fingerprint`` (BLAKE3) -> ``compiler`` (strict JSON -> vein) -> ``stack``
-(SkillStack manifests, DAG) -> ``verify`` (I/O-free core). The names below
-are the public API; import them from ``lodec``.
+Layers, bottom to top (``docs/architecture.md``): ``format`` (schemas,
+canonical CBOR veins, fingerprints, packs) -> ``stack`` (manifests, the DAG,
+the I/O-free verification core) -> ``sign`` (DSSE, policies, signed
+verification) -> ``store`` (files, the ``Workspace``, rollback state, CAS,
+run records) -> ``run`` / ``importers`` -> ``app`` (use cases) -> ``cli``.
+The names below are the public API; import them from ``lodec``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ _EXPORTS = {
     "VerificationReport": "stack.verify",
     "VerifiedStack": "stack.verify",
     "verify_stack_files": "app.verify",
+    "verify_target": "app.verify",
+    "VerifyResult": "app.verify",
+    "TrustOptions": "app.options",
+    "Workspace": "store.workspace",
     "check_name": "names",
 }
 
@@ -79,7 +85,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .format.fingerprint import fingerprint_bytes, format_fingerprint
     from .limits import DEFAULT_LIMITS, Limits
-    from .app.verify import verify_stack_files
+    from .app.options import TrustOptions
+    from .app.verify import VerifyResult, verify_stack_files, verify_target
+    from .store.workspace import Workspace
     from .names import check_name
     from .format.schema import Schema, builtin_schema, load_schema, parse_schema, skill_stack_schema, skill_step_schema
     from .stack.manifest import build_manifest, manifest_json, manifest_vein, topological_order
