@@ -7,7 +7,6 @@ the bytes are the evidence.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import msgspec
 
 from ..errors import FileMissing, LodecError
 from ..files import atomic_write
+from ..format.fingerprint import file_digests
 
 #: Largest artifact a step may leave (bytes). Checked before reading.
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
@@ -33,8 +33,9 @@ class ArtifactDigest(msgspec.Struct, frozen=True):
 
 
 def digest_bytes(data: bytes) -> ArtifactDigest:
-    """BLAKE3 and SHA-256 of ``data``."""
-    return ArtifactDigest(blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest(), len(data))
+    """BLAKE3 and SHA-256 of ``data`` (``format.fingerprint.file_digests``) and its size."""
+    digests = file_digests(data)
+    return ArtifactDigest(digests["blake3"], digests["sha256"], len(data))
 
 
 class Store:
