@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,6 @@ class OptionsError(LodecError):
         self.param_hint = param_hint
 
 
-@dataclass(frozen=True, slots=True)
 class TrustOptions:
     """Who must have signed, and against what, for a signed verification.
 
@@ -41,11 +39,23 @@ class TrustOptions:
     rollback state lives is the workspace's (``Workspace.rollback_state``).
     """
 
-    keys: tuple[str, ...] = ()
-    threshold: int | None = None
-    policy: str | None = None
-    expected_name: str | None = None
-    now: datetime | None = None
+    # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
+    __slots__ = ("keys", "threshold", "policy", "expected_name", "now")
+
+    def __init__(
+        self,
+        keys: tuple[str, ...] = (),
+        threshold: int | None = None,
+        policy: str | None = None,
+        expected_name: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.keys, self.threshold, self.policy = tuple(keys), threshold, policy
+        self.expected_name, self.now = expected_name, now
+
+    def __repr__(self) -> str:
+        return (f"TrustOptions(keys={self.keys!r}, threshold={self.threshold!r}, policy={self.policy!r}, "
+                f"expected_name={self.expected_name!r}, now={self.now!r})")
 
     @property
     def signed(self) -> bool:

@@ -12,7 +12,6 @@ the stack's version in the workspace's rollback state, under its lock
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +41,6 @@ class NotVerified(VerificationFailed):
 UNCHECKED_NOTE = " (signatures not checked: add --key or --policy)"
 
 
-@dataclass(frozen=True)
 class VerifyResult:
     """The outcome of ``verify_target``.
 
@@ -55,11 +53,12 @@ class VerifyResult:
         recorded: the rollback state file updated by this verification, if any.
     """
 
-    target: str
-    report: VerificationReport
-    note: str = ""
-    pack: Pack | None = None
-    recorded: Path | None = None
+    # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
+    __slots__ = ("target", "report", "note", "pack", "recorded")
+
+    def __init__(self, target: str, report: VerificationReport, note: str = "", pack: Pack | None = None,
+                 recorded: Path | None = None) -> None:
+        self.target, self.report, self.note, self.pack, self.recorded = target, report, note, pack, recorded
 
     @property
     def ok(self) -> bool:

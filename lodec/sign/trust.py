@@ -34,10 +34,9 @@ from typing import Any
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..format.schema import Schema, skill_step_schema
+from ..stack.signature import SignatureCheck, SignatureReport
 from ..stack.verify import (
     Candidate,
-    SignatureCheck,
-    SignatureReport,
     StepReader,
     VerificationReport,
     gc_paused,

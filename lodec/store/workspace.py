@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 STATE_DIR_NAME = ".lodec"
@@ -43,7 +42,6 @@ def lodec_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(value).expanduser() if value else Path.home() / STATE_DIR_NAME
 
 
-@dataclass(frozen=True, slots=True)
 class Workspace:
     """The project directory and every state path (absolute ``Path`` objects).
 
@@ -55,10 +53,20 @@ class Workspace:
             for ``state / "trusted-stacks.json"``.
     """
 
-    root: Path
-    state: Path
-    home: Path
-    state_file: Path | None = None
+    # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
+    __slots__ = ("root", "state", "home", "state_file")
+
+    def __init__(self, root: Path, state: Path, home: Path, state_file: Path | None = None) -> None:
+        self.root, self.state, self.home, self.state_file = root, state, home, state_file
+
+    def __repr__(self) -> str:
+        return f"Workspace(root={self.root!r}, state={self.state!r}, home={self.home!r}, state_file={self.state_file!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and (self.root, self.state, self.home, self.state_file) == (
+            other.root, other.state, other.home, other.state_file)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def discover(
