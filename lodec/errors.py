@@ -87,6 +87,12 @@ class DecodeError(LodecError):
     code = "vein_malformed"
 
 
+class SchemaMismatch(DecodeError):
+    """A vein's header names another schema than the one it is decoded with (code ``schema_mismatch``)."""
+
+    code = "schema_mismatch"
+
+
 class LimitExceeded(LodecError):
     """An input is larger than a documented limit (checked before the work).
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LodecError
+from ..errors import FileMissing, LodecError
 from .options import OptionsError, TrustOptions
 from .verify import VerifyResult, envelope_path_for, read_optional, verified_manifest, verify_target
 
@@ -185,7 +185,7 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
     env = Path(envelope) if envelope is not None else envelope_path_for(manifest)
     envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES)
     if envelope_bytes is None and envelope is not None:
-        raise LodecError("no such file", code="file_not_found", file=str(env))
+        raise FileMissing("no such file", file=str(env))
     if envelope_bytes is not None:
         parse_envelope(envelope_bytes, file=str(env))  # refuse to pack a malformed envelope
     data = build_pack(manifest_name=Path(manifest).name, manifest=stack.manifest_bytes,

@@ -34,7 +34,7 @@ from cbor2 import dumps as _cbor2_dumps
 from cbor2 import loads as _cbor2_loads
 
 from . import cbor
-from ..errors import DecodeError, LimitExceeded, SourceError
+from ..errors import DecodeError, LimitExceeded, SchemaMismatch, SourceError
 from .fingerprint import fingerprint_bytes, format_fingerprint
 from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .schema import Field, Schema
@@ -670,9 +670,8 @@ def check_header(data: bytes, schema: Schema, *, file: str = "<vein>") -> None:
     if data[4] != FORMAT_VERSION:
         raise DecodeError(f"vein format version {data[4]} is not supported (this lodec reads {FORMAT_VERSION})", code="unsupported_version", file=file, location="byte 4 (header)")
     if data[5:13] != schema.schema_id:
-        raise DecodeError(
+        raise SchemaMismatch(
             f"written for schema id {data[5:13].hex()}, not {schema.name} v{schema.version} ({schema.schema_id.hex()})",
-            code="schema_mismatch",
             file=file,
             location="byte 5 (header)",
         )

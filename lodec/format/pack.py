@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .codec import decode_vein, encode_record
-from ..errors import LodecError
+from ..errors import LimitExceeded, LodecError
 from ..limits import Limits
 from ..names import is_safe_name
 from .schema import lodepack_schema
@@ -102,7 +102,7 @@ def read_pack(data: bytes, *, file: str = "<pack>") -> Pack:
             name (``../x``, ``/etc/x``, NUL, ...).
     """
     if len(data) > MAX_PACK_BYTES:
-        raise LodecError(f"pack is {len(data)} bytes; the limit is {MAX_PACK_BYTES}", code="limit_exceeded", file=file)
+        raise LimitExceeded(f"pack is {len(data)} bytes; the limit is {MAX_PACK_BYTES}", file=file)
     record = decode_vein(data, lodepack_schema(), file=file, limits=PACK_LIMITS).record
     _check_manifest_name(record["manifestName"], file)
     steps: dict[str, bytes] = record["steps"]

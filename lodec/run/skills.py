@@ -21,7 +21,7 @@ from typing import Any
 
 import blake3
 
-from ..errors import SkillError
+from ..errors import LimitExceeded, SkillError
 from ..names import is_safe_name
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
@@ -137,8 +137,8 @@ def read_tree(folder: Path) -> tuple[SkillFile, ...]:
             elif stat.S_ISREG(st.st_mode):
                 total += st.st_size
                 if len(files) >= MAX_FILES or total > MAX_TREE_BYTES:
-                    raise SkillError(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
-                                     code="limit_exceeded", file=str(folder))
+                    raise LimitExceeded(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
+                                        file=str(folder))
                 with open(entry.path, "rb") as fh:
                     data = fh.read(st.st_size + 1)
                 if len(data) != st.st_size:
@@ -294,7 +294,7 @@ def load_skills(refs: Iterable[str], roots: Sequence[Path]) -> tuple[dict[str, S
     for ref in sorted(set(refs)):
         try:
             skills[ref] = load_skill(find_skill(ref, roots))
-        except SkillError as exc:
+        except (SkillError, LimitExceeded) as exc:
             errors.append(SkillError(f"{ref}: {exc}", code=exc.code))
     return skills, errors
 

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..format.codec import Vein, decode_vein, record_from_json
-from ..errors import LodecError, VerificationFailed
+from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import is_safe_name
@@ -352,7 +352,7 @@ def verify_steps(
             vein = decode_vein(data, step_schema, file=label, limits=limits)
         except LodecError as exc:
             report.steps.append(StepResult(name, "malformed", expected, None))
-            code = "schema_mismatch" if exc.code == "schema_mismatch" else "step_malformed"
+            code = "schema_mismatch" if isinstance(exc, SchemaMismatch) else "step_malformed"
             report.add(code, name, f'Step "{name}" malformed: {exc} [{exc.code}]')
             continue
         status = "verified"

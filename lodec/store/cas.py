@@ -13,7 +13,7 @@ from pathlib import Path
 import blake3
 import msgspec
 
-from ..errors import FileMissing, LodecError
+from ..errors import FileMissing, FileUnreadable
 from ..files import atomic_write
 from ..format.fingerprint import file_digests
 
@@ -97,5 +97,5 @@ class Store:
         except FileNotFoundError:
             return "missing"
         except OSError as exc:
-            raise LodecError(exc.strerror or str(exc), code="file_unreadable", file=str(target)) from None
+            raise FileUnreadable(exc.strerror or str(exc), file=str(target)) from None
         return "verified" if h.hexdigest() == blake3_hex else "integrity_mismatch"

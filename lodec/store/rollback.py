@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import FileMissing, LodecError
+from ..errors import FileMissing, FileUnwritable
 from ..files import atomic_write, read_bounded
 from ..sign.state import MAX_STATE_BYTES, TrustedVersion, parse_state, state_json
 
@@ -63,5 +63,5 @@ def record_verified(path: str | os.PathLike[str], name: str, version: str, diges
             records[name] = TrustedVersion(version, digest, format_time(when))
             atomic_write(target, state_json(records))
     except OSError as exc:
-        raise LodecError(exc.strerror or str(exc), code="file_unwritable", file=str(target)) from None
+        raise FileUnwritable(exc.strerror or str(exc), file=str(target)) from None
     return True
