@@ -202,7 +202,7 @@ def test_drifted_skill_is_refused_before_any_step_starts(project: Path) -> None:
         fh.write("# harmless-looking change\n")
     code, out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed")
     assert code == 1
-    assert "[skill_drifted]" in err and "skill:second drifted" in err and "nothing was started" in err
+    assert "[skill_drifted]" in err and "skill:second drifted" in err and "nothing may run" in err
     assert not marker.exists(), "no step may start when any skill drifted"
     assert not (project / "lodec-home" / "runs").exists()
 
@@ -230,14 +230,15 @@ def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
 
 def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> None:
     # prepare_run holds the verified bytes; the run materialises those, not the folder as it is later.
-    from lodec.app.verify import verify_stack_files
+    from lodec.app.verify import verify_target
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.store.workspace import Workspace
 
     skills = project / "stack" / "skills"
     make_skill(skills, "honest", 'print("honest"); write("out.txt", "honest\\n")\n')
     stack = make_stack(project / "stack", [step("a", "honest")])
-    prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
+    verified = verify_target(str(stack), Workspace.discover(project / "ws"))
+    prepared = prepare_run(verified.require(), verified.skills)
     (skills / "honest" / "run.py").write_text('#!/usr/bin/env python3\nprint("evil")\n')
     record = run_stack(prepared, RunOptions(workspace=Workspace(project / "ws", project / "state", project / "home"),
                                             allow_unsandboxed=True))
@@ -248,13 +249,14 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
 def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
     # The request is built from the verified vein held in memory, not from steps/<name>.vein read again.
     import lodec
-    from lodec.app.verify import verify_stack_files
+    from lodec.app.verify import verify_target
     from lodec.run.executor import RunOptions, prepare_run, run_stack
     from lodec.store.workspace import Workspace
 
     make_skill(project / "stack" / "skills", "echo", 'print(INPUTS["say"]); write("out.txt", "x")\n')
     stack = make_stack(project / "stack", [step("a", "echo", say="verified")])
-    prepared = prepare_run(verify_stack_files(stack).require(), Workspace.discover(project / "ws").skill_roots(stack))
+    verified = verify_target(str(stack), Workspace.discover(project / "ws"))
+    prepared = prepare_run(verified.require(), verified.skills)
     swapped = lodec.compile_value(step("a", "echo", say="swapped"), lodec.skill_step_schema(), file="a")
     (project / "stack" / "steps" / "a.vein").write_bytes(swapped.data)
     record = run_stack(prepared, RunOptions(workspace=Workspace(project / "ws", project / "state", project / "home"),

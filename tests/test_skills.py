@@ -11,7 +11,8 @@ import blake3
 import pytest
 
 from lodec.errors import SkillError
-from lodec.run.skills import find_skill, load_skill, tree_digest
+from lodec.format.tree import find_skill, tree_digest
+from lodec.run.skills import load_skill
 from lodec.store.workspace import Workspace
 from tests.conftest import ROOT, run_cli
 from tests.runkit import make_skill, make_stack, step
@@ -65,7 +66,7 @@ def test_tree_digest_changes_with_content_mode_and_name_but_not_umask(tmp_path: 
 
 
 def test_path_and_content_boundaries_cannot_be_shifted(tmp_path: Path) -> None:
-    from lodec.run.skills import SkillFile
+    from lodec.format.tree import SkillFile
 
     a = tree_digest([SkillFile("ab", 0o644, b"c")])
     b = tree_digest([SkillFile("a", 0o644, b"bc")])
@@ -276,3 +277,34 @@ def test_locked_stack_packs_and_verifies(tmp_path: Path) -> None:
     code, out, err = run_cli("verify", tmp_path / "s.lodepack", "--json")
     assert code == 0, err
     assert json.loads(out)["digest"] == json.loads(run_cli("verify", stack, "--json")[1])["digest"]
+
+
+def test_verify_refuses_a_drifted_skill_folder(tmp_path: Path) -> None:
+    # Operators gate CI on `lodec verify`: a skill edited after `lodec lock` must fail it, as `run` does.
+    stack = _locked(tmp_path)
+    skill = next(p for p in (stack.parent / "skills").iterdir() if p.is_dir())
+    (skill / "SKILL.md").write_text((skill / "SKILL.md").read_text() + "\nedited after lock\n")
+    code, out, err = run_cli("verify", stack)
+    assert code == 1 and "[skill_drifted]" in err and f"skill:{skill.name} drifted" in err
+    assert "nothing may run" in err
+    code, out, _ = run_cli("verify", stack, "--json")
+    assert code == 1 and [p["code"] for p in json.loads(out)["problems"]] == ["skill_drifted"]
+
+
+def test_verify_refuses_a_missing_skill_folder(tmp_path: Path) -> None:
+    import shutil
+
+    stack = _locked(tmp_path)
+    skill = next(p for p in (stack.parent / "skills").iterdir() if p.is_dir())
+    shutil.rmtree(skill)
+    code, out, _ = run_cli("verify", stack, "--json")
+    assert code == 1 and [p["code"] for p in json.loads(out)["problems"]] == ["skill_not_found"]
+
+
+def test_verify_no_skills_skips_the_check_and_says_so(tmp_path: Path) -> None:
+    stack = _locked(tmp_path)
+    skill = next(p for p in (stack.parent / "skills").iterdir() if p.is_dir())
+    (skill / "SKILL.md").write_text((skill / "SKILL.md").read_text() + "\nedited after lock\n")
+    code, out, err = run_cli("verify", stack, "--no-skills")
+    assert code == 0, err
+    assert out.rstrip().endswith("(skills not checked: --no-skills)")

@@ -114,7 +114,8 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
     from ..run.skills import load_skills
     from ..stack.manifest import lock_manifest, manifest_json
 
-    stack = verify_target(manifest, workspace, steps_dir=steps_dir).require()
+    # The skills are what lock pins, so the stack is verified without them.
+    stack = verify_target(manifest, workspace, steps_dir=steps_dir, check_skills=False).require()
     skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()),
                                  workspace.skill_roots(manifest))
     if errors:
@@ -138,8 +139,8 @@ def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None
     """
     from ..run.executor import prepare_run
 
-    stack = verify_target(target, workspace, trust, steps_dir=steps_dir).require()
-    return prepare_run(stack, workspace.skill_roots(target))
+    result = verify_target(target, workspace, trust, steps_dir=steps_dir)
+    return prepare_run(result.require(), result.skills)
 
 
 def plan(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,

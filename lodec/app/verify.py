@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING
 from ..errors import FileMissing, VerificationFailed
 from ..files import read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
-from ..stack.verify import VerificationReport, VerifiedStack, seal, verify_stack
+from ..stack.verify import Candidate, VerificationReport, VerifiedStack, check_stack, seal, verify_stack
 from .options import OptionsError, TrustOptions, now_or, trust_policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..format.pack import Pack
+    from ..format.tree import SkillTree
+    from ..sign.state import TrustedVersion
     from ..format.schema import Schema
-    from ..sign.policy import TrustPolicy
     from ..store.workspace import Workspace
 
 class NotVerified(VerificationFailed):
@@ -39,6 +40,8 @@ class NotVerified(VerificationFailed):
 
 #: Appended to a success line when signatures exist but were not checked.
 UNCHECKED_NOTE = " (signatures not checked: add --key or --policy)"
+#: Appended to a success line when ``--no-skills`` skipped the skill check.
+SKILLS_UNCHECKED_NOTE = " (skills not checked: --no-skills)"
 
 
 class VerifyResult:
@@ -51,14 +54,18 @@ class VerifyResult:
             policy was given, else ``""``.
         pack: the decoded pack, when the target is one.
         recorded: the rollback state file updated by this verification, if any.
+        skills: ``skillRef`` -> the skill's files as read and matched with
+            its pin (empty when the stack pins no skills or they were not
+            checked); ``lodec run`` runs exactly these bytes.
     """
 
     # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
-    __slots__ = ("target", "report", "note", "pack", "recorded")
+    __slots__ = ("target", "report", "note", "pack", "recorded", "skills")
 
     def __init__(self, target: str, report: VerificationReport, note: str = "", pack: Pack | None = None,
-                 recorded: Path | None = None) -> None:
+                 recorded: Path | None = None, skills: dict[str, SkillTree] | None = None) -> None:
         self.target, self.report, self.note, self.pack, self.recorded = target, report, note, pack, recorded
+        self.skills = skills or {}
 
     @property
     def ok(self) -> bool:
@@ -165,16 +172,25 @@ def verify_target(
     *,
     steps_dir: str | None = None,
     envelope: str | None = None,
+    check_skills: bool = True,
 ) -> VerifyResult:
     """Verify ``target``: ``STACK.json`` with its steps, or a pack; signed when ``trust`` names keys or a policy.
 
+    All or nothing: steps, signatures (when asked), pack membership, and
+    (``check_skills``, when the manifest pins skills) every pinned skill
+    folder, found as ``lodec run`` finds it and compared with its pin by
+    tree digest (``skill_drifted``, ``skill_not_found``); then one verdict
+    (``seal``).
+
     Args:
         target: a manifest path, or a ``.lodepack`` (recognised by its magic).
-        workspace: where the rollback state lives (needed for signed
-            verification; default ``Workspace.discover()``).
+        workspace: where the rollback state lives and skills are looked up
+            (default ``Workspace.discover()``).
         trust: keys / threshold / policy / expected name / reference time.
         steps_dir: the veins' folder (manifests only; default ``steps/`` beside it).
         envelope: the DSSE envelope (manifests only, signed only; default ``STACK.json.dsse``).
+        check_skills: ``False`` skips the skill check (``--no-skills``); the
+            result's ``note`` then says so.
 
     Raises:
         OptionsError: options that do not go together (code ``usage``).
@@ -186,17 +202,52 @@ def verify_target(
     policy = trust_policy(trust)
     if trust.expected_name is not None and policy is None:
         raise OptionsError("--name is checked against the signed name: add --key or --policy")
+    pack: Pack | None = None
+    state: Path | None = None
     if is_pack_file(target):
         if steps_dir is not None or envelope is not None:
             raise OptionsError("--steps and --envelope apply to STACK.json, not to a pack")
-        return _verify_pack(target, workspace, policy, now, trust.expected_name)
-    if policy is None:
+        from ..sign.pack import check_pack
+
+        pack = load_pack_file(target)
+        trusted = None
+        if policy is not None:
+            state = _workspace(workspace).rollback_state
+            trusted = _trusted(state)
+        report, candidate = check_pack(pack, file=target, policy=policy, now=now, trusted_versions=trusted,
+                                       expected_name=trust.expected_name)
+        note = UNCHECKED_NOTE if policy is None and pack.envelope is not None else ""
+    elif policy is None:
         if envelope is not None:
             raise OptionsError("--envelope is checked only with --key or --policy")
-        report = verify_stack_files(target, steps_dir)
+        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
+        step_file, read_step = step_files(target, steps_dir)
+        report, candidate = check_stack(manifest_bytes, read_step, manifest_file=target, step_file=step_file)
         note = UNCHECKED_NOTE if envelope_path_for(target).exists() else ""
-        return VerifyResult(target, report, note)
-    return _verify_signed_files(target, workspace, policy, now, trust.expected_name, steps_dir, envelope)
+    else:
+        from ..sign.dsse import MAX_ENVELOPE_BYTES
+        from ..sign.trust import check_signed_stack
+
+        state = _workspace(workspace).rollback_state
+        env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
+        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
+        envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+        step_file, read_step = step_files(target, steps_dir)
+        report, candidate = check_signed_stack(
+            manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=_trusted(state),
+            expected_name=trust.expected_name, manifest_file=target, envelope_file=str(env_path),
+            step_file=step_file)
+        note = ""
+    trees: dict[str, SkillTree] = {}
+    if not check_skills:
+        note += SKILLS_UNCHECKED_NOTE
+    elif pack is not None and not getattr(pack, "skills", None):
+        note += " (skills not checked: the pack carries none)"
+    elif candidate is not None:
+        trees = _check_skills(report, candidate, target, workspace, pack)
+    seal(report, candidate)
+    recorded = _record(report, state, now) if state is not None else None
+    return VerifyResult(target, report, note, pack, recorded, trees)
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:
@@ -207,46 +258,53 @@ def _workspace(workspace: Workspace | None) -> Workspace:
     return Workspace.discover()
 
 
-def _verify_signed_files(
-    target: str,
-    workspace: Workspace | None,
-    policy: TrustPolicy,
-    now: datetime,
-    expected_name: str | None,
-    steps_dir: str | None,
-    envelope: str | None,
-) -> VerifyResult:
-    from ..sign.dsse import MAX_ENVELOPE_BYTES
-    from ..sign.trust import check_signed_stack
+def _trusted(state: Path) -> dict[str, TrustedVersion]:
     from ..store.rollback import load_state
 
-    state = _workspace(workspace).rollback_state
-    env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
-    manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
-    envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
-    step_file, read_step = step_files(target, steps_dir)
-    report = seal(*check_signed_stack(
-        manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=load_state(state),
-        expected_name=expected_name, manifest_file=target, envelope_file=str(env_path), step_file=step_file,
-    ))
-    return VerifyResult(target, report, recorded=_record(report, state, now))
+    return load_state(state)
 
 
-def _verify_pack(
-    target: str, workspace: Workspace | None, policy: TrustPolicy | None, now: datetime, expected_name: str | None
-) -> VerifyResult:
-    from ..sign.pack import check_pack
+def _check_skills(
+    report: VerificationReport, candidate: Candidate, target: str, workspace: Workspace | None, pack: Pack | None
+) -> dict[str, SkillTree]:
+    """Compare every pinned skill with its pin (``skill-stack-v2``); add a problem for each that does not match."""
+    pins = candidate.manifest.get("skillDigests")
+    if not pins:
+        return {}
+    from ..format.fingerprint import is_fingerprint
+    from ..format.tree import check_pins, load_tree
 
-    pack = load_pack_file(target)
-    if policy is None:
-        report = seal(*check_pack(pack, file=target))
-        return VerifyResult(target, report, UNCHECKED_NOTE if pack.envelope is not None else "", pack)
-    from ..store.rollback import load_state
+    # Unused and malformed pins are the core's problems (skill_pin_unused, skill_pin_malformed).
+    used = {str(v.record["skillRef"]) for v in candidate.steps.values()}
+    pins = {ref: pin for ref, pin in pins.items() if ref in used and is_fingerprint(pin)}
 
-    state = _workspace(workspace).rollback_state
-    report = seal(*check_pack(pack, file=target, policy=policy, now=now, trusted_versions=load_state(state),
-                              expected_name=expected_name))
-    return VerifyResult(target, report, pack=pack, recorded=_record(report, state, now))
+    if pack is not None:
+        load = pack_tree_loader(pack, target)
+    else:
+        roots = _workspace(workspace).skill_roots(target)
+
+        def load(ref: str) -> SkillTree:
+            return load_tree(ref, roots)
+
+    trees, problems = check_pins(pins, load)
+    for code, message in problems:
+        report.add(code, None, message)
+    return trees
+
+
+def pack_tree_loader(pack: Pack, file: str) -> Callable[[str], SkillTree]:
+    """``ref -> SkillTree`` over the skills a pack carries.
+
+    Raises (from the loader):
+        SkillError: ``skill_not_found`` for a skill the pack does not carry.
+    """
+    from ..errors import SkillError
+
+    def load(ref: str) -> SkillTree:
+        raise SkillError(f"{ref} is not in {file} (packs made before lodepack-v2 carry no skills)",
+                         code="skill_not_found")
+
+    return load
 
 
 def _record(report: VerificationReport, state: Path, now: datetime) -> Path | None:

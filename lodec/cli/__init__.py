@@ -13,8 +13,8 @@ stands for the click group, loaded on first use. Run as a program
 (``lodec ...`` or ``python -m lodec ...``), two command lines take a fast
 path that prints the same output and exits with the same status without
 importing click: ``lodec --version`` (``-V``), and ``lodec verify TARGET``
-with only ``--json``, ``--steps``, ``--key``, ``--threshold``, ``--state``
-and ``--workspace``. Anything else, or anything click itself would report
+with only ``--json``, ``--steps``, ``--key``, ``--threshold``, ``--state``,
+``--workspace`` and ``--no-skills``. Anything else, or anything click itself would report
 (a usage error, ``--help``, shell completion), runs through click.
 """
 
@@ -43,6 +43,7 @@ _VERIFY_OPTIONS = {
     "--threshold": ("threshold", True, False),
     "--state": ("state_path", True, False),
     "--workspace": ("workspace_dir", True, False),
+    "--no-skills": ("no_skills", False, False),
 }
 
 
@@ -68,7 +69,7 @@ def _verify_args(argv: list[str]) -> dict[str, Any] | None:
     that is not a positive integer, an unreadable path).
     """
     params: dict[str, Any] = {"target": None, "as_json": False, "steps_dir": None, "keys": [],
-                              "threshold": None, "state_path": None, "workspace_dir": None}
+                              "threshold": None, "state_path": None, "workspace_dir": None, "no_skills": False}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -146,7 +147,8 @@ def _fast_path(argv: list[str]) -> None:
         with render.outcome(as_json, params["target"]):
             workspace = Workspace.discover(params["workspace_dir"], state_file=params["state_path"])
             trust = TrustOptions(keys=params["keys"], threshold=params["threshold"])
-            result = verify_target(params["target"], workspace, trust, steps_dir=params["steps_dir"])
+            result = verify_target(params["target"], workspace, trust, steps_dir=params["steps_dir"],
+                                   check_skills=not params["no_skills"])
         render.report_out(result.report, params["target"], as_json, result.note)
     except render.NeedClick:
         return  # nothing was verified or written yet: click runs it again and reports the usage error

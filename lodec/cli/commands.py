@@ -219,6 +219,8 @@ def stack_build(
               help="DSSE envelope. Default: STACK.json.dsse beside the manifest.")
 @trust_options
 @workspace_option
+@click.option("--no-skills", "no_skills", is_flag=True,
+              help="Do not check the pinned skill folders (the output says so).")
 @json_option('Print {"ok", "stack", "version", "digest", "steps", "problems"[, "trust"]}.')
 def verify(
     target: str,
@@ -231,6 +233,7 @@ def verify(
     state_path: str | None,
     now_text: str | None,
     workspace_dir: str | None,
+    no_skills: bool,
     as_json: bool,
 ) -> None:
     """Verify a stack (STACK.json with steps/, or a .lodepack) and every step it pins. All or nothing.
@@ -238,7 +241,9 @@ def verify(
     Checks the manifest against skill-stack-v1 (v2 when it pins skills);
     every listed step present, canonical, pinned, with the pinned
     fingerprint and its own stepName; no pin without a step; the DAG closed
-    and acyclic; every skill pinned (v2); the entry point a root.
+    and acyclic; every skill pinned (v2); the entry point a root; and every
+    pinned skill folder, found as `lodec run` finds it, still has its pinned
+    tree digest (--no-skills skips this and says so).
 
     \b
     With --key (or --policy) it first checks the DSSE envelope: valid
@@ -257,7 +262,8 @@ def verify(
     with outcome(as_json, target):
         trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
         workspace = Workspace.discover(workspace_dir, state_file=state_path)
-        result = verify_target(target, workspace, trust, steps_dir=steps_dir, envelope=envelope_path)
+        result = verify_target(target, workspace, trust, steps_dir=steps_dir, envelope=envelope_path,
+                               check_skills=not no_skills)
     report_out(result.report, target, as_json, result.note)
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError
+from ..errors import RunError, SkillError
 from ..names import is_safe_name
 from ..stack.verify import VerifiedStack
 from ..store import records
@@ -36,7 +36,8 @@ from ..store.workspace import Workspace
 from . import reports
 from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
 from .schedule import Batch, batches, may_start
-from .skills import Skill, load_skills, materialize, skill_name
+from ..format.tree import SkillTree, skill_name
+from .skills import Skill, materialize, skill_from_tree
 
 TRUST_LEVELS = ("strict", "normal")
 #: The format of the JSON request a step reads on stdin (docs/skill-contract.md).
@@ -78,28 +79,40 @@ class PreparedRun:
                        {n: s.concurrency for n, s in self.steps.items()})
 
 
-def prepare_run(stack: VerifiedStack, roots: Sequence[Path]) -> PreparedRun:
-    """Bind each verified step to its skill, checking every skill against its pin.
+def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> PreparedRun:
+    """Bind each verified step to its skill: the trees verification read and checked against the pins.
 
     Args:
         stack: a verified stack (``skill-stack-v2``, with ``skillDigests``).
-        roots: skill folders to search, in order (``skills.skill_roots``).
+        trees: ``skillRef`` -> the skill's files in memory, each matching its
+            pin (``lodec.app.verify.verify_target`` collects them; nothing is
+            read from disk again).
 
     Raises:
         RunError: ``stack_unlocked`` (no ``skillDigests``: run ``lodec lock``),
-            ``skill_drifted`` (a folder no longer hashes to its pin),
-            ``skill_not_found`` / ``skill_invalid`` / ``skill_link``, or
-            ``output_name_unsafe``; the message lists every problem.
+            ``skill_drifted`` (a tree that does not hash to its pin),
+            ``skill_not_found`` (a used skill without a tree), ``skill_invalid``
+            (no valid ``SKILL.md`` / ``lodec.toml``), or ``output_name_unsafe``;
+            the message lists every problem.
     """
     pins: dict[str, str] | None = stack.manifest.get("skillDigests")
     if pins is None:
         raise RunError(f"stack {stack.name} pins no skills; run `lodec lock` on it first (and sign again)",
                        code="stack_unlocked")
-    skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()), roots)
-    problems = [(exc.code, str(exc)) for exc in errors]
-    for ref, skill in skills.items():
-        if skill.digest != pins[ref]:
-            problems.append(("skill_drifted", f"{ref} drifted: pinned {pins[ref]}, {skill.source} is {skill.digest}"))
+    problems: list[tuple[str, str]] = []
+    skills: dict[str, Skill] = {}
+    for ref in sorted({str(v.record["skillRef"]) for v in stack.steps.values()}):
+        tree = trees.get(ref)
+        if tree is None:
+            problems.append(("skill_not_found", f"{ref}: not among the verified skills"))
+            continue
+        if tree.digest != pins.get(ref):
+            problems.append(("skill_drifted", f"{ref} drifted: pinned {pins.get(ref)}, {tree.source} is {tree.digest}"))
+            continue
+        try:
+            skills[ref] = skill_from_tree(tree)
+        except SkillError as exc:
+            problems.append((exc.code, f"{ref}: {exc}"))
     steps: dict[str, PreparedStep] = {}
     for name in stack.order:
         vein = stack.steps[name]

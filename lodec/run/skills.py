@@ -11,36 +11,28 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
-import struct
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import blake3
 
 from ..errors import LimitExceeded, SkillError
+from ..format.tree import (
+    SKILL_REF_PREFIX,
+    SkillFile,
+    SkillTree,
+    find_skill,
+    read_tree,
+    skill_name,
+    tree_digest,
+)
 from ..names import is_safe_name
 
-TREE_DOMAIN = b"lodec-skill-tree-v1\0"
-MAX_FILES = 4096
-MAX_TREE_BYTES = 64 * 1024 * 1024
 CONCURRENCY = ("read", "write", "exclusive")
 DEFAULT_TIMEOUT = 600
 MAX_TIMEOUT = 86_400
-SKILL_REF_PREFIX = "skill:"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-@dataclass(frozen=True, slots=True)
-class SkillFile:
-    """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``."""
-
-    path: str
-    mode: int
-    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,79 +81,16 @@ class Skill:
         }
 
 
-def git_mode(st_mode: int) -> int:
-    """``0o755`` if any execute bit is set, else ``0o644`` (what git records)."""
-    return 0o755 if st_mode & 0o111 else 0o644
-
-
-def tree_digest(files: Iterable[SkillFile]) -> str:
-    """The tree digest of ``docs/skill-contract.md``: ``blake3:<hex>``.
-
-    BLAKE3 over ``"lodec-skill-tree-v1\\0"`` then, per file in ascending
-    path-byte order, ``path \\0 mode \\0 u64be(len) content``.
-    """
-    h = blake3.blake3(TREE_DOMAIN)
-    for f in sorted(files, key=lambda f: f.path.encode("utf-8")):
-        h.update(f.path.encode("utf-8") + b"\0" + f"{f.mode:o}".encode() + b"\0" + struct.pack(">Q", len(f.data)))
-        h.update(f.data)
-    return "blake3:" + h.hexdigest()
-
-
-def read_tree(folder: Path) -> tuple[SkillFile, ...]:
-    """Every file under ``folder``, sorted by path bytes.
-
-    Raises:
-        SkillError: ``skill_not_found`` (not a directory), ``skill_link``
-            (a symbolic link or special file), ``skill_invalid`` (a name not
-            NFC or not UTF-8), ``limit_exceeded`` (over 4,096 files or 64 MiB).
-    """
-    try:
-        if not stat.S_ISDIR(os.stat(folder).st_mode):
-            raise SkillError("not a directory", code="skill_not_found", file=str(folder))
-    except FileNotFoundError:
-        raise SkillError("no such skill folder", code="skill_not_found", file=str(folder)) from None
-    files: list[SkillFile] = []
-    total = 0
-    pending = [""]
-    while pending:
-        rel_dir = pending.pop()
-        with os.scandir(folder / rel_dir if rel_dir else folder) as it:
-            entries = list(it)
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if unicodedata.normalize("NFC", rel) != rel:
-                raise SkillError("file name is not Unicode NFC", file=str(folder), location=rel)
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                pending.append(rel)
-            elif stat.S_ISREG(st.st_mode):
-                total += st.st_size
-                if len(files) >= MAX_FILES or total > MAX_TREE_BYTES:
-                    raise LimitExceeded(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
-                                        file=str(folder))
-                with open(entry.path, "rb") as fh:
-                    data = fh.read(st.st_size + 1)
-                if len(data) != st.st_size:
-                    raise SkillError("file changed while being read", file=str(folder), location=rel)
-                files.append(SkillFile(rel, git_mode(st.st_mode), data))
-            else:
-                kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-                raise SkillError(f"{kind}; skills hold only regular files and folders",
-                                 code="skill_link", file=str(folder), location=rel)
-    files.sort(key=lambda f: f.path.encode("utf-8"))
-    return tuple(files)
-
-
-def _frontmatter(folder: Path, files: dict[str, SkillFile]) -> tuple[str, str]:
+def _frontmatter(folder: Path, files: dict[str, SkillFile], *, where: Path) -> tuple[str, str]:
     """``(name, description)`` from ``SKILL.md``, validated by the Agent Skills reference validator."""
     from skills_ref.errors import ParseError  # type: ignore[import-untyped]
     from skills_ref.parser import parse_frontmatter  # type: ignore[import-untyped]
     from skills_ref.validator import validate_metadata  # type: ignore[import-untyped]
 
-    label = str(folder / "SKILL.md")
+    label = str(where / "SKILL.md")
     skill_md = files.get("SKILL.md")
     if skill_md is None:
-        raise SkillError("missing SKILL.md (the Agent Skills file)", file=str(folder))
+        raise SkillError("missing SKILL.md (the Agent Skills file)", file=str(where))
     try:
         text = skill_md.data.decode("utf-8")
         metadata, _body = parse_frontmatter(text)
@@ -254,33 +183,34 @@ def load_skill(folder: str | os.PathLike[str]) -> Skill:
         SkillError: the folder is missing, holds a link, has no valid
             ``SKILL.md`` (Agent Skills specification, checked with
             ``skills-ref``) or no valid ``lodec.toml``.
+        LimitExceeded: over ``MAX_FILES`` files or ``MAX_TREE_BYTES`` bytes.
     """
     path = Path(folder)
-    files = read_tree(path)
+    resolved = path.resolve()
+    return _validated(path, resolved, read_tree(path), label=resolved)
+
+
+def skill_from_tree(tree: SkillTree) -> Skill:
+    """Validate a skill already read into memory (and checked against its pin) without reading it again.
+
+    Raises:
+        SkillError: no valid ``SKILL.md`` or ``lodec.toml``, or ``SKILL.md``
+            names another skill than ``tree.ref`` (the Agent Skills rule:
+            the name equals the folder's).
+    """
+    source = Path(tree.source)
+    return _validated(source, Path(skill_name(tree.ref)), tree.files, label=source)
+
+
+def _validated(source: Path, named_dir: Path, files: tuple[SkillFile, ...], *, label: Path) -> Skill:
+    """``named_dir`` is the folder whose name ``SKILL.md``'s name must equal; ``label`` names SKILL.md in messages."""
     by_path = {f.path: f for f in files}
-    name, description = _frontmatter(path.resolve(), by_path)
+    name, description = _frontmatter(named_dir, by_path, where=label)
     sidecar = by_path.get("lodec.toml")
     if sidecar is None:
-        raise SkillError("missing lodec.toml (lodec's sidecar manifest, docs/skill-contract.md)", file=str(path))
-    config = parse_config(sidecar.data, file=str(path / "lodec.toml"), files=by_path)
-    return Skill(name, description, path, files, tree_digest(files), config)
-
-
-def skill_name(ref: str) -> str:
-    """``"skill:eslint-check"`` -> ``"eslint-check"``. Raises ``SkillError`` (``skill_ref_invalid``)."""
-    name = ref.removeprefix(SKILL_REF_PREFIX)
-    if not ref.startswith(SKILL_REF_PREFIX) or not is_safe_name(name):
-        raise SkillError(f"skillRef {ref!r} is not skill:<name>", code="skill_ref_invalid")
-    return name
-
-
-def find_skill(ref: str, roots: Sequence[Path]) -> Path:
-    """The first ``<root>/<name>`` folder that exists. Raises ``SkillError`` (``skill_not_found``)."""
-    name = skill_name(ref)
-    for root in roots:
-        if (root / name).is_dir():
-            return root / name
-    raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
+        raise SkillError("missing lodec.toml (lodec's sidecar manifest, docs/skill-contract.md)", file=str(source))
+    config = parse_config(sidecar.data, file=str(source / "lodec.toml"), files=by_path)
+    return Skill(name, description, source, files, tree_digest(files), config)
 
 
 def load_skills(refs: Iterable[str], roots: Sequence[Path]) -> tuple[dict[str, Skill], list[SkillError]]:

@@ -1,0 +1,165 @@
+"""Skill folders as trees of files: the tree digest, reading a folder, finding ``skill:<name>``.
+
+A skill is pinned by its tree digest (``docs/skill-contract.md`` §Tree
+digest): BLAKE3 over a domain string and, per file in path-byte order, its
+path, git mode and bytes. ``read_tree`` reads a folder once into memory
+(regular files and folders only, bounded); everything downstream (the
+digest, ``lodec verify``'s drift check, the run's private copy) uses those
+bytes, so a folder edited after the check never reaches a step.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from ..errors import LimitExceeded, SkillError
+from ..names import is_safe_name
+
+TREE_DOMAIN = b"lodec-skill-tree-v1\0"
+MAX_FILES = 4096
+MAX_TREE_BYTES = 64 * 1024 * 1024
+SKILL_REF_PREFIX = "skill:"
+
+
+@dataclass(frozen=True, slots=True)
+class SkillFile:
+    """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``."""
+
+    path: str
+    mode: int
+    data: bytes
+
+
+def git_mode(st_mode: int) -> int:
+    """``0o755`` if any execute bit is set, else ``0o644`` (what git records)."""
+    return 0o755 if st_mode & 0o111 else 0o644
+
+
+def tree_digest(files: Iterable[SkillFile]) -> str:
+    """The tree digest of ``docs/skill-contract.md``: ``blake3:<hex>``.
+
+    BLAKE3 over ``"lodec-skill-tree-v1\\0"`` then, per file in ascending
+    path-byte order, ``path \\0 mode \\0 u64be(len) content``.
+    """
+    h = blake3.blake3(TREE_DOMAIN)
+    for f in sorted(files, key=lambda f: f.path.encode("utf-8")):
+        h.update(f.path.encode("utf-8") + b"\0" + f"{f.mode:o}".encode() + b"\0" + struct.pack(">Q", len(f.data)))
+        h.update(f.data)
+    return "blake3:" + h.hexdigest()
+
+
+def read_tree(folder: Path) -> tuple[SkillFile, ...]:
+    """Every file under ``folder``, sorted by path bytes.
+
+    Raises:
+        SkillError: ``skill_not_found`` (not a directory), ``skill_link``
+            (a symbolic link or special file), ``skill_invalid`` (a name not
+            NFC or not UTF-8), ``limit_exceeded`` (over 4,096 files or 64 MiB).
+    """
+    try:
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            raise SkillError("not a directory", code="skill_not_found", file=str(folder))
+    except FileNotFoundError:
+        raise SkillError("no such skill folder", code="skill_not_found", file=str(folder)) from None
+    files: list[SkillFile] = []
+    total = 0
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(folder / rel_dir if rel_dir else folder) as it:
+            entries = list(it)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if unicodedata.normalize("NFC", rel) != rel:
+                raise SkillError("file name is not Unicode NFC", file=str(folder), location=rel)
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                pending.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                total += st.st_size
+                if len(files) >= MAX_FILES or total > MAX_TREE_BYTES:
+                    raise LimitExceeded(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
+                                        file=str(folder))
+                with open(entry.path, "rb") as fh:
+                    data = fh.read(st.st_size + 1)
+                if len(data) != st.st_size:
+                    raise SkillError("file changed while being read", file=str(folder), location=rel)
+                files.append(SkillFile(rel, git_mode(st.st_mode), data))
+            else:
+                kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                raise SkillError(f"{kind}; skills hold only regular files and folders",
+                                 code="skill_link", file=str(folder), location=rel)
+    files.sort(key=lambda f: f.path.encode("utf-8"))
+    return tuple(files)
+
+
+def skill_name(ref: str) -> str:
+    """``"skill:eslint-check"`` -> ``"eslint-check"``. Raises ``SkillError`` (``skill_ref_invalid``)."""
+    name = ref.removeprefix(SKILL_REF_PREFIX)
+    if not ref.startswith(SKILL_REF_PREFIX) or not is_safe_name(name):
+        raise SkillError(f"skillRef {ref!r} is not skill:<name>", code="skill_ref_invalid")
+    return name
+
+
+def find_skill(ref: str, roots: Sequence[Path]) -> Path:
+    """The first ``<root>/<name>`` folder that exists. Raises ``SkillError`` (``skill_not_found``)."""
+    name = skill_name(ref)
+    for root in roots:
+        if (root / name).is_dir():
+            return root / name
+    raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
+
+
+@dataclass(frozen=True)
+class SkillTree:
+    """A skill folder held in memory: ``ref`` (``skill:<name>``), where it was read from
+    (``source``: a folder, or a pack member label), its files and their tree digest."""
+
+    ref: str
+    source: str
+    files: tuple[SkillFile, ...]
+    digest: str
+
+
+def load_tree(ref: str, roots: Sequence[Path]) -> SkillTree:
+    """Find ``ref`` in ``roots`` (``find_skill``) and read its folder (``read_tree``).
+
+    Raises:
+        SkillError: ``skill_ref_invalid``, ``skill_not_found``, ``skill_link``, ``skill_invalid``.
+        LimitExceeded: over ``MAX_FILES`` files or ``MAX_TREE_BYTES`` bytes.
+    """
+    folder = find_skill(ref, roots)
+    files = read_tree(folder)
+    return SkillTree(ref, str(folder), files, tree_digest(files))
+
+
+def check_pins(
+    pins: dict[str, str], load: Callable[[str], SkillTree]
+) -> tuple[dict[str, SkillTree], list[tuple[str, str]]]:
+    """Every pinned skill, loaded by ``load`` and compared with its pin.
+
+    Returns ``(ref -> SkillTree for each skill that matches its pin, problems)``,
+    each problem ``(code, message)``: ``skill_drifted`` when the tree digest
+    differs from the pin, else the loader's code (``skill_not_found``, ...).
+    """
+    trees: dict[str, SkillTree] = {}
+    problems: list[tuple[str, str]] = []
+    for ref, pin in sorted(pins.items()):
+        try:
+            tree = load(ref)
+        except (SkillError, LimitExceeded) as exc:
+            problems.append((exc.code, f"{ref}: {exc}"))
+            continue
+        if tree.digest != pin:
+            problems.append(("skill_drifted", f"{ref} drifted: pinned {pin}, {tree.source} is {tree.digest}"))
+        else:
+            trees[ref] = tree
+    return trees, problems
