@@ -4,6 +4,12 @@ The start-up fast path (``lodec.cli``) and the click commands print through
 the same functions, so a command prints the same bytes whichever path ran
 it. Exit codes: 0 success, 1 invalid input or verification failed, 2 usage.
 Errors are one line on stderr: ``lodec: FILE: LOCATION: message [code]``.
+
+Text output escapes every string that did not come from lodec itself
+(stack names and versions, problem and error messages that quote files,
+paths) with ``printable``, so it cannot forge or hide a line. JSON output
+carries the raw values; ``emit`` writes the characters a terminal would act
+on as JSON ``\\u`` escapes, which decode to the same values.
 """
 
 from __future__ import annotations
@@ -19,6 +25,59 @@ if TYPE_CHECKING:  # pragma: no cover
 #: True while a command runs on the fast path (no click): a usage error then
 #: raises ``NeedClick``, and the command line is run again through click.
 fast = False
+
+
+def printable(text: str) -> str:
+    """``lodec.names.printable``: control, format and other invisible characters as Python escapes.
+
+    The same rule, written out here because the front end imports no core
+    package (contract ``cli-talks-to-app``); ``tests/test_printable.py``
+    checks the two agree on every code point.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in _SPACES else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    point = ord(char)
+    if char in _SHORT:
+        return _SHORT[char]
+    if point < 0x100:
+        return f"\\x{point:02x}"
+    if point < 0x10000:
+        return f"\\u{point:04x}"
+    return f"\\U{point:08x}"
+
+
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+#: Unicode category Zs (space separators): not "printable" to Python, but shown as space.
+_SPACES = frozenset("\u0020\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+                    "\u202f\u205f\u3000")
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """``json.dumps(obj, ensure_ascii=False)`` with the characters ``printable`` escapes written as ``\\uXXXX``.
+
+    ``json.dumps`` escapes only U+0000–U+001F; DEL, C1 controls, bidi
+    controls and the like would reach the terminal raw. Escaped, they still
+    decode to the same value.
+    """
+    import json
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
+    if text.replace("\n", "").isprintable():
+        return text
+    # Outside strings json.dumps writes only ASCII punctuation, digits, spaces and newlines.
+    return "".join(c if c == "\n" or c.isprintable() or c in _SPACES else _json_escape(c) for c in text)
+
+
+def _json_escape(char: str) -> str:
+    point = ord(char)
+    if point < 0x10000:
+        return f"\\u{point:04x}"
+    point -= 0x10000  # a UTF-16 surrogate pair, as JSON spells code points above U+FFFF
+    return f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}"
 
 
 class NeedClick(Exception):
@@ -49,15 +108,18 @@ def echo(message: str, err: bool = False) -> None:
 
 
 def emit(obj: Any) -> None:
-    """Print ``obj`` as JSON on stdout (2-space indent, UTF-8)."""
-    import json
-
-    echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    """Print ``obj`` as JSON on stdout (2-space indent, UTF-8; ``json_text``)."""
+    echo(json_text(obj))
 
 
 def error_line(exc: LodecError) -> str:
-    """The one-line form of an error: ``lodec: FILE: LOCATION: message [code]``."""
-    return f"lodec: {exc} [{exc.code}]"
+    """The one-line form of an error: ``lodec: FILE: LOCATION: message [code]`` (``printable``)."""
+    return f"lodec: {printable(str(exc))} [{exc.code}]"
+
+
+def problem_line(problem: Any) -> str:
+    """One problem of a report: ``message [code]`` (``printable``)."""
+    return f"{printable(problem.message)} [{problem.code}]"
 
 
 def fail(exc: LodecError, as_json: bool) -> NoReturn:
@@ -68,11 +130,9 @@ def fail(exc: LodecError, as_json: bool) -> NoReturn:
     report = getattr(exc, "report", None)
     if report is not None and not as_json:
         for p in report.problems:
-            echo(f"{p.message} [{p.code}]", err=True)
+            echo(problem_line(p), err=True)
     if as_json:
-        import json
-
-        echo(json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False))
+        echo(json_text({"ok": False, "error": exc.to_dict()}, indent=None))
     echo(error_line(exc), err=True)
     sys.exit(1)
 
@@ -80,19 +140,21 @@ def fail(exc: LodecError, as_json: bool) -> NoReturn:
 def verified_lines(report: Any, note: str = "") -> str:
     """``Verified NAME VERSION: N steps, manifest digest D`` (+ the signed line when signatures were checked)."""
     v = report.verified
-    line = f"Verified {report.stack} {report.version}: {len(report.steps)} steps, manifest digest {report.digest}"
+    line = (f"Verified {printable(str(report.stack))} {printable(str(report.version))}: {len(report.steps)} steps, "
+            f"manifest digest {report.digest}")
     if v.envelope is not None:
         sig = report.signature
         line += (f"\nSigned by {len(v.signed_by)} of {sig.threshold} required trusted key(s): "
-                 f"{', '.join(v.signed_by)}; expires {sig.expires}")
+                 f"{', '.join(printable(k) for k in v.signed_by)}; expires {sig.expires}")
     return line + note
 
 
 def rejected(report: Any, label: str) -> None:
     """Every problem, one line each, then ``Rejected NAME: N problem(s); nothing may run.`` (stderr)."""
     for p in report.problems:
-        echo(f"{p.message} [{p.code}]", err=True)
-    echo(f"Rejected {report.stack or label}: {len(report.problems)} problem(s); nothing may run.", err=True)
+        echo(problem_line(p), err=True)
+    echo(f"Rejected {printable(str(report.stack or label))}: {len(report.problems)} problem(s); nothing may run.",
+         err=True)
 
 
 def report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoReturn:

@@ -3,6 +3,12 @@
 Everything that reports on artifacts (``upstream``, ``journal_markdown``,
 ``analytics``) re-hashes them through ``Store.check``: a name is a claim,
 the bytes are the evidence. Formats: ``docs/run-records.md``.
+
+The journal is text for a terminal and a Markdown viewer: every string in
+it that a step, a skill or a run record supplied passes through
+``lodec.names.printable`` first, so a headline cannot start a line, move
+the cursor or set a window title. ``run.json`` and ``provenance.json`` keep
+the raw values (JSON escapes them).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import atomic_write
+from ..names import printable
 from ..sign.statement import STATEMENT_TYPE
 from ..store.cas import ArtifactDigest, Store
 from ..store.records import RunRecord, StepResult
@@ -68,15 +75,19 @@ def artifact_rows(record: RunRecord, store: Store) -> Iterable[tuple[str, str, A
 
 def journal_markdown(record: RunRecord, store: Store) -> str:
     """The run's journal: a header, then a ``## <step>`` section per step with its status,
-    headline and artifact digests, each re-checked (``TAMPERED`` / ``MISSING`` when so)."""
+    headline and artifact digests, each re-checked (``TAMPERED`` / ``MISSING`` when so).
+
+    Every value from the record is escaped with ``lodec.names.printable``.
+    """
+    p = _text
     stack = record.stack
     lines = [
-        f"# Run {record.run}: {stack.name} {stack.version}",
+        f"# Run {p(record.run)}: {p(stack.name)} {p(stack.version)}",
         "",
-        f"- status: **{record.status}** (exit {record.exit_code})",
-        f"- stack digest: `{stack.digest}`",
-        f"- trust: {record.trust}; sandbox: {record.sandbox}",
-        f"- started: {record.started}; ended: {record.ended}; duration: {_seconds(record.duration_ms)}",
+        f"- status: **{p(record.status)}** (exit {record.exit_code})",
+        f"- stack digest: `{p(stack.digest)}`",
+        f"- trust: {p(record.trust)}; sandbox: {p(record.sandbox)}",
+        f"- started: {p(record.started)}; ended: {p(record.ended)}; duration: {_seconds(record.duration_ms)}",
         "",
     ]
     rows: dict[str, list[tuple[str, ArtifactDigest, str]]] = {}
@@ -84,25 +95,30 @@ def journal_markdown(record: RunRecord, store: Store) -> str:
         rows.setdefault(step, []).append((output, digest, state))
     for step in _in_order(record):
         rec = record.steps[step]
-        why = f" ({rec.reason}: {rec.detail})" if rec.reason else ""
+        why = f" ({p(rec.reason)}: {p(rec.detail)})" if rec.reason else ""
         lines += [
-            f"## {step}",
+            f"## {p(step)}",
             "",
-            f"- status: **{rec.status}**{why}",
-            f"- skill: `{rec.skill}` `{rec.skillDigest}` ({rec.concurrency})",
+            f"- status: **{p(rec.status)}**{why}",
+            f"- skill: `{p(rec.skill)}` `{p(rec.skillDigest)}` ({p(rec.concurrency)})",
             f"- exit code: {rec.exit_code}; duration: {_seconds(rec.duration_ms)}",
-            f"- headline: {rec.headline or '(none)'}",
+            f"- headline: {p(rec.headline) if rec.headline else '(none)'}",
         ]
         if rows.get(step):
             lines.append("- artifacts:")
             for output, digest, state in rows[step]:
                 mark = "" if state == "verified" else f" **{state.upper()}**"
-                lines.append(f"  - `{output}` blake3:{digest.blake3} sha256:{digest.sha256} "
+                lines.append(f"  - `{p(output)}` blake3:{p(digest.blake3)} sha256:{p(digest.sha256)} "
                              f"({digest.size} bytes){mark}")
         else:
             lines.append("- artifacts: none")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _text(value: object) -> str:
+    """A record value as journal text: ``str`` of it, escaped (``printable``)."""
+    return printable(str(value))
 
 
 def write_journal(run_dir: Path, record: RunRecord, store: Store) -> None:
