@@ -40,14 +40,21 @@ def make_skill(
     timeout: int = 30,
     network: bool = False,
     env: Sequence[str] = (),
+    read: Sequence[str] = (),
+    write: Sequence[str] = (),
 ) -> Path:
-    """A skill folder ``root/name`` whose command runs ``PREAMBLE + body``."""
+    """A skill folder ``root/name`` whose command runs ``PREAMBLE + body``.
+
+    ``read``/``write`` are its ``capabilities.read``/``.write`` (workspace-relative): under the sandbox
+    the rest of the workspace is invisible (read) and read-only (write).
+    """
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "SKILL.md").write_text(
         f"---\nname: {name}\ndescription: Test skill {name}; used by lodec's run tests.\n---\n\n# {name}\n"
     )
-    caps = f"network = {'true' if network else 'false'}\nenv = {json.dumps(list(env))}\n"
+    caps = (f"network = {'true' if network else 'false'}\nenv = {json.dumps(list(env))}\n"
+            f"read = {json.dumps(list(read))}\nwrite = {json.dumps(list(write))}\n")
     (folder / "lodec.toml").write_text(
         f'command = ["run.py"]\nconcurrency = "{concurrency}"\ntimeout = {timeout}\n\n[capabilities]\n{caps}'
     )

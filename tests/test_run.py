@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from lodec.run.sandbox import NetworkIsolation, probe_network_isolation
+from lodec.run.sandbox import Sandbox, probe_sandbox
 from tests.conftest import run_cli
 from tests.runkit import SLEEP_AND_WRITE, make_skill, make_stack, run_json, step
 
-ISOLATION = probe_network_isolation()
+SANDBOX = probe_sandbox()
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +25,18 @@ def lodec_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lodec-home"
     monkeypatch.setenv("LODEC_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def unsandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No sandbox on this "machine": with --allow-unsandboxed steps run with the user's access.
+
+    Used where a test plays a step that writes where a sealed step cannot (the store, the
+    workspace), to prove lodec's own checks hold even without the sandbox.
+    """
+    import lodec.run.executor as executor
+
+    monkeypatch.setattr(executor, "probe_sandbox", lambda: Sandbox(None, "", "disabled by the test"))
 
 
 @pytest.fixture
@@ -129,7 +141,7 @@ def test_failed_step_skips_dependents_and_independent_branch_finishes(project: P
     assert s["good"]["status"] == s["after-good"]["status"] == "succeeded"
 
 
-def test_timeout_kills_the_whole_process_group(project: Path) -> None:
+def test_timeout_kills_the_whole_process_group(project: Path, unsandboxed: None) -> None:
     # The step starts a grandchild that would outlive it, then hangs; both must die at the timeout.
     body = '''
 import subprocess
@@ -294,7 +306,7 @@ def _tamper_stack(project: Path) -> Path:
     ])
 
 
-def test_tampered_upstream_artifact_blocks_its_consumer_under_strict_trust(project: Path) -> None:
+def test_tampered_upstream_artifact_blocks_its_consumer_under_strict_trust(project: Path, unsandboxed: None) -> None:
     stack = _tamper_stack(project)
     code, record, _ = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 1
@@ -304,7 +316,7 @@ def test_tampered_upstream_artifact_blocks_its_consumer_under_strict_trust(proje
     assert consume["started"] is None
 
 
-def test_normal_trust_starts_the_consumer_and_shows_it_the_status(project: Path) -> None:
+def test_normal_trust_starts_the_consumer_and_shows_it_the_status(project: Path, unsandboxed: None) -> None:
     stack = _tamper_stack(project)
     code, record, _ = run_json(stack, project / "ws", "--allow-unsandboxed", "--trust", "normal")
     assert code == 0
@@ -400,7 +412,7 @@ def loopback_server() -> Any:
     server.close()
 
 
-@pytest.mark.skipif(not ISOLATION.available, reason=f"no network namespaces here: {ISOLATION.reason}")
+@pytest.mark.skipif(not SANDBOX.available, reason=f"no sandbox here: {SANDBOX.reason}")
 def test_skill_without_network_cannot_reach_a_loopback_server(project: Path, loopback_server: int) -> None:
     skills = project / "stack" / "skills"
     make_skill(skills, "offline", PROBE_NETWORK, network=False)
@@ -411,20 +423,20 @@ def test_skill_without_network_cannot_reach_a_loopback_server(project: Path, loo
     assert code == 0, err
     assert record["steps"]["online"]["headline"] == "connected", "the server is reachable from the host namespace"
     assert record["steps"]["offline"]["headline"].startswith("blocked")
-    assert "network namespace" in record["sandbox"]
+    assert "net namespaces" in record["sandbox"] and record["sandbox"].startswith("bubblewrap")
 
 
 def test_no_isolation_refuses_unless_allowed(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lodec.run.executor as executor
 
-    monkeypatch.setattr(executor, "probe_network_isolation",
-                        lambda: NetworkIsolation((), "util-linux 'unshare' is not on PATH"))
+    monkeypatch.setattr(executor, "probe_sandbox",
+                        lambda: Sandbox(None, "", "bubblewrap ('bwrap') is not on PATH"))
     body = 'open(INPUTS["marker"], "w").write("ran")\n' + SLEEP_AND_WRITE
     make_skill(project / "stack" / "skills", "offline", body)
     marker = project / "ws" / "marker"
     stack = make_stack(project / "stack", [step("a", "offline", marker=str(marker))])
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws")
-    assert code == 1 and "[sandbox_unavailable]" in err and "unshare" in err and "--allow-unsandboxed" in err
+    assert code == 1 and "[sandbox_unavailable]" in err and "bwrap" in err and "--allow-unsandboxed" in err
     assert not marker.exists()
     code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 0, err

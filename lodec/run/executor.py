@@ -20,11 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import RunError, SkillError
 from ..names import is_safe_name
@@ -34,9 +35,10 @@ from ..store.cas import MAX_ARTIFACT_BYTES, Store
 from ..store.records import Reused, RunRecord, StackRef, StepResult
 from ..store.workspace import Workspace
 from . import reports
-from .sandbox import NetworkIsolation, probe_network_isolation, step_environment
+from .sandbox import IN_DIR, OUT_DIR, SKILL_DIR, Sandbox, StepMounts, bwrap_argv, probe_sandbox, step_environment
 from .schedule import Batch, batches, may_start
-from ..format.tree import SkillTree, skill_name
+from ..files import read_bounded
+from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
 from .skills import Skill, materialize, skill_from_tree
 
 TRUST_LEVELS = ("strict", "normal")
@@ -134,7 +136,7 @@ def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> Prepare
 class RunOptions:
     """How to run: the ``workspace`` (project and every state path), ``jobs`` at most at once,
     artifact ``trust`` (``strict``/``normal``), the parent environment steps draw from, and
-    whether running without network isolation is allowed."""
+    whether running without a sandbox is allowed (``allow_unsandboxed``)."""
 
     workspace: Workspace
     jobs: int = 2
@@ -142,7 +144,8 @@ class RunOptions:
     allow_unsandboxed: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: Callable[[str], None] | None = None
-    isolation: NetworkIsolation | None = None
+    #: The sandbox to use; ``None`` probes this machine (``sandbox.probe_sandbox``).
+    sandbox: Sandbox | None = None
     #: Run only these steps (empty: all). Their other dependencies' artifacts come from ``reuse``.
     only: tuple[str, ...] = ()
     #: An earlier run record of the same stack whose step results the ``only`` steps build on.
@@ -162,23 +165,25 @@ def new_run_id() -> str:
 def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
     """Run every step of ``run``; returns the run record (also written as ``runs/<id>/run.json``).
 
-    Refuses before anything starts (``RunError``) when a skill without
-    ``network = true`` cannot be isolated (``sandbox_unavailable``) and
-    ``allow_unsandboxed`` is false, or when ``trust`` or ``jobs`` is invalid.
-    Step failures do not raise: they are in the record, ``status`` ``failed``.
+    Every step runs sealed (``lodec.run.sandbox``). Refuses before anything
+    starts (``RunError``) when no sandbox works here (``sandbox_unavailable``,
+    naming why) and ``allow_unsandboxed`` is false, or when ``trust`` or
+    ``jobs`` is invalid. Step failures do not raise: they are in the record,
+    ``status`` ``failed``. SIGINT or SIGTERM (when called on the main thread)
+    stop the running steps and end the run ``interrupted`` with exit code
+    130 / 143.
     """
     if options.trust not in TRUST_LEVELS:
         raise RunError(f"trust must be strict or normal, not {options.trust!r}", code="usage")
     if options.jobs < 1:
         raise RunError("jobs must be at least 1", code="usage")
     _check_selection(run, options)
-    needs_isolation = any(not s.config.network for s in run.skills.values())
-    isolation = options.isolation or (probe_network_isolation() if needs_isolation else NetworkIsolation((), ""))
-    if needs_isolation and not isolation.available and not options.allow_unsandboxed:
-        who = ", ".join(sorted(r for r, s in run.skills.items() if not s.config.network))
-        raise RunError(f"cannot deny the network to {who}: {isolation.reason}. Nothing was started; "
-                       "pass --allow-unsandboxed to run them with the network anyway", code="sandbox_unavailable")
-    return _Executor(run, options, isolation).run()
+    sandbox = options.sandbox or probe_sandbox()
+    if not sandbox.available and not options.allow_unsandboxed:
+        raise RunError(f"cannot seal the steps: {sandbox.reason}. Without a sandbox a step could read and write "
+                       "outside its declared paths, reach the network, and see or signal lodec. Nothing was started; "
+                       "--allow-unsandboxed runs the steps with your full access", code="sandbox_unavailable")
+    return _Executor(run, options, sandbox).run()
 
 
 def _check_selection(run: PreparedRun, options: RunOptions) -> None:
@@ -196,10 +201,10 @@ def _check_selection(run: PreparedRun, options: RunOptions) -> None:
 
 
 class _Executor:
-    def __init__(self, run: PreparedRun, options: RunOptions, isolation: NetworkIsolation) -> None:
+    def __init__(self, run: PreparedRun, options: RunOptions, sandbox: Sandbox) -> None:
         self.run_plan = run
         self.options = options
-        self.isolation = isolation
+        self.sandbox = sandbox
         self.store = Store(options.workspace.cas)
         self.run_id = new_run_id()
         self.run_dir = options.workspace.run_dir(self.run_id)
@@ -217,6 +222,7 @@ class _Executor:
         self.results: dict[str, StepResult] = dict(self.reused)
         self.events: queue.Queue[tuple[str, StepResult]] = queue.Queue()
         self.pids: dict[str, int] = {}  # running steps' process groups, killed if lodec is interrupted
+        self.running: dict[str, str] = {}  # running step -> its concurrency
 
     def say(self, text: str) -> None:
         if self.options.progress is not None:
@@ -227,7 +233,7 @@ class _Executor:
         workspace = self.options.workspace
         self.run_dir.mkdir(parents=True)
         for ref, skill in plan.skills.items():
-            materialize(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
+            _private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
         started, t0 = utc_now(), time.monotonic()
         record = RunRecord(
             format=records.RUN_FORMAT,
@@ -239,33 +245,67 @@ class _Executor:
             workspace=str(workspace.root),
             trust=self.options.trust,
             jobs=self.options.jobs,
-            sandbox=self.isolation.reason if self.isolation.available else "none (--allow-unsandboxed)",
+            sandbox=self._mechanisms(),
             started=started,
             order=list(self.selected),
             steps={},
             reused=Reused(run=self.options.reuse.run, steps=self.reused) if self.options.reuse is not None else None,
         )
-        records.write_run(workspace, record)
-        try:
-            self._schedule()
-        except BaseException:  # Ctrl-C: steps run in their own sessions and would outlive lodec
-            for pid in list(self.pids.values()):
-                _kill_group(pid)
-            raise
-        failed = any(self.results[n].status != "succeeded" for n in self.selected)
-        record.status = "failed" if failed else "succeeded"
-        record.exit_code = 1 if failed else 0
-        record.ended = utc_now()
-        record.duration_ms = round((time.monotonic() - t0) * 1000, 3)
-        record.steps = {name: self.results[name] for name in self.selected}
-        records.write_run(workspace, record)
+        self.say(f"Sandbox: {record.sandbox}")
+        signum: int | None = None
+        with records.live_run(workspace):
+            records.write_run(workspace, record)
+            with _signals_raise() as caught:
+                try:
+                    self._schedule()
+                except (KeyboardInterrupt, _Interrupted) as exc:
+                    signum = exc.signum if isinstance(exc, _Interrupted) else signal.SIGINT
+                finally:
+                    if signum is not None or caught.signum is not None:
+                        signum = signum or caught.signum
+                        self._stop_all()
+            for name in self.selected:
+                if name not in self.results:
+                    self.results[name] = _interrupted(plan.steps[name], signum)
+            failed = any(self.results[n].status != "succeeded" for n in self.selected)
+            if signum is not None:
+                record.status, record.exit_code = "interrupted", 128 + int(signum)
+            else:
+                record.status, record.exit_code = ("failed", 1) if failed else ("succeeded", 0)
+            record.ended = utc_now()
+            record.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+            record.steps = {name: self.results[name] for name in self.selected}
+            records.write_run(workspace, record)
         reports.write_journal(self.run_dir, record, self.store)
         reports.write_provenance(self.run_dir, record)
         return record
 
+    def _mechanisms(self) -> str:
+        if not self.sandbox.available:
+            return "none (--allow-unsandboxed)"
+        networked = any(s.config.network for s in self.run_plan.skills.values())
+        line = self.sandbox.describe(network=False)
+        return line + ("; network namespace shared by skills that declare network = true" if networked else "")
+
+    def _stop_all(self) -> None:
+        """Kill every running step's sandbox, then collect what the workers report (bounded wait)."""
+        for pid in list(self.pids.values()):
+            _kill_group(pid)
+        deadline = time.monotonic() + 10
+        while self.running and time.monotonic() < deadline:
+            try:
+                name, result = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.running.pop(name, None)
+            result.reason = result.reason if result.reason not in (None, "exit_nonzero") else "interrupted"
+            result.status = "failed"
+            result.detail = "stopped: lodec run was interrupted"
+            self.results[name] = result
+
     def _schedule(self) -> None:
         pending = list(self.selected)
-        running: dict[str, str] = {}
+        running = self.running
         while pending or running:
             while self._advance(pending, running):
                 pass
@@ -334,6 +374,17 @@ class _Executor:
         work.mkdir(parents=True)
         out.mkdir()
         skill_dir = opts.workspace.run_skill_dir(self.run_id, step.skill.name)
+        sealed = self.sandbox.available
+        # Inside the sandbox the step sees its folders and upstream artifacts at fixed paths.
+        inputs: dict[str, Path] = {}
+        shown: dict[str, str | None] = {}
+        for key, host in artifacts.items():
+            if host is not None and sealed:
+                inputs[key] = Path(host)
+                shown[key] = f"{IN_DIR}/{key}"
+            else:
+                shown[key] = host
+        out_path, skill_path = (OUT_DIR, SKILL_DIR) if sealed else (str(out), str(skill_dir))
         stack = self.run_plan.stack
         request = {
             "request": REQUEST_FORMAT,
@@ -345,38 +396,49 @@ class _Executor:
             "skill": {"name": step.skill.name, "digest": step.skill.digest, "read": list(cfg.read),
                       "write": list(cfg.write), "network": cfg.network},
             "workspace": str(opts.workspace.root),
-            "output_dir": str(out),
+            "output_dir": out_path,
             "trust": opts.trust,
-            "upstream_artifacts": artifacts,
+            "upstream_artifacts": shown,
             "upstream_status": statuses,
         }
         env = step_environment(opts.environ, cfg.env, {
-            "LODEC_OUTPUT_DIR": str(out), "LODEC_WORKSPACE": str(opts.workspace.root), "LODEC_SKILL_DIR": str(skill_dir),
+            "LODEC_OUTPUT_DIR": out_path, "LODEC_WORKSPACE": str(opts.workspace.root), "LODEC_SKILL_DIR": skill_path,
             "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
         })
-        prefix = self.isolation.prefix if (not cfg.network and self.isolation.available) else ()
-        argv = [*prefix, str(skill_dir / cfg.command[0]), *cfg.command[1:]]
+        command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
         result = _base(step)
         result.upstream_status = statuses
         result.started = utc_now()
         t0 = time.monotonic()
+        try:
+            argv = bwrap_argv(self.sandbox, StepMounts(
+                workspace=opts.workspace.root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out,
+                inputs=inputs, hidden=opts.workspace.state_paths() + (opts.workspace.home,), network=cfg.network,
+            ), command) if sealed else command
+        except RunError as exc:
+            result.reason, result.detail = exc.code, exc.message
+            result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
+            return result
         timed_out = False
-        with open(step_dir / "stdout.log", "wb") as so, open(step_dir / "stderr.log", "wb") as se:
+        with _new_log(step_dir / "stdout.log") as so, _new_log(step_dir / "stderr.log") as se:
             try:
                 proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
                                         start_new_session=True)
             except OSError as exc:
                 result.reason = "spawn_failed"
-                result.detail = f"cannot start {argv[len(prefix)]}: {exc.strerror or exc}"
+                result.detail = f"cannot start {argv[0]}: {exc.strerror or exc}"
                 result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
                 return result
             self.pids[step.name] = proc.pid
             try:
+                # Wall-clock, measured by lodec: a step can neither see nor stop this process.
                 proc.communicate(json.dumps(request).encode(), timeout=cfg.timeout)
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
-                _kill_group(proc.pid)  # the timed-out step, or anything it left running
+                # The sandbox's process group; with bubblewrap the step's PID namespace dies with it,
+                # and every process the step started (setsid daemons included) with the namespace.
+                _kill_group(proc.pid)
                 proc.wait()
                 self.pids.pop(step.name, None)
         result.ended = utc_now()
@@ -386,7 +448,7 @@ class _Executor:
         shutil.rmtree(work, ignore_errors=True)
         if timed_out:
             result.reason = "timeout"
-            result.detail = f"ran past its {cfg.timeout} s timeout; its process group was killed"
+            result.detail = f"ran past its {cfg.timeout} s timeout; its sandbox was killed"
         elif proc.returncode != 0:
             result.reason, result.detail = "exit_nonzero", f"exited with {proc.returncode}"
         else:
@@ -418,8 +480,7 @@ class _Executor:
             result.reason, result.detail = "output_too_large", f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes"
         else:
             for name in step.outputs:
-                with open(out / name, "rb") as fh:
-                    data = fh.read(MAX_ARTIFACT_BYTES + 1)
+                data = read_bounded(out / name, MAX_ARTIFACT_BYTES)
                 result.artifacts[name] = self.store.put(data)
             result.status, result.reason, result.detail = "succeeded", None, None
 
@@ -444,9 +505,74 @@ def _kill_group(pgid: int) -> None:
 
 
 def _headline(path: Path) -> str | None:
-    with open(path, "rb") as fh:
-        head = fh.read(64 * 1024).decode("utf-8", errors="replace")
+    """The first non-empty line of a step's stdout log (at most ``_HEADLINE_CHARS``), read without following links."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        head = os.read(fd, 64 * 1024).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
     for line in head.splitlines():
         if line.strip():
             return line.strip()[:_HEADLINE_CHARS]
     return None
+
+
+@contextmanager
+def _new_log(path: Path) -> Iterator[BinaryIO]:
+    """A new log file lodec alone writes: created exclusively, never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        yield fh
+
+
+def _private_copy(skill: Skill, dest: Path) -> None:
+    """Materialise ``skill`` read-only at ``dest``, then read the copy back and check its tree digest.
+
+    Raises:
+        RunError: ``skill_drifted`` if the copy does not hash to the verified digest.
+    """
+    materialize(skill, dest)
+    copied = tree_digest(read_tree(dest))
+    if copied != skill.digest:
+        raise RunError(f"{skill.ref}: the private copy at {dest} hashes to {copied}, not {skill.digest}",
+                       code="skill_drifted")
+
+
+class _Interrupted(Exception):
+    """SIGTERM (or SIGINT) arrived while the run was going."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+class _Caught:
+    signum: int | None = None
+
+
+@contextmanager
+def _signals_raise() -> Iterator[_Caught]:
+    """On the main thread: SIGINT and SIGTERM raise ``_Interrupted`` in the scheduler while the run goes on."""
+    caught = _Caught()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if caught.signum is None:
+            caught.signum = signum
+            raise _Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _interrupted(step: PreparedStep, signum: int | None) -> StepResult:
+    result = _base(step)
+    result.status, result.reason = "skipped", "interrupted"
+    result.detail = f"not run: lodec run was interrupted (signal {signum})"
+    return result

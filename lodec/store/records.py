@@ -19,15 +19,17 @@ manifest digest when one is given.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
 
-from ..errors import FileMissing, LodecError, RunError
+from ..errors import FileMissing, FileUnwritable, LodecError, RunError
 from ..files import atomic_write, read_bounded
 from ..format.strictjson import loads_strict
 from ..names import is_safe_name
@@ -211,6 +213,38 @@ def latest_run(runs: Iterable[RunRecord], digest: str | None = None) -> RunRecor
     return candidates[-1] if candidates else None
 
 
+@contextmanager
+def live_run(workspace: Workspace) -> Iterator[None]:
+    """Hold the workspace's runs lock shared for a run's lifetime, so no discard runs meanwhile.
+
+    A discard takes the lock exclusively and refuses while any run holds it
+    (``runs_busy``): a blob a live run reuses or has just stored is never
+    deleted under it. The lock dies with the process, so a killed run never
+    blocks discards forever.
+    """
+    with _flock(workspace, fcntl.LOCK_SH):
+        yield
+
+
+@contextmanager
+def _flock(workspace: Workspace, how: int) -> Iterator[None]:
+    path = workspace.runs_lock
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
+    try:
+        try:
+            fcntl.flock(fd, how)
+        except BlockingIOError:
+            raise RunError("a run is in progress in this workspace; discard it when the run has ended",
+                           code="runs_busy", file=str(path)) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def discard_plan(workspace: Workspace, run_id: str) -> list[Path]:
     """Exactly what ``lodec runs discard`` deletes: every file of the run's folder, then each
     CAS blob (and its ``.sha256``) that no other run records. Raises ``RunError`` (``run_not_found``)."""
@@ -233,12 +267,17 @@ def discard_plan(workspace: Workspace, run_id: str) -> list[Path]:
 
 
 def discard(workspace: Workspace, run_id: str) -> list[Path]:
-    """Delete what ``discard_plan`` lists (and the run's now-empty folders); returns it."""
-    files = discard_plan(workspace, run_id)
-    for path in files:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-    shutil.rmtree(workspace.run_dir(run_id), ignore_errors=True)
+    """Delete what ``discard_plan`` lists (and the run's now-empty folders); returns it.
+
+    Raises:
+        RunError: ``run_not_found``; ``runs_busy`` while a run is live in the workspace.
+    """
+    with _flock(workspace, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        files = discard_plan(workspace, run_id)
+        for path in files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(workspace.run_dir(run_id), ignore_errors=True)
     return files

@@ -9,7 +9,8 @@ passed to everything that touches state; nothing else builds a state path.
   subdirectory's), else ``$LODEC_HOME`` (default ``~/.lodec``).
 - Under ``state``: ``skills/`` (installed skills), ``runs/<run id>/`` (run
   records; in each, ``skills/<name>`` as materialised and ``steps/<step>``),
-  ``cas/`` (the artifact store), ``trusted-stacks.json`` (the
+  ``cas/`` (the artifact store), ``runs.lock`` (live runs against discard),
+  ``trusted-stacks.json`` (the
   rollback state, unless ``--state FILE`` overrides it) and its lock file.
 
 The git root is found by walking up to the first folder holding a ``.git``
@@ -113,6 +114,11 @@ class Workspace:
         """The lock file serialising updates of the rollback state (beside it)."""
         path = self.rollback_state
         return path.with_name(path.name + ".lock")
+
+    @property
+    def runs_lock(self) -> Path:
+        """``<state>/runs.lock``: held shared by every live run, exclusively by ``runs discard``."""
+        return self.state / "runs.lock"
 
     def run_dir(self, run_id: str) -> Path:
         """``<state>/runs/<run id>`` (``run_id`` must be a safe name; the caller checks)."""

@@ -54,9 +54,15 @@ def _hook(event, args):
     _busy = True
     try:
         path = os.path.abspath(os.fsdecode(args[0]))
+        line = (str(os.getpid()) + "\\t" + path + "\\n").encode("utf-8", "surrogateescape")
+        if "LODEC_RUN_ID" in os.environ:
+            # A step runs sealed: a file it writes outside its sandbox is lost, so report on
+            # stderr, which lodec keeps in the run's steps/<step>/stderr.log.
+            os.write(2, b"lodec-open-audit\\t" + line)
+            return
         fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (str(os.getpid()) + "\\t" + path + "\\n").encode("utf-8", "surrogateescape"))
+            os.write(fd, line)
         finally:
             os.close(fd)
     except Exception:
@@ -270,7 +276,10 @@ def scenario(p: Project, c: Checks) -> None:
                 for s in summary(priv).get("signals", [])), summary(priv).get("signals"))
     c.check("privacy-check: privacy_note missing", summary(priv).get("missing") == ["privacy_note"], summary(priv))
 
-    opened = p.log.read_text().splitlines()
+    opened = p.log.read_text().splitlines() if p.log.exists() else []
+    for log in sorted(state.glob("runs/*/steps/*/stderr.log")):  # what sealed steps reported
+        opened += [line.removeprefix("lodec-open-audit\t") for line in log.read_text(errors="replace").splitlines()
+                   if line.startswith("lodec-open-audit\t")]
     paths = {line.split("\t", 1)[1] for line in opened if "\t" in line}
     c.check("audit log saw the step open .env.example and src/signup.js",
             str(p.root / ".env.example") in paths and str(p.root / "src" / "signup.js") in paths, len(paths))
