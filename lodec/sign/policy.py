@@ -2,8 +2,11 @@
 
 A policy is a list of rules tried in order; the first whose ``stacks``
 pattern (``fnmatch`` syntax, case-sensitive) matches the stack name
-applies. Each rule names its trusted keys and a threshold ``t``: a stack
-needs valid signatures from at least ``t`` **distinct** keys of that rule
+applies. Only names that follow the name rule of ``lodec.names`` (ASCII
+letters, digits, ``. _ -``) match any rule: a look-alike such as
+``rеlease-prod`` (Cyrillic ``е``) matches none, so it never falls through
+to a weaker rule. Each rule names its trusted keys and a threshold ``t``:
+a stack needs valid signatures from at least ``t`` **distinct** keys of that rule
 (DSSE v1 "(t, n) multi-signature verification"; TUF's threshold).
 
 ``--key A.pub --key B.pub --threshold 2`` on the command line is the policy
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvelopeError
+from ..names import is_safe_name
 from .keys import PublicKey, load_public_key, parse_public_key
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -58,7 +62,15 @@ class TrustPolicy:
     source: str = "<policy>"
 
     def rule_for(self, name: str) -> TrustRule | None:
-        """The first rule whose pattern matches ``name`` (``fnmatch.fnmatchcase``), or ``None``."""
+        """The first rule whose pattern matches ``name`` (``fnmatch.fnmatchcase``), or ``None``.
+
+        A name that breaks the name rule matches no rule (``None``). The
+        empty name stands for "no name claimed" (an unreadable payload):
+        it is matched as before, so the signatures are still checked and
+        the payload then refused for what it is.
+        """
+        if name and not is_safe_name(name):
+            return None
         for rule in self.rules:
             if fnmatch.fnmatchcase(name, rule.pattern):
                 return rule
@@ -160,6 +172,10 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
 def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
     """Read and parse a policy file; key paths resolve beside it.
 
+    The user names the policy (``--policy``), so a symbolic link to it is
+    followed (resolved once; key paths still resolve beside the path as
+    given); a FIFO or other special file is refused.
+
     Raises:
         EnvelopeError, KeyInvalid: as ``parse_policy``.
         FileMissing, FileUnreadable, LimitExceeded: the policy file (or a
@@ -168,5 +184,5 @@ def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
     from ..files import read_bounded
 
     label = os.fspath(path)
-    data = read_bounded(path, MAX_POLICY_BYTES)
+    data = read_bounded(path, MAX_POLICY_BYTES, follow=True)
     return parse_policy(data, file=label, base=Path(path).parent)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..errors import LodecError
+from ..names import check_name
 from ..stack.verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
@@ -46,10 +47,15 @@ def sign_stack(
         ``(envelope, added)``; ``added`` is False if ``key`` had already signed.
 
     Raises:
+        UnsafeNameError: ``stack_name_unsafe``: the stack name breaks the
+            name rule (``lodec.names``); an approval names only stacks that
+            print as themselves and match policies as themselves.
         LodecError: ``version_invalid`` (not semver), ``expires_in_past``,
             ``envelope_stale`` (the existing envelope approves other bytes),
             ``expires_conflict``, ``statement_invalid``.
     """
+    # verify_stack already refuses such a manifest; a VerifiedStack made by hand is refused here.
+    check_name(stack.name, what="stack name", code="stack_name_unsafe")
     try:
         check_version(stack.version)
     except ValueError as exc:

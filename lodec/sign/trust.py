@@ -5,7 +5,10 @@ against a trust policy, a reference time and the rollback state, in this
 order (each stage runs only on what the previous one authenticated):
 
 1. the envelope parses (DSSE v1 JSON, at most ``MAX_SIGNATURES``);
-2. signatures: each is checked over ``PAE(payloadType, payload)`` against
+2. the stack name (``expected_name``, else the name the payload claims)
+   must follow the name rule of ``lodec.names`` before a policy rule is
+   chosen for it (``stack_name_unsafe``); then signatures: each is checked
+   over ``PAE(payloadType, payload)`` against
    every trusted key of the policy rule for the stack (the keyid is only a
    hint for which key to try first). Valid signatures from at least
    ``threshold`` distinct trusted keys are required; two signatures by one
@@ -33,6 +36,7 @@ from typing import Any
 
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
+from ..names import name_problem
 from ..format.schema import Schema, skill_step_schema
 from ..stack.signature import SignatureCheck, SignatureReport
 from ..stack.verify import (
@@ -207,6 +211,12 @@ def _check_signed(
 
     # Stage 2: signatures.
     rule_name = expected_name if expected_name is not None else _claimed_name(payload_doc)
+    # A look-alike or control character must not pick a weaker rule; "" is "no name claimed".
+    why = name_problem(rule_name) if rule_name else None
+    if why is not None:
+        what = "--name" if expected_name is not None else f"{envelope_file}: the stack name the payload claims,"
+        report.add("stack_name_unsafe", None, f"{what} {rule_name!r} {why}; no policy rule applies to it")
+        return report, None
     rule = policy.rule_for(rule_name)
     if rule is None:
         report.add("policy_no_rule", None, f"{policy.source}: no rule matches stack name {rule_name!r}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..format.codec import Vein, encode_record
 from ..errors import StackError
-from ..names import check_name
+from ..names import check_name, check_version
 from ..format.schema import Schema, builtin_schema
 # graph_problems is re-exported: lodec.stack.verify imports it from here.
 from .graph import graph_problems, topological_order  # noqa: F401
@@ -59,10 +59,13 @@ def build_manifest(
         StackError: duplicate step names (``duplicate_step``), dangling
             ``dependsOn``, cycles, an entry point that is not a step or not
             a root (``entry_point_invalid``).
-        UnsafeNameError: the stack name or a step name breaks the name rule.
+        UnsafeNameError: the stack name or a step name breaks the name rule
+            (``unsafe_name``), or the version breaks the version rule
+            (``stack_version_unsafe``); ``lodec.names``.
         SourceError: the result does not fit ``skill-stack-v1`` (e.g. empty description).
     """
     check_name(name, what="stack name")
+    check_version(version)
     deps = step_dependencies(veins)
     for step in deps:
         check_name(step)

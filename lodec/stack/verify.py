@@ -13,9 +13,12 @@ after every check that applies (steps here; signatures in
 ``lodec.app``), and only with no problems.
 
 Checks, in order: the manifest is strict JSON of the ``skill-stack-v1``
-shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); every
-step name is safe and listed once; ``steps`` and ``stepFingerprints`` name
-the same steps; each pin is ``blake3:<64 hex>``;
+shape (``skill-stack-v2`` when it pins skills in ``skillDigests``); its
+stack name follows the name rule and its version the version rule
+(``lodec.names``: both are printed and the name is matched against trust
+policies, so ASCII without control characters); every step name is safe
+and listed once; ``steps`` and ``stepFingerprints`` name the same steps;
+each pin is ``blake3:<64 hex>``;
 each step's vein exists, is written for the step schema, is canonical, has
 its own ``stepName`` equal to its manifest name, and fingerprints to its
 pin; the step graph (from the verified veins) is closed and acyclic; every
@@ -36,7 +39,7 @@ from ..format.codec import Vein, decode_vein, record_from_json
 from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..limits import DEFAULT_LIMITS, Limits
-from ..names import is_safe_name
+from ..names import is_safe_name, name_problem, version_problem
 from ..format.schema import Schema, skill_stack_schema, skill_step_schema
 from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from ..format.strictjson import loads_strict
@@ -283,6 +286,10 @@ def parse_manifest(
 
     ``stack_schema=None`` picks ``skill-stack-v1`` or ``-v2`` by the manifest's shape.
     Returns ``(manifest, digest)``, or ``None`` after adding ``manifest_invalid``.
+    A name or version that breaks its rule (``lodec.names``) adds
+    ``stack_name_unsafe`` / ``stack_version_unsafe`` and still returns the
+    manifest, so the step checks report their problems too; the digest is
+    computed as always.
     """
     try:
         doc = loads_strict(manifest_bytes, file=manifest_file, limits=limits)
@@ -293,6 +300,14 @@ def parse_manifest(
         report.add("manifest_invalid", None, f"{exc} [{exc.code}]")
         return None
     report.stack, report.version, report.digest = manifest["name"], manifest["version"], digest
+    # Messages quote the value with repr: control characters arrive escaped.
+    why = name_problem(manifest["name"])
+    if why is not None:
+        report.add("stack_name_unsafe", None, f"{manifest_file}: /name: stack name {manifest['name']!r} {why}")
+    why = version_problem(manifest["version"])
+    if why is not None:
+        report.add("stack_version_unsafe", None,
+                   f"{manifest_file}: /version: stack version {manifest['version']!r} {why}")
     return manifest, digest
 
 
