@@ -180,18 +180,24 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
         if os.path.isdir(d):
             argv += ["--tmpfs", d, "--remount-ro", d]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    # The workspace: an empty read-only folder at its own path, then only what the skill declared.
-    argv += ["--tmpfs", str(ws)]
-    for rel in mounts.read:
-        src = _resolve_declared(ws, rel, "read")
-        if src.exists():
-            argv += ["--ro-bind", str(src), str(ws / rel)]
-    for rel in mounts.write:
-        src = _resolve_declared(ws, rel, "write")
-        if not src.exists():
-            src.mkdir(parents=True)  # a declared write path that does not exist yet is created as a folder
-        argv += ["--bind", str(src), str(ws / rel)]
-    argv += ["--remount-ro", str(ws)]
+    # The workspace: an empty read-only folder at its own path, then only what the skill declared
+    # (the whole workspace when "." is declared).
+    reads = [(rel, _resolve_declared(ws, rel, "read")) for rel in mounts.read]
+    writes = [(rel, _resolve_declared(ws, rel, "write")) for rel in mounts.write]
+    if any(src == ws for _, src in writes):
+        argv += ["--bind", str(ws), str(ws)]
+    else:
+        whole_read = any(src == ws for _, src in reads)
+        argv += ["--ro-bind", str(ws), str(ws)] if whole_read else ["--tmpfs", str(ws)]
+        for rel, src in reads:
+            if src.exists() and src != ws:
+                argv += ["--ro-bind", str(src), str(ws / rel)]
+        for rel, src in writes:
+            if not src.exists():
+                src.mkdir(parents=True)  # a declared write path that does not exist yet is created as a folder
+            argv += ["--bind", str(src), str(ws / rel)]
+        if not whole_read:
+            argv += ["--remount-ro", str(ws)]
     # The interpreter lodec runs on (skills use $LODEC_PYTHON) with its import path, and the commands
     # on PATH, read-only; import-path and PATH folders inside the workspace or the state are not shown.
     for d in _tool_dirs(exclude=(ws, *(h.resolve() for h in mounts.hidden))):
