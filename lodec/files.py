@@ -1,42 +1,134 @@
-"""File I/O at the edges: bounded reads and atomic writes.
+"""File I/O at the edges: safe bounded reads, atomic writes, and lock files.
 
 The verification core never calls this module; loaders and the CLI do.
+
+Every file lodec reads is opened here (``read_bounded``, or
+``open_regular`` for a streamed read) with ``O_NOFOLLOW | O_NONBLOCK |
+O_CLOEXEC``, then checked to be a regular file on the open descriptor:
+
+- a symbolic link at the final component is refused (``file_link``) unless
+  the caller passes ``follow=True``, which it does only for a path the user
+  named (on the command line, or in a policy they wrote): that path is
+  resolved once and the resolved path is opened with ``O_NOFOLLOW``. Files
+  lodec finds by itself (step veins, envelopes beside a manifest, the
+  rollback state, run records, CAS blobs) are never followed;
+- a FIFO, socket, device or directory is refused (``file_unreadable``);
+  ``O_NONBLOCK`` means opening a FIFO never waits for a writer.
+
+The rule is documented in ``docs/errors.md`` (§Links and special files).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import FileMissing, FileUnreadable, FileUnwritable, LimitExceeded
 
+#: The message for a symbolic link where lodec does not follow links (code ``file_link``).
+LINK_MESSAGE = "is a symbolic link; lodec does not follow links here"
 
-def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+_LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def _kind(mode: int) -> str:
+    """``" (a FIFO)"`` etc. for a file that is not regular; ``""`` for a directory.
+
+    A directory keeps the bare message it always had ("not a regular file").
+    """
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return f" ({kind})"
+    return ""
+
+
+def _not_regular(mode: int) -> str:
+    return "not a regular file" + _kind(mode)
+
+
+def _open_error(cls: type[FileUnreadable | FileUnwritable], exc: OSError, path: str | os.PathLike[str],
+                label: str) -> FileUnreadable | FileUnwritable:
+    """The one-line error for a failed ``os.open`` of ``path`` (a link, a special file, or the OS's reason)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        return cls(LINK_MESSAGE, code="file_link", file=label)
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        return cls(_not_regular(st.st_mode), file=label)  # a socket: open() says only ENXIO
+    return cls(exc.strerror or str(exc), file=label)
+
+
+def _open_regular_fd(path: str | os.PathLike[str], label: str, follow: bool) -> tuple[int, os.stat_result]:
+    target: str | os.PathLike[str] = os.path.realpath(path) if follow else path
+    try:
+        fd = os.open(target, _READ_FLAGS)
+    except FileNotFoundError:
+        raise FileMissing("no such file", file=label) from None
+    except OSError as exc:
+        raise _open_error(FileUnreadable, exc, target, label) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileUnreadable(_not_regular(st.st_mode), file=label)
+        os.set_blocking(fd, True)  # O_NONBLOCK was for the open; reads of a regular file block as usual
+    except OSError as exc:
+        os.close(fd)
+        raise FileUnreadable(exc.strerror or str(exc), file=label) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+@contextmanager
+def open_regular(path: str | os.PathLike[str], *, follow: bool = False) -> Iterator[BinaryIO]:
+    """Open a regular file for a streamed read, as safely as ``read_bounded`` (no size bound).
+
+    Yields a binary file object. Errors while reading inside the block are
+    the caller's (``OSError``).
+
+    Raises (on entry):
+        FileMissing: no such file.
+        FileUnreadable: a symbolic link without ``follow`` (code
+            ``file_link``), not a regular file, no permission, an I/O error.
+    """
+    fd, _ = _open_regular_fd(path, os.fspath(path), follow)
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, follow: bool = False) -> bytes:
     """Read a regular file of at most ``max_bytes`` bytes.
 
-    The size is checked on the open file (``fstat``) before reading, and
-    the read asks for one byte more than that size, so a file that grew in
-    between is still caught.
+    Opened with ``O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC`` and checked to be a
+    regular file on the open descriptor. ``follow=True`` (only for paths
+    the user named) resolves the path once and opens the resolved path,
+    still with ``O_NOFOLLOW``. The size is checked on the open file
+    (``fstat``) before reading, and the read asks for one byte more than
+    that size, so a file that grew in between is still caught.
 
     Raises:
         LimitExceeded: the file is larger than ``max_bytes``.
         FileMissing: no such file (code ``file_not_found``).
-        FileUnreadable: a directory, not a regular file, no permission or
-            an I/O error (code ``file_unreadable``).
+        FileUnreadable: a symbolic link without ``follow`` (code
+            ``file_link``: "is a symbolic link; lodec does not follow links
+            here"); a directory ("not a regular file"), a FIFO, socket or
+            device ("not a regular file (a FIFO)", ...); no permission or an
+            I/O error (the OS's message); code ``file_unreadable``.
     """
     label = os.fspath(path)
+    fd, st = _open_regular_fd(path, label, follow)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise FileMissing("no such file", file=label) from None
-    except OSError as exc:
-        raise FileUnreadable(exc.strerror or str(exc), file=label) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise FileUnreadable("not a regular file", file=label)
         if st.st_size > max_bytes:
             raise LimitExceeded(f"file is {st.st_size} bytes; the limit is {max_bytes}", file=label)
         data = os.read(fd, st.st_size + 1)
@@ -60,37 +152,71 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     return data
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _stage(target: Path, data: bytes, mode: int, *, fsync: bool) -> str:
+    """Write ``data`` to a new temp file beside ``target`` (mode ``mode``, fsynced if ``fsync``); return its path.
+
+    The temp file is removed if writing it fails.
+    """
+    import tempfile  # only writers pay for it
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, mode)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _unwritable(exc: OSError, path: str) -> FileUnwritable:
+    return FileUnwritable(exc.strerror or str(exc), file=path)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename.
 
     A crash leaves either the old file or the new one at ``path``, never a
-    partial one. Parent directories are created.
+    partial one. Parent directories are created. The rename replaces
+    whatever is at ``path`` (a symbolic link is replaced, never written
+    through).
 
     Raises:
-        FileUnwritable: code ``file_unwritable``.
+        FileUnwritable: code ``file_unwritable``, naming ``path``: a
+            read-only or vanished directory, a directory at ``path``, a
+            full disk, any other ``OSError``. The temp file is removed and
+            ``path`` is left as it was.
     """
-    import tempfile  # only writers pay for it
-
     target = Path(path)
+    tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+        tmp = _stage(target, data, mode, fsync=True)
         os.replace(tmp, target)
     except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            _unlink_quietly(tmp)
         if isinstance(exc, OSError):
-            raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
+            raise _unwritable(exc, os.fspath(path)) from None
         raise
 
 
@@ -104,41 +230,96 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
     target either absent, as it was, or complete: never partial.
 
     Raises:
-        FileUnwritable: code ``file_unwritable``; temp files are removed.
+        FileUnwritable: code ``file_unwritable``, naming the file that
+            failed; every temp file is removed. A failure while staging
+            leaves every target as it was; one while renaming leaves each
+            target as it was or complete.
     """
     if len(items) <= 1:
         for path, data in items:
             atomic_write(path, data, mode=mode)
         return
-    import tempfile
     staged: list[tuple[str, Path]] = []
     current = ""
     try:
         for path, data in items:
             target = Path(path)
-            current = str(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            staged.append((tmp, target))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, mode)
+            current = os.fspath(path)
+            staged.append((_stage(target, data, mode, fsync=False), target))
         os.sync()
         for tmp, target in staged:
             current = str(target)
             os.replace(tmp, target)
         for directory in {target.parent for _, target in staged}:
-            dfd = os.open(directory, os.O_RDONLY)
+            current = str(directory)
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
     except BaseException as exc:
         for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink_quietly(tmp)  # already renamed ones are gone: ENOENT, ignored
         if isinstance(exc, OSError):
-            raise FileUnwritable(exc.strerror or str(exc), file=current) from None
+            raise _unwritable(exc, current) from None
         raise
+
+
+@contextmanager
+def locked(path: str | os.PathLike[str], *, remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the lock file ``path`` for the ``with`` block.
+
+    The lock file is created (mode 0644, parent directories too) with
+    ``O_NOFOLLOW`` and must be a regular file. ``remove=True`` deletes it
+    when the block ends (for lock files beside a user's files); a waiter
+    that then holds a lock on the deleted file notices (the path no longer
+    names the file it locked) and locks the new one, so two holders never
+    overlap.
+
+    Raises (on entry):
+        FileUnwritable: the lock file cannot be created or locked (a
+            read-only directory, a link (code ``file_link``), a FIFO or
+            other non-regular file at ``path``), naming ``path``.
+    """
+    import fcntl
+
+    label = os.fspath(path)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(exc, label) from None
+    while True:
+        try:
+            fd = os.open(path, _LOCK_FLAGS, 0o644)
+        except OSError as exc:
+            raise _open_error(FileUnwritable, exc, path, label) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileUnwritable(f"lock file is {_not_regular(st.st_mode)}", file=label)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if remove and not _still_named(path, st):
+                os.close(fd)  # locked a file another holder deleted on release: lock the current one
+                continue
+        except OSError as exc:
+            os.close(fd)
+            raise _unwritable(exc, label) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        break
+    try:
+        yield
+    finally:
+        if remove:
+            _unlink_quietly(label)  # while still holding the lock: see the docstring
+        os.close(fd)
+
+
+def _still_named(path: str | os.PathLike[str], st: os.stat_result) -> bool:
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
