@@ -2,19 +2,20 @@
 
 ``<state>/cas/blake3/<2 hex>/<62 hex>`` holds the bytes, read-only;
 ``<same>.sha256`` holds their SHA-256. Readers re-hash: a name is a claim,
-the bytes are the evidence.
+the bytes are the evidence. Blobs are opened as ``lodec.files`` opens
+everything: never through a symbolic link, never a FIFO or other special
+file.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import blake3
 import msgspec
 
 from ..errors import FileMissing, FileUnreadable
-from ..files import atomic_write
+from ..files import atomic_write, open_regular, read_bounded
 from ..format.fingerprint import file_digests
 
 #: Largest artifact a step may leave (bytes). Checked before reading.
@@ -52,14 +53,21 @@ class Store:
         """Store ``data`` (deduplicated) and return its digests.
 
         An existing blob is re-hashed first and replaced if it no longer
-        matches its name, so a tampered blob is never silently reused.
-        Raises ``LodecError`` (``file_unwritable``).
+        matches its name (or is a link, a FIFO, ...), so a tampered blob is
+        never silently reused.
+
+        Raises:
+            FileUnwritable: the blob cannot be written (``file_unwritable``).
         """
         d = digest_bytes(data)
         target = self.path(d.blake3)
-        if self.check(d.blake3) != "verified":
-            if target.exists():
-                os.chmod(target, 0o644)
+        try:
+            status = self.check(d.blake3)
+        except FileUnreadable:
+            status = "unreadable"
+        if status != "verified":
+            # The rename replaces whatever is there, read-only or a link, without touching what a
+            # link points to (so no chmod first: it would follow one).
             atomic_write(target, data, mode=0o444)
             atomic_write(target.with_name(target.name + ".sha256"), (d.sha256 + "\n").encode(), mode=0o444)
         return d
@@ -71,11 +79,10 @@ class Store:
         ``missing`` (bytes ``None``).
 
         Raises:
-            LodecError: ``file_unreadable`` (not a regular file, no permission),
-                ``limit_exceeded`` (over ``max_bytes``).
+            FileUnreadable: a link (``file_link``), not a regular file (a
+                FIFO, ...), no permission.
+            LimitExceeded: over ``max_bytes``.
         """
-        from ..files import read_bounded
-
         path = self.path(blake3_hex)
         try:
             data = read_bounded(path, max_bytes)
@@ -87,14 +94,19 @@ class Store:
 
     def check(self, blake3_hex: str) -> str:
         """``verified`` if the blob exists and re-hashes to its name, ``integrity_mismatch`` if it
-        exists and does not, ``missing`` if it does not exist."""
+        exists and does not, ``missing`` if it does not exist.
+
+        Raises:
+            FileUnreadable: a link (``file_link``), not a regular file (a
+                FIFO, ...), no permission, an I/O error.
+        """
         target = self.path(blake3_hex)
         try:
-            with open(target, "rb") as fh:
+            with open_regular(target) as fh:  # streamed: a blob may be up to MAX_ARTIFACT_BYTES
                 h = blake3.blake3()
                 while chunk := fh.read(1 << 20):
                     h.update(chunk)
-        except FileNotFoundError:
+        except FileMissing:
             return "missing"
         except OSError as exc:
             raise FileUnreadable(exc.strerror or str(exc), file=str(target)) from None
