@@ -185,13 +185,17 @@ def parse_any_key(data: bytes, *, source: str = "<key>", passphrase: bytes | Non
 def _read(path: str) -> bytes:
     """The bytes of a key file of at most ``MAX_KEY_FILE_BYTES``.
 
+    A key file is named by the user (``--key``, or a policy they wrote), so
+    a symbolic link to it is followed (resolved once); a FIFO or other
+    special file is refused.
+
     Raises:
         FileMissing, FileUnreadable, LimitExceeded: from ``read_bounded``,
             naming ``path``.
     """
     from ..files import read_bounded
 
-    return read_bounded(path, MAX_KEY_FILE_BYTES)
+    return read_bounded(path, MAX_KEY_FILE_BYTES, follow=True)
 
 
 def load_private_key(path: str, *, passphrase: bytes | None = None) -> PrivateKey:
