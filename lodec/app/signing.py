@@ -119,26 +119,47 @@ def sign_manifest(
 ) -> Signed:
     """Verify ``manifest`` (unsigned), then write or extend its DSSE envelope with a signature by ``key_path``.
 
+    Co-signers may sign at once: the envelope is re-read, extended and
+    written atomically under an exclusive lock on ``<envelope>.lock``
+    (removed afterwards), so no signature is lost. The envelope beside the
+    manifest is never read through a symbolic link; one named with
+    ``envelope`` may be a link (resolved once: the file it points to is
+    extended, the lock sits beside that file).
+
     Raises:
         VerificationFailed: the stack does not verify (``.report`` has every problem).
-        LodecError: the key, the existing envelope or the write fails.
+        KeyInvalid: the key cannot be used.
+        EnvelopeError, LodecError: the existing envelope is malformed, stale
+            (``envelope_stale``) or conflicts (``expires_conflict``).
+        FileUnreadable: the envelope is a link (``file_link``), a FIFO, a
+            directory, ...
+        FileUnwritable: the lock file or the envelope cannot be written.
     """
-    from ..files import atomic_write
+    from ..files import atomic_write, locked, read_bounded
     from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
     from ..sign.keys import load_private_key
     from ..sign.signer import sign_stack
     from ..sign.statement import format_time, parse_statement
 
     env_path = Path(envelope) if envelope is not None else envelope_path_for(manifest)
+    # A named envelope is the user's path: a link there is resolved once, and the file it names is
+    # read, locked and written (the default path beside the manifest is never followed).
+    named_link = envelope is not None and os.path.islink(env_path)
+    real_path = Path(os.path.realpath(env_path)) if named_link else env_path
     try:
         private = load_private_key(key_path, passphrase=passphrase)
         stack = verified_manifest(manifest, steps_dir, "signed")
-        existing_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
-        existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
-        signed, added = sign_stack(stack, private, now=now, expires=expires, existing=existing,
-                                   envelope_file=str(env_path))
-        if added:
-            atomic_write(env_path, signed.to_json())
+        with locked(real_path.with_name(real_path.name + ".lock"), remove=True):
+            # Read under the lock: a co-signer may have added a signature since we started.
+            try:
+                existing_bytes: bytes | None = read_bounded(real_path, MAX_ENVELOPE_BYTES)
+            except FileMissing:
+                existing_bytes = None
+            existing = parse_envelope(existing_bytes, file=str(env_path)) if existing_bytes is not None else None
+            signed, added = sign_stack(stack, private, now=now, expires=expires, existing=existing,
+                                       envelope_file=str(env_path))
+            if added:
+                atomic_write(real_path, signed.to_json())
     except LodecError as exc:
         raise exc.with_file(manifest) from None
     approval = parse_statement(signed.payload, file=str(env_path))
