@@ -220,6 +220,7 @@ def run(
         run_dir = workspace.run_dir(record.run)
         duration = (record.duration_ms or 0) / 1000
         echo(f"Run {record.run} {record.status}: {summary} ({duration:.2f} s)")
+        echo(f"Sandbox: {record.sandbox}")
         echo(f"Journal: {run_dir / 'journal.md'}")
         echo(f"Provenance: {run_dir / 'provenance.json'}")
     sys.exit(record.exit_code or 0)
