@@ -300,7 +300,7 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
 
 _BUILTIN_CACHE: dict[str, Schema] = {}
 
-BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1")
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1", "lodepack-v2", "skill-tree-v1")
 
 
 def builtin_schema_bytes(name: str) -> bytes:
@@ -313,7 +313,8 @@ def builtin_schema_bytes(name: str) -> bytes:
 
 def builtin_schema(name: str) -> Schema:
     """A schema shipped with lodec: ``skill-step-v1``, ``skill-stack-v1`` (seed 004, verbatim),
-    ``skill-stack-v2`` (v1 plus required field 8 ``skillDigests``) or ``lodepack-v1``."""
+    ``skill-stack-v2`` (v1 plus required field 8 ``skillDigests``), ``lodepack-v1``, ``lodepack-v2``
+    (v1 plus required field 7 ``skills``) or ``skill-tree-v1`` (one skill's files, inside a v2 pack)."""
     if name not in _BUILTIN_CACHE:
         _BUILTIN_CACHE[name] = parse_schema(builtin_schema_bytes(name), source=f"{name}.lode")
     return _BUILTIN_CACHE[name]
@@ -332,3 +333,13 @@ def skill_stack_schema() -> Schema:
 def lodepack_schema() -> Schema:
     """The pack container schema (``schemas/lodepack-v1.lode``, ``docs/pack-format.md``)."""
     return builtin_schema("lodepack-v1")
+
+
+def lodepack_v2_schema() -> Schema:
+    """The pack container that carries skills (``schemas/lodepack-v2.lode``, ``docs/pack-format.md``)."""
+    return builtin_schema("lodepack-v2")
+
+
+def skill_tree_schema() -> Schema:
+    """One skill folder's files in a v2 pack (``schemas/skill-tree-v1.lode``, ``docs/pack-format.md``)."""
+    return builtin_schema("skill-tree-v1")
