@@ -14,6 +14,7 @@ import unicodedata
 import pytest
 
 from lodec.cli import render
+from lodec.errors import UnsafeNameError
 from lodec.names import (
     check_name,
     check_version,
@@ -23,7 +24,6 @@ from lodec.names import (
     printable,
     version_problem,
 )
-from lodec.errors import UnsafeNameError
 
 #: Characters a terminal or a viewer acts on instead of showing.
 HOSTILE = [

@@ -23,6 +23,7 @@ from lodec.stack.manifest import build_manifest
 
 from .builders import (
     IN_TOTO,
+    SEED_SOURCES,
     SIGNED_AT,
     VERIFY_AT,
     Stack,
@@ -32,7 +33,6 @@ from .builders import (
     forge_envelope,
     key,
     seed_stack,
-    SEED_SOURCES,
     statement,
     verify,
 )
