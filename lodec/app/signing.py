@@ -170,7 +170,8 @@ def sign_manifest(
 @dataclass(frozen=True)
 class Packed:
     """A pack written by ``pack_manifest``: path, size in bytes, step count, whether signed,
-    the stack's name and version, and the file's BLAKE3 and SHA-256 (as b3sum/sha256sum print them)."""
+    the stack's name and version, the file's BLAKE3 and SHA-256 (as b3sum/sha256sum print
+    them), and the skills it carries (``skill:<name>`` refs, sorted; empty for a stack without pins)."""
 
     output: str
     size: int
@@ -180,29 +181,50 @@ class Packed:
     version: str
     blake3: str
     sha256: str
+    skills: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"output": self.output, "bytes": self.size, "steps": self.steps, "signed": self.signed,
-                "digest": {"blake3": self.blake3, "sha256": self.sha256}}
+        return {"output": self.output, "bytes": self.size, "steps": self.steps, "skills": list(self.skills),
+                "signed": self.signed, "digest": {"blake3": self.blake3, "sha256": self.sha256}}
 
 
 def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
-                  envelope: str | None = None) -> Packed:
-    """Verify ``manifest``, then write one deterministic ``.lodepack`` with its steps, schemas and envelope.
+                  envelope: str | None = None, workspace: Workspace | None = None) -> Packed:
+    """Verify ``manifest`` with its skills, then write one deterministic ``.lodepack`` with its steps,
+    schemas, envelope and every pinned skill folder.
+
+    Verification is ``verify_target(manifest, workspace, check_skills=True)``
+    (unsigned): each skill ``skillDigests`` pins is found as ``lodec verify``
+    and ``lodec run`` find it (``workspace.skill_roots``) and must hash to its
+    pin; the pack carries exactly the files that were read and hashed. A
+    stack without ``skillDigests`` packs as before: ``lodepack-v1``, no skills.
+
+    Args:
+        workspace: where skills are looked up (default ``Workspace.discover()``,
+            from the current directory).
 
     Raises:
-        VerificationFailed: the stack does not verify.
+        NotVerified: the stack, or a skill, does not verify (``.report`` has every problem).
         LodecError: a named envelope that is missing or malformed, a member
-            over its cap, ``file_unwritable``.
+            over its cap (``limit_exceeded``: a skill over 16 MiB encoded),
+            ``file_unwritable``.
     """
     from ..files import atomic_write
     from ..format.pack import build_pack
     from ..format.schema import builtin_schema_bytes
+    from ..format.tree import skill_name
     from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
     from ..sign.statement import file_digests
     from ..stack.manifest import stack_schema_name
+    from .verify import NotVerified
 
-    stack = verified_manifest(manifest, steps_dir, "packed")
+    result = verify_target(manifest, workspace, steps_dir=steps_dir, check_skills=True)
+    if not result.ok:
+        exc = NotVerified(result.report, f"not packed: the stack fails verification "
+                                         f"({len(result.report.problems)} problem(s))")
+        exc.file = manifest
+        raise exc
+    stack = result.require()
     env = Path(envelope) if envelope is not None else envelope_path_for(manifest)
     envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES)
     if envelope_bytes is None and envelope is not None:
@@ -213,11 +235,12 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
                       steps={name: vein.data for name, vein in stack.steps.items()},
                       step_schema=builtin_schema_bytes("skill-step-v1"),
                       stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
-                      envelope=envelope_bytes)
+                      envelope=envelope_bytes,
+                      skills={skill_name(ref): tree.files for ref, tree in result.skills.items()})
     atomic_write(output, data)
     digests = file_digests(data)
     return Packed(output, len(data), len(stack.steps), envelope_bytes is not None, stack.name, stack.version,
-                  digests["blake3"], digests["sha256"])
+                  digests["blake3"], digests["sha256"], tuple(sorted(result.skills)))
 
 
 @dataclass(frozen=True)
@@ -230,11 +253,15 @@ class Unpacked:
 
 def unpack_pack(pack_file: str, output: str, trust: TrustOptions, *, unsigned: bool = False,
                 workspace: Workspace | None = None) -> Unpacked:
-    """Verify ``pack_file`` (signed, unless ``unsigned``), then extract exactly the verified bytes into ``output``.
+    """Verify ``pack_file`` (signed, unless ``unsigned``; skills included), then extract exactly the
+    verified bytes into ``output``.
 
     Layout: ``<manifestName>``, ``<manifestName>.dsse`` (if signed),
-    ``steps/<name>.vein``, ``schemas/step.lode``, ``schemas/stack.lode``;
-    the manifest last, so its presence means every member is in place.
+    ``steps/<name>.vein``, ``schemas/step.lode``, ``schemas/stack.lode``,
+    ``skills/<name>/<path>`` for each carried skill (modes 0644 / 0755, as
+    pinned); the manifest last, so its presence means every member is in
+    place. ``skills/`` beside the manifest is the first place ``lodec verify``
+    and ``lodec run`` look, so the result verifies and runs as loose files.
     Nothing is written unless the pack verifies.
 
     Raises:
@@ -254,6 +281,7 @@ def unpack_pack(pack_file: str, output: str, trust: TrustOptions, *, unsigned: b
 
 def _write_members(result: VerifyResult, out_dir: str | os.PathLike[str]) -> list[Path]:
     from ..files import atomic_write_many
+    from ..format.tree import skill_name
 
     pack, stack = result.pack, result.require()
     assert pack is not None
@@ -268,6 +296,16 @@ def _write_members(result: VerifyResult, out_dir: str | os.PathLike[str]) -> lis
     files += [(out / "steps" / f"{name}.vein", vein.data) for name, vein in stack.steps.items()]
     if stack.envelope is not None:
         files.append((out / f"{pack.manifest_name}.dsse", stack.envelope))
+    # The verified trees (matched to their pins), not the pack's members: read_pack checked their
+    # paths (relative, no '..', no file that is also a folder), so none leaves out/skills/<name>/.
+    by_mode: dict[int, list[tuple[str | os.PathLike[str], bytes]]] = {0o644: [], 0o755: []}
+    for ref, tree in sorted(result.skills.items()):
+        folder = out / "skills" / skill_name(ref)
+        for f in tree.files:
+            by_mode[f.mode].append((folder / f.path, f.data))
+    for mode, items in by_mode.items():
+        atomic_write_many(items, mode=mode)
     atomic_write_many(files)
     atomic_write_many([(out / pack.manifest_name, stack.manifest_bytes)])
-    return [Path(p) for p, _ in files] + [out / pack.manifest_name]
+    skill_files = [Path(p) for items in by_mode.values() for p, _ in items]
+    return skill_files + [Path(p) for p, _ in files] + [out / pack.manifest_name]

@@ -241,8 +241,6 @@ def verify_target(
     trees: dict[str, SkillTree] = {}
     if not check_skills:
         note += SKILLS_UNCHECKED_NOTE
-    elif pack is not None and not getattr(pack, "skills", None):
-        note += " (skills not checked: the pack carries none)"
     elif candidate is not None:
         trees = _check_skills(report, candidate, target, workspace, pack)
     seal(report, candidate)
@@ -293,16 +291,30 @@ def _check_skills(
 
 
 def pack_tree_loader(pack: Pack, file: str) -> Callable[[str], SkillTree]:
-    """``ref -> SkillTree`` over the skills a pack carries.
+    """``ref -> SkillTree`` over the skills a pack carries (``lodepack-v2``), for ``check_pins``.
+
+    The tree is ``SkillTree(ref, "<file>#skills/<name>", files, tree_digest(files))``:
+    the files as ``read_pack`` decoded them (paths already checked), hashed
+    here, so a carried skill whose bytes differ from its pin is
+    ``skill_drifted``.
 
     Raises (from the loader):
-        SkillError: ``skill_not_found`` for a skill the pack does not carry.
+        SkillError: ``skill_not_found`` for a skill the pack does not carry
+            (every skill, for a ``lodepack-v1`` pack: "the pack carries no
+            skills"); ``skill_ref_invalid`` for a ref that is not ``skill:<name>``.
     """
     from ..errors import SkillError
+    from ..format.tree import SkillTree, skill_name, tree_digest
 
     def load(ref: str) -> SkillTree:
-        raise SkillError(f"{ref} is not in {file} (packs made before lodepack-v2 carry no skills)",
-                         code="skill_not_found")
+        name = skill_name(ref)
+        files = pack.skills.get(name)
+        if files is None:
+            # check_pins prefixes the ref: "skill:x: <file>: the pack carries no skills".
+            why = ("the pack carries no skills (a lodepack-v1 pack, made before packs carried them: pack it again)"
+                   if not pack.skills else f"the pack does not carry skills/{name}")
+            raise SkillError(why, code="skill_not_found", file=file)
+        return SkillTree(ref, f"{file}#skills/{name}", tuple(files), tree_digest(files))
 
     return load
 

@@ -403,24 +403,35 @@ def sign(
               help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="DSSE envelope to include. Default: STACK.json.dsse beside the manifest, if present.")
-@json_option('Print {"output", "bytes", "steps", "signed", "digest"}.')
-def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str | None, as_json: bool) -> None:
-    """Write one file holding STACK.json, its step veins, the schemas and the signatures.
+@workspace_option
+@json_option('Print {"output", "bytes", "steps", "skills", "signed", "digest"}.')
+def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str | None, workspace_dir: str | None,
+         as_json: bool) -> None:
+    """Write one file holding STACK.json, its step veins, the schemas, the signatures and the pinned skills.
 
-    The stack is verified first. The pack is deterministic (the same inputs
-    give the same bytes) and its digest is printed (BLAKE3 and SHA-256 of
-    the file, as b3sum / sha256sum print them). Format: docs/pack-format.md.
-    Consumers run `lodec verify NAME.lodepack --key ...` or `lodec unpack`.
+    The stack is verified first, skills included: every skill skillDigests
+    pins is found as `lodec verify` and `lodec run` find it (skills/ beside
+    STACK.json, then the workspace's .lodec/skills, then $LODEC_HOME/skills)
+    and must hash to its pin; the pack carries exactly those files. The pack
+    is deterministic (the same inputs give the same bytes) and its digest is
+    printed (BLAKE3 and SHA-256 of the file, as b3sum / sha256sum print
+    them). Format: docs/pack-format.md. Consumers run
+    `lodec verify NAME.lodepack --key ...`, `lodec run NAME.lodepack --key ...`
+    or `lodec unpack`.
     """
-    from ..app import signing
+    from ..app import Workspace, signing
 
     with outcome(as_json):
-        packed = signing.pack_manifest(manifest, output, steps_dir=steps_dir, envelope=envelope_path)
+        workspace = Workspace.discover(workspace_dir)
+        packed = signing.pack_manifest(manifest, output, steps_dir=steps_dir, envelope=envelope_path,
+                                       workspace=workspace)
     if as_json:
         emit(packed.to_dict())
     else:
         signed = "signed" if packed.signed else "UNSIGNED"
-        echo(f"Packed {packed.stack} {packed.version} → {output}: {packed.steps} steps, {signed}, {packed.size} bytes")
+        skills = f"{len(packed.skills)} skills, " if packed.skills else ""
+        echo(f"Packed {packed.stack} {packed.version} → {output}: {packed.steps} steps, {skills}{signed}, "
+             f"{packed.size} bytes")
         echo(f"Pack digest: blake3:{packed.blake3}")
         echo(f"             sha256:{packed.sha256}")
 

@@ -3,8 +3,10 @@
 ``check_pack`` runs the same checks as for loose files on the members'
 bytes (``lodec.stack.verify.check_stack``, or with a policy
 ``lodec.sign.trust.check_signed_stack``), then adds pack membership: a
-step member the manifest does not list is a problem
-(``pack_member_unlisted``), since a pack carries nothing unverified.
+step member the manifest does not list, or a skill member it does not pin
+in ``skillDigests``, is a problem (``pack_member_unlisted``), since a pack
+carries nothing unverified. (Whether each carried skill matches its pin is
+judged by ``lodec.app.verify``, over ``lodec.format.tree.check_pins``.)
 ``verify_pack`` seals that into a verdict. Format: ``docs/pack-format.md``.
 """
 
@@ -16,6 +18,8 @@ from datetime import datetime
 from ..errors import SchemaError
 from ..format.pack import Pack
 from ..format.schema import Schema, parse_schema
+from ..format.tree import SKILL_REF_PREFIX
+from ..stack.manifest import SKILL_DIGESTS
 from ..stack.verify import Candidate, VerificationReport, check_stack, seal
 from .policy import TrustPolicy
 from .state import TrustedVersion
@@ -80,6 +84,11 @@ def check_pack(
 ) -> tuple[VerificationReport, Candidate | None]:
     """The checks of a pack without the verdict: ``(report, candidate)`` for ``seal``.
 
+    Membership: every step member is a step of the manifest and every skill
+    member ``<name>`` is pinned as ``skill:<name>`` in its ``skillDigests``
+    (else ``pack_member_unlisted``). The carried skills' tree digests are not
+    compared here (``lodec.app.verify`` does, with the pins that verified).
+
     With ``policy`` and ``now`` the members go through signed verification
     (DSSE envelope member, threshold, freeze, rollback against
     ``trusted_versions``, ``expected_name``); without, the core checks.
@@ -115,4 +124,10 @@ def check_pack(
         # Once the manifest is parsed, report.steps names every step it lists or pins.
         for name in sorted(set(pack.steps) - {s.name for s in report.steps}):
             report.add("pack_member_unlisted", name, f"{file}: member steps/{name}.vein is not a step of the stack")
+    if candidate is not None:
+        pinned = {ref[len(SKILL_REF_PREFIX):] for ref in candidate.manifest.get(SKILL_DIGESTS) or {}
+                  if ref.startswith(SKILL_REF_PREFIX)}
+        for name in sorted(set(pack.skills) - pinned):
+            report.add("pack_member_unlisted", None, f"{file}: member skills/{name} is not a skill the stack pins "
+                                                     f"({SKILL_REF_PREFIX}{name} is not in {SKILL_DIGESTS})")
     return report, candidate
