@@ -45,7 +45,7 @@ def vein(data: bytes) -> None:
     """
     if not data:
         return
-    schema = SCHEMAS[data[0] % len(SCHEMAS)]
+    schema = SCHEMAS[(data[0] & 0x7F) % len(SCHEMAS)]  # bit 7 is the variant flag below, not the schema
     blob = data[1:]
     if data[0] & 0x80:
         blob = header(schema) + blob

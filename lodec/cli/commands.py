@@ -459,7 +459,8 @@ def unpack(
 ) -> None:
     """Verify PACK.lodepack, then extract it into OUTPUT. Nothing is written unless it verifies.
 
-    Writes <manifest>.json, <manifest>.json.dsse, steps/<name>.vein and
+    Writes <manifest>.json, <manifest>.json.dsse, steps/<name>.vein,
+    skills/<name>/... (the skills a lodepack-v2 carries) and
     schemas/{step,stack}.lode: exactly the verified bytes, as regular
     files. Refuses a non-empty OUTPUT; a pack cannot hold links, paths
     outside OUTPUT, duplicate members or members over the size caps.
