@@ -1,5 +1,10 @@
 """Sealed execution, tested as attacks: a real step inside a real ``lodec run`` tries to reach out.
 
+Every test runs twice: under bubblewrap (the default) and under the Landlock
+fallback (``LODEC_SANDBOX=landlock``), where the expectations differ only in
+how a refusal shows (an empty read-only folder under bubblewrap, EACCES or
+EPERM under Landlock).
+
 Each test is one attack class of ``docs/skill-contract.md`` §Sandbox, named for
 it. The attacking step is an ordinary skill (``tests/runkit.py``) whose script
 tries the attack and reports what happened in its output artifact; the test
@@ -26,8 +31,17 @@ from lodec.run.sandbox import probe_sandbox
 from tests.conftest import ROOT, run_cli
 from tests.runkit import make_skill, make_stack, run_json, step
 
-SANDBOX = probe_sandbox()
-pytestmark = pytest.mark.skipif(not SANDBOX.available, reason=f"no sandbox here: {SANDBOX.reason}")
+MECHANISMS = {name: probe_sandbox(name) for name in ("bubblewrap", "landlock")}
+
+
+@pytest.fixture(autouse=True, params=sorted(MECHANISMS))
+def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The sandbox mechanism the test's runs use (``LODEC_SANDBOX``); skipped where it cannot run here."""
+    found = MECHANISMS[request.param]
+    if not found.available:
+        pytest.skip(f"no {request.param} here: {found.reason}")
+    monkeypatch.setenv("LODEC_SANDBOX", request.param)
+    return str(request.param)
 
 CANARY = "lodec-canary-7f3a9c"
 
@@ -36,6 +50,7 @@ PROBE = '''
 import errno, signal as _signal
 results = []
 def attempt(op, arg):
+    arg = os.path.expandvars(arg)
     try:
         if op == "read":
             with open(arg, "rb") as fh:
@@ -76,7 +91,7 @@ def attempt(op, arg):
     except OSError as exc:
         return "err:" + errno.errorcode.get(exc.errno, str(exc.errno))
 for op, arg in json.loads(INPUTS["ops"]):
-    results.append([op, arg, attempt(op, arg)])
+    results.append([op, arg, attempt(op, arg)])  # reported under the argument as given
 print("probed")
 write("report.json", json.dumps(results))
 '''
@@ -134,7 +149,7 @@ def _nowhere(root: Path, secret: str) -> list[str]:
 
 
 def test_read_outside_declared_paths_sees_neither_home_keys_nor_workspace_secrets(
-    tmp_path: Path, ws: Path, home: Path
+    tmp_path: Path, ws: Path, home: Path, mechanism: str
 ) -> None:
     key, env = home / ".ssh" / "id_ed25519", ws / ".env"
     code, record, report, err = _probe_run(tmp_path, ws, [
@@ -144,7 +159,10 @@ def test_read_outside_declared_paths_sees_neither_home_keys_nor_workspace_secret
     assert code == 0, err
     seen = _outcomes(report)
     assert seen[f"read {key}"].startswith("err:") and seen[f"read {env}"].startswith("err:")
-    assert seen[f"list {ws}"] == "ok:reports,src"  # only what the skill declared
+    if mechanism == "bubblewrap":
+        assert seen[f"list {ws}"] == "ok:reports,src"  # only what the skill declared
+    else:
+        assert seen[f"list {ws}"] == "err:EACCES"
     assert seen[f"read {ws / 'src' / 'app.py'}"] == "ok:print('app')\n"  # the declared read path works
     assert not seen["read /etc/shadow"].startswith("ok:root")
     assert _nowhere(ws / ".lodec", CANARY) == []  # not in the record, the logs or any artifact
@@ -181,7 +199,7 @@ def test_write_outside_declared_paths_changes_nothing_on_the_host(tmp_path: Path
 
 
 def test_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
-    tmp_path: Path, ws: Path
+    tmp_path: Path, ws: Path, mechanism: str
 ) -> None:
     # A first run leaves records, CAS blobs and installed skills; the attacker declares read=["."] and write=["."].
     code, first, _report, err = _probe_run(tmp_path / "first", ws, [["list", str(ws)]])
@@ -195,6 +213,10 @@ def test_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
         ["write", str(state / "trusted-stacks.json")], ["write", str(earlier)], ["list", str(state / "cas")],
         ["write", str(ws / "src" / "ok.txt")],
     ], read=(".",), write=(".",))
+    if mechanism == "landlock":
+        # Landlock cannot hide a folder inside an allowed one: a declared path holding the state is refused.
+        assert code == 1 and record["steps"]["probe"]["reason"] == "capability_escapes" and report == []
+        return
     assert code == 0, err
     seen = _outcomes(report)
     assert seen[f"list {state}"] == "ok:"  # an empty, read-only folder stands in for the state
@@ -207,12 +229,12 @@ def test_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
     assert json.loads(earlier.read_text())["status"] == "succeeded"
 
 
-def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Path) -> None:
+def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Path, mechanism: str) -> None:
     folder = tmp_path / "stack"
-    make_skill(folder / "skills", "probe", PROBE, read=(".",), write=(".",))
+    make_skill(folder / "skills", "probe", PROBE, read=("src",), write=("reports",))
     make_skill(folder / "skills", "honest", 'print("honest"); write("out.txt", "honest\\n")\n')
     state = ws / ".lodec"
-    ops = [["write", "/run/lodec/skill/run.py"], ["list", str(state / "runs")], ["list", "/run/lodec"]]
+    ops = [["write", "$LODEC_SKILL_DIR/run.py"], ["list", str(state / "runs")], ["list", "/run/lodec"]]
     stack = make_stack(folder, [step("probe", "probe", outputs=("report.json",), ops=json.dumps(ops)),
                                 step("later", "honest", deps=["probe"])])
     code, record, err = run_json(stack, ws)
@@ -220,9 +242,10 @@ def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Pa
     assert record["steps"]["later"]["headline"] == "honest"
     digest = record["steps"]["probe"]["artifacts"]["report.json"]["blake3"]
     seen = _outcomes(json.loads((state / "cas" / "blake3" / digest[:2] / digest[2:]).read_text()))
-    assert seen["write /run/lodec/skill/run.py"].startswith("err:")
-    assert seen[f"list {state / 'runs'}"].startswith("err:")
-    assert seen["list /run/lodec"] == "ok:out,skill,work"  # no other step's copy is in reach
+    assert seen["write $LODEC_SKILL_DIR/run.py"].startswith("err:")  # its own copy is read-only
+    assert seen[f"list {state / 'runs'}"].startswith("err:")  # and no other step's copy is in reach
+    if mechanism == "bubblewrap":
+        assert seen["list /run/lodec"] == "ok:out,skill,work"
 
 
 # ------------------------------------------------------------------ lodec's process
@@ -230,7 +253,7 @@ def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Pa
 
 @pytest.mark.parametrize("network", [False, True])
 def test_lodec_environment_and_memory_are_out_of_reach(
-    tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, network: bool
+    tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, network: bool, mechanism: str
 ) -> None:
     monkeypatch.setenv("LODEC_TEST_WITHHELD", CANARY)  # in lodec's environment, not declared by the skill
     me = os.getpid()  # lodec runs in this process (the CLI is invoked in-process)
@@ -240,12 +263,15 @@ def test_lodec_environment_and_memory_are_out_of_reach(
     ], network=network)
     assert code == 0, err
     seen = _outcomes(report)
-    assert seen[f"environ_scan {CANARY}"] == "none"
+    assert seen[f"environ_scan {CANARY}"] in ("none", "err:EACCES")  # Landlock: /proc is not even listed
     for key in (f"read /proc/{me}/environ", f"read /proc/{me}/mem", f"read /proc/{me}/cmdline"):
         assert seen[key].startswith("err:"), key
     assert CANARY not in seen["env "]
-    pids = seen["pids "].removeprefix("ok:").split(",")
-    assert str(me) not in pids and len(pids) <= 3  # its own PID namespace: bwrap's init, the step
+    if mechanism == "bubblewrap":
+        pids = seen["pids "].removeprefix("ok:").split(",")
+        assert str(me) not in pids and len(pids) <= 3  # its own PID namespace: bwrap's init, the step
+    else:
+        assert seen["pids "] == "err:EACCES"
 
 
 def test_a_step_cannot_signal_or_stop_lodec(tmp_path: Path, ws: Path) -> None:
@@ -260,8 +286,9 @@ def test_a_step_cannot_signal_or_stop_lodec(tmp_path: Path, ws: Path) -> None:
         code, record, report, err = _probe_run(tmp_path, ws, ops)
         assert code == 0, err
         seen = _outcomes(report)
-        assert seen[f"kill {os.getpid()}|{int(signal.SIGUSR2)}"] == "err:ESRCH"
-        assert seen[f"kill {bystander.pid}|{int(signal.SIGSTOP)}"] == "err:ESRCH"
+        # bubblewrap: no such process in its PID namespace; Landlock: outside its signal scope.
+        assert seen[f"kill {os.getpid()}|{int(signal.SIGUSR2)}"] in ("err:ESRCH", "err:EPERM")
+        assert seen[f"kill {bystander.pid}|{int(signal.SIGSTOP)}"] in ("err:ESRCH", "err:EPERM")
         time.sleep(0.2)
         assert received == []
         state = Path(f"/proc/{bystander.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -363,7 +390,7 @@ def test_a_step_cannot_plant_a_link_at_its_own_log(tmp_path: Path, ws: Path, mon
     monkeypatch.setenv("LODEC_TEST_WITHHELD", CANARY)
     runs = ws / ".lodec" / "runs"
     ops = [["symlink", f"/proc/1/environ|{runs}/x/steps/probe/stdout.log"], ["list", str(runs)]]
-    code, record, report, err = _probe_run(tmp_path, ws, ops, read=(".",))
+    code, record, report, err = _probe_run(tmp_path, ws, ops)
     assert code == 0, err
     seen = _outcomes(report)
     assert all(v.startswith("err:") for v in seen.values()), seen

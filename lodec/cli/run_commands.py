@@ -15,7 +15,7 @@ import click
 
 from ..app import Workspace
 from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
-from .render import echo, emit, outcome
+from .render import echo, emit, outcome, printable
 
 
 def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Workspace:
@@ -90,9 +90,9 @@ def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool)
     for r in rows:
         if r["ok"]:
             note = " (shadowed)" if r["shadowed"] else ""
-            echo(f"{r['name']:<24} {r['concurrency']:<9} {r['digest']}  {r['path']}{note}")
+            echo(printable(f"{r['name']:<24} {r['concurrency']:<9} {r['digest']}  {r['path']}{note}"))
         else:
-            echo(f"{r['name']:<24} INVALID   {r['error']['message']} [{r['error']['code']}]  {r['path']}")
+            echo(printable(f"{r['name']:<24} INVALID   {r['error']['message']} [{r['error']['code']}]  {r['path']}"))
 
 
 # ------------------------------------------------------------------ lock
@@ -282,7 +282,7 @@ def runs_list(workspace_dir: str | None, as_json: bool) -> None:
         echo("No runs yet.")
     for r in rows:
         took = "–" if r["duration_ms"] is None else f"{r['duration_ms'] / 1000:.2f} s"
-        echo(f"{r['run']}  {r['status']:<9} {r['stack']} {r['version']}  {took}")
+        echo(printable(f"{r['run']}  {r['status']:<9} {r['stack']} {r['version']}  {took}"))
 
 
 @runs.command("discard", context_settings=CONTEXT)
@@ -362,11 +362,11 @@ def analytics(workspace_dir: str | None, as_json: bool) -> None:
         d = entry["duration_ms"]
         p50 = "–" if d["p50"] is None else f"{d['p50']:.0f} ms"
         p95 = "–" if d["p95"] is None else f"{d['p95']:.0f} ms"
-        echo(f"  {name:<24} {counts:<40} p50 {p50}, p95 {p95}")
+        echo(printable(f"  {name:<24} {counts:<40} p50 {p50}, p95 {p95}"))
     a = figures["artifacts"]
     echo(f"Artifacts: {a['verified']} verified, {a['tampered']} tampered, {a['missing']} missing")
     for t in figures["tampered"]:
-        echo(f"  TAMPERED {t}")
+        echo(printable(f"  TAMPERED {t}"))
 
 
 COMMANDS = (skill, lock, plan, run, resolve, runs, journal, artifact, analytics)

@@ -28,14 +28,27 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import RunError, SkillError
-from ..names import is_safe_name
+from ..names import is_safe_name, printable
 from ..stack.verify import VerifiedStack
 from ..store import records
 from ..store.cas import MAX_ARTIFACT_BYTES, Store
 from ..store.records import Reused, RunRecord, StackRef, StepResult
 from ..store.workspace import Workspace
 from . import reports
-from .sandbox import IN_DIR, OUT_DIR, SKILL_DIR, Sandbox, StepMounts, bwrap_argv, probe_sandbox, step_environment
+from .sandbox import (
+    IN_DIR,
+    OUT_DIR,
+    SKILL_DIR,
+    Sandbox,
+    StepMounts,
+    become_subreaper,
+    bwrap_argv,
+    can_unshare_network,
+    kill_strays,
+    landlock_preexec,
+    probe_sandbox,
+    step_environment,
+)
 from .schedule import Batch, batches, may_start
 from ..files import read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
@@ -183,6 +196,16 @@ def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
         raise RunError(f"cannot seal the steps: {sandbox.reason}. Without a sandbox a step could read and write "
                        "outside its declared paths, reach the network, and see or signal lodec. Nothing was started; "
                        "--allow-unsandboxed runs the steps with your full access", code="sandbox_unavailable")
+    offline = sorted(r for r, s in run.skills.items() if not s.config.network)
+    why = can_unshare_network() if sandbox.kind == "landlock" and offline else None
+    if why is not None and options.allow_unsandboxed:
+        sandbox = Sandbox(None, "", why)
+    elif why is not None:
+        raise RunError(f"cannot deny the network to {', '.join(offline)}: Landlock confines TCP only, and {why}. "
+                       "Nothing was started; --allow-unsandboxed runs them with the network", code="sandbox_unavailable")
+    if sandbox.kind == "landlock" and not become_subreaper():
+        raise RunError("cannot adopt what steps leave behind (PR_SET_CHILD_SUBREAPER failed): Landlock alone "
+                       "cannot stop a step from outliving the run. Nothing was started", code="sandbox_unavailable")
     return _Executor(run, options, sandbox).run()
 
 
@@ -226,7 +249,7 @@ class _Executor:
 
     def say(self, text: str) -> None:
         if self.options.progress is not None:
-            self.options.progress(text)
+            self.options.progress(printable(text))  # details quote file names a step chose
 
     def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
@@ -374,16 +397,15 @@ class _Executor:
         work.mkdir(parents=True)
         out.mkdir()
         skill_dir = opts.workspace.run_skill_dir(self.run_id, step.skill.name)
-        sealed = self.sandbox.available
-        # Inside the sandbox the step sees its folders and upstream artifacts at fixed paths.
+        sealed = self.sandbox.kind == "bubblewrap"  # a mount namespace: fixed paths inside
+        landlocked = self.sandbox.kind == "landlock"
+        # Inside bubblewrap the step sees its folders and upstream artifacts at fixed paths.
         inputs: dict[str, Path] = {}
         shown: dict[str, str | None] = {}
         for key, host in artifacts.items():
-            if host is not None and sealed:
+            if host is not None:
                 inputs[key] = Path(host)
-                shown[key] = f"{IN_DIR}/{key}"
-            else:
-                shown[key] = host
+            shown[key] = f"{IN_DIR}/{key}" if host is not None and sealed else host
         out_path, skill_path = (OUT_DIR, SKILL_DIR) if sealed else (str(out), str(skill_dir))
         stack = self.run_plan.stack
         request = {
@@ -406,15 +428,23 @@ class _Executor:
             "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
         })
         command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
+        tmp = step_dir / "tmp"
+        if landlocked:
+            tmp.mkdir()
+            env["TMPDIR"] = str(tmp)  # no private /tmp without a mount namespace: a private folder instead
         result = _base(step)
         result.upstream_status = statuses
         result.started = utc_now()
         t0 = time.monotonic()
+        mounts = StepMounts(
+            workspace=opts.workspace.root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out,
+            inputs=inputs, hidden=opts.workspace.state_paths() + (opts.workspace.home,), network=cfg.network,
+        )
+        preexec = None
         try:
-            argv = bwrap_argv(self.sandbox, StepMounts(
-                workspace=opts.workspace.root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out,
-                inputs=inputs, hidden=opts.workspace.state_paths() + (opts.workspace.home,), network=cfg.network,
-            ), command) if sealed else command
+            argv = bwrap_argv(self.sandbox, mounts, command) if sealed else command
+            if landlocked:
+                preexec = landlock_preexec(mounts, tmp)
         except RunError as exc:
             result.reason, result.detail = exc.code, exc.message
             result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
@@ -423,7 +453,7 @@ class _Executor:
         with _new_log(step_dir / "stdout.log") as so, _new_log(step_dir / "stderr.log") as se:
             try:
                 proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
-                                        start_new_session=True)
+                                        start_new_session=preexec is None, preexec_fn=preexec)
             except OSError as exc:
                 result.reason = "spawn_failed"
                 result.detail = f"cannot start {argv[0]}: {exc.strerror or exc}"
@@ -441,11 +471,14 @@ class _Executor:
                 _kill_group(proc.pid)
                 proc.wait()
                 self.pids.pop(step.name, None)
+                if landlocked:
+                    kill_strays(f"LODEC_RUN_ID={self.run_id}")
         result.ended = utc_now()
         result.duration_ms = round((time.monotonic() - t0) * 1000, 3)
         result.exit_code = proc.returncode
         result.headline = _headline(step_dir / "stdout.log")
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         if timed_out:
             result.reason = "timeout"
             result.detail = f"ran past its {cfg.timeout} s timeout; its sandbox was killed"

@@ -29,15 +29,28 @@ A step therefore cannot see, signal or trace lodec (another PID namespace),
 cannot outlive its step (the PID namespace dies with its first process), and
 cannot reach the network it did not declare. The contract is
 ``docs/skill-contract.md`` §Sandbox.
+
+Where bubblewrap cannot run (no user namespaces), Landlock is the fallback
+(Linux LSM, ABI 6 or later, through the ``py-landlock`` binding): the step
+restricts itself before ``exec`` to the same files (read: system,
+interpreter, declared read paths, its skill copy and upstream artifacts;
+read-write: its work, output and temporary folders and declared write
+paths), cannot signal or trace any process outside its Landlock domain
+(lodec included), cannot connect or bind TCP without ``network = true``, and
+needs a network namespace (``unshare``; root or user namespaces) to deny
+the rest of the network; lodec, a child subreaper, kills whatever a step
+leaves behind. ``LODEC_SANDBOX=bubblewrap|landlock`` chooses one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,33 +76,82 @@ ETC_SECRET_DIRS = ("/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private")
 NAMESPACES = ("user", "pid", "ipc", "uts", "cgroup")
 
 
+#: Landlock ABI needed: 6 scopes signals and abstract UNIX sockets to the step's own domain.
+LANDLOCK_MIN_ABI = 6
+_CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How steps are sealed on this machine.
 
     ``bwrap`` is the bubblewrap program, or ``None`` when it cannot be used
-    here (``reason`` says why). ``version`` is what ``bwrap --version`` printed.
+    here; ``landlock`` the Landlock ABI used instead (0: none); ``reason``
+    says why a mechanism is missing. ``version`` is what ``bwrap --version``
+    printed.
     """
 
     bwrap: str | None
     version: str
     reason: str
+    landlock: int = 0
 
     @property
     def available(self) -> bool:
-        return self.bwrap is not None
+        return self.bwrap is not None or self.landlock >= LANDLOCK_MIN_ABI
+
+    @property
+    def kind(self) -> str:
+        """``bubblewrap``, ``landlock`` or ``none``."""
+        return "bubblewrap" if self.bwrap is not None else "landlock" if self.available else "none"
 
     def describe(self, network: bool) -> str:
         """One line naming the mechanisms in force for a step (``network``: its skill declares it)."""
-        if self.bwrap is None:
-            return "none (--allow-unsandboxed)"
-        spaces = list(NAMESPACES) + ([] if network else ["net"])
-        return (f"{self.version}: {', '.join(spaces)} namespaces; read-only system; workspace by capabilities; "
-                "state hidden")
+        if self.bwrap is not None:
+            spaces = list(NAMESPACES) + ([] if network else ["net"])
+            return (f"{self.version}: {', '.join(spaces)} namespaces; read-only system; workspace by capabilities; "
+                    "state hidden")
+        if self.available:
+            net = "" if network else "; net namespace"
+            return (f"landlock ABI {self.landlock}: filesystem by capabilities, signals and ptrace scoped, "
+                    f"TCP denied{net}; state hidden; strays killed (child subreaper)")
+        return "none (--allow-unsandboxed)"
 
 
-def probe_sandbox() -> Sandbox:
-    """Find bubblewrap and prove it works here by running ``true`` in the same namespaces a step gets."""
+def probe_sandbox(prefer: str | None = None) -> Sandbox:
+    """The strongest mechanism that works here: bubblewrap (proved by running ``true`` in the namespaces
+    a step gets), else Landlock (ABI >= 6). ``prefer`` (default ``$LODEC_SANDBOX``) names one:
+    ``bubblewrap`` or ``landlock``."""
+    prefer = prefer if prefer is not None else os.environ.get("LODEC_SANDBOX") or None
+    if prefer not in (None, "bubblewrap", "landlock"):
+        return Sandbox(None, "", f"LODEC_SANDBOX={prefer!r} is not bubblewrap or landlock")
+    if prefer == "landlock":
+        return _probe_landlock("LODEC_SANDBOX=landlock")
+    found = _probe_bwrap()
+    if found.available or prefer == "bubblewrap":
+        return found
+    fallback = _probe_landlock(found.reason)
+    return fallback
+
+
+def _probe_landlock(why_not_bwrap: str) -> Sandbox:
+    try:
+        from py_landlock import get_abi_version
+    except ImportError:
+        return Sandbox(None, "", f"{why_not_bwrap}; and the Landlock binding (py-landlock) is not installed")
+    try:
+        abi = int(get_abi_version())
+    except Exception as exc:  # the binding reports a kernel without Landlock by raising
+        return Sandbox(None, "", f"{why_not_bwrap}; and Landlock is not available ({exc})")
+    if abi < LANDLOCK_MIN_ABI:
+        return Sandbox(None, "", f"{why_not_bwrap}; and Landlock ABI {abi} cannot scope signals "
+                                 f"(ABI {LANDLOCK_MIN_ABI} or later needed)")
+    return Sandbox(None, "", why_not_bwrap, landlock=abi)
+
+
+def _probe_bwrap() -> Sandbox:
     if not sys.platform.startswith("linux"):
         return Sandbox(None, "", f"bubblewrap needs Linux; this is {sys.platform}")
     bwrap = shutil.which("bwrap")
@@ -256,3 +318,157 @@ def step_environment(parent: Mapping[str, str], declared: Sequence[str], lodec_v
     env = {k: parent[k] for k in (*BASE_ENV, *declared) if k in parent}
     env.update(lodec_vars)
     return env
+
+
+# ------------------------------------------------------------------ Landlock fallback
+
+
+def landlock_preexec(mounts: StepMounts, tmp: Path) -> Callable[[], None]:
+    """What the step's child runs between ``fork`` and ``exec`` under the Landlock fallback.
+
+    In order: a new session; SIGKILL when lodec's thread that started it
+    dies; without ``network = true`` a new network namespace (``unshare``;
+    ``run_stack`` refuses beforehand where that is impossible, so an
+    undeclared network is never reachable); then the Landlock domain built
+    here, in lodec (no import or allocation happens in the child): only
+    ``landlock_paths(mounts, tmp)``, no TCP unless ``network``, no signals or
+    abstract UNIX sockets outside the domain.
+
+    Raises:
+        RunError: ``capability_escapes`` (see ``landlock_paths``).
+    """
+    from py_landlock import AccessFs, Landlock
+
+    read, write = landlock_paths(mounts, tmp)
+    # A rule on a file may only grant file rights (the kernel refuses directory rights there).
+    file_read = AccessFs.READ_FILE | AccessFs.EXECUTE
+    dir_read = file_read | AccessFs.READ_DIR
+    file_write = AccessFs.READ_FILE | AccessFs.WRITE_FILE | AccessFs.TRUNCATE
+    dir_write = (dir_read | AccessFs.WRITE_FILE | AccessFs.TRUNCATE | AccessFs.REMOVE_DIR | AccessFs.REMOVE_FILE
+                 | AccessFs.MAKE_DIR | AccessFs.MAKE_REG | AccessFs.MAKE_SYM | AccessFs.MAKE_FIFO | AccessFs.MAKE_SOCK)
+    ruleset = Landlock()
+    for path in read:
+        ruleset.add_path_rule(path, access=dir_read if os.path.isdir(path) else file_read)
+    for path in write:
+        ruleset.add_path_rule(path, access=dir_write if os.path.isdir(path) else file_write)
+    if mounts.network:
+        ruleset.allow_all_network()
+    libc = ctypes.CDLL(None, use_errno=True)
+    network = mounts.network
+
+    def preexec() -> None:
+        os.setsid()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if not network and libc.unshare(_CLONE_NEWNET) != 0:
+            os._exit(126)
+        ruleset.apply()
+
+    return preexec
+
+
+def can_unshare_network() -> str | None:
+    """``None`` if this process can give a child a new network namespace, else why not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def child() -> None:
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            os._exit(3)
+
+    try:
+        done = subprocess.run(["true"], preexec_fn=child, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else "unshare(CLONE_NEWNET) is not permitted (not root, no user namespaces)"
+
+
+def landlock_paths(mounts: StepMounts, tmp: Path) -> tuple[list[str], list[str]]:
+    """``(read, read-write)`` paths a step may use under Landlock (host paths; no mount namespace).
+
+    Raises:
+        RunError: ``capability_escapes``, as for bubblewrap.
+    """
+    ws = mounts.workspace.resolve()
+    hidden = [h.resolve() for h in mounts.hidden]
+    read: list[str] = []
+    for d in SYSTEM_DIRS:
+        if not os.path.isdir(d):
+            continue
+        if d == "/etc":
+            read += _etc_entries()
+        else:
+            read.append(d)
+    read += [str(d) for d in _tool_dirs(exclude=(ws, *hidden))]
+    read += ["/dev/zero", "/dev/urandom", "/dev/random"]
+    for rel in mounts.read:
+        src = _resolve_declared(ws, rel, "read")
+        if src.exists():
+            if any(_inside(h, src) for h in hidden):
+                raise RunError(f"capabilities.read {rel!r} contains lodec's state; Landlock cannot hide it "
+                               "(bubblewrap can)", code="capability_escapes")
+            read.append(str(src))
+    read.append(str(mounts.skill))
+    read += [str(p) for p in mounts.inputs.values()]
+    write = [str(mounts.work), str(mounts.out), str(tmp), "/dev/null"]
+    for rel in mounts.write:
+        src = _resolve_declared(ws, rel, "write")
+        if not src.exists():
+            src.mkdir(parents=True)
+        if any(_inside(h, src) for h in hidden):
+            raise RunError(f"capabilities.write {rel!r} contains lodec's state; Landlock cannot hide it "
+                           "(bubblewrap can)", code="capability_escapes")
+        write.append(str(src))
+    return read, write
+
+
+def _etc_entries() -> list[str]:
+    """Every entry of ``/etc`` but its secrets (Landlock rules allow; they cannot mask)."""
+    secret = set(ETC_SECRET_FILES) | set(ETC_SECRET_DIRS)
+    out = []
+    for entry in sorted(os.listdir("/etc")):
+        path = f"/etc/{entry}"
+        if path in secret:
+            continue
+        if path == "/etc/ssl" and os.path.isdir(path):
+            out += [f"{path}/{e}" for e in sorted(os.listdir(path)) if f"{path}/{e}" not in secret]
+            continue
+        out.append(path)
+    return out
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt the orphans of its children (``PR_SET_CHILD_SUBREAPER``), so a step's
+    daemons can be found and killed. Returns whether it worked."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except OSError:
+        return False
+
+
+def kill_strays(marker: str) -> list[int]:
+    """Kill (SIGKILL) and reap every child of this process whose environment holds ``marker``
+    (``LODEC_RUN_ID=<run id>``): what the run's steps left behind, adopted here as a subreaper.
+
+    A stray that cleared its environment is not recognised: under the Landlock
+    fallback "a step cannot outlive the run" holds only for processes that keep
+    lodec's variables (bubblewrap's PID namespace has no such gap).
+    """
+    me = str(os.getpid())
+    needle = marker.encode() + b"\0"
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                ppid = fh.read().rsplit(b")", 1)[1].split()[1].decode()
+            if ppid != me:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle not in fh.read() + b"\0":
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            os.waitpid(int(entry), 0)
+            killed.append(int(entry))
+        except (OSError, IndexError):
+            continue
+    return killed
