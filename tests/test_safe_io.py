@@ -685,3 +685,21 @@ def test_key_policy_and_named_envelope_given_as_links_are_followed(
     code, _, err = run(lodec_argv("verify", stack, "--key", tmp_path / "alice.pub", "--now", VERIFY_AT),
                        cwd=tmp_path, env=home)
     assert code == 0, err
+
+
+# ------------------------------------------------------------------ what the user names
+
+
+def test_fifo_named_as_the_target_is_refused_without_hanging(tmp_path: Path, home: dict[str, str]) -> None:
+    os.mkfifo(tmp_path / "stack.json")
+    code, _out, err = run(lodec_argv("verify", tmp_path / "stack.json"), cwd=tmp_path, env=home)
+    assert_one_line_error(code, err, "not a regular file (a FIFO)", "[file_unreadable]")
+
+
+def test_a_stack_the_user_names_through_a_link_is_followed(tmp_path: Path, home: dict[str, str]) -> None:
+    # The user's own link (current.json -> stack.json) is resolved once; what lodec finds by itself
+    # (steps/ beside the path as named) stays link-free.
+    stack = make_stack(tmp_path / "release")
+    (tmp_path / "release" / "current.json").symlink_to(stack.name)
+    code, out, err = run(lodec_argv("verify", tmp_path / "release" / "current.json"), cwd=tmp_path, env=home)
+    assert code == 0 and out.startswith("Verified code-review-pipeline 1.0.0"), err

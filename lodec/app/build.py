@@ -141,7 +141,7 @@ def inspect_vein(file: str, schema_path: str | None = None) -> Inspected:
     from ..format.schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
     from ..limits import DEFAULT_LIMITS
 
-    data = read_bounded(file, DEFAULT_LIMITS.max_file_bytes)
+    data = read_bounded(file, DEFAULT_LIMITS.max_file_bytes, follow=True)
     format_version, schema_id = parse_header(data)
     if schema_path is not None:
         schema = load_schema(schema_path)
@@ -189,7 +189,7 @@ def build_stack(
     from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
     schema = schema_or_builtin(schema_path, "skill-step-v1")
-    decoded = [decode_vein(read_bounded(p, DEFAULT_LIMITS.max_file_bytes), schema, file=p) for p in veins]
+    decoded = [decode_vein(read_bounded(p, DEFAULT_LIMITS.max_file_bytes, follow=True), schema, file=p) for p in veins]
     manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,
                               metadata=dict(metadata or {}))
     digest = manifest_vein(manifest).fingerprint

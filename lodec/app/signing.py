@@ -226,7 +226,7 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
         raise exc
     stack = result.require()
     env = Path(envelope) if envelope is not None else envelope_path_for(manifest)
-    envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES)
+    envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES, follow=envelope is not None)
     if envelope_bytes is None and envelope is not None:
         raise FileMissing("no such file", file=str(env))
     if envelope_bytes is not None:

@@ -87,20 +87,27 @@ def envelope_path_for(manifest_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".dsse")
 
 
-def read_optional(path: str | os.PathLike[str], max_bytes: int) -> bytes | None:
-    """The file's bytes (bounded), or ``None`` if it does not exist."""
+def read_optional(path: str | os.PathLike[str], max_bytes: int, *, follow: bool = False) -> bytes | None:
+    """The file's bytes (bounded; a link followed only with ``follow``), or ``None`` if it does not exist."""
     try:
-        return read_bounded(path, max_bytes)
+        return read_bounded(path, max_bytes, follow=follow)
     except FileMissing:
         return None
 
 
 def is_pack_file(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` starts with the vein magic (a ``.lodepack``), not JSON."""
+    """True if ``path`` (named by the user: a link is followed) starts with the vein magic (a ``.lodepack``).
+
+    Opened as every input is (``files.open_regular``): a FIFO or a directory is
+    not a pack, and the read that follows reports it.
+    """
+    from ..errors import LodecError
+    from ..files import open_regular
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, follow=True) as fh:
             return fh.read(4) == b"VEIN"
-    except OSError:
+    except LodecError:
         return False
 
 
@@ -137,7 +144,7 @@ def verify_stack_files(
         LodecError: only if the manifest itself cannot be read
             (``file_not_found``, ``file_unreadable``, ``limit_exceeded``).
     """
-    manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes)
+    manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes, follow=True)
     step_file, read_step = step_files(manifest_path, steps_dir, limits)
     return verify_stack(manifest_bytes, read_step, manifest_file=str(manifest_path), step_file=step_file,
                         step_schema=step_schema, stack_schema=stack_schema, limits=limits)
@@ -162,7 +169,7 @@ def load_pack_file(path: str | os.PathLike[str]) -> Pack:
     """Read (bounded by ``MAX_PACK_BYTES``) and decode a pack; see ``lodec.format.pack.read_pack``."""
     from ..format.pack import MAX_PACK_BYTES, read_pack
 
-    return read_pack(read_bounded(path, MAX_PACK_BYTES), file=os.fspath(path))
+    return read_pack(read_bounded(path, MAX_PACK_BYTES, follow=True), file=os.fspath(path))
 
 
 def verify_target(
@@ -220,7 +227,7 @@ def verify_target(
     elif policy is None:
         if envelope is not None:
             raise OptionsError("--envelope is checked only with --key or --policy")
-        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
+        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes, follow=True)
         step_file, read_step = step_files(target, steps_dir)
         report, candidate = check_stack(manifest_bytes, read_step, manifest_file=target, step_file=step_file)
         note = UNCHECKED_NOTE if envelope_path_for(target).exists() else ""
@@ -230,8 +237,8 @@ def verify_target(
 
         state = _workspace(workspace).rollback_state
         env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
-        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes)
-        envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES)
+        manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes, follow=True)
+        envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES, follow=envelope is not None)
         step_file, read_step = step_files(target, steps_dir)
         report, candidate = check_signed_stack(
             manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=_trusted(state),

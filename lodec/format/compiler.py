@@ -47,7 +47,7 @@ def compile_source(data: bytes, schema: Schema, *, file: str = "<source>", limit
 def compile_file(path: str | os.PathLike[str], schema: Schema, *, limits: Limits = DEFAULT_LIMITS) -> Vein:
     """Read and compile one source file. Raises ``LodecError`` subclasses naming ``path``."""
     label = str(path)
-    return compile_source(read_bounded(path, limits.max_file_bytes), schema, file=label, limits=limits)
+    return compile_source(read_bounded(path, limits.max_file_bytes, follow=True), schema, file=label, limits=limits)
 
 
 def output_name(vein: Vein, *, file: str = "<source>") -> str | None:

@@ -295,7 +295,7 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
     """Read and validate a ``.lode`` file. Raises ``SchemaError`` (also for unreadable files)."""
     from ..files import read_bounded
 
-    return parse_schema(read_bounded(path, limits.max_file_bytes), source=str(path), limits=limits)
+    return parse_schema(read_bounded(path, limits.max_file_bytes, follow=True), source=str(path), limits=limits)
 
 
 _BUILTIN_CACHE: dict[str, Schema] = {}

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import blake3
 
-from ..errors import LimitExceeded, SkillError
+from ..errors import LimitExceeded, LodecError, SkillError
+from ..files import read_bounded
 from ..names import is_safe_name
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
@@ -88,8 +89,12 @@ def read_tree(folder: Path) -> tuple[SkillFile, ...]:
                 if len(files) >= MAX_FILES or total > MAX_TREE_BYTES:
                     raise LimitExceeded(f"skill is over {MAX_FILES} files or {MAX_TREE_BYTES} bytes",
                                         file=str(folder))
-                with open(entry.path, "rb") as fh:
-                    data = fh.read(st.st_size + 1)
+                try:
+                    # The safe open: a file swapped for a link or a FIFO since the listing is refused, not followed.
+                    data = read_bounded(entry.path, st.st_size)
+                except LodecError as exc:
+                    raise SkillError(f"file changed while being read ({exc.message})", code="skill_link",
+                                     file=str(folder), location=rel) from None
                 if len(data) != st.st_size:
                     raise SkillError("file changed while being read", file=str(folder), location=rel)
                 files.append(SkillFile(rel, git_mode(st.st_mode), data))

@@ -103,7 +103,7 @@ def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
     """
     label = os.fspath(path)
     try:
-        data = read_bounded(path, MAX_WORKFLOW_BYTES)
+        data = read_bounded(path, MAX_WORKFLOW_BYTES, follow=True)
     except LimitExceeded:
         raise LimitExceeded(f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes", file=label) from None
     except FileMissing:
