@@ -703,3 +703,18 @@ def test_a_stack_the_user_names_through_a_link_is_followed(tmp_path: Path, home:
     (tmp_path / "release" / "current.json").symlink_to(stack.name)
     code, out, err = run(lodec_argv("verify", tmp_path / "release" / "current.json"), cwd=tmp_path, env=home)
     assert code == 0 and out.startswith("Verified code-review-pipeline 1.0.0"), err
+
+
+def test_cli_run_with_a_read_only_state_directory_is_one_line(tmp_path: Path, home: dict[str, str]) -> None:
+    from tests.runkit import make_skill, make_stack as make_run_stack, step
+
+    make_skill(tmp_path / "stack" / "skills", "ok")
+    stack = make_run_stack(tmp_path / "stack", [step("a", "ok")])
+    state = tmp_path / "home"
+    (state / "runs").mkdir(parents=True)
+    (tmp_path / "ws").mkdir()
+    argv = lodec_argv("run", stack, "--workspace", tmp_path / "ws")
+    with read_only(state, argv) as wrapped:
+        code, _out, err = run(wrapped, cwd=tmp_path, env=home, timeout=60)
+    assert_one_line_error(code, err, "[file_unwritable]")
+    assert list((state / "runs").iterdir()) == []

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import RunError, SkillError
+from ..errors import FileUnwritable, LodecError, RunError, SkillError
 from ..names import is_safe_name, printable
 from ..stack.verify import VerifiedStack
 from ..store import records
@@ -254,9 +254,13 @@ class _Executor:
     def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
         workspace = self.options.workspace
-        self.run_dir.mkdir(parents=True)
-        for ref, skill in plan.skills.items():
-            _private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
+        try:
+            self.run_dir.mkdir(parents=True)
+            for ref, skill in plan.skills.items():
+                _private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
+        except OSError as exc:  # a read-only or full state directory: one line, nothing started
+            raise FileUnwritable(f"cannot prepare the run: {exc.strerror or exc}",
+                                 file=str(exc.filename or self.run_dir)) from None
         started, t0 = utc_now(), time.monotonic()
         record = RunRecord(
             format=records.RUN_FORMAT,
@@ -385,7 +389,13 @@ class _Executor:
     def _worker(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> None:
         try:
             result = self._execute(step, artifacts, statuses)
-        except Exception as exc:  # a lodec bug or an I/O failure: the step fails, the run goes on
+        except LodecError as exc:  # the step's folders or logs cannot be made (read-only, full disk)
+            result = _base(step)
+            result.reason, result.detail = exc.code, str(exc)
+        except OSError as exc:
+            result = _base(step)
+            result.reason, result.detail = "file_unwritable", f"{exc.filename or ''}: {exc.strerror or exc}"
+        except Exception as exc:  # a lodec bug: the step fails, the run goes on
             result = _base(step)
             result.reason, result.detail = "internal_error", f"{type(exc).__name__}: {exc}"
         self.events.put((step.name, result))
@@ -485,7 +495,11 @@ class _Executor:
         elif proc.returncode != 0:
             result.reason, result.detail = "exit_nonzero", f"exited with {proc.returncode}"
         else:
-            self._collect(step, out, result)
+            try:
+                self._collect(step, out, result)
+            except LodecError as exc:  # the store cannot take the outputs (read-only, full disk): the step fails
+                result.status, result.reason, result.detail = "failed", exc.code, str(exc)
+                result.artifacts = {}
         shutil.rmtree(out, ignore_errors=True)
         return result
 
