@@ -127,7 +127,7 @@ def printable(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c in _SPACES else _escape(c) for c in text)
+    return "".join(c if c.isprintable() or c in SPACE_SEPARATORS else _escape(c) for c in text)
 
 
 def _escape(char: str) -> str:
@@ -143,5 +143,5 @@ def _escape(char: str) -> str:
 
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 #: Unicode category Zs (space separators): not "printable" to Python, but shown as space.
-_SPACES = frozenset("\u0020\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+SPACE_SEPARATORS = frozenset("\u0020\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
                     "\u202f\u205f\u3000")

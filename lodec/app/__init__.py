@@ -9,11 +9,13 @@ result; the Python API calls the same functions. Modules:
 - ``signing``: keys, sign, pack, unpack;
 - ``runs``: skills, lock, plan, run, resolve, artifact, journal, analytics, runs list and discard.
 
-Every use case that touches state takes the command's ``Workspace``.
+Every use case that touches state takes the command's ``Workspace``. ``printable``
+(``lodec.names``) is re-exported for the front end, which escapes text through it.
 """
 
 from __future__ import annotations
 
+from ..names import SPACE_SEPARATORS, printable
 from ..store.workspace import Workspace
 
-__all__ = ["Workspace"]
+__all__ = ["SPACE_SEPARATORS", "Workspace", "printable"]

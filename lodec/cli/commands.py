@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
+from .options import CONTEXT, json_option, trust_from, trust_options, workspace_option
 from .render import echo, emit, error_line, outcome, report_out
 
 

@@ -26,34 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: raises ``NeedClick``, and the command line is run again through click.
 fast = False
 
-
-def printable(text: str) -> str:
-    """``lodec.names.printable``: control, format and other invisible characters as Python escapes.
-
-    The same rule, written out here because the front end imports no core
-    package (contract ``cli-talks-to-app``); ``tests/test_printable.py``
-    checks the two agree on every code point.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in _SPACES else _escape(c) for c in text)
-
-
-def _escape(char: str) -> str:
-    point = ord(char)
-    if char in _SHORT:
-        return _SHORT[char]
-    if point < 0x100:
-        return f"\\x{point:02x}"
-    if point < 0x10000:
-        return f"\\u{point:04x}"
-    return f"\\U{point:08x}"
-
-
-_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-#: Unicode category Zs (space separators): not "printable" to Python, but shown as space.
-_SPACES = frozenset("\u0020\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-                    "\u202f\u205f\u3000")
+#: ``lodec.names.printable``: control, format and other invisible characters as Python escapes
+#: (the front end reaches the core only through ``lodec.app``, contract ``cli-talks-to-app``).
+from ..app import SPACE_SEPARATORS, printable  # noqa: E402
 
 
 def json_text(obj: Any, indent: int | None = 2) -> str:
@@ -69,7 +44,7 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
     if text.replace("\n", "").isprintable():
         return text
     # Outside strings json.dumps writes only ASCII punctuation, digits, spaces and newlines.
-    return "".join(c if c == "\n" or c.isprintable() or c in _SPACES else _json_escape(c) for c in text)
+    return "".join(c if c == "\n" or c.isprintable() or c in SPACE_SEPARATORS else _json_escape(c) for c in text)
 
 
 def _json_escape(char: str) -> str:
