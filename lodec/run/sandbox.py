@@ -45,6 +45,7 @@ leaves behind. ``LODEC_SANDBOX=bubblewrap|landlock`` chooses one.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -231,17 +232,7 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
     ws = mounts.workspace.resolve()
     argv = [sandbox.bwrap, *_namespace_args(network=mounts.network)]
     # /tmp first: the workspace and lodec's own folders may live under it (binds come after).
-    argv += ["--tmpfs", "/tmp"]
-    for d in SYSTEM_DIRS:
-        if os.path.isdir(d):
-            argv += ["--ro-bind", d, d]
-    for f in ETC_SECRET_FILES:
-        if os.path.lexists(f):
-            argv += ["--ro-bind", "/dev/null", f]
-    for d in ETC_SECRET_DIRS:
-        if os.path.isdir(d):
-            argv += ["--tmpfs", d, "--remount-ro", d]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--tmpfs", "/tmp", *_system_args()]
     # The workspace: an empty read-only folder at its own path, then only what the skill declared
     # (the whole workspace when "." is declared).
     reads = [(rel, _resolve_declared(ws, rel, "read")) for rel in mounts.read]
@@ -280,12 +271,34 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
     return argv
 
 
+@functools.lru_cache(maxsize=1)
+def _system_args() -> tuple[str, ...]:
+    """The read-only system, /etc's secrets masked, a new /proc and /dev (the same for every step of a run)."""
+    args: list[str] = []
+    for d in SYSTEM_DIRS:
+        if os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for f in ETC_SECRET_FILES:
+        if os.path.lexists(f):
+            args += ["--ro-bind", "/dev/null", f]
+    for d in ETC_SECRET_DIRS:
+        if os.path.isdir(d):
+            args += ["--tmpfs", d, "--remount-ro", d]
+    return (*args, "--proc", "/proc", "--dev", "/dev")
+
+
 def _tool_dirs(exclude: Sequence[Path] = ()) -> list[Path]:
     """Folders outside the system ones that steps need: the interpreter's prefixes (always), then the
     folders on its import path and on ``PATH`` that are not inside any of ``exclude``."""
+    # Resolving every entry costs ~2 ms; a run asks once per step with the same inputs.
+    return list(_tool_dirs_for(tuple(exclude), tuple(sys.path), os.environ.get("PATH", "")))
+
+
+@functools.lru_cache(maxsize=16)
+def _tool_dirs_for(exclude: tuple[Path, ...], import_path: tuple[str, ...], path_env: str) -> tuple[Path, ...]:
     out: list[Path] = []
     interpreter = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent]
-    others = [Path(p) for p in sys.path if p] + [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    others = [Path(p) for p in import_path if p] + [Path(p) for p in path_env.split(os.pathsep) if p]
     for c, always in [(c, True) for c in interpreter] + [(c, False) for c in others]:
         try:
             c = c.resolve()
@@ -297,7 +310,7 @@ def _tool_dirs(exclude: Sequence[Path] = ()) -> list[Path]:
             continue
         if c not in out and not any(_inside(c, o) for o in out):
             out = [o for o in out if not _inside(o, c)] + [c]
-    return out
+    return tuple(out)
 
 
 def _covered(path: Path, argv: Sequence[str]) -> bool:
