@@ -301,7 +301,9 @@ from lodec.store.workspace import Workspace
 rec = json.load(open(recorded))
 argv, env = rec["argv"][0], rec["env"][0]
 def src(target):
-    i = next(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind") and argv[i + 2] == target)
+    i = next((i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind") and argv[i + 2] == target), None)
+    if i is None:  # not bound (the working folder is a tmpfs in newer lodec): any existing folder will do
+        return src(OUT_DIR).parent
     return Path(argv[i + 1])
 ws = Workspace.discover(ws_path)
 sandbox = probe_sandbox()
@@ -398,11 +400,13 @@ def first_line(argv: Sequence[str]) -> str:
     return text.splitlines()[0] if text else "?"
 
 
-def bind_source(argv: Sequence[str], target: str) -> str:
-    """The host path bound at ``target`` in a bwrap argv."""
+def bind_source(argv: Sequence[str], target: str, *, required: bool = True) -> str | None:
+    """The host path bound at ``target`` in a bwrap argv (``None`` when it is not bound and not ``required``)."""
     for i, a in enumerate(argv):
         if a in ("--bind", "--ro-bind") and i + 2 < len(argv) and argv[i + 2] == target:
             return argv[i + 1]
+    if not required:
+        return None
     sys.exit(f"bench_sandbox: no bind to {target} in the recorded bwrap argv")
 
 
@@ -451,8 +455,11 @@ class Floors:
         skill_host = bind_source(argvs[0], "/run/lodec/skill")
         with open(self.bwrap_args, "wb") as fb, open(self.plain_args, "wb") as fp:
             for a in argvs:
-                work_dir, out_dir = Path(bind_source(a, "/run/lodec/work")), Path(bind_source(a, "/run/lodec/out"))
-                work_dir.mkdir(parents=True, exist_ok=True)
+                # The working folder is a tmpfs inside the sandbox in newer lodec (no host folder to make).
+                work_host = bind_source(a, "/run/lodec/work", required=False)
+                out_dir = Path(str(bind_source(a, "/run/lodec/out")))
+                if work_host is not None:
+                    Path(work_host).mkdir(parents=True, exist_ok=True)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 self.outs.append(out_dir)
                 fb.write(b"".join(x.encode() + b"\0" for x in a[1:]))

@@ -259,6 +259,7 @@ class _Executor:
         workspace = self.options.workspace
         try:
             self.run_dir.mkdir(parents=True)
+            (self.run_dir / "steps").mkdir()
             for ref, skill in plan.skills.items():
                 _private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
         except OSError as exc:  # a read-only or full state directory: one line, nothing started
@@ -417,8 +418,10 @@ class _Executor:
         opts, cfg = self.options, step.skill.config
         step_dir = opts.workspace.step_dir(self.run_id, step.name)
         work, out = step_dir / "work", step_dir / "out"
-        work.mkdir(parents=True)
-        out.mkdir()
+        os.mkdir(step_dir)  # runs/<id>/steps/ exists since the run started
+        os.mkdir(out)
+        if self.sandbox.kind != "bubblewrap":  # bubblewrap gives the step a private tmpfs instead
+            os.mkdir(work)
         skill_dir = opts.workspace.run_skill_dir(self.run_id, step.skill.name)
         sealed = self.sandbox.kind == "bubblewrap"  # a mount namespace: fixed paths inside
         landlocked = self.sandbox.kind == "landlock"
@@ -475,7 +478,8 @@ class _Executor:
         timed_out = False
         with _new_log(step_dir / "stdout.log") as so, _new_log(step_dir / "stderr.log") as se:
             try:
-                proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
+                proc = subprocess.Popen(argv, cwd=step_dir if sealed else work, env=env, stdin=subprocess.PIPE,
+                                        stdout=so, stderr=se,
                                         start_new_session=preexec is None, preexec_fn=preexec)
             except OSError as exc:
                 result.reason = "spawn_failed"

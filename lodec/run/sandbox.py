@@ -18,9 +18,9 @@ unless its skill declares ``network = true``, ``--die-with-parent`` and
 - the sandbox's root itself read-only, so ``/tmp``, the working and output
   folders and the declared write paths are the only writable places;
 - ``/run/lodec/skill`` (the skill's private copy, read-only),
-  ``/run/lodec/work`` (its working directory), ``/run/lodec/out`` (its
-  output directory), ``/run/lodec/in/<step>/<output>`` (upstream artifacts,
-  read-only);
+  ``/run/lodec/work`` (its working directory, a private tmpfs),
+  ``/run/lodec/out`` (its output directory), ``/run/lodec/in/<step>/<output>``
+  (upstream artifacts, read-only);
 - lodec's state directory (runs, CAS, skills, rollback state, locks) and
   ``$LODEC_HOME`` are never bound, and are hidden under an empty tmpfs where
   a bound path would contain them.
@@ -229,7 +229,8 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
     """
     if sandbox.bwrap is None:
         raise RunError(f"no sandbox: {sandbox.reason}", code="sandbox_unavailable")
-    ws = mounts.workspace.resolve()
+    ws = _realpath(mounts.workspace)
+    hidden = tuple(_realpath(h) for h in mounts.hidden)
     argv = [sandbox.bwrap, *_namespace_args(network=mounts.network)]
     # /tmp first: the workspace and lodec's own folders may live under it (binds come after).
     argv += ["--tmpfs", "/tmp", *_system_args()]
@@ -253,15 +254,15 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
             argv += ["--remount-ro", str(ws)]
     # The interpreter lodec runs on (skills use $LODEC_PYTHON) with its import path, and the commands
     # on PATH, read-only; import-path and PATH folders inside the workspace or the state are not shown.
-    for d in _tool_dirs(exclude=(ws, *(h.resolve() for h in mounts.hidden))):
+    for d in _tool_dirs(exclude=(ws, *hidden)):
         argv += ["--ro-bind", str(d), str(d)]
     # lodec's state: never visible, even where a bound folder contains it.
-    for hidden in mounts.hidden:
-        h = hidden.resolve()
+    for h in hidden:
         if _covered(h, argv):
             argv += ["--tmpfs", str(h), "--remount-ro", str(h)]
+    # The working directory is a private tmpfs: scratch that vanishes with the step, nothing on the host.
     argv += ["--ro-bind", str(mounts.skill), SKILL_DIR,
-             "--bind", str(mounts.work), WORK_DIR,
+             "--tmpfs", WORK_DIR,
              "--bind", str(mounts.out), OUT_DIR]
     for inside, host in sorted(mounts.inputs.items()):
         argv += ["--ro-bind", str(host), f"{IN_DIR}/{inside}"]
@@ -315,12 +316,20 @@ def _tool_dirs_for(exclude: tuple[Path, ...], import_path: tuple[str, ...], path
 
 def _covered(path: Path, argv: Sequence[str]) -> bool:
     """Whether a bind in ``argv`` so far shows ``path`` (a bind source containing it)."""
+    target = str(path)
     for i, arg in enumerate(argv):
         if arg in ("--bind", "--ro-bind") and i + 2 < len(argv):
-            src = Path(argv[i + 1])
-            if _inside(path, src) and src != Path("/dev/null"):
+            src = argv[i + 1]
+            if src != "/dev/null" and (target == src or target.startswith(src.rstrip("/") + "/")):
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=64)
+def _realpath(path: Path) -> Path:
+    """``path.resolve()``, once per path per process: the workspace and state folders of a run do not move
+    (no step can reach them to replace them), and resolving them for every step cost ~0.3 ms."""
+    return path.resolve()
 
 
 def step_environment(parent: Mapping[str, str], declared: Sequence[str], lodec_vars: Mapping[str, str]) -> dict[str, str]:
