@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,7 @@ from .fingerprint import fingerprint_bytes, format_fingerprint
 from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .schema import Field, Schema
 from .strictjson import pointer
+from .unicode import UNICODE_VERSION, is_nfc
 
 # Bodies up to this size may take the cbor2 fast path. cbor2 builds every
 # object before lodec can check a limit (an array of empty maps grows ~80x
@@ -200,9 +200,9 @@ def _check_text(value: str, path: list[str | int], file: str, limits: Limits) ->
             raise SourceError(
                 "text contains a lone surrogate", code="invalid_text", file=file, location=pointer(path)
             ) from None
-        if not unicodedata.is_normalized("NFC", value):
+        if not is_nfc(value):
             raise SourceError(
-                "text is not in Unicode NFC (normalise it first, e.g. unicodedata.normalize('NFC', s))",
+                f"text is not in Unicode NFC (Unicode {UNICODE_VERSION}; normalise it first, e.g. with unicodedata2)",
                 code="not_nfc",
                 file=file,
                 location=pointer(path),
@@ -421,7 +421,7 @@ class _Reader:
             value = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self.fail("text is not valid UTF-8", "invalid_text", start) from None
-        if not value.isascii() and not unicodedata.is_normalized("NFC", value):
+        if not value.isascii() and not is_nfc(value):
             raise self.fail("text is not in Unicode NFC", "not_nfc", start)
         return value
 
@@ -500,7 +500,7 @@ def _fast_scalar_ok(value: Any, scalar: str, max_text: int) -> bool:
             return False
         if value.isascii():
             return len(value) <= max_text
-        return len(value.encode("utf-8")) <= max_text and unicodedata.is_normalized("NFC", value)
+        return len(value.encode("utf-8")) <= max_text and is_nfc(value)
     if scalar == "int":
         return t is int and INT64_MIN <= value <= INT64_MAX
     if scalar == "bool":

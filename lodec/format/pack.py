@@ -21,7 +21,6 @@ bytes, ``lodec.app.verify`` compares each carried skill with its pin, and
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from ..limits import Limits
 from ..names import is_safe_name
 from .schema import Schema, lodepack_schema, lodepack_v2_schema, skill_tree_schema
 from .tree import MAX_FILES, MAX_TREE_BYTES, SkillFile
+from .unicode import is_nfc
 
 
 #: Largest pack file (bytes), checked before reading.
@@ -182,7 +182,7 @@ def _check_paths(paths: list[str], file: str) -> None:
         if "\0" in path or any(part in ("", ".", "..") for part in parts):
             raise UnsafeNameError(f"skill file path {path!r} is not a relative path inside its skill "
                                   "(no absolute path, no empty, '.' or '..' part, no NUL)", file=file)
-        if not unicodedata.is_normalized("NFC", path):
+        if not is_nfc(path):
             raise UnsafeNameError(f"skill file path {path!r} is not Unicode NFC", file=file)
     files = set(paths)
     for path in paths:

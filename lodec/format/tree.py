@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import stat
 import struct
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import blake3
 from ..errors import LimitExceeded, LodecError, SkillError
 from ..files import read_bounded
 from ..names import is_safe_name
+from .unicode import is_nfc
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
 MAX_FILES = 4096
@@ -79,7 +79,7 @@ def read_tree(folder: Path) -> tuple[SkillFile, ...]:
             entries = list(it)
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if unicodedata.normalize("NFC", rel) != rel:
+            if not is_nfc(rel):
                 raise SkillError("file name is not Unicode NFC", file=str(folder), location=rel)
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):

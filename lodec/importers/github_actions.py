@@ -29,7 +29,6 @@ import errno
 import math
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -42,6 +41,7 @@ from ..files import read_bounded
 from ..format.strictjson import pointer as json_pointer
 from ..names import MAX_NAME_LENGTH, check_name
 from ..stack.graph import first_cycle
+from ..format.unicode import nfc
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
@@ -159,7 +159,7 @@ def safe_name(raw: str, *, fallback: str = "step") -> str:
     >>> safe_name("__init.0")
     'init.0'
     """
-    name = _UNSAFE_NAME_CHARS.sub("-", unicodedata.normalize("NFC", raw))
+    name = _UNSAFE_NAME_CHARS.sub("-", nfc(raw))
     name = name.lstrip("._-")[:MAX_NAME_LENGTH]
     return name or fallback
 
@@ -199,7 +199,7 @@ class _Importer:
         self.filename = filename
         # A path from os.fsdecode may hold surrogate escapes; metadata must be valid text.
         name = PurePath(filename).name.encode("utf-8", "surrogateescape")
-        self.basename = unicodedata.normalize("NFC", name.decode("utf-8", "replace"))
+        self.basename = nfc(name.decode("utf-8", "replace"))
 
     def fail(self, message: str, location: str | None = None) -> NoReturn:
         raise SourceError(message, file=self.filename, location=location)
@@ -429,7 +429,7 @@ class _Importer:
         except UnicodeEncodeError as exc:
             # A "\ud800" escape in a double-quoted YAML string yields a lone surrogate.
             self.fail(f"text contains the invalid code point U+{ord(value[exc.start]):04X}", where)
-        return unicodedata.normalize("NFC", value)
+        return nfc(value)
 
     def uses(self, node: object, where: str) -> str:
         if not isinstance(node, str) or not node.strip():
