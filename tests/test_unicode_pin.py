@@ -77,3 +77,37 @@ def test_decode_refuses_a_vein_holding_the_decomposed_form(decomposed: str, comp
     with pytest.raises(DecodeError) as caught:
         lodec.decode_vein(data, schema)
     assert caught.value.code == "not_nfc"
+
+
+def test_the_documented_v2_manifest_digest_and_schema_id_hold() -> None:
+    # docs/vein-format.md §2 and §9: a manifest with skillDigests is read as skill-stack-v2.
+    from lodec.format.schema import builtin_schema
+    from lodec.stack.manifest import manifest_vein, stack_schema_for
+
+    doc = (ROOT / "docs" / "vein-format.md").read_text()
+    v2 = builtin_schema("skill-stack-v2")
+    assert f"schema id `{v2.schema_id.hex()}`" in doc
+    manifest = __import__("json").loads((ROOT / "stacks" / "code-review" / "code-review-stack.json").read_text())
+    assert stack_schema_for(manifest) is v2
+    digest = manifest_vein(manifest).fingerprint
+    assert digest == "blake3:862ed39f41f92e8537e9d3a32b8b8fc78fda01ec08e9246d72ee5b56b98d8569" and digest in doc
+
+
+def test_the_documented_order_of_head_checks_holds() -> None:
+    # docs/vein-format.md §5: codes and offsets for items that break more than one rule at once.
+    schema = lodec.skill_step_schema()
+    head = header(schema)
+
+    def refused(body_hex: str) -> tuple[str, str | None]:
+        with pytest.raises(DecodeError) as caught:
+            lodec.decode_vein(head + bytes.fromhex(body_hex), schema)
+        return caught.value.code, caught.value.location
+
+    code, where = refused("a2 01 c1")
+    assert code == "tag_not_allowed" and where is not None and where.startswith("byte 15")
+    assert refused("a2 01 7f")[0] == "indefinite_length"  # ai 31 before any length check
+    assert refused("a2 01 78")[0] == "truncated"  # argument bytes missing before shortest form
+    assert refused("a2 01 7801")[0] == "non_canonical"  # shortest form before the length/limit checks
+    assert refused("a2 01 1801")[0] == "non_canonical"  # shortest form before the type check
+    code, where = refused("a3 01 6161 02 6162 05 9a00010000")
+    assert code == "truncated" and where is not None and where.startswith("byte 26")  # after the array head
