@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LodecError, RunError
-from ..run.executor import PreparedRun
+from ..run.executor import PreparedRun, StepEvent
 from ..run.schedule import Batch
 from ..run.skills import Skill
 from ..store.records import RunRecord
@@ -156,7 +156,8 @@ def plan(target: str, workspace: Workspace, trust: TrustOptions | None = None, *
 class RunRequest:
     """How to run: ``jobs`` at most at once (``None``: CPUs, at least 2), artifact ``trust``
     (``strict``/``normal``), only these steps (empty: all) on an earlier run's results
-    (``reuse``: a run id or ``latest``), and a ``progress`` callback for per-step lines."""
+    (``reuse``: a run id or ``latest``), a ``progress`` callback for free-form lines, and an ``events``
+    callback that gets a ``StepEvent`` when each step starts and ends."""
 
     jobs: int | None = None
     trust: str = "strict"
@@ -164,6 +165,7 @@ class RunRequest:
     only: tuple[str, ...] = ()
     reuse: str | None = None
     progress: Callable[[str], None] | None = None
+    events: Callable[[StepEvent], None] | None = None
 
 
 def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, request: RunRequest | None = None,
@@ -193,7 +195,8 @@ def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, re
         reuse = read_run(workspace, request.reuse)
     return run_stack(prepared, RunOptions(workspace=workspace, jobs=request.jobs or default_jobs(),
                                           trust=request.trust, allow_unsandboxed=request.allow_unsandboxed,
-                                          progress=request.progress, only=request.only, reuse=reuse))
+                                          progress=request.progress, events=request.events, only=request.only,
+                                          reuse=reuse))
 
 
 # ------------------------------------------------------------------ resolve / artifact
@@ -286,6 +289,55 @@ def read_artifact(workspace: Workspace, step: str, output: str | None = None, *,
         raise RunError(f"{step}/{output} of run {record.run} was changed after the run: "
                        f"{store.path(digest)} no longer hashes to blake3:{digest}", code="integrity_mismatch")
     return data
+
+
+# ------------------------------------------------------------------ logs
+
+#: How much of a log's end ``log_tail`` reads (bytes).
+TAIL_BYTES = 64 * 1024
+
+
+def log_tail(path: Path, lines: int = 20) -> list[str]:
+    """The last ``lines`` lines of a step log, each made safe to print (``lodec.names.printable``).
+
+    Reads at most ``TAIL_BYTES`` from the end, without following links. A log
+    that cannot be read gives ``[]`` (the failure it would explain is already reported).
+    """
+    from ..files import open_regular
+    from ..names import printable
+
+    try:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - TAIL_BYTES))
+            data = fh.read(TAIL_BYTES)
+    except (LodecError, OSError):
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return [printable(line) for line in text[-lines:]]
+
+
+def read_log(workspace: Workspace, step: str, *, stream: str = "stderr", run_id: str | None = None) -> bytes:
+    """The bytes of ``step``'s ``stdout.log`` or ``stderr.log`` in run ``run_id`` (default: the latest completed run).
+
+    Raises:
+        RunError: ``run_not_found``, ``step_not_found`` (the run has no such step, or it never started).
+        LodecError: the log cannot be read (``file_unreadable``, ``file_link``, ``limit_exceeded``).
+    """
+    from ..files import read_bounded
+    from ..names import is_safe_name
+    from ..store.cas import MAX_ARTIFACT_BYTES
+
+    if stream not in ("stdout", "stderr"):
+        raise ValueError(f"stream must be stdout or stderr, not {stream!r}")
+    record = run_record(workspace, run_id)
+    rec = record.steps.get(step)
+    if rec is None or not is_safe_name(step):
+        raise RunError(f'run {record.run} has no step "{step}"', code="step_not_found")
+    if rec.started is None:
+        raise RunError(f'step "{step}" of run {record.run} never started ({rec.status}: {rec.detail})',
+                       code="step_not_found")
+    return read_bounded(workspace.step_dir(record.run, step) / f"{stream}.log", MAX_ARTIFACT_BYTES)
 
 
 # ------------------------------------------------------------------ records

@@ -203,13 +203,15 @@ def run(
     from ..app import runs as app
     from ..app.runs import RunRequest
 
-    progress = (lambda line: echo(line, err=True)) if sys.stderr.isatty() else None
+    import os
+
     workspace = _workspace(workspace_dir, state_path)
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
     with outcome(as_json, target):
         trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
         record = app.run(target, workspace, trust, RunRequest(
             jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only, reuse=reuse_id,
-            progress=progress), steps_dir=steps_dir)
+            events=lambda event: _step_lines(event, github)), steps_dir=steps_dir)
     if as_json:
         emit(record.to_dict())
     else:
@@ -224,6 +226,72 @@ def run(
         echo(f"Journal: {run_dir / 'journal.md'}")
         echo(f"Provenance: {run_dir / 'provenance.json'}")
     sys.exit(record.exit_code or 0)
+
+
+def _step_lines(event: Any, github: bool) -> None:
+    """One line per step start and end on stderr, terminal or not; a failed step's reason, exit code and
+    the last 20 lines of its stderr (escaped), with GitHub Actions workflow commands under ``GITHUB_ACTIONS``."""
+    from ..app.runs import log_tail
+
+    name = printable(event.step)
+    if event.kind == "start":
+        echo(f"▶ {name} started ({event.concurrency})", err=True)
+        return
+    r = event.result
+    took = "" if r.duration_ms is None else f" in {r.duration_ms / 1000:.2f} s"
+    if r.status == "succeeded":
+        echo(f"✓ {name} succeeded{took}", err=True)
+        return
+    why = printable(f"{r.reason}: {r.detail}" if r.detail else str(r.reason))
+    if r.status == "skipped":
+        echo(f"– {name} skipped: {why}", err=True)
+        return
+    code = "" if r.exit_code is None else f" (exit code {r.exit_code})"
+    echo(f"✗ {name} failed{took}{code}: {why}", err=True)
+    if github:
+        echo(f"::error title={_gh_property(f'lodec: step {event.step} failed')}::{_gh_data(f'{why}{code}')}", err=True)
+    tail = log_tail(event.stderr) if event.stderr is not None else []
+    if not tail:
+        return
+    last = "the last line" if len(tail) == 1 else f"the last {len(tail)} lines"
+    echo(f"::group::{_gh_data(name)}: {last} of stderr" if github else f"  {last} of stderr ({event.stderr}):",
+         err=True)
+    for line in tail:
+        echo(f"  | {line}", err=True)
+    echo("::endgroup::" if github else f"  full log: lodec logs {name} --run {event.run}", err=True)
+
+
+def _gh_data(text: str) -> str:
+    """A GitHub Actions workflow-command message: %, CR and LF escaped (they end or change the command)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    """A workflow-command property value: as ``_gh_data``, and ``:`` and ``,``, which end a property."""
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# ------------------------------------------------------------------ logs
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("step")
+@click.option("--run", "run_id", metavar="RUN_ID", help="The run. Default: the latest completed run.")
+@click.option("--stdout", "stream", flag_value="stdout", help="The step's standard output.")
+@click.option("--stderr", "stream", flag_value="stderr", default=True, help="The step's standard error (default).")
+@workspace_option
+def logs(step: str, run_id: str | None, stream: str, workspace_dir: str | None) -> None:
+    """Print STEP's stderr (or --stdout) log from a run, as the step wrote it.
+
+    \b
+      lodec logs publish
+      lodec logs lint --stdout --run 20261121T101500.123456Z-3f9a1c2e
+    """
+    from ..app import runs as app
+
+    with outcome():
+        data = app.read_log(_workspace(workspace_dir), step, stream=stream, run_id=run_id)
+    click.echo(data, nl=False)  # the bytes as written, like cat
 
 
 # ------------------------------------------------------------------ resolve
@@ -369,4 +437,4 @@ def analytics(workspace_dir: str | None, as_json: bool) -> None:
         echo(printable(f"  TAMPERED {t}"))
 
 
-COMMANDS = (skill, lock, plan, run, resolve, runs, journal, artifact, analytics)
+COMMANDS = (skill, lock, plan, run, resolve, runs, journal, artifact, logs, analytics)

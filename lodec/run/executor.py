@@ -157,12 +157,31 @@ class RunOptions:
     allow_unsandboxed: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     progress: Callable[[str], None] | None = None
+    #: Called on the scheduler's thread when a step starts and when it ends (``StepEvent``).
+    events: Callable[[StepEvent], None] | None = None
     #: The sandbox to use; ``None`` probes this machine (``sandbox.probe_sandbox``).
     sandbox: Sandbox | None = None
     #: Run only these steps (empty: all). Their other dependencies' artifacts come from ``reuse``.
     only: tuple[str, ...] = ()
     #: An earlier run record of the same stack whose step results the ``only`` steps build on.
     reuse: RunRecord | None = None
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step started (``kind`` ``start``) or ended (``end``; ``result`` set) in run ``run``.
+
+    ``stdout``/``stderr`` are the step's log files (kept with the run) once it
+    ran; ``None`` for a step that never started (skipped).
+    """
+
+    kind: str
+    run: str
+    step: str
+    concurrency: str
+    result: StepResult | None = None
+    stdout: Path | None = None
+    stderr: Path | None = None
 
 
 def utc_now() -> str:
@@ -392,6 +411,7 @@ class _Executor:
             return
         running[step.name] = step.concurrency
         self.say(f"▶ {step.name} ({step.concurrency})")
+        self._event(StepEvent("start", self.run_id, step.name, step.concurrency))
         self.pool.submit(lambda: self._worker(step, artifacts, statuses))
 
     def _finish(self, name: str, result: StepResult) -> None:
@@ -399,6 +419,17 @@ class _Executor:
         mark = {"succeeded": "✓", "failed": "✗", "skipped": "–"}[result.status]
         extra = f": {result.detail}" if result.detail else ""
         self.say(f"{mark} {name} {result.status}{extra}")
+        step_dir = self.options.workspace.step_dir(self.run_id, name)
+        ran = result.started is not None
+        self._event(StepEvent("end", self.run_id, name, result.concurrency, result,
+                              step_dir / "stdout.log" if ran else None, step_dir / "stderr.log" if ran else None))
+
+    def _event(self, event: StepEvent) -> None:
+        if self.options.events is not None:
+            try:
+                self.options.events(event)
+            except OSError:  # a closed or full terminal must not stop the run
+                pass
 
     def _worker(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> None:
         try:
