@@ -34,13 +34,17 @@ class TrustOptions:
         policy: a trust-policy file (TOML), instead of ``keys``/``threshold``.
         expected_name: the stack name asked for; a stack signed under another is refused.
         now: the reference time (aware UTC); ``None`` means the current time.
+        require_signatures: refuse to verify without checking signatures
+            (``signatures_required``), and so refuse an unsigned stack.
 
-    With neither ``keys`` nor ``policy`` verification is unsigned. Where the
-    rollback state lives is the workspace's (``Workspace.rollback_state``).
+    With neither ``keys`` nor ``policy`` verification uses the workspace's
+    default policy (``Workspace.policy_file``) when there is one, else is
+    unsigned. Where the rollback state lives is the workspace's
+    (``Workspace.rollback_state``).
     """
 
     # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
-    __slots__ = ("keys", "threshold", "policy", "expected_name", "now")
+    __slots__ = ("keys", "threshold", "policy", "expected_name", "now", "require_signatures")
 
     def __init__(
         self,
@@ -49,13 +53,15 @@ class TrustOptions:
         policy: str | None = None,
         expected_name: str | None = None,
         now: datetime | None = None,
+        require_signatures: bool = False,
     ) -> None:
         self.keys, self.threshold, self.policy = tuple(keys), threshold, policy
-        self.expected_name, self.now = expected_name, now
+        self.expected_name, self.now, self.require_signatures = expected_name, now, require_signatures
 
     def __repr__(self) -> str:
         return (f"TrustOptions(keys={self.keys!r}, threshold={self.threshold!r}, policy={self.policy!r}, "
-                f"expected_name={self.expected_name!r}, now={self.now!r})")
+                f"expected_name={self.expected_name!r}, now={self.now!r}, "
+                f"require_signatures={self.require_signatures!r})")
 
     @property
     def signed(self) -> bool:

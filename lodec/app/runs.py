@@ -43,8 +43,13 @@ def add_skill(folder: str, workspace: Workspace) -> tuple[Skill, Path]:
     Raises:
         SkillError: invalid, or ``skill_exists`` (the name is taken).
     """
+    from ..errors import FileUnwritable
     from ..run.skills import add_skill as install
 
+    try:
+        workspace.ensure_state()
+    except OSError as exc:
+        raise FileUnwritable(exc.strerror or str(exc), file=str(workspace.state)) from None
     return install(folder, workspace.skills)
 
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from ..format.tree import SkillTree
     from ..sign.state import TrustedVersion
     from ..format.schema import Schema
+    from ..sign.policy import TrustPolicy
     from ..store.workspace import Workspace
+
 
 class NotVerified(VerificationFailed):
     """A stack that must verify before an action (sign, pack) does not; ``.report`` has every problem.
@@ -54,18 +56,22 @@ class VerifyResult:
             policy was given, else ``""``.
         pack: the decoded pack, when the target is one.
         recorded: the rollback state file updated by this verification, if any.
+        first_use: the rollback state had no version of this stack before (trust on first use).
         skills: ``skillRef`` -> the skill's files as read and matched with
             its pin (empty when the stack pins no skills or they were not
             checked); ``lodec run`` runs exactly these bytes.
     """
 
     # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
-    __slots__ = ("target", "report", "note", "pack", "recorded", "skills")
+    __slots__ = ("target", "report", "note", "pack", "recorded", "skills", "first_use")
 
     def __init__(self, target: str, report: VerificationReport, note: str = "", pack: Pack | None = None,
                  recorded: Path | None = None, skills: dict[str, SkillTree] | None = None) -> None:
         self.target, self.report, self.note, self.pack, self.recorded = target, report, note, pack, recorded
         self.skills = skills or {}
+        #: A signed verification that found no earlier version of this stack in the rollback state:
+        #: it trusts this one on first use (the CLI says so on stderr).
+        self.first_use = False
 
     @property
     def ok(self) -> bool:
@@ -207,8 +213,16 @@ def verify_target(
     trust = trust or TrustOptions()
     now = now_or(trust.now)  # one reference time for the whole verification
     policy = trust_policy(trust)
+    if policy is None and trust.threshold is None:
+        policy = _default_policy(workspace)
     if trust.expected_name is not None and policy is None:
         raise OptionsError("--name is checked against the signed name: add --key or --policy")
+    if trust.require_signatures and policy is None:
+        from ..errors import LodecError
+
+        raise LodecError("signatures are required (--require-signatures) but no key or policy was given, and the "
+                         "workspace has no trust-policy.toml: add --key or --policy", code="signatures_required",
+                         file=target)
     pack: Pack | None = None
     state: Path | None = None
     if is_pack_file(target):
@@ -251,8 +265,27 @@ def verify_target(
     elif candidate is not None:
         trees = _check_skills(report, candidate, target, workspace, pack)
     seal(report, candidate)
-    recorded = _record(report, state, now) if state is not None else None
-    return VerifyResult(target, report, note, pack, recorded, trees)
+    first_use = False
+    recorded = None
+    if state is not None and report.verified is not None and report.verified.envelope is not None:
+        first_use = report.verified.name not in _trusted(state)
+        ws = _workspace(workspace)
+        if ws.state_file is None:
+            ws.ensure_state()
+        recorded = _record(report, state, now)
+    result = VerifyResult(target, report, note, pack, recorded, trees)
+    result.first_use = first_use
+    return result
+
+
+def _default_policy(workspace: Workspace | None) -> TrustPolicy | None:
+    """The workspace's ``trust-policy.toml`` when it exists (``Workspace.policy_file``), else ``None``."""
+    path = _workspace(workspace).policy_file
+    if not path.is_file():
+        return None
+    from ..sign.policy import load_policy
+
+    return load_policy(path)
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:

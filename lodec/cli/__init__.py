@@ -149,6 +149,7 @@ def _fast_path(argv: list[str]) -> None:
             trust = TrustOptions(keys=params["keys"], threshold=params["threshold"])
             result = verify_target(params["target"], workspace, trust, steps_dir=params["steps_dir"],
                                    check_skills=not params["no_skills"])
+        render.first_use_note(result)
         render.report_out(result.report, params["target"], as_json, result.note)
     except render.NeedClick:
         return  # nothing was verified or written yet: click runs it again and reports the usage error

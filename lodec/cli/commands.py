@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from .options import CONTEXT, json_option, trust_from, trust_options, workspace_option
-from .render import echo, emit, error_line, outcome, report_out
+from .render import echo, emit, error_line, first_use_note, outcome, report_out
 
 
 @click.group(context_settings=CONTEXT)
@@ -232,6 +232,7 @@ def verify(
     expected_name: str | None,
     state_path: str | None,
     now_text: str | None,
+    require_signatures: bool,
     workspace_dir: str | None,
     no_skills: bool,
     as_json: bool,
@@ -260,10 +261,11 @@ def verify(
     from ..app import Workspace
 
     with outcome(as_json, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         workspace = Workspace.discover(workspace_dir, state_file=state_path)
         result = verify_target(target, workspace, trust, steps_dir=steps_dir, envelope=envelope_path,
                                check_skills=not no_skills)
+    first_use_note(result)
     report_out(result.report, target, as_json, result.note)
 
 
@@ -453,6 +455,7 @@ def unpack(
     expected_name: str | None,
     state_path: str | None,
     now_text: str | None,
+    require_signatures: bool,
     workspace_dir: str | None,
     unsigned: bool,
     as_json: bool,
@@ -472,10 +475,11 @@ def unpack(
     from ..app import Workspace
 
     with outcome(as_json, pack_file):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         workspace = Workspace.discover(workspace_dir, state_file=state_path)
         unpacked = signing.unpack_pack(pack_file, output, trust, unsigned=unsigned, workspace=workspace)
     report = unpacked.verification.report
+    first_use_note(unpacked.verification)
     if not report.ok:
         report_out(report, pack_file, as_json)
     if as_json:

@@ -29,14 +29,17 @@ def trust_options(f: F) -> F:
                      help="Valid signatures needed from distinct --key keys. Default: 1.")(f)
     f = click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False),
                      help="A trusted public key (NAME.pub or ssh-ed25519); repeat for more.")(f)
+    f = click.option("--require-signatures", "require_signatures", is_flag=True,
+                     help="Refuse (exit 1) unless signatures are checked: no unsigned or key-less verification. "
+                          "Without --key/--policy the workspace's .lodec/trust-policy.toml applies when present.")(f)
     return f
 
 
 def trust_from(keys: tuple[str, ...], threshold: int | None, policy_path: str | None, expected_name: str | None,
-               now_text: str | None) -> TrustOptions:
+               now_text: str | None, require_signatures: bool = False) -> TrustOptions:
     """The ``TrustOptions`` of ``trust_options``' values (``--now`` parsed; a bad one is a usage error)."""
     return TrustOptions(keys=tuple(keys), threshold=threshold, policy=policy_path, expected_name=expected_name,
-                        now=parse_now(now_text))
+                        now=parse_now(now_text), require_signatures=require_signatures)
 
 
 def workspace_option(f: F) -> F:

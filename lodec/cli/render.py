@@ -132,6 +132,15 @@ def rejected(report: Any, label: str) -> None:
          err=True)
 
 
+def first_use_note(result: Any) -> None:
+    """On stderr, when a signed verification trusted a stack on first use (no earlier version recorded)."""
+    if getattr(result, "first_use", False) and result.recorded is not None:
+        v = result.report.verified
+        echo(printable(f"lodec: note: no earlier version of {v.name} was recorded in {result.recorded}: "
+                       f"{v.version} is trusted on first use. Rollback protection holds only while that file "
+                       "is kept between runs (a CI cache: --state FILE or LODEC_STATE)"), err=True)
+
+
 def report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoReturn:
     """Print a verification report as ``lodec verify`` does, then exit 0 (verified) or 1."""
     if as_json:

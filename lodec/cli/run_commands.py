@@ -133,7 +133,7 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
 @trust_options
 def plan(target: str, steps_dir: str | None, workspace_dir: str | None, keys: tuple[str, ...],
          threshold: int | None, policy_path: str | None, expected_name: str | None, state_path: str | None,
-         now_text: str | None) -> None:
+         now_text: str | None, require_signatures: bool) -> None:
     """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive", "steps": [...]}.
 
     Verifies the stack and checks every skill against its pin first, as
@@ -144,7 +144,7 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, keys: tu
     from ..app import runs as app
 
     with outcome(False, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         batches = app.plan(target, _workspace(workspace_dir, state_path), trust, steps_dir=steps_dir)
     for batch in batches:
         echo(json.dumps(batch.to_dict()))
@@ -183,6 +183,7 @@ def run(
     expected_name: str | None,
     state_path: str | None,
     now_text: str | None,
+    require_signatures: bool,
     as_json: bool,
 ) -> None:
     """Verify STACK, check every skill against its pin, then run the steps. Nothing runs unless all pass.
@@ -208,7 +209,7 @@ def run(
     workspace = _workspace(workspace_dir, state_path)
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     with outcome(as_json, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         record = app.run(target, workspace, trust, RunRequest(
             jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only, reuse=reuse_id,
             events=lambda event: _step_lines(event, github)), steps_dir=steps_dir)
@@ -309,7 +310,8 @@ def logs(step: str, run_id: str | None, stream: str, workspace_dir: str | None) 
 @trust_options
 def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_dir: str | None,
             workspace_dir: str | None, keys: tuple[str, ...], threshold: int | None, policy_path: str | None,
-            expected_name: str | None, state_path: str | None, now_text: str | None) -> None:
+            expected_name: str | None, state_path: str | None, now_text: str | None,
+            require_signatures: bool) -> None:
     """Print STEP's upstream artifacts and their statuses, re-hashing each artifact.
 
     {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
@@ -318,7 +320,7 @@ def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_
     from ..app import runs as app
 
     with outcome(False, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text)
+        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         resolved = app.resolve(target, step, _workspace(workspace_dir, state_path), trust, run_id=run_id,
                                level=trust_level, steps_dir=steps_dir)
     emit(resolved.to_dict())

@@ -277,6 +277,7 @@ class _Executor:
         plan, stack = self.run_plan, self.run_plan.stack
         workspace = self.options.workspace
         try:
+            workspace.ensure_state()
             self.run_dir.mkdir(parents=True)
             (self.run_dir / "steps").mkdir()
             for ref, skill in plan.skills.items():

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 STATE_DIR_NAME = ".lodec"
+#: The ``.gitignore`` written into a new state directory: what is per machine and never committed.
+_IGNORED = "# Written by lodec: runs and artifacts are per machine.\nruns/\ncas/\n*.lock\n"
 ROLLBACK_FILE_NAME = "trusted-stacks.json"
 
 
@@ -79,9 +81,14 @@ class Workspace:
     ) -> Workspace:
         """The workspace of ``workspace`` (``--workspace``) or of the current directory.
 
-        Nothing is created on disk here.
+        ``state_file`` (``--state``), else ``$LODEC_STATE``, moves the rollback
+        state (for example into a folder a CI cache keeps). Nothing is created
+        on disk here.
         """
-        home = lodec_home(environ)
+        env = os.environ if environ is None else environ
+        home = lodec_home(env)
+        if state_file is None and env.get("LODEC_STATE"):
+            state_file = env["LODEC_STATE"]  # e.g. a path a CI cache keeps between jobs
         start = Path(workspace).resolve() if workspace is not None else Path.cwd().resolve()
         git_root = find_git_root(start)
         root = start if workspace is not None else (git_root or start)
@@ -114,6 +121,33 @@ class Workspace:
         """The lock file serialising updates of the rollback state (beside it)."""
         path = self.rollback_state
         return path.with_name(path.name + ".lock")
+
+    @property
+    def policy_file(self) -> Path:
+        """``<state>/trust-policy.toml``: the trust policy applied by default when a command names no
+        ``--key`` or ``--policy`` (``docs/signing.md`` §Policies)."""
+        return self.state / "trust-policy.toml"
+
+    def ensure_state(self) -> Path:
+        """Create the state directory if needed, with a ``.gitignore`` for what must not be committed.
+
+        ``runs/``, ``cas/`` and the lock files are per machine; ``skills/``,
+        ``trusted-stacks.json`` and ``trust-policy.toml`` may be committed.
+        Returns the state directory.
+
+        Raises:
+            OSError: it cannot be created.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        ignore = self.state / ".gitignore"
+        if not ignore.exists():
+            try:
+                fd = os.open(ignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                return self.state
+            with os.fdopen(fd, "w") as fh:
+                fh.write(_IGNORED)
+        return self.state
 
     @property
     def runs_lock(self) -> Path:
