@@ -92,3 +92,17 @@ def test_the_workspace_trust_policy_applies_by_default(repo: Path, keys: dict[st
     sign_cli(manifest, keys["alice"], "--expires", EXPIRES)
     code, out, err = run_cli("verify", manifest, "--now", VERIFY_AT, "--require-signatures")
     assert code == 0 and "Signed by 1 of 1" in out, err
+
+
+def test_run_says_first_use_too(tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    make_skill(root / "stack" / "skills", "ok")
+    stack = make_stack(root / "stack", [step("a", "ok")])
+    sign_cli(stack, keys["alice"], "--expires", EXPIRES)
+    args = ("run", stack, "--workspace", root, "--key", f"{keys['alice']}.pub", "--now", VERIFY_AT)
+    code, _out, err = run_cli(*args)
+    assert code == 0 and "is trusted on first use" in err, err
+    code, _out, err = run_cli(*args)
+    assert code == 0 and "first use" not in err

@@ -21,7 +21,7 @@ from ..run.skills import Skill
 from ..store.records import RunRecord
 from ..store.workspace import Workspace
 from .options import TrustOptions
-from .verify import verify_target
+from .verify import VerifyResult, verify_target
 
 # ------------------------------------------------------------------ skills
 
@@ -134,8 +134,11 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
 
 
 def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,
-            steps_dir: str | None = None) -> PreparedRun:
+            steps_dir: str | None = None, on_verified: Callable[[VerifyResult], None] | None = None) -> PreparedRun:
     """Verify ``target`` exactly as ``lodec verify`` does, then bind every step to its skill, checked against its pin.
+
+    ``on_verified`` sees the verification's result first (the CLI says there when a signed stack is
+    trusted on first use).
 
     Raises:
         VerificationFailed: the stack does not verify (``.report``).
@@ -145,6 +148,8 @@ def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None
     from ..run.executor import prepare_run
 
     result = verify_target(target, workspace, trust, steps_dir=steps_dir)
+    if on_verified is not None and result.ok:
+        on_verified(result)
     return prepare_run(result.require(), result.skills)
 
 
@@ -171,6 +176,7 @@ class RunRequest:
     reuse: str | None = None
     progress: Callable[[str], None] | None = None
     events: Callable[[StepEvent], None] | None = None
+    on_verified: Callable[[VerifyResult], None] | None = None
 
 
 def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, request: RunRequest | None = None,
@@ -189,7 +195,7 @@ def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, re
     from ..store.records import latest_run, list_runs, read_run
 
     request = request or RunRequest()
-    prepared = prepare(target, workspace, trust, steps_dir=steps_dir)
+    prepared = prepare(target, workspace, trust, steps_dir=steps_dir, on_verified=request.on_verified)
     reuse = None
     if request.reuse == "latest":
         reuse = latest_run(list_runs(workspace), prepared.stack.digest)

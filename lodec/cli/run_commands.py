@@ -15,7 +15,7 @@ import click
 
 from ..app import Workspace
 from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
-from .render import echo, emit, outcome, printable
+from .render import echo, emit, first_use_note, outcome, printable
 
 
 def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Workspace:
@@ -212,7 +212,7 @@ def run(
         trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
         record = app.run(target, workspace, trust, RunRequest(
             jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only, reuse=reuse_id,
-            events=lambda event: _step_lines(event, github)), steps_dir=steps_dir)
+            events=lambda event: _step_lines(event, github), on_verified=first_use_note), steps_dir=steps_dir)
     if as_json:
         emit(record.to_dict())
     else:
