@@ -157,6 +157,26 @@ class StackError(LodecError):
     code = "stack_invalid"
 
 
+class ManyErrors(LodecError):
+    """Several inputs failed at once (``lodec compile`` of many sources, ``lodec lock`` of many skills).
+
+    ``errors`` holds every one, in input order; the code, file, location and
+    message are the first one's, so a caller that reads one error still reads
+    a real one. The CLI prints a line for each.
+    """
+
+    def __init__(self, errors: list[LodecError]) -> None:
+        if not errors:
+            raise ValueError("ManyErrors needs at least one error")
+        first = errors[0]
+        super().__init__(first.message, code=first.code, file=first.file, location=first.location)
+        self.errors = list(errors)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The first error's ``{"code", "file", "location", "message"}`` (``errors`` has them all)."""
+        return self.errors[0].to_dict()
+
+
 class VerificationFailed(LodecError):
     """A stack was rejected; ``report`` lists every problem found."""
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LodecError
+from ..errors import LodecError, ManyErrors
 from ..format.codec import Vein
 from ..format.schema import Schema
 
@@ -79,9 +79,10 @@ def compile_sources(
     goes to ``<output>/<stepName>.vein``. ``progress(1)`` is called per source.
 
     Raises:
-        LodecError: the first source that fails (naming it and the place
-            inside it), ``duplicate_output`` when two sources would write one
-            file, ``file_unwritable``.
+        ManyErrors: every source that fails (each naming it and the place
+            inside it), and ``duplicate_output`` for two sources that would
+            write one file; nothing is written. (A single failure is raised as itself.)
+        LodecError: ``file_unwritable``.
     """
     from ..files import atomic_write_many
     from ..format.compiler import compile_file, default_output_path
@@ -91,15 +92,24 @@ def compile_sources(
     schema = schema_or_builtin(schema_path, "skill-step-v1")
     compiled: list[Compiled] = []
     targets: dict[Path, str] = {}
+    errors: list[LodecError] = []
     for src in sources:
-        vein = compile_file(src, schema)
-        target = default_output_path(src, vein, out) if to_dir else out
+        try:
+            vein = compile_file(src, schema)
+            target = default_output_path(src, vein, out) if to_dir else out
+        except LodecError as exc:
+            errors.append(exc)
+            continue
+        finally:
+            if progress is not None:
+                progress(1)
         if target in targets:
-            raise LodecError(f"writes {target}, as does {targets[target]}", code="duplicate_output", file=src)
+            errors.append(LodecError(f"writes {target}, as does {targets[target]}", code="duplicate_output", file=src))
+            continue
         targets[target] = src
         compiled.append(Compiled(src, target, vein))
-        if progress is not None:
-            progress(1)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ManyErrors(errors)
     atomic_write_many([(c.output, c.vein.data) for c in compiled])
     return compiled
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import LodecError, RunError
+from ..errors import LodecError, ManyErrors, RunError
 from ..run.executor import PreparedRun, StepEvent
 from ..run.schedule import Batch
 from ..run.skills import Skill
@@ -26,15 +26,21 @@ from .verify import VerifyResult, verify_target
 # ------------------------------------------------------------------ skills
 
 
-def check_skills(folders: Sequence[str]) -> list[Skill]:
-    """Validate skill folders (``SKILL.md`` under the Agent Skills spec, ``lodec.toml``, no links).
+def check_skills(folders: Sequence[str]) -> list[SkillRow]:
+    """Validate every skill folder (``SKILL.md`` under the Agent Skills spec, ``lodec.toml``, no links).
 
-    Raises:
-        SkillError: the first folder that is not a valid skill.
+    Returns one row per folder, in order: the skill, or the error it gave
+    (``SkillError``, ``LimitExceeded``, ...). Never raises for a bad folder.
     """
     from ..run.skills import load_skill
 
-    return [load_skill(f) for f in folders]
+    rows = []
+    for folder in folders:
+        try:
+            rows.append(SkillRow(Path(folder), load_skill(folder), None, False))
+        except LodecError as exc:
+            rows.append(SkillRow(Path(folder), None, exc, False))
+    return rows
 
 
 def add_skill(folder: str, workspace: Workspace) -> tuple[Skill, Path]:
@@ -112,7 +118,7 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
 
     Raises:
         VerificationFailed: the stack does not verify.
-        SkillError: a skill missing or invalid (the first; nothing is written).
+        SkillError: a skill missing or invalid; ``ManyErrors`` when several are (nothing is written).
         LodecError: ``file_unwritable``.
     """
     from ..files import atomic_write
@@ -124,7 +130,7 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
     skills, errors = load_skills((str(v.record["skillRef"]) for v in stack.steps.values()),
                                  workspace.skill_roots(manifest))
     if errors:
-        raise errors[0]
+        raise errors[0] if len(errors) == 1 else ManyErrors(list(errors))
     try:
         locked, digest = lock_manifest(stack.manifest, {ref: s.digest for ref, s in skills.items()})
     except LodecError as exc:

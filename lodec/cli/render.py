@@ -106,9 +106,14 @@ def fail(exc: LodecError, as_json: bool) -> NoReturn:
     if report is not None and not as_json:
         for p in report.problems:
             echo(problem_line(p), err=True)
+    every = getattr(exc, "errors", None) or [exc]  # ManyErrors: a line for each
     if as_json:
-        echo(json_text({"ok": False, "error": exc.to_dict()}, indent=None))
-    echo(error_line(exc), err=True)
+        doc: dict[str, Any] = {"ok": False, "error": exc.to_dict()}
+        if len(every) > 1:
+            doc["errors"] = [e.to_dict() for e in every]
+        echo(json_text(doc, indent=None))
+    for e in every:
+        echo(error_line(e), err=True)
     sys.exit(1)
 
 

@@ -15,7 +15,7 @@ import click
 
 from ..app import Workspace
 from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
-from .render import echo, emit, first_use_note, outcome, printable
+from .render import echo, emit, error_line, first_use_note, outcome, printable
 
 
 def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Workspace:
@@ -40,16 +40,22 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
     """
     from ..app import runs as app
 
-    with outcome(as_json):
-        skills = app.check_skills(folders)
+    rows = app.check_skills(folders)
     if as_json:
-        emit([s.to_dict() for s in skills])
-        return
-    for s in skills:
-        c = s.config
-        echo(f"{s.source}: {s.name} ok, {len(s.files)} files, {s.digest}")
-        echo(f"  runs {' '.join(c.command)} ({c.concurrency}, timeout {c.timeout} s, "
-             f"network {'yes' if c.network else 'no'}, env {', '.join(c.env) or 'none'})")
+        emit([{**r.to_dict(), "path": str(r.folder)} if r.skill is None else
+              {k: v for k, v in r.to_dict().items() if k != "shadowed"} for r in rows])
+    for r in rows:
+        if r.skill is None:
+            if not as_json:
+                echo(error_line(r.error), err=True)
+            continue
+        if as_json:
+            continue
+        s, c = r.skill, r.skill.config
+        echo(printable(f"{s.source}: {s.name} ok, {len(s.files)} files, {s.digest}"))
+        echo(printable(f"  runs {' '.join(c.command)} ({c.concurrency}, timeout {c.timeout} s, "
+                       f"network {'yes' if c.network else 'no'}, env {', '.join(c.env) or 'none'})"))
+    sys.exit(1 if any(r.skill is None for r in rows) else 0)
 
 
 @skill.command("add", context_settings=CONTEXT)

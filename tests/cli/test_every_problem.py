@@ -1,0 +1,63 @@
+"""Reporting commands report every problem at once, like verify: compile, lock, skill check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEED_SOURCES, run_cli
+from tests.runkit import make_skill, make_stack, step
+
+
+def test_compile_reports_every_bad_source_and_writes_nothing(tmp_path: Path) -> None:
+    good = Path(next(iter(SEED_SOURCES.values())))
+    (tmp_path / "syntax.json").write_text('{"stepName": "a",')
+    (tmp_path / "types.json").write_text('{"stepName": "b", "skillRef": 7}')
+    out = tmp_path / "out"
+    code, _out, err = run_cli("compile", good, tmp_path / "syntax.json", tmp_path / "types.json", "-o", out)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2
+    assert str(tmp_path / "syntax.json") in lines[0] and str(tmp_path / "types.json") in lines[1]
+    assert lines[1].endswith("[wrong_type]") and "/skillRef" in lines[1]
+    assert not out.exists()  # nothing written, not even the good source
+    code, stdout, _err = run_cli("compile", good, tmp_path / "syntax.json", tmp_path / "types.json", "-o", out,
+                                 "--json")
+    doc = json.loads(stdout)
+    assert code == 1 and doc["ok"] is False and len(doc["errors"]) == 2 and doc["error"] == doc["errors"][0]
+
+
+def test_lock_reports_every_missing_skill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    skills = tmp_path / "stack" / "skills"
+    for name in ("one", "two", "three"):
+        make_skill(skills, name)
+    stack = make_stack(tmp_path / "stack", [step("a", "one"), step("b", "two"), step("c", "three")], lock=False)
+    shutil.rmtree(skills / "one")
+    shutil.rmtree(skills / "three")
+    code, _out, err = run_cli("lock", stack)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.endswith("[skill_not_found]") for line in lines)
+    assert "skill:one" in lines[0] and "skill:three" in lines[1]
+    assert "skillDigests" not in stack.read_text()
+
+
+def test_skill_check_reports_every_folder(tmp_path: Path) -> None:
+    good = make_skill(tmp_path, "good")
+    no_sidecar = make_skill(tmp_path, "nosidecar")
+    (no_sidecar / "lodec.toml").unlink()
+    bad_name = make_skill(tmp_path, "badname")
+    (bad_name / "SKILL.md").write_text("---\nname: other-name\ndescription: wrong name\n---\n")
+    code, out, err = run_cli("skill", "check", good, no_sidecar, bad_name)
+    assert code == 1
+    assert f"{good}: good ok" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and str(no_sidecar) in lines[0] and "badname" in lines[1]
+    code, out, _err = run_cli("skill", "check", good, no_sidecar, bad_name, "--json")
+    rows = json.loads(out)
+    assert code == 1 and [r["ok"] for r in rows] == [True, False, False]
+    assert rows[0]["name"] == "good" and rows[1]["error"]["code"] == "skill_invalid"
