@@ -110,8 +110,19 @@ def compile_sources(
         compiled.append(Compiled(src, target, vein))
     if errors:
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
-    atomic_write_many([(c.output, c.vein.data) for c in compiled])
+    atomic_write_many([(c.output, c.vein.data) for c in compiled if not _same_bytes(c.output, c.vein.data)])
     return compiled
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file holding exactly ``data``: then it is left alone (no write, no
+    rename, its mtime kept), so re-compiling unchanged sources costs a read, not a write and a flush."""
+    from ..files import read_bounded
+
+    try:
+        return path.stat().st_size == len(data) and read_bounded(path, len(data)) == data
+    except (OSError, LodecError):
+        return False
 
 
 @dataclass(frozen=True)

@@ -61,3 +61,24 @@ def test_skill_check_reports_every_folder(tmp_path: Path) -> None:
     rows = json.loads(out)
     assert code == 1 and [r["ok"] for r in rows] == [True, False, False]
     assert rows[0]["name"] == "good" and rows[1]["error"]["code"] == "skill_invalid"
+
+
+def test_recompiling_unchanged_sources_rewrites_no_file(tmp_path: Path) -> None:
+    sources = [Path(s) for s in SEED_SOURCES.values()]
+    out = tmp_path / "steps"
+    code, _out, err = run_cli("compile", *sources, "-o", f"{out}/")
+    assert code == 0, err
+    before = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.iterdir()}
+    code, _out, err = run_cli("compile", *sources, "-o", f"{out}/")
+    assert code == 0, err
+    assert {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.iterdir()} == before
+    victim = next(out.iterdir())
+    victim.write_bytes(victim.read_bytes() + b"x")  # a changed (here: damaged) vein is rewritten
+    code, _out, err = run_cli("compile", *sources, "-o", f"{out}/")
+    assert code == 0 and lodec_decodes(victim), err
+
+
+def lodec_decodes(path: Path) -> bool:
+    import lodec
+
+    return lodec.decode_vein(path.read_bytes(), lodec.skill_step_schema()).size == path.stat().st_size
