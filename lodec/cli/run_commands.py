@@ -301,6 +301,63 @@ def logs(step: str, run_id: str | None, stream: str, workspace_dir: str | None) 
     click.echo(data, nl=False)  # the bytes as written, like cat
 
 
+# ------------------------------------------------------------------ diff
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("old", metavar="OLD", type=click.Path(dir_okay=False))
+@click.argument("new", metavar="NEW", type=click.Path(dir_okay=False))
+@workspace_option
+@json_option('Print {"ok", "old", "new", "same", "widened", "manifest", "steps", "skills"}.')
+def diff(old: str, new: str, workspace_dir: str | None, as_json: bool) -> None:
+    """Show what changed from OLD to NEW (manifests or packs), as a co-signer reviews an update.
+
+    Both are verified first (skills too). Lists the manifest fields that
+    changed, steps added, removed and changed field by field, skills whose
+    code changed file by file, and capabilities that WIDENED (network, read
+    and write paths, environment, concurrency). Exit 0 either way.
+
+    \b
+      lodec diff releases/1.0.0/stack.json stack.json
+      lodec diff old.lodepack new.lodepack --json
+    """
+    from ..app.diff import diff_stacks
+
+    with outcome(as_json):
+        d = diff_stacks(old, new, _workspace(workspace_dir))
+    if as_json:
+        emit(d.to_dict())
+        return
+    if d.same:
+        echo(printable(f"No change: {old} and {new} are the same stack."))
+        return
+    for c in d.manifest:
+        echo(printable(f"manifest {c.where}: {c.old!r} → {c.new!r}"))
+    echo(f"Steps: {len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed")
+    for name in d.added:
+        echo(printable(f"  + {name}"))
+    for name in d.removed:
+        echo(printable(f"  - {name}"))
+    for name, changes in d.changed.items():
+        echo(printable(f"  ~ {name}"))
+        for c in changes:
+            echo(printable(f"      {c.where}: {c.old!r} → {c.new!r}"))
+    echo(f"Skills: {len(d.skills_added)} added, {len(d.skills_removed)} removed, {len(d.skills)} changed")
+    for ref in d.skills_added:
+        echo(printable(f"  + {ref} (all its capabilities are new)"))
+    for ref in d.skills_removed:
+        echo(printable(f"  - {ref}"))
+    for s in d.skills:
+        echo(printable(f"  ~ {s.ref} {s.old_digest} → {s.new_digest}"))
+        for mark, paths in (("+", s.added), ("-", s.removed), ("~", s.changed)):
+            for path in paths:
+                echo(printable(f"      {mark} {path}"))
+        for c in s.settings:
+            echo(printable(f"      {c.where}: {c.old!r} → {c.new!r}"))
+        for c in s.widened:
+            echo(printable(f"      WIDENED {c.where}: {c.old!r} → {c.new!r}"))
+
+
 # ------------------------------------------------------------------ resolve
 
 
@@ -445,4 +502,4 @@ def analytics(workspace_dir: str | None, as_json: bool) -> None:
         echo(printable(f"  TAMPERED {t}"))
 
 
-COMMANDS = (skill, lock, plan, run, resolve, runs, journal, artifact, logs, analytics)
+COMMANDS = (skill, lock, plan, run, diff, resolve, runs, journal, artifact, logs, analytics)
