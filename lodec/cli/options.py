@@ -19,8 +19,9 @@ def trust_options(f: F) -> F:
     f = click.option("--now", "now_text", metavar="TIMESTAMP",
                      help="Reference time (RFC 3339, e.g. 2027-01-31T00:00:00Z). Default: the current time.")(f)
     f = click.option("--state", "state_path", type=click.Path(dir_okay=False),
-                     help="Rollback state file. Default: trusted-stacks.json in the workspace's state directory "
-                          "(.lodec/ at the git repository root, or $LODEC_HOME, ~/.lodec, outside git).")(f)
+                     help="Rollback state file (or $LODEC_STATE; keep it in a CI cache). Default: "
+                          "trusted-stacks.json in the workspace's state directory (.lodec/ at the git repository "
+                          "root, or $LODEC_HOME, ~/.lodec, outside git).")(f)
     f = click.option("--name", "expected_name", metavar="STACK",
                      help="The stack name you asked for; a stack signed under another name is refused.")(f)
     f = click.option("--policy", "policy_path", type=click.Path(dir_okay=False),

@@ -442,7 +442,7 @@ def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json:
 @click.argument("run_id", metavar="[RUN_ID]", required=False)
 @workspace_option
 def journal(run_id: str | None, workspace_dir: str | None) -> None:
-    """Print a run's journal (default: the latest run), re-checking every artifact digest.
+    """Print a run's journal (default: the latest completed run), re-checking every artifact digest.
 
     A section per step: status, headline, artifacts; an artifact whose bytes
     changed since the run is marked TAMPERED.
