@@ -227,30 +227,43 @@ class ImportedStack:
     name: str
     steps: int
     digest: str
+    #: ``(step, uses)`` of actions not pinned to a full commit SHA (``unpinned_uses``).
+    unpinned: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"workflow": self.workflow, "stack": str(self.stack), "name": self.name, "steps": self.steps,
-                "digest": self.digest}
+                "digest": self.digest, "unpinned": [{"step": s, "uses": u} for s, u in self.unpinned]}
 
 
 def import_github_actions(workflow: str, output: str, *, name: str | None = None,
-                          version: str = "1.0.0") -> ImportedStack:
+                          version: str = "1.0.0", require_pinned: bool = False) -> ImportedStack:
     """Turn a GitHub Actions workflow into ``src/<step>.json``, ``steps/<step>.vein`` and ``stack.json``.
 
     Mapping: ``docs/import-github-actions.md``. The manifest is written
     last: a ``stack.json`` on disk means every step is there.
 
+    ``require_pinned`` refuses a workflow with an action not pinned to a full
+    commit SHA (``unpinned_action``, one error per step; nothing is written);
+    otherwise they are listed in the result.
+
     Raises:
-        LodecError: the workflow cannot be read or mapped (naming the place), ``file_unwritable``.
+        LodecError: the workflow cannot be read or mapped (naming the place), ``unpinned_action``,
+            ``file_unwritable``.
     """
     from ..files import atomic_write, atomic_write_many
     from ..format.compiler import compile_value
     from ..format.schema import skill_step_schema
-    from ..importers.github_actions import import_workflow
+    from ..importers.github_actions import import_workflow, unpinned_uses
     from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
     out = Path(output)
     imported = import_workflow(workflow)
+    unpinned = unpinned_uses(imported)
+    if unpinned and require_pinned:
+        errors = [LodecError(f"step {step!r} uses {uses}, which is not pinned to a full commit SHA (a tag or branch "
+                             "can be moved to other code after approval)", code="unpinned_action", file=workflow)
+                  for step, uses in unpinned]
+        raise errors[0] if len(errors) == 1 else ManyErrors(errors)
     schema = skill_step_schema()
     veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
     manifest = build_manifest(veins, name=name or imported.name, version=version,
@@ -262,4 +275,5 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
         files.append((out / "steps" / f"{step}.vein", vein.data))
     atomic_write_many(files)
     atomic_write(out / "stack.json", manifest_json(manifest))
-    return ImportedStack(workflow, out / "stack.json", manifest["name"], len(veins), manifest_vein(manifest).fingerprint)
+    return ImportedStack(workflow, out / "stack.json", manifest["name"], len(veins), manifest_vein(manifest).fingerprint,
+                         tuple(unpinned))

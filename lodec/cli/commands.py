@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from .options import CONTEXT, json_option, trust_from, trust_options, workspace_option
-from .render import echo, emit, error_line, first_use_note, outcome, report_out
+from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out
 
 
 @click.group(context_settings=CONTEXT)
@@ -502,8 +502,11 @@ def import_() -> None:
               help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
 @click.option("--name", help="Stack name. Default: the workflow file's stem, made safe.")
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@json_option("Print a JSON summary.")
-def import_github_actions(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
+@click.option("--require-pinned", is_flag=True,
+              help="Refuse (exit 1, nothing written) an action or reusable workflow not pinned to a full commit SHA.")
+@json_option("Print a JSON summary (with the unpinned actions).")
+def import_github_actions(workflow: str, output: str, name: str | None, version: str, require_pinned: bool,
+                          as_json: bool) -> None:
     """Turn a GitHub Actions WORKFLOW into SkillStep sources, compiled steps and a stack.
 
     One step per job step, named <job>.<step id or index>; skillRef gha:<uses>
@@ -516,7 +519,15 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     from ..app import build
 
     with outcome(as_json):
-        imported = build.import_github_actions(workflow, output, name=name, version=version)
+        imported = build.import_github_actions(workflow, output, name=name, version=version,
+                                               require_pinned=require_pinned)
+    by_uses: dict[str, list[str]] = {}
+    for step, uses in imported.unpinned:
+        by_uses.setdefault(uses, []).append(step)
+    for uses, steps in by_uses.items():
+        who = f"step {steps[0]!r}" + (f" and {len(steps) - 1} more" if len(steps) > 1 else "")
+        echo(printable(f"lodec: warning: {workflow}: {uses} ({who}) is not pinned to a full commit SHA: a tag or "
+                       "branch can be moved to other code after approval (--require-pinned refuses it)"), err=True)
     if as_json:
         emit(imported.to_dict())
     else:

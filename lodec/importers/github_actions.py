@@ -88,6 +88,38 @@ class WorkflowImport:
     steps: list[dict[str, object]]
 
 
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def unpinned_uses(imported: WorkflowImport) -> list[tuple[str, str]]:
+    """``(step name, uses)`` for every action or reusable workflow not pinned to an immutable reference.
+
+    Pinned: a local path (``./…``, or the self-repository form ``$/…``: both
+    versioned with the workflow itself), a
+    ``docker://`` image by digest (``@sha256:…``), and ``owner/repo[/path]@<sha>``
+    with a full 40- (or 64-) hex commit SHA. Anything else (``@v4``, ``@main``,
+    a short SHA, no ``@``) can be moved after approval: a tag force-pushed to
+    other code (as in the tj-actions/changed-files incident) changes what runs
+    while the stack's fingerprints stay the same.
+    """
+    out = []
+    for record in imported.steps:
+        ref = str(record["skillRef"])
+        if not ref.startswith("gha:") or ref == "gha:run":
+            continue
+        uses = ref.removeprefix("gha:")
+        if uses.startswith(("./", "$/")):  # this repository, at the workflow's own commit
+            continue
+        if uses.startswith("docker://"):
+            if "@sha256:" not in uses:
+                out.append((str(record["stepName"]), uses))
+            continue
+        _, at, version = uses.rpartition("@")
+        if not at or not _FULL_SHA.fullmatch(version):
+            out.append((str(record["stepName"]), uses))
+    return out
+
+
 def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
     """Read a workflow file (UTF-8) and import it.
 
