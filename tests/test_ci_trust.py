@@ -106,3 +106,19 @@ def test_run_says_first_use_too(tmp_path: Path, keys: dict[str, Path], monkeypat
     assert code == 0 and "is trusted on first use" in err, err
     code, _out, err = run_cli(*args)
     assert code == 0 and "first use" not in err
+
+
+def test_a_link_planted_at_the_workspace_policy_is_refused_not_followed(
+    repo: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    # The default policy is a file lodec finds itself: a link there could point verification at a policy
+    # the repository never committed (here one trusting mallory).
+    manifest = _manifest(repo)
+    elsewhere = tmp_path / "weak.toml"
+    shutil.copy(f"{keys['mallory']}.pub", tmp_path / "mallory.pub")
+    elsewhere.write_text('version = 1\n\n[keys]\nm = "mallory.pub"\n\n[[rules]]\nstacks = "*"\nkeys = ["m"]\n')
+    (repo / ".lodec").mkdir()
+    (repo / ".lodec" / "trust-policy.toml").symlink_to(elsewhere)
+    sign_cli(manifest, keys["mallory"], "--expires", EXPIRES)
+    code, out, err = run_cli("verify", manifest, "--now", VERIFY_AT)
+    assert code == 1 and "[file_link]" in err and "Verified" not in out

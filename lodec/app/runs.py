@@ -172,15 +172,14 @@ def plan(target: str, workspace: Workspace, trust: TrustOptions | None = None, *
 class RunRequest:
     """How to run: ``jobs`` at most at once (``None``: CPUs, at least 2), artifact ``trust``
     (``strict``/``normal``), only these steps (empty: all) on an earlier run's results
-    (``reuse``: a run id or ``latest``), a ``progress`` callback for free-form lines, and an ``events``
-    callback that gets a ``StepEvent`` when each step starts and ends."""
+    (``reuse``: a run id or ``latest``), and an ``events`` callback that gets a ``StepEvent`` when each
+    step starts and ends (the CLI prints a line for each)."""
 
     jobs: int | None = None
     trust: str = "strict"
     allow_unsandboxed: bool = False
     only: tuple[str, ...] = ()
     reuse: str | None = None
-    progress: Callable[[str], None] | None = None
     events: Callable[[StepEvent], None] | None = None
     on_verified: Callable[[VerifyResult], None] | None = None
 
@@ -212,7 +211,7 @@ def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, re
         reuse = read_run(workspace, request.reuse)
     return run_stack(prepared, RunOptions(workspace=workspace, jobs=request.jobs or default_jobs(),
                                           trust=request.trust, allow_unsandboxed=request.allow_unsandboxed,
-                                          progress=request.progress, events=request.events, only=request.only,
+                                          events=request.events, only=request.only,
                                           reuse=reuse))
 
 

@@ -225,13 +225,13 @@ def verify_target(
                          file=target)
     pack: Pack | None = None
     state: Path | None = None
+    trusted: dict[str, TrustedVersion] | None = None  # the rollback state as read once, before this verification
     if is_pack_file(target):
         if steps_dir is not None or envelope is not None:
             raise OptionsError("--steps and --envelope apply to STACK.json, not to a pack")
         from ..sign.pack import check_pack
 
         pack = load_pack_file(target)
-        trusted = None
         if policy is not None:
             state = _workspace(workspace).rollback_state
             trusted = _trusted(state)
@@ -250,12 +250,13 @@ def verify_target(
         from ..sign.trust import check_signed_stack
 
         state = _workspace(workspace).rollback_state
+        trusted = _trusted(state)
         env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
         manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes, follow=True)
         envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES, follow=envelope is not None)
         step_file, read_step = step_files(target, steps_dir)
         report, candidate = check_signed_stack(
-            manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=_trusted(state),
+            manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted,
             expected_name=trust.expected_name, manifest_file=target, envelope_file=str(env_path),
             step_file=step_file)
         note = ""
@@ -268,7 +269,7 @@ def verify_target(
     first_use = False
     recorded = None
     if state is not None and report.verified is not None and report.verified.envelope is not None:
-        first_use = report.verified.name not in _trusted(state)
+        first_use = trusted is not None and report.verified.name not in trusted
         ws = _workspace(workspace)
         if ws.state_file is None:
             ws.ensure_state()
@@ -281,11 +282,12 @@ def verify_target(
 def _default_policy(workspace: Workspace | None) -> TrustPolicy | None:
     """The workspace's ``trust-policy.toml`` when it exists (``Workspace.policy_file``), else ``None``."""
     path = _workspace(workspace).policy_file
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     from ..sign.policy import load_policy
 
-    return load_policy(path)
+    # lodec finds this file itself: a link planted there is refused (file_link), not followed.
+    return load_policy(path, follow=False)
 
 
 def _workspace(workspace: Workspace | None) -> Workspace:

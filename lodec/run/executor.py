@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import FileUnwritable, LodecError, RunError, SkillError
-from ..names import is_safe_name, printable
+from ..names import is_safe_name
 from ..stack.verify import VerifiedStack
 from ..store import records
 from ..store.cas import MAX_ARTIFACT_BYTES, Store
@@ -50,7 +50,7 @@ from .sandbox import (
     step_environment,
 )
 from .schedule import Batch, batches, may_start
-from ..files import read_bounded
+from ..files import open_regular, read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
 from .skills import Skill, materialize, skill_from_tree
 
@@ -156,7 +156,6 @@ class RunOptions:
     trust: str = "strict"
     allow_unsandboxed: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    progress: Callable[[str], None] | None = None
     #: Called on the scheduler's thread when a step starts and when it ends (``StepEvent``).
     events: Callable[[StepEvent], None] | None = None
     #: The sandbox to use; ``None`` probes this machine (``sandbox.probe_sandbox``).
@@ -269,10 +268,6 @@ class _Executor:
         # At most `jobs` steps run at once: that many threads, started once (a thread per step cost ~0.8 ms).
         self.pool = _Workers(options.jobs)
 
-    def say(self, text: str) -> None:
-        if self.options.progress is not None:
-            self.options.progress(printable(text))  # details quote file names a step chose
-
     def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
         workspace = self.options.workspace
@@ -302,7 +297,6 @@ class _Executor:
             steps={},
             reused=Reused(run=self.options.reuse.run, steps=self.reused) if self.options.reuse is not None else None,
         )
-        self.say(f"Sandbox: {record.sandbox}")
         signum: int | None = None
         with records.live_run(workspace):
             records.write_run(workspace, record)
@@ -411,15 +405,11 @@ class _Executor:
             self._finish(step.name, result)
             return
         running[step.name] = step.concurrency
-        self.say(f"▶ {step.name} ({step.concurrency})")
         self._event(StepEvent("start", self.run_id, step.name, step.concurrency))
         self.pool.submit(lambda: self._worker(step, artifacts, statuses))
 
     def _finish(self, name: str, result: StepResult) -> None:
         self.results[name] = result
-        mark = {"succeeded": "✓", "failed": "✗", "skipped": "–"}[result.status]
-        extra = f": {result.detail}" if result.detail else ""
-        self.say(f"{mark} {name} {result.status}{extra}")
         step_dir = self.options.workspace.step_dir(self.run_id, name)
         ran = result.started is not None
         self._event(StepEvent("end", self.run_id, name, result.concurrency, result,
@@ -700,11 +690,8 @@ def _close_quietly(stream: Any) -> None:
 
 def _headline(path: Path) -> str | None:
     """The first non-empty line of a step's stdout log (at most ``_HEADLINE_CHARS``), read without following links."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        head = os.read(fd, 64 * 1024).decode("utf-8", errors="replace")
-    finally:
-        os.close(fd)
+    with open_regular(path) as fh:
+        head = fh.read(64 * 1024).decode("utf-8", errors="replace")
     for line in head.splitlines():
         if line.strip():
             return line.strip()[:_HEADLINE_CHARS]

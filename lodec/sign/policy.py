@@ -169,12 +169,13 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
     return TrustPolicy(tuple(rules), file)
 
 
-def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
+def load_policy(path: str | os.PathLike[str], *, follow: bool = True) -> TrustPolicy:
     """Read and parse a policy file; key paths resolve beside it.
 
-    The user names the policy (``--policy``), so a symbolic link to it is
-    followed (resolved once; key paths still resolve beside the path as
-    given); a FIFO or other special file is refused.
+    A policy the user names (``--policy``) may be a symbolic link, followed
+    (resolved once; key paths still resolve beside the path as given);
+    ``follow=False`` (the workspace's default policy, which lodec finds
+    itself) refuses a link. A FIFO or other special file is refused.
 
     Raises:
         EnvelopeError, KeyInvalid: as ``parse_policy``.
@@ -184,5 +185,5 @@ def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
     from ..files import read_bounded
 
     label = os.fspath(path)
-    data = read_bounded(path, MAX_POLICY_BYTES, follow=True)
+    data = read_bounded(path, MAX_POLICY_BYTES, follow=follow)
     return parse_policy(data, file=label, base=Path(path).parent)
