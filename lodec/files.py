@@ -266,8 +266,12 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
 
 
 @contextmanager
-def locked(path: str | os.PathLike[str], *, remove: bool = False) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the lock file ``path`` for the ``with`` block.
+def locked(path: str | os.PathLike[str], *, remove: bool = False, shared: bool = False,
+           wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive (``shared``: a shared) ``flock`` on the lock file ``path`` for the ``with`` block.
+
+    ``wait=False`` does not wait for another holder: ``BlockingIOError`` is
+    raised instead (the caller says what is busy).
 
     The lock file is created (mode 0644, parent directories too) with
     ``O_NOFOLLOW`` and must be a regular file. ``remove=True`` deletes it
@@ -297,10 +301,13 @@ def locked(path: str | os.PathLike[str], *, remove: bool = False) -> Iterator[No
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise FileUnwritable(f"lock file is {_not_regular(st.st_mode)}", file=label)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
             if remove and not _still_named(path, st):
                 os.close(fd)  # locked a file another holder deleted on release: lock the current one
                 continue
+        except BlockingIOError:
+            os.close(fd)
+            raise
         except OSError as exc:
             os.close(fd)
             raise _unwritable(exc, label) from None

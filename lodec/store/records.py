@@ -19,18 +19,17 @@ manifest digest when one is given.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import msgspec
 
-from ..errors import FileMissing, FileUnwritable, LodecError, RunError
-from ..files import atomic_write, read_bounded
+from ..errors import FileMissing, LodecError, RunError
+from ..files import atomic_write, locked, read_bounded
 from ..format.strictjson import loads_strict
 from ..names import is_safe_name
 from .cas import ArtifactDigest, Store
@@ -222,27 +221,8 @@ def live_run(workspace: Workspace) -> Iterator[None]:
     deleted under it. The lock dies with the process, so a killed run never
     blocks discards forever.
     """
-    with _flock(workspace, fcntl.LOCK_SH):
+    with locked(workspace.runs_lock, shared=True):
         yield
-
-
-@contextmanager
-def _flock(workspace: Workspace, how: int) -> Iterator[None]:
-    path = workspace.runs_lock
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise FileUnwritable(exc.strerror or str(exc), file=str(path)) from None
-    try:
-        try:
-            fcntl.flock(fd, how)
-        except BlockingIOError:
-            raise RunError("a run is in progress in this workspace; discard it when the run has ended",
-                           code="runs_busy", file=str(path)) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def discard_plan(workspace: Workspace, run_id: str) -> list[Path]:
@@ -272,7 +252,12 @@ def discard(workspace: Workspace, run_id: str) -> list[Path]:
     Raises:
         RunError: ``run_not_found``; ``runs_busy`` while a run is live in the workspace.
     """
-    with _flock(workspace, fcntl.LOCK_EX | fcntl.LOCK_NB):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(locked(workspace.runs_lock, wait=False))
+        except BlockingIOError:
+            raise RunError("a run is in progress in this workspace; discard it when the run has ended",
+                           code="runs_busy", file=str(workspace.runs_lock)) from None
         files = discard_plan(workspace, run_id)
         for path in files:
             try:
