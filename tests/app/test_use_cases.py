@@ -8,7 +8,6 @@ check the verdict, what it records in the workspace, and the typed shapes.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -153,4 +152,3 @@ def test_workspace_copy_keeps_its_own_state(signed_stack: Path, keys: dict[str, 
     second = Workspace(root=tmp_path, state=tmp_path / "two", home=tmp_path / "home")
     assert verify_target(str(signed_stack), first, _trust(keys, "alice")).ok
     assert first.rollback_state.exists() and not second.rollback_state.exists()
-    shutil.rmtree(first.state)
