@@ -48,6 +48,7 @@ CANARY = "lodec-canary-7f3a9c"
 #: A step that performs INPUTS["ops"] (a JSON list of [operation, argument]) and reports each outcome.
 PROBE = '''
 import errno, signal as _signal
+PACKET = b"lodec-probe-packet"
 results = []
 def attempt(op, arg):
     arg = os.path.expandvars(arg)
@@ -63,6 +64,8 @@ def attempt(op, arg):
             return "ok"
         if op == "symlink":
             target, link = arg.split("|")
+            if os.path.lexists(link):
+                os.unlink(link)  # replace what lodec created there
             os.symlink(target, link)
             return "ok"
         if op == "mkfifo":
@@ -87,7 +90,31 @@ def attempt(op, arg):
             return "ok:" + json.dumps(dict(os.environ), sort_keys=True)
         if op == "pids":
             return "ok:" + ",".join(sorted(e for e in os.listdir("/proc") if e.isdigit()))
+        if op in ("connect", "udp"):
+            import socket
+            host, port = arg.split("|")
+            kind = socket.SOCK_STREAM if op == "connect" else socket.SOCK_DGRAM
+            with socket.socket(socket.AF_INET, kind) as sock:
+                sock.settimeout(3)
+                if op == "connect":
+                    sock.connect((host, int(port)))
+                    sock.sendall(b"tcp-" + PACKET)
+                else:
+                    for _ in range(5):
+                        sock.sendto(b"udp-" + PACKET, (host, int(port)))
+            return "ok"
+        if op == "tiocsti":
+            import fcntl, termios
+            fd = os.open("/dev/tty", os.O_RDWR)
+            try:
+                for ch in arg.encode():
+                    fcntl.ioctl(fd, termios.TIOCSTI, bytes([ch]))
+            finally:
+                os.close(fd)
+            return "ok"
         return "unknown op"
+    except TimeoutError:
+        return "err:timeout"
     except OSError as exc:
         return "err:" + errno.errorcode.get(exc.errno, str(exc.errno))
 for op, arg in json.loads(INPUTS["ops"]):
@@ -368,6 +395,109 @@ def test_sigterm_to_lodec_run_stops_the_steps_and_records_the_run_interrupted(tm
     assert records[0]["exit_code"] == 143 and records[0]["steps"]["daemon"]["reason"] == "interrupted"
 
 
+@pytest.fixture
+def listeners() -> Any:
+    """A TCP and a UDP socket on the host's loopback; yields (tcp port, udp port, received bytes)."""
+    import socket
+    import threading
+
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        import select
+
+        while not stop.is_set():
+            ready, _, _ = select.select([tcp, udp], [], [], 0.1)
+            for sock in ready:
+                if sock is udp:
+                    received.append(udp.recv(1024))
+                else:
+                    conn, _addr = tcp.accept()
+                    with conn:
+                        conn.settimeout(2)
+                        try:
+                            received.append(conn.recv(1024) or b"tcp-connected")
+                        except OSError:
+                            received.append(b"tcp-connected")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield tcp.getsockname()[1], udp.getsockname()[1], received
+    stop.set()
+    thread.join()
+    tcp.close()
+    udp.close()
+
+
+def test_a_step_without_network_reaches_no_host_service_over_tcp_or_udp(
+    tmp_path: Path, ws: Path, listeners: tuple[int, int, list[bytes]]
+) -> None:
+    tcp_port, udp_port, received = listeners
+    ops = [["connect", f"127.0.0.1|{tcp_port}"], ["udp", f"127.0.0.1|{udp_port}"]]
+    code, _record, report, err = _probe_run(tmp_path, ws, ops)
+    assert code == 0, err
+    seen = _outcomes(report)
+    # bubblewrap: a new network namespace (its own loopback, nobody listening); Landlock: TCP connect denied,
+    # and a new network namespace for the rest.
+    assert seen[f"connect 127.0.0.1|{tcp_port}"].startswith("err:"), seen
+    time.sleep(0.3)
+    assert received == [], f"the host's listeners heard the step: {received}"
+    # The same probe with network = true does reach them: the listeners work and the test can fail.
+    code, _record, report, err = _probe_run(tmp_path / "online", ws, ops, network=True)
+    assert code == 0, err
+    assert _outcomes(report)[f"connect 127.0.0.1|{tcp_port}"] == "ok"
+    deadline = time.monotonic() + 5
+    while len(received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"tcp-lodec-probe-packet" in received and b"udp-lodec-probe-packet" in received
+
+
+def test_a_step_cannot_inject_keystrokes_into_lodecs_terminal(tmp_path: Path, ws: Path) -> None:
+    import fcntl
+    import termios
+    import tty
+
+    folder = tmp_path / "stack"
+    injected = "echo PWNED-BY-STEP\n"
+    make_skill(folder / "skills", "probe", PROBE)
+    stack = make_stack(folder, [step("probe", "probe", outputs=("report.json",),
+                                     ops=json.dumps([["tiocsti", injected]]))])
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no echo, no line discipline: injected bytes stay queued on the terminal's input
+
+    def own_terminal() -> None:  # lodec runs with the pty as its controlling terminal, as in a shell
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(ws), "--json"],
+                                env=env, cwd=tmp_path, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, preexec_fn=own_terminal)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        record = json.loads(out)
+        digest = record["steps"]["probe"]["artifacts"]["report.json"]["blake3"]
+        report = json.loads((ws / ".lodec" / "cas" / "blake3" / digest[:2] / digest[2:]).read_text())
+        outcome = _outcomes(report)[f"tiocsti {injected}"]
+        # bubblewrap: a new session has no controlling terminal (ENXIO); Landlock: /dev/tty is not allowed.
+        assert outcome.startswith("err:"), outcome
+        os.set_blocking(slave, False)
+        try:
+            queued = os.read(slave, 1024)
+        except BlockingIOError:
+            queued = b""
+        assert b"PWNED" not in queued, f"keystrokes reached lodec's terminal: {queued!r}"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 # ------------------------------------------------------------------ planted files
 
 
@@ -389,7 +519,8 @@ def test_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws
 def test_a_step_cannot_plant_a_link_at_its_own_log(tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LODEC_TEST_WITHHELD", CANARY)
     runs = ws / ".lodec" / "runs"
-    ops = [["symlink", f"/proc/1/environ|{runs}/x/steps/probe/stdout.log"], ["list", str(runs)]]
+    # Its own log, at the real path (the run id is in its environment): lodec would read a link planted there.
+    ops = [["symlink", f"/proc/1/environ|{runs}/$LODEC_RUN_ID/steps/probe/stdout.log"], ["list", str(runs)]]
     code, record, report, err = _probe_run(tmp_path, ws, ops)
     assert code == 0, err
     seen = _outcomes(report)
