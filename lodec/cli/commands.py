@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from .options import CONTEXT, json_option, trust_from, trust_options, workspace_option
+from .options import CONTEXT, json_option, TrustArgs, trust_options, workspace_option
 from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out
 
 
@@ -226,13 +226,7 @@ def verify(
     target: str,
     steps_dir: str | None,
     envelope_path: str | None,
-    keys: tuple[str, ...],
-    threshold: int | None,
-    policy_path: str | None,
-    expected_name: str | None,
-    state_path: str | None,
-    now_text: str | None,
-    require_signatures: bool,
+    trust: TrustArgs,
     workspace_dir: str | None,
     no_skills: bool,
     as_json: bool,
@@ -261,9 +255,8 @@ def verify(
     from ..app import Workspace
 
     with outcome(as_json, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
-        workspace = Workspace.discover(workspace_dir, state_file=state_path)
-        result = verify_target(target, workspace, trust, steps_dir=steps_dir, envelope=envelope_path,
+        workspace = Workspace.discover(workspace_dir, state_file=trust.state)
+        result = verify_target(target, workspace, trust.options(), steps_dir=steps_dir, envelope=envelope_path,
                                check_skills=not no_skills)
     first_use_note(result)
     report_out(result.report, target, as_json, result.note)
@@ -449,13 +442,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
 def unpack(
     pack_file: str,
     output: str,
-    keys: tuple[str, ...],
-    threshold: int | None,
-    policy_path: str | None,
-    expected_name: str | None,
-    state_path: str | None,
-    now_text: str | None,
-    require_signatures: bool,
+    trust: TrustArgs,
     workspace_dir: str | None,
     unsigned: bool,
     as_json: bool,
@@ -475,9 +462,8 @@ def unpack(
     from ..app import Workspace
 
     with outcome(as_json, pack_file):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
-        workspace = Workspace.discover(workspace_dir, state_file=state_path)
-        unpacked = signing.unpack_pack(pack_file, output, trust, unsigned=unsigned, workspace=workspace)
+        workspace = Workspace.discover(workspace_dir, state_file=trust.state)
+        unpacked = signing.unpack_pack(pack_file, output, trust.options(), unsigned=unsigned, workspace=workspace)
     report = unpacked.verification.report
     first_use_note(unpacked.verification)
     if not report.ok:

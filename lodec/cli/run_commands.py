@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..app import Workspace
-from .options import CONTEXT, json_option, steps_option, trust_from, trust_options, workspace_option
+from .options import CONTEXT, json_option, steps_option, TrustArgs, trust_options, workspace_option
 from .render import echo, emit, error_line, first_use_note, outcome, printable
 
 
@@ -44,12 +44,10 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit([{**r.to_dict(), "path": str(r.folder)} if r.skill is None else
               {k: v for k, v in r.to_dict().items() if k != "shadowed"} for r in rows])
+        sys.exit(1 if any(r.skill is None for r in rows) else 0)
     for r in rows:
         if r.skill is None:
-            if not as_json:
-                echo(error_line(r.error), err=True)
-            continue
-        if as_json:
+            echo(error_line(r.error), err=True)
             continue
         s, c = r.skill, r.skill.config
         echo(printable(f"{s.source}: {s.name} ok, {len(s.files)} files, {s.digest}"))
@@ -137,9 +135,7 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
 @steps_option
 @workspace_option
 @trust_options
-def plan(target: str, steps_dir: str | None, workspace_dir: str | None, keys: tuple[str, ...],
-         threshold: int | None, policy_path: str | None, expected_name: str | None, state_path: str | None,
-         now_text: str | None, require_signatures: bool) -> None:
+def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: TrustArgs) -> None:
     """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive", "steps": [...]}.
 
     Verifies the stack and checks every skill against its pin first, as
@@ -150,8 +146,7 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, keys: tu
     from ..app import runs as app
 
     with outcome(False, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
-        batches = app.plan(target, _workspace(workspace_dir, state_path), trust, steps_dir=steps_dir)
+        batches = app.plan(target, _workspace(workspace_dir, trust.state), trust.options(), steps_dir=steps_dir)
     for batch in batches:
         echo(json.dumps(batch.to_dict()))
 
@@ -183,13 +178,7 @@ def run(
     only: tuple[str, ...],
     reuse_id: str | None,
     workspace_dir: str | None,
-    keys: tuple[str, ...],
-    threshold: int | None,
-    policy_path: str | None,
-    expected_name: str | None,
-    state_path: str | None,
-    now_text: str | None,
-    require_signatures: bool,
+    trust: TrustArgs,
     as_json: bool,
 ) -> None:
     """Verify STACK, check every skill against its pin, then run the steps. Nothing runs unless all pass.
@@ -212,11 +201,10 @@ def run(
 
     import os
 
-    workspace = _workspace(workspace_dir, state_path)
+    workspace = _workspace(workspace_dir, trust.state)
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     with outcome(as_json, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
-        record = app.run(target, workspace, trust, RunRequest(
+        record = app.run(target, workspace, trust.options(), RunRequest(
             jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only, reuse=reuse_id,
             events=lambda event: _step_lines(event, github), on_verified=first_use_note), steps_dir=steps_dir)
     if as_json:
@@ -372,9 +360,7 @@ def diff(old: str, new: str, workspace_dir: str | None, as_json: bool) -> None:
 @workspace_option
 @trust_options
 def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_dir: str | None,
-            workspace_dir: str | None, keys: tuple[str, ...], threshold: int | None, policy_path: str | None,
-            expected_name: str | None, state_path: str | None, now_text: str | None,
-            require_signatures: bool) -> None:
+            workspace_dir: str | None, trust: TrustArgs) -> None:
     """Print STEP's upstream artifacts and their statuses, re-hashing each artifact.
 
     {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
@@ -383,8 +369,7 @@ def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_
     from ..app import runs as app
 
     with outcome(False, target):
-        trust = trust_from(keys, threshold, policy_path, expected_name, now_text, require_signatures)
-        resolved = app.resolve(target, step, _workspace(workspace_dir, state_path), trust, run_id=run_id,
+        resolved = app.resolve(target, step, _workspace(workspace_dir, trust.state), trust.options(), run_id=run_id,
                                level=trust_level, steps_dir=steps_dir)
     emit(resolved.to_dict())
 
