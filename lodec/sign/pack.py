@@ -20,7 +20,7 @@ from ..format.pack import Pack
 from ..format.schema import Schema, parse_schema
 from ..format.tree import SKILL_REF_PREFIX
 from ..stack.manifest import SKILL_DIGESTS
-from ..stack.verify import Candidate, VerificationReport, check_stack, seal
+from ..stack.verify import Candidate, VerificationReport, check_stack, sealed
 from .policy import TrustPolicy
 from .state import TrustedVersion
 from .trust import check_signed_stack
@@ -57,20 +57,6 @@ def _schemas(pack: Pack, file: str) -> tuple[Schema, Schema]:
     return (_check_fields(parse_schema(pack.step_schema, source=step), _STEP_FIELDS, step),
             _check_fields(parse_schema(pack.stack_schema, source=stack), _STACK_FIELDS, stack))
 
-
-
-def verify_pack(
-    pack: Pack,
-    *,
-    file: str = "<pack>",
-    policy: TrustPolicy | None = None,
-    now: datetime | None = None,
-    trusted_versions: Mapping[str, TrustedVersion] | None = None,
-    expected_name: str | None = None,
-) -> VerificationReport:
-    """Verify a pack from its members alone: ``seal(*check_pack(...))``; see ``check_pack``."""
-    return seal(*check_pack(pack, file=file, policy=policy, now=now, trusted_versions=trusted_versions,
-                            expected_name=expected_name))
 
 
 def check_pack(
@@ -131,3 +117,10 @@ def check_pack(
             report.add("pack_member_unlisted", None, f"{file}: member skills/{name} is not a skill the stack pins "
                                                      f"({SKILL_REF_PREFIX}{name} is not in {SKILL_DIGESTS})")
     return report, candidate
+
+
+verify_pack = sealed(check_pack, "verify_pack", """Verify a pack from its members alone: ``check_pack`` sealed.
+
+Takes ``check_pack``'s arguments; returns the ``VerificationReport``. Raises
+what ``check_pack`` raises.
+""")

@@ -45,7 +45,7 @@ from ..stack.verify import (
     VerificationReport,
     gc_paused,
     parse_manifest,
-    seal,
+    sealed,
     verify_steps,
 )
 from .dsse import Envelope, parse_envelope
@@ -105,45 +105,7 @@ def _claimed_name(doc: Any) -> str:
     return name if isinstance(name, str) else ""
 
 
-def verify_signed_stack(
-    manifest_bytes: bytes,
-    envelope_bytes: bytes | None,
-    read_step: StepReader,
-    *,
-    policy: TrustPolicy,
-    now: datetime,
-    trusted_versions: Mapping[str, TrustedVersion] | None = None,
-    expected_name: str | None = None,
-    manifest_file: str = "stack.json",
-    envelope_file: str = "stack.json.dsse",
-    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
-    step_schema: Schema | None = None,
-    stack_schema: Schema | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> VerificationReport:
-    """Verify a signed stack (see the module docstring for the stages).
-
-    Args:
-        manifest_bytes: the manifest JSON, as read.
-        envelope_bytes: the DSSE envelope JSON, or ``None`` if there is none.
-        read_step: ``name -> vein bytes | None``, as for ``lodec.stack.verify.verify_stack``.
-        policy: the trusted keys and thresholds.
-        now: the one reference time for the whole verification (aware, UTC).
-        trusted_versions: stack name -> highest version verified before.
-        expected_name: the stack name the caller asked for; another is refused.
-
-    Returns:
-        a ``VerificationReport`` with ``signature`` set; on success
-        ``report.verified`` carries the envelope, the signing keyids and the expiry.
-        Never raises for bad input.
-    """
-    return seal(*check_signed_stack(
-        manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted_versions,
-        expected_name=expected_name, manifest_file=manifest_file, envelope_file=envelope_file,
-        step_file=step_file, step_schema=step_schema, stack_schema=stack_schema, limits=limits,
-    ))
-
-
+@gc_paused()
 def check_signed_stack(
     manifest_bytes: bytes,
     envelope_bytes: bytes | None,
@@ -160,35 +122,24 @@ def check_signed_stack(
     stack_schema: Schema | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[VerificationReport, Candidate | None]:
-    """The checks of ``verify_signed_stack`` without the verdict: ``(report, candidate)`` for ``seal``.
+    """The checks of a signed stack without the verdict: ``(report, candidate)`` for ``seal``.
+
+    Args:
+        manifest_bytes: the manifest JSON, as read.
+        envelope_bytes: the DSSE envelope JSON, or ``None`` if there is none.
+        read_step: ``name -> vein bytes | None``, as for ``lodec.stack.verify.check_stack``.
+        policy: the trusted keys and thresholds.
+        now: the one reference time for the whole verification (aware, UTC).
+        trusted_versions: stack name -> highest version verified before.
+        expected_name: the stack name the caller asked for; another is refused.
 
     ``report.signature`` holds the envelope, signers and expiry only once
     every signature-stage check passed; ``seal`` carries them into the
-    ``VerifiedStack``.
+    ``VerifiedStack``. Never raises for bad input. ``verify_signed_stack``
+    is these checks sealed.
     """
-    with gc_paused():
-        return _check_signed(
-            manifest_bytes, envelope_bytes, read_step, policy, now, trusted_versions or {}, expected_name,
-            manifest_file, envelope_file, step_file, step_schema or skill_step_schema(),
-            stack_schema, limits,
-        )
-
-
-def _check_signed(
-    manifest_bytes: bytes,
-    envelope_bytes: bytes | None,
-    read_step: StepReader,
-    policy: TrustPolicy,
-    now: datetime,
-    trusted_versions: Mapping[str, TrustedVersion],
-    expected_name: str | None,
-    manifest_file: str,
-    envelope_file: str,
-    step_file: Callable[[str], str],
-    step_schema: Schema,
-    stack_schema: Schema | None,
-    limits: Limits,
-) -> tuple[VerificationReport, Candidate | None]:
+    trusted_versions = trusted_versions or {}
+    step_schema = step_schema or skill_step_schema()
     report = VerificationReport()
     sig = SignatureReport(now=format_time(now))
     report.signature = sig
@@ -273,6 +224,14 @@ def _check_signed(
 
     # Stage 6: the steps.
     return report, verify_steps(report, manifest_bytes, manifest, digest, read_step, step_file, step_schema, limits)
+
+
+verify_signed_stack = sealed(check_signed_stack, "verify_signed_stack", """Verify a signed stack (see the module docstring for the stages).
+
+Takes ``check_signed_stack``'s arguments. Returns a ``VerificationReport``
+with ``signature`` set; on success ``report.verified`` carries the envelope,
+the signing keyids and the expiry. Never raises for bad input.
+""")
 
 
 def _signature_message(c: SignatureCheck, envelope_file: str) -> str:

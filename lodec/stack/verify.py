@@ -29,11 +29,12 @@ entry point is a root step.
 from __future__ import annotations
 
 import gc
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ..format.codec import Vein, decode_vein, record_from_json
 from ..errors import LodecError, SchemaMismatch, VerificationFailed
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .signature import SignatureReport
 
 StepReader = Callable[[str], "bytes | None"]
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +210,7 @@ def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -
     return names
 
 
-def verify_stack(
+def check_stack(
     manifest_bytes: bytes,
     read_step: StepReader,
     *,
@@ -217,8 +219,8 @@ def verify_stack(
     step_schema: Schema | None = None,
     stack_schema: Schema | None = None,
     limits: Limits = DEFAULT_LIMITS,
-) -> VerificationReport:
-    """Verify a stack: manifest bytes plus a reader of step veins by name.
+) -> tuple[VerificationReport, Candidate | None]:
+    """The checks of a stack without the verdict: ``(report, candidate)`` for ``seal``.
 
     Args:
         manifest_bytes: the manifest JSON, as read.
@@ -230,28 +232,9 @@ def verify_stack(
         step_schema, stack_schema: default ``skill-step-v1`` / by the manifest's
             shape (``stack.stack_schema_for``: v2 when it has ``skillDigests``).
 
-    Returns:
-        a ``VerificationReport``; ``report.ok`` and ``report.verified`` on success.
-        Never raises for bad input: every problem is in the report.
-    """
-    return seal(*check_stack(manifest_bytes, read_step, manifest_file=manifest_file, step_file=step_file,
-                             step_schema=step_schema, stack_schema=stack_schema, limits=limits))
-
-
-def check_stack(
-    manifest_bytes: bytes,
-    read_step: StepReader,
-    *,
-    manifest_file: str = "stack.json",
-    step_file: Callable[[str], str] = lambda name: f"steps/{name}.vein",
-    step_schema: Schema | None = None,
-    stack_schema: Schema | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> tuple[VerificationReport, Candidate | None]:
-    """The checks of ``verify_stack`` without the verdict: ``(report, candidate)`` for ``seal``.
-
-    Callers that add checks (pack membership, skills) add their problems to
-    the report, then call ``seal`` once.
+    Never raises for bad input: every problem is in the report. Callers that
+    add checks (pack membership, skills) add their problems to the report,
+    then call ``seal`` once; ``verify_stack`` is these checks sealed.
     """
     with gc_paused():
         report = VerificationReport()
@@ -261,6 +244,31 @@ def check_stack(
         candidate = verify_steps(report, manifest_bytes, parsed[0], parsed[1], read_step, step_file,
                                  step_schema or skill_step_schema(), limits)
         return report, candidate
+
+
+def sealed(check: Callable[P, tuple[VerificationReport, Candidate | None]], name: str,
+           doc: str) -> Callable[P, VerificationReport]:
+    """The verifier of a check function: ``seal(*check(...))``, with ``check``'s parameters (typed by ``P``).
+
+    Every public ``verify_*`` is one of these, so no verifier can skip ``seal``.
+    """
+
+    def verify(*args: P.args, **kwargs: P.kwargs) -> VerificationReport:
+        return seal(*check(*args, **kwargs))
+
+    verify.__module__, verify.__name__, verify.__qualname__, verify.__doc__ = check.__module__, name, name, doc
+    # help() and IDEs show check's parameters (dataclasses has already imported inspect).
+    verify.__signature__ = inspect.signature(check).replace(  # type: ignore[attr-defined]
+        return_annotation="VerificationReport")
+    return verify
+
+
+verify_stack = sealed(check_stack, "verify_stack", """Verify a stack: manifest bytes plus a reader of step veins by name.
+
+Takes ``check_stack``'s arguments. Returns a ``VerificationReport``:
+``report.ok`` and ``report.verified`` (a ``VerifiedStack``) on success.
+Never raises for bad input: every problem is in the report.
+""")
 
 
 @contextmanager

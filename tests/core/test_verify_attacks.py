@@ -265,3 +265,22 @@ def test_oversized_step_refused_by_the_reader_is_reported_not_raised(seed: Stack
 
     report = assert_refused(verify_stack(seed.manifest, read_step), "limit_exceeded")
     assert report.problems[0].step == "lint"
+
+
+def test_every_public_verifier_is_its_checks_sealed_with_their_parameters(seed: Stack) -> None:
+    import inspect
+
+    from lodec.sign.pack import check_pack, verify_pack
+    from lodec.sign.trust import check_signed_stack, verify_signed_stack
+    from lodec.stack.verify import check_stack
+
+    for verify_fn, check in ((verify_stack, check_stack), (verify_signed_stack, check_signed_stack),
+                             (verify_pack, check_pack)):
+        shown = inspect.signature(verify_fn)
+        assert shown.parameters == inspect.signature(check).parameters and \
+            shown.return_annotation == "VerificationReport", verify_fn.__name__
+    # The sealed verdict: a stack whose checks pass is verified, and one problem unverifies it.
+    report = verify_stack(seed.manifest, seed.read_step)
+    assert report.ok and report.verified is not None
+    checked, candidate = check_stack(seed.manifest, seed.read_step)
+    assert checked.verified is None and candidate is not None  # no verdict before seal
