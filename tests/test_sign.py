@@ -271,6 +271,8 @@ def test_policy_without_a_matching_rule_refuses(signed_stack: Path, keys: dict[s
         ('[[rules]]\nstacks = "*"\nkeys = ["carol"]\nthreshold = 1\n', "/rules/0/keys/0"),
         ('[[rules]]\nstacks = "*"\nkeys = ["alice"]\nthreshold = 1\nexpires = "never"\n', "/rules/0/expires"),
         ("", "/rules"),
+        ('[[rules]]\nstacks = "r\u0435lease-*"\nkeys = ["alice"]\nthreshold = 1\n', "/rules/0/stacks"),  # Cyrillic е
+        ('[[rules]]\nstacks = "release *"\nkeys = ["alice"]\nthreshold = 1\n', "/rules/0/stacks"),
     ],
 )
 def test_invalid_policies_name_the_place(keys: dict[str, Path], tmp_path: Path, body: str, where: str) -> None:

@@ -105,6 +105,10 @@ def _fail(message: str, file: str, at: str) -> EnvelopeError:
     return EnvelopeError(message, code="policy_invalid", file=file, location=at)
 
 
+#: Besides letters and digits: the name rule's ``. _ -`` and fnmatch's ``* ? [ ] !``.
+_PATTERN_CHARACTERS = "._-*?[]!"
+
+
 def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike[str] = ".") -> TrustPolicy:
     """Parse a TOML trust policy (see the module docstring). Key paths are relative to ``base``.
 
@@ -154,6 +158,11 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
         pattern = rule.get("stacks")
         if not isinstance(pattern, str) or not pattern:
             raise _fail('"stacks" must be a stack-name pattern such as "release-*" or "*"', file, f"{at}/stacks")
+        # Only safe names are matched, so a character no safe name has (a look-alike, a space) makes a dead rule.
+        bad = next((c for c in pattern if not (c.isascii() and (c.isalnum() or c in _PATTERN_CHARACTERS))), None)
+        if bad is not None:
+            raise _fail(f'"stacks" contains {ascii(bad)}, which no stack name has (names are A-Z a-z 0-9 . _ -; '
+                        "patterns add * ? [ ] !), so the rule could never match", file, f"{at}/stacks")
         labels = rule.get("keys")
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
             raise _fail('"keys" must list key labels from [keys]', file, f"{at}/keys")
