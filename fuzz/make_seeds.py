@@ -16,6 +16,7 @@ from _common import MANIFEST, NOW, ROOT, fixed_key, seed_step_veins
 import lodec
 from lodec.format.pack import build_pack
 from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema_bytes
+from lodec.format.tree import read_tree
 from lodec.sign.signer import sign_stack
 from lodec.sign.statement import build_statement
 from lodec.stack.verify import verify_stack
@@ -64,6 +65,11 @@ def main() -> None:
               stack_schema=builtin_schema_bytes("skill-stack-v2"))
     put("pack", build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, **kw))
     put("pack", build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, envelope=envelope.to_json(), **kw))
+    # a v2 pack: the example's pinned skills carried as their trees
+    trees = {name: read_tree(ROOT / "stacks" / "code-review" / "skills" / name)
+             for name in ("code-review", "eslint-check", "static-analysis")}
+    put("pack", build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()},
+                           skills=trees, **kw))
     for target in ("vein",):
         put(target, bytes([index["lodepack-v1"]]) + build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, **kw))
     # inputs kept from findings are seeds too
