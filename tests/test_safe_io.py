@@ -23,9 +23,11 @@ import subprocess
 import sys
 import threading
 import time
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -483,18 +485,23 @@ def test_fifo_planted_at_a_step_vein_is_refused_without_hanging(tmp_path: Path, 
     assert problem["code"] == "file_unreadable" and "not a regular file (a FIFO)" in problem["message"]
 
 
-def test_fifo_planted_at_the_envelope_is_refused_without_hanging(
-    tmp_path: Path, keys: dict[str, Path], home: dict[str, str]
+@pytest.mark.parametrize(("plant", "says"), [(os.mkfifo, "not a regular file (a FIFO)"),
+                                            (os.mkdir, "not a regular file")], ids=["fifo", "directory"])
+def test_fifo_or_directory_planted_at_the_envelope_is_one_line_error_without_hanging(
+    tmp_path: Path, keys: dict[str, Path], home: dict[str, str], plant: Any, says: str
 ) -> None:
     stack = make_stack(tmp_path / "s")
-    os.mkfifo(stack.with_name("stack.json.dsse"))
+    envelope = stack.with_name("stack.json.dsse")
+    plant(envelope)
+    kind = stat.S_IFMT(envelope.lstat().st_mode)
     code, _, err = run(lodec_argv("verify", stack, "--key", f"{keys['alice']}.pub", "--now", VERIFY_AT),
                        cwd=tmp_path, env=home)
-    assert_one_line_error(code, err, "stack.json.dsse", "not a regular file (a FIFO)", "[file_unreadable]")
+    assert_one_line_error(code, err, "stack.json.dsse", says, "[file_unreadable]")
     code, _, err = run(lodec_argv("sign", stack, "--key", f"{keys['alice']}.key", "--now", SIGNED_AT),
                        cwd=tmp_path, env=home)
-    assert_one_line_error(code, err, "stack.json.dsse", "not a regular file (a FIFO)", "[file_unreadable]")
-    assert not stack.with_name("stack.json.dsse.lock").exists()
+    assert_one_line_error(code, err, "stack.json.dsse", says, "[file_unreadable]")
+    assert stat.S_IFMT(envelope.lstat().st_mode) == kind  # left as planted
+    assert not stack.with_name("stack.json.dsse.lock").exists() and leftovers(stack.parent) == []
 
 
 def test_fifo_planted_at_the_rollback_state_is_refused_without_hanging(
@@ -619,20 +626,6 @@ def test_symlink_planted_at_the_envelope_beside_the_manifest_is_refused(
                        cwd=tmp_path, env=home)
     assert_one_line_error(code, err, "stack.json.dsse", "[file_link]")
     assert len(json.loads((tmp_path / "elsewhere.dsse").read_text())["signatures"]) == 1
-
-
-def test_directory_planted_at_the_envelope_is_one_line_error(
-    tmp_path: Path, keys: dict[str, Path], home: dict[str, str]
-) -> None:
-    stack = make_stack(tmp_path / "s")
-    stack.with_name("stack.json.dsse").mkdir()
-    code, _, err = run(lodec_argv("verify", stack, "--key", f"{keys['alice']}.pub", "--now", VERIFY_AT),
-                       cwd=tmp_path, env=home)
-    assert_one_line_error(code, err, "stack.json.dsse", "not a regular file", "[file_unreadable]")
-    code, _, err = run(lodec_argv("sign", stack, "--key", f"{keys['alice']}.key", "--now", SIGNED_AT),
-                       cwd=tmp_path, env=home)
-    assert_one_line_error(code, err, "stack.json.dsse", "not a regular file", "[file_unreadable]")
-    assert stack.with_name("stack.json.dsse").is_dir() and leftovers(stack.parent) == []
 
 
 def test_symlink_planted_at_a_cas_blob_never_chmods_or_reads_its_target(tmp_path: Path) -> None:
