@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ SEED_SOURCES = {
     "static-analysis": ROOT / "steps" / "analyze-step.json",
     "ai-review": ROOT / "steps" / "review-step.json",
 }
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test whose real part (a sandbox, a registry, a Temporal server) cannot run here.
+
+    Under ``.ci/run`` (``LODEC_CI=1``) every real part is installed first, so a missing one is a
+    failure there, never a silent skip.
+    """
+    if os.environ.get("LODEC_CI") == "1":
+        pytest.fail(f"required in CI but unavailable: {reason}")
+    pytest.skip(reason)
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

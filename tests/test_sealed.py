@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from lodec.run.sandbox import probe_sandbox
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, unavailable
 from tests.runkit import make_skill, make_stack, run_json, step
 
 MECHANISMS = {name: probe_sandbox(name) for name in ("bubblewrap", "landlock")}
@@ -39,7 +39,7 @@ def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """The sandbox mechanism the test's runs use (``LODEC_SANDBOX``); skipped where it cannot run here."""
     found = MECHANISMS[request.param]
     if not found.available:
-        pytest.skip(f"no {request.param} here: {found.reason}")
+        unavailable(f"no {request.param} here: {found.reason}")
     monkeypatch.setenv("LODEC_SANDBOX", request.param)
     return str(request.param)
 
