@@ -179,6 +179,13 @@ class Project:
             raise RuntimeError(f"lodec artifact {step}: {done.stderr.strip()}")
         return json.loads(done.stdout)
 
+    def decision(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A BLOCKED release-readiness decision: its step failed (outputs discarded), the JSON is on its stdout."""
+        done = self.lodec("logs", "release-readiness", "--stdout", "--run", record.get("run", "?"))
+        if done.returncode != 0 or "\n" not in done.stdout:
+            raise RuntimeError(f"lodec logs release-readiness: {done.stderr.strip()}")
+        return json.loads(done.stdout.split("\n", 1)[1])
+
 
 def summary(artifact: dict[str, Any]) -> dict[str, Any]:
     return artifact.get("summary", {})
@@ -309,10 +316,15 @@ def scenario(p: Project, c: Checks) -> None:
     # ---- run 2: the QA report is removed
     (p.root / "reports" / "pytest.xml").unlink()
     code, second, err = p.run()
-    c.check("run 2 exits 0 (evidence missing is a result, not a crash)", code == 0, err.strip())
+    rec = second.get("steps", {}).get("release-readiness", {})
+    c.check("run 2 exits 1: the BLOCKED gate fails its step (exit_nonzero, exit code 1)",
+            code == 1 and (rec.get("status"), rec.get("reason"), rec.get("exit_code")) == ("failed", "exit_nonzero", 1),
+            rec or err)
+    c.check("run 2's failure lines carry the decision", "| release-readiness: BLOCKED: Release blocked: " in err
+            and "qa evidence missing" in err and "| release-readiness: qa MISSING" in err, err)
     qa = p.artifact(second, "qa")
     c.check("qa is MISSING without its report", summary(qa).get("status") == "MISSING", summary(qa))
-    rr2 = p.artifact(second, "release-readiness")
+    rr2 = p.decision(second)
     c.check("release-readiness is BLOCKED when QA evidence is missing", summary(rr2).get("status") == "BLOCKED",
             summary(rr2))
     c.check("release-readiness names qa as MISSING", checks_by_phase(rr2).get("qa", {}).get("status") == "MISSING",
@@ -329,8 +341,9 @@ def scenario(p: Project, c: Checks) -> None:
     c.check("strict trust: release-readiness does not start on a tampered upstream (exit 1)",
             code == 1 and (rec.get("status"), rec.get("reason")) == ("skipped", "upstream_untrusted"), rec or err)
     code, normal, err = p.run("--step", "release-readiness", "--reuse", first["run"], "--trust", "normal")
-    c.check("normal trust: the partial run exits 0", code == 0, err.strip())
-    rr3 = p.artifact(normal, "release-readiness")
+    c.check("normal trust: the partial run runs the gate, which blocks (exit 1)",
+            code == 1 and "| release-readiness: license-audit TAMPERED" in err, err.strip())
+    rr3 = p.decision(normal)
     lic_check = checks_by_phase(rr3).get("license-audit", {})
     c.check("release-readiness marks license-audit TAMPERED", lic_check.get("status") == "TAMPERED", lic_check)
     c.check("the tampered artifact was not used as evidence", lic_check.get("evidence") is None, lic_check)

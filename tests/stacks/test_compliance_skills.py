@@ -94,8 +94,8 @@ def run_skill(skill: str, workspace: Path, *, inputs: dict[str, str] | None = No
     return Result(proc, out)
 
 
-def check_common(result: Result, phase: str) -> None:
-    assert result.rc == 0, result.stderr
+def check_common(result: Result, phase: str, *, rc: int = 0) -> None:
+    assert result.rc == rc, result.stderr
     assert result.outputs == ["artifact.json"]
     assert result.text.endswith("}\n") and json.dumps(result.artifact, indent=2, sort_keys=True) + "\n" == result.text
     assert result.artifact["phase"] == phase
@@ -879,8 +879,20 @@ def upstream(tmp_path: Path, statuses: dict[str, str], lodec_status: dict[str, s
 
 def readiness(ws: Path, extra: dict[str, Any], inputs: dict[str, str] | None = None, **kw: Any) -> Result:
     result = run_skill("release-readiness", ws, inputs=inputs, extra_request=extra, **kw)
-    if result.rc == 0:
-        check_common(result, "release-readiness")
+    if result.rc != 2:
+        # The gate: BLOCKED exits 1 (its step, and so the run, fails), with the decision on stdout and stderr.
+        blocked = result.artifact.get("summary", {}).get("status") == "BLOCKED"
+        check_common(result, "release-readiness", rc=1 if blocked else 0)
+        if blocked:
+            s = result.summary
+            assert json.loads(result.stdout.split("\n", 1)[1]) == result.artifact
+            err = result.stderr.splitlines()
+            assert err[0] == f"release-readiness: BLOCKED: {s['headline']}"
+            flagged = [c for c in s["checks"] if c["status"] != "OK" and not c["accepted"]]
+            assert [e.split(":")[1].strip() for e in err[1:-1]] == [f"{c['phase']} {c['status']}" for c in flagged]
+            assert err[-1] == f"release-readiness: next: {s['next_action']}"
+        else:
+            assert result.stderr == ""
         assert [c["phase"] for c in result.summary["checks"]] == (
             (inputs or {}).get("require", ",".join(PHASES)).split(","))
     return result

@@ -5,7 +5,9 @@ Reads the lodec step request (JSON) on stdin, looks at the artifact of every
 required phase (`<phase>/artifact.json` in upstream_artifacts and
 upstream_status) and writes $LODEC_OUTPUT_DIR/artifact.json with OK, WARN or
 BLOCKED. Read-only: it never ships, commits, tags or deploys. Only `verified`
-artifacts are opened. Exit 2 when the request is unusable. Standard library only.
+artifacts are opened. Exit 1 on BLOCKED (the gate fails its step, and so the
+run), after printing the decision; exit 2 when the request is unusable.
+Standard library only.
 """
 
 import json
@@ -230,7 +232,17 @@ def main():
     with open(os.path.join(output_dir, "artifact.json"), "w", encoding="utf-8", newline="\n") as handle:
         handle.write(json.dumps(artifact, indent=2, sort_keys=True) + "\n")
     print("%s: %s: %s" % (SKILL, status, headline))
-    return 0
+    if status != "BLOCKED":
+        return 0
+    # A gate that blocks fails its step: lodec then discards the step's outputs, so the whole decision goes
+    # to stdout (`lodec logs release-readiness --stdout`) and its reasons to stderr (the run's failure lines).
+    print(json.dumps(artifact, indent=2, sort_keys=True))
+    sys.stderr.write("%s: BLOCKED: %s\n" % (SKILL, headline))
+    for check in flagged:
+        sys.stderr.write("%s: %s %s%s\n" % (SKILL, check["phase"], check["status"],
+                                             ": " + check["reason"] if check["reason"] else ""))
+    sys.stderr.write("%s: next: %s\n" % (SKILL, next_action))
+    return 1
 
 
 if __name__ == "__main__":
