@@ -209,14 +209,26 @@ def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
     if options.jobs < 1:
         raise RunError("jobs must be at least 1", code="usage")
     _check_selection(run, options)
-    sandbox = options.sandbox or probe_sandbox()
-    if not sandbox.available and not options.allow_unsandboxed:
+    sandbox = choose_sandbox(run, options.sandbox, allow_unsandboxed=options.allow_unsandboxed)
+    return _Executor(run, options, sandbox).run()
+
+
+def choose_sandbox(run: PreparedRun, sandbox: Sandbox | None = None, *, allow_unsandboxed: bool = False) -> Sandbox:
+    """The sandbox ``run``'s steps will run in: ``sandbox``, or this machine's (``probe_sandbox``).
+
+    Raises:
+        RunError: ``sandbox_unavailable`` when no sandbox works here (naming why) and
+            ``allow_unsandboxed`` is false, when Landlock cannot deny the network to a skill that
+            does not declare it, or when lodec cannot become the subreaper of what steps leave.
+    """
+    sandbox = sandbox or probe_sandbox()
+    if not sandbox.available and not allow_unsandboxed:
         raise RunError(f"cannot seal the steps: {sandbox.reason}. Without a sandbox a step could read and write "
                        "outside its declared paths, reach the network, and see or signal lodec. Nothing was started; "
                        "--allow-unsandboxed runs the steps with your full access", code="sandbox_unavailable")
     offline = sorted(r for r, s in run.skills.items() if not s.config.network)
     why = can_unshare_network() if sandbox.kind == "landlock" and offline else None
-    if why is not None and options.allow_unsandboxed:
+    if why is not None and allow_unsandboxed:
         sandbox = Sandbox(None, "", why)
     elif why is not None:
         raise RunError(f"cannot deny the network to {', '.join(offline)}: Landlock confines TCP only, and {why}. "
@@ -224,7 +236,16 @@ def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
     if sandbox.kind == "landlock" and not become_subreaper():
         raise RunError("cannot adopt what steps leave behind (PR_SET_CHILD_SUBREAPER failed): Landlock alone "
                        "cannot stop a step from outliving the run. Nothing was started", code="sandbox_unavailable")
-    return _Executor(run, options, sandbox).run()
+    return sandbox
+
+
+def describe_sandbox(sandbox: Sandbox, run: PreparedRun) -> str:
+    """The ``sandbox`` line of a run record: the mechanisms that sealed ``run``'s steps."""
+    if not sandbox.available:
+        return "none (--allow-unsandboxed)"
+    networked = any(s.config.network for s in run.skills.values())
+    line = sandbox.describe(network=False)
+    return line + ("; network namespace shared by skills that declare network = true" if networked else "")
 
 
 def _check_selection(run: PreparedRun, options: RunOptions) -> None:
@@ -267,6 +288,8 @@ class _Executor:
         self.running: dict[str, str] = {}  # running step -> its concurrency
         # At most `jobs` steps run at once: that many threads, started once (a thread per step cost ~0.8 ms).
         self.pool = _Workers(options.jobs)
+        self.context = StepContext(self.run_id, run.stack, options.workspace, sandbox, self.store, options.trust,
+                                   options.environ)
 
     def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
@@ -276,7 +299,7 @@ class _Executor:
             self.run_dir.mkdir(parents=True)
             (self.run_dir / "steps").mkdir()
             for ref, skill in plan.skills.items():
-                _private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
+                private_copy(skill, workspace.run_skill_dir(self.run_id, skill_name(ref)))
         except OSError as exc:  # a read-only or full state directory: one line, nothing started
             raise FileUnwritable(f"cannot prepare the run: {exc.strerror or exc}",
                                  file=str(exc.filename or self.run_dir)) from None
@@ -327,11 +350,7 @@ class _Executor:
         return record
 
     def _mechanisms(self) -> str:
-        if not self.sandbox.available:
-            return "none (--allow-unsandboxed)"
-        networked = any(s.config.network for s in self.run_plan.skills.values())
-        line = self.sandbox.describe(network=False)
-        return line + ("; network namespace shared by skills that declare network = true" if networked else "")
+        return describe_sandbox(self.sandbox, self.run_plan)
 
     def _stop_all(self) -> None:
         """Kill every running step's sandbox, then collect what the workers report (bounded wait)."""
@@ -437,136 +456,175 @@ class _Executor:
         self.events.put((step.name, result))
 
     def _execute(self, step: PreparedStep, artifacts: dict[str, str | None], statuses: dict[str, str]) -> StepResult:
-        opts, cfg = self.options, step.skill.config
-        step_dir = opts.workspace.step_dir(self.run_id, step.name)
-        work, out = step_dir / "work", step_dir / "out"
-        os.mkdir(step_dir)  # runs/<id>/steps/ exists since the run started
-        os.mkdir(out)
-        if self.sandbox.kind != "bubblewrap":  # bubblewrap gives the step a private tmpfs instead
-            os.mkdir(work)
-        skill_dir = opts.workspace.run_skill_dir(self.run_id, step.skill.name)
-        sealed = self.sandbox.kind == "bubblewrap"  # a mount namespace: fixed paths inside
-        landlocked = self.sandbox.kind == "landlock"
-        # Inside bubblewrap the step sees its folders and upstream artifacts at fixed paths.
-        inputs: dict[str, Path] = {}
-        shown: dict[str, str | None] = {}
-        for key, host in artifacts.items():
-            if host is not None:
-                inputs[key] = Path(host)
-            shown[key] = f"{IN_DIR}/{key}" if host is not None and sealed else host
-        out_path, skill_path = (OUT_DIR, SKILL_DIR) if sealed else (str(out), str(skill_dir))
-        stack = self.run_plan.stack
-        request = {
-            "request": REQUEST_FORMAT,
-            "run": self.run_id,
-            "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest},
-            "step": {"name": step.name, "fingerprint": step.fingerprint, "skillRef": step.record["skillRef"],
-                     "dependsOn": list(step.deps), "outputs": list(step.outputs)},
-            "inputs": dict(step.record.get("inputs", {})),
-            "skill": {"name": step.skill.name, "digest": step.skill.digest, "read": list(cfg.read),
-                      "write": list(cfg.write), "network": cfg.network},
-            "workspace": str(opts.workspace.root),
-            "output_dir": out_path,
-            "trust": opts.trust,
-            "upstream_artifacts": shown,
-            "upstream_status": statuses,
-        }
-        env = step_environment(opts.environ, cfg.env, {
-            "LODEC_OUTPUT_DIR": out_path, "LODEC_WORKSPACE": str(opts.workspace.root), "LODEC_SKILL_DIR": skill_path,
-            "LODEC_RUN_ID": self.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
-        })
-        command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
-        tmp = step_dir / "tmp"
+        ws = self.options.workspace
+        return execute_step(self.context, step, ws.step_dir(self.run_id, step.name),
+                            ws.run_skill_dir(self.run_id, step.skill.name), artifacts, statuses, self.pids)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step of one run shares: the run id, the verified ``stack``, the ``workspace`` the steps
+    work on, the ``sandbox``, the artifact ``store``, artifact ``trust``, the parent environment
+    steps draw from, and paths to keep invisible to steps besides the workspace's state (``hidden``)."""
+
+    run_id: str
+    stack: VerifiedStack
+    workspace: Workspace
+    sandbox: Sandbox
+    store: Store
+    trust: str
+    environ: Mapping[str, str]
+    hidden: tuple[Path, ...] = ()
+
+
+def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir: Path,
+                 artifacts: Mapping[str, str | None], statuses: dict[str, str],
+                 pids: dict[str, int] | None = None) -> StepResult:
+    """Run one step once, sealed, under the step contract (``docs/skill-contract.md``); its result.
+
+    The one place a step is executed, by the local executor and by remote workers alike.
+    ``step_dir`` (a new folder; its parent exists) gets the logs, and the working and output folders
+    while the step runs; ``skill_dir`` holds the skill's private copy (materialised and checked by
+    the caller). ``artifacts``: ``<step>/<output>`` -> host path of a re-hashed upstream artifact
+    (``None`` when not shown), ``statuses`` their statuses. ``pids`` (step name -> process group) holds
+    the step's sandbox while it runs, so a caller can kill it. Outputs go into ``ctx.store``.
+
+    Step failures (exit status, timeout, outputs) are in the result; a sandbox that cannot be set up
+    is the result's ``reason`` too.
+
+    Raises:
+        OSError, LodecError: ``step_dir`` or the logs cannot be made (read-only, full disk).
+    """
+    cfg = step.skill.config
+    pids = {} if pids is None else pids
+    work, out = step_dir / "work", step_dir / "out"
+    os.mkdir(step_dir)
+    os.mkdir(out)
+    if ctx.sandbox.kind != "bubblewrap":  # bubblewrap gives the step a private tmpfs instead
+        os.mkdir(work)
+    sealed = ctx.sandbox.kind == "bubblewrap"  # a mount namespace: fixed paths inside
+    landlocked = ctx.sandbox.kind == "landlock"
+    # Inside bubblewrap the step sees its folders and upstream artifacts at fixed paths.
+    inputs: dict[str, Path] = {}
+    shown: dict[str, str | None] = {}
+    for key, host in artifacts.items():
+        if host is not None:
+            inputs[key] = Path(host)
+        shown[key] = f"{IN_DIR}/{key}" if host is not None and sealed else host
+    out_path, skill_path = (OUT_DIR, SKILL_DIR) if sealed else (str(out), str(skill_dir))
+    stack, root = ctx.stack, ctx.workspace.root
+    request = {
+        "request": REQUEST_FORMAT,
+        "run": ctx.run_id,
+        "stack": {"name": stack.name, "version": stack.version, "digest": stack.digest},
+        "step": {"name": step.name, "fingerprint": step.fingerprint, "skillRef": step.record["skillRef"],
+                 "dependsOn": list(step.deps), "outputs": list(step.outputs)},
+        "inputs": dict(step.record.get("inputs", {})),
+        "skill": {"name": step.skill.name, "digest": step.skill.digest, "read": list(cfg.read),
+                  "write": list(cfg.write), "network": cfg.network},
+        "workspace": str(root),
+        "output_dir": out_path,
+        "trust": ctx.trust,
+        "upstream_artifacts": shown,
+        "upstream_status": statuses,
+    }
+    env = step_environment(ctx.environ, cfg.env, {
+        "LODEC_OUTPUT_DIR": out_path, "LODEC_WORKSPACE": str(root), "LODEC_SKILL_DIR": skill_path,
+        "LODEC_RUN_ID": ctx.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
+    })
+    command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
+    tmp = step_dir / "tmp"
+    if landlocked:
+        tmp.mkdir()
+        env["TMPDIR"] = str(tmp)  # no private /tmp without a mount namespace: a private folder instead
+    result = _base(step)
+    result.upstream_status = statuses
+    result.started = utc_now()
+    t0 = time.monotonic()
+    mounts = StepMounts(
+        workspace=root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out, inputs=inputs,
+        hidden=ctx.workspace.state_paths() + (ctx.workspace.home,) + ctx.hidden, network=cfg.network,
+    )
+    preexec = None
+    try:
+        argv = bwrap_argv(ctx.sandbox, mounts, command) if sealed else command
         if landlocked:
-            tmp.mkdir()
-            env["TMPDIR"] = str(tmp)  # no private /tmp without a mount namespace: a private folder instead
-        result = _base(step)
-        result.upstream_status = statuses
-        result.started = utc_now()
-        t0 = time.monotonic()
-        mounts = StepMounts(
-            workspace=opts.workspace.root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out,
-            inputs=inputs, hidden=opts.workspace.state_paths() + (opts.workspace.home,), network=cfg.network,
-        )
-        preexec = None
+            preexec = landlock_preexec(mounts, tmp)
+    except RunError as exc:
+        result.reason, result.detail = exc.code, exc.message
+        result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
+        return result
+    timed_out = False
+    with _new_log(step_dir / "stdout.log") as so, _new_log(step_dir / "stderr.log") as se:
         try:
-            argv = bwrap_argv(self.sandbox, mounts, command) if sealed else command
-            if landlocked:
-                preexec = landlock_preexec(mounts, tmp)
-        except RunError as exc:
-            result.reason, result.detail = exc.code, exc.message
+            proc = subprocess.Popen(argv, cwd=step_dir if sealed else work, env=env, stdin=subprocess.PIPE,
+                                    stdout=so, stderr=se,
+                                    start_new_session=preexec is None, preexec_fn=preexec)
+        except OSError as exc:
+            result.reason = "spawn_failed"
+            result.detail = f"cannot start {argv[0]}: {exc.strerror or exc}"
             result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
             return result
-        timed_out = False
-        with _new_log(step_dir / "stdout.log") as so, _new_log(step_dir / "stderr.log") as se:
-            try:
-                proc = subprocess.Popen(argv, cwd=step_dir if sealed else work, env=env, stdin=subprocess.PIPE,
-                                        stdout=so, stderr=se,
-                                        start_new_session=preexec is None, preexec_fn=preexec)
-            except OSError as exc:
-                result.reason = "spawn_failed"
-                result.detail = f"cannot start {argv[0]}: {exc.strerror or exc}"
-                result.ended, result.duration_ms = utc_now(), round((time.monotonic() - t0) * 1000, 3)
-                return result
-            self.pids[step.name] = proc.pid
-            try:
-                # Wall-clock, measured by lodec: a step can neither see nor stop this process.
-                timed_out = _feed_and_wait(proc, json.dumps(request).encode(), cfg.timeout)
-            finally:
-                # The sandbox's process group; with bubblewrap the step's PID namespace dies with it,
-                # and every process the step started (setsid daemons included) with the namespace.
-                _kill_group(proc.pid)
-                proc.wait()
-                self.pids.pop(step.name, None)
-                if landlocked:
-                    kill_strays(f"LODEC_RUN_ID={self.run_id}")
-        result.ended = utc_now()
-        result.duration_ms = round((time.monotonic() - t0) * 1000, 3)
-        result.exit_code = proc.returncode
-        result.headline = _headline(step_dir / "stdout.log")
-        _remove(work)
-        _remove(tmp)
-        if timed_out:
-            result.reason = "timeout"
-            result.detail = f"ran past its {cfg.timeout} s timeout; its sandbox was killed"
-        elif proc.returncode != 0:
-            result.reason, result.detail = "exit_nonzero", f"exited with {proc.returncode}"
-        else:
-            try:
-                self._collect(step, out, result)
-            except LodecError as exc:  # the store cannot take the outputs (read-only, full disk): the step fails
-                result.status, result.reason, result.detail = "failed", exc.code, str(exc)
-                result.artifacts = {}
-        _remove(out)
-        return result
+        pids[step.name] = proc.pid
+        try:
+            # Wall-clock, measured by lodec: a step can neither see nor stop this process.
+            timed_out = _feed_and_wait(proc, json.dumps(request).encode(), cfg.timeout)
+        finally:
+            # The sandbox's process group; with bubblewrap the step's PID namespace dies with it,
+            # and every process the step started (setsid daemons included) with the namespace.
+            _kill_group(proc.pid)
+            proc.wait()
+            pids.pop(step.name, None)
+            if landlocked:
+                kill_strays(f"LODEC_RUN_ID={ctx.run_id}")
+    result.ended = utc_now()
+    result.duration_ms = round((time.monotonic() - t0) * 1000, 3)
+    result.exit_code = proc.returncode
+    result.headline = _headline(step_dir / "stdout.log")
+    _remove(work)
+    _remove(tmp)
+    if timed_out:
+        result.reason = "timeout"
+        result.detail = f"ran past its {cfg.timeout} s timeout; its sandbox was killed"
+    elif proc.returncode != 0:
+        result.reason, result.detail = "exit_nonzero", f"exited with {proc.returncode}"
+    else:
+        try:
+            _collect(ctx.store, step, out, result)
+        except LodecError as exc:  # the store cannot take the outputs (read-only, full disk): the step fails
+            result.status, result.reason, result.detail = "failed", exc.code, str(exc)
+            result.artifacts = {}
+    _remove(out)
+    return result
 
-    def _collect(self, step: PreparedStep, out: Path, result: StepResult) -> None:
-        """Enforce the output rule, then store every output in the CAS."""
-        declared = set(step.outputs)
-        found: dict[str, int] = {}
-        undeclared: list[str] = []
-        with os.scandir(out) as it:
-            for entry in it:
-                st = entry.stat(follow_symlinks=False)
-                if entry.name in declared and entry.is_file(follow_symlinks=False):
-                    found[entry.name] = st.st_size
-                else:
-                    undeclared.append(entry.name)
-        missing = sorted(declared - set(found))
-        too_big = sorted(n for n, size in found.items() if size > MAX_ARTIFACT_BYTES)
-        if undeclared:
-            result.reason = "output_undeclared"
-            result.detail = (f"left undeclared output(s) {', '.join(sorted(undeclared))}; declared: "
-                             f"{', '.join(step.outputs) or 'none'}")
-        elif missing:
-            result.reason, result.detail = "output_missing", f"did not write {', '.join(missing)}"
-        elif too_big:
-            result.reason, result.detail = "output_too_large", f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes"
-        else:
-            for name in step.outputs:
-                data = read_bounded(out / name, MAX_ARTIFACT_BYTES)
-                result.artifacts[name] = self.store.put(data)
-            result.status, result.reason, result.detail = "succeeded", None, None
+
+def _collect(store: Store, step: PreparedStep, out: Path, result: StepResult) -> None:
+    """Enforce the output rule, then store every output in the CAS."""
+    declared = set(step.outputs)
+    found: dict[str, int] = {}
+    undeclared: list[str] = []
+    with os.scandir(out) as it:
+        for entry in it:
+            st = entry.stat(follow_symlinks=False)
+            if entry.name in declared and entry.is_file(follow_symlinks=False):
+                found[entry.name] = st.st_size
+            else:
+                undeclared.append(entry.name)
+    missing = sorted(declared - set(found))
+    too_big = sorted(n for n, size in found.items() if size > MAX_ARTIFACT_BYTES)
+    if undeclared:
+        result.reason = "output_undeclared"
+        result.detail = (f"left undeclared output(s) {', '.join(sorted(undeclared))}; declared: "
+                         f"{', '.join(step.outputs) or 'none'}")
+    elif missing:
+        result.reason, result.detail = "output_missing", f"did not write {', '.join(missing)}"
+    elif too_big:
+        result.reason, result.detail = "output_too_large", f"{too_big[0]} is over {MAX_ARTIFACT_BYTES} bytes"
+    else:
+        for name in step.outputs:
+            data = read_bounded(out / name, MAX_ARTIFACT_BYTES)
+            result.artifacts[name] = store.put(data)
+        result.status, result.reason, result.detail = "succeeded", None, None
 
 
 def _base(step: PreparedStep) -> StepResult:
@@ -706,7 +764,7 @@ def _new_log(path: Path) -> Iterator[BinaryIO]:
         yield fh
 
 
-def _private_copy(skill: Skill, dest: Path) -> None:
+def private_copy(skill: Skill, dest: Path) -> None:
     """Materialise ``skill`` read-only at ``dest``, then read the copy back and check its tree digest.
 
     Raises:
