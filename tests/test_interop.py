@@ -134,3 +134,121 @@ def test_in_toto_attestation_refuses_a_statement_without_a_subject_digest() -> N
     with pytest.raises(ValueError, match="digest"):
         intoto_validate({"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "x"}],
                          "predicateType": "https://example.com/p", "predicate": {"a": 1}})
+
+
+# ------------------------------------------------------------------ statements the spec allows
+
+
+def resign(manifest: Path, keys: dict[str, Path], statement: dict[str, Any], *signers: str) -> Path:
+    """Replace ``manifest``'s envelope with one over ``statement`` (as JSON), signed by ``signers``' keys."""
+    from lodec.sign import Envelope, Signature, load_private_key
+
+    env = Envelope("application/vnd.in-toto+json", json.dumps(statement).encode(), ())
+    for who in signers:
+        key = load_private_key(f"{keys[who]}.key")
+        env = env.with_signature(Signature(key.public.keyid, key.sign(env.pae())))
+    path = manifest.with_name(manifest.name + ".dsse")
+    path.write_bytes(env.to_json())
+    return path
+
+
+def approval(manifest: Path) -> dict[str, Any]:
+    return payload_of(manifest.with_name(manifest.name + ".dsse").read_bytes())
+
+
+def extended(statement: dict[str, Any]) -> dict[str, Any]:
+    """``statement`` with everything in-toto Statement v1 lets a producer add and a consumer ignore."""
+    subject = statement["subject"][0]
+    subject["digest"]["sha512"] = "ab" * 64
+    subject["digest"]["gitBlob"] = "not checked: lodec ignores algorithms it does not know"
+    subject["uri"] = "https://example.com/stacks/code-review-pipeline/1.0.0/stack.json"
+    subject["annotations"] = {"reviewedIn": {"pr": 42, "labels": ["security", None]}, "twoPartyReview": True}
+    subject["mediaType"] = "application/json"
+    subject["example_extension"] = {"any": "value"}
+    statement["subject"].append({"name": "release-notes.md", "uri": "https://example.com/notes",
+                                 "digest": {"sha256": "cd" * 32}})
+    statement["example_extension"] = [1, 2, 3]
+    return statement
+
+
+def test_statement_with_extra_digests_uri_and_annotations_is_accepted(signed_stack: Path, keys: dict[str, Path]) -> None:
+    from .conftest import verify_signed
+
+    statement = extended(approval(signed_stack))
+    resign(signed_stack, keys, statement, "alice", "bob")
+    code, report, err = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub", "--key", f"{keys['bob']}.pub",
+                                      "--threshold", "2")
+    assert code == 0 and report["ok"], err
+    # What was accepted is still a valid in-toto Statement (minus the extension fields the
+    # protobuf schema has no name for).
+    del statement["example_extension"], statement["subject"][0]["example_extension"]
+    intoto_validate(statement)
+
+
+@pytest.mark.parametrize("alg", ["blake3", "sha256"])
+def test_attack_extended_statement_whose_stack_digest_differs_is_refused(
+    signed_stack: Path, keys: dict[str, Path], alg: str
+) -> None:
+    from .conftest import verify_signed
+
+    # A validly signed statement with every allowed extra, and the right digest under every
+    # other algorithm, but one of lodec's own two digests of the manifest is another file's.
+    import hashlib
+
+    statement = extended(approval(signed_stack))
+    ours = statement["subject"][0]["digest"]
+    ours["sha512"] = hashlib.sha512(signed_stack.read_bytes()).hexdigest()
+    # The manifest's real digest is in the statement, but on another subject.
+    statement["subject"][1]["digest"][alg] = ours[alg]
+    ours[alg] = "0" * 64
+    resign(signed_stack, keys, statement, "alice")
+    code, report, err = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub")
+    assert code == 1 and not report["ok"]
+    assert [p["code"] for p in report["problems"]] == ["digest_mismatch"], report["problems"]
+    assert "is not the manifest that was signed" in report["problems"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        # lodec requires both of its algorithms on the stack's subject: one alone is not enough.
+        (lambda s: s["subject"][0]["digest"].pop("blake3"), "/subject/0/digest"),
+        (lambda s: s["subject"][0]["digest"].pop("sha256"), "/subject/0/digest"),
+        (lambda s: s["subject"][0]["digest"].update(sha256="AB" * 32), "/subject/0/digest/sha256"),
+        # The stack's subject is the one named as the stack; none, or two, is refused.
+        (lambda s: s["subject"][0].update(name="another-stack"), "/subject"),
+        (lambda s: s["subject"].append(dict(s["subject"][0], digest={"sha256": "cd" * 32})), "/subject/1/name"),
+        # Statement v1: every subject has a digest set of strings.
+        (lambda s: s["subject"].append({"name": "x", "uri": "https://example.com/x"}), "/subject/1/digest"),
+        (lambda s: s["subject"][0]["digest"].update(sha512=512), "/subject/0/digest/sha512"),
+        # lodec's own predicate is closed: a field it does not know may be a restriction it would miss.
+        (lambda s: s["predicate"].update(allowedRunners=["ci"]), "/predicate/allowedRunners"),
+        (lambda s: s["predicate"]["stack"].update(example_extension=1), "/predicate/stack/example_extension"),
+    ],
+)
+def test_strict_parts_of_the_statement_are_refused(
+    signed_stack: Path, keys: dict[str, Path], change: Any, where: str
+) -> None:
+    from .conftest import verify_signed
+
+    statement = approval(signed_stack)
+    change(statement)
+    resign(signed_stack, keys, statement, "alice")
+    code, report, err = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub")
+    assert code == 1 and [p["code"] for p in report["problems"]] == ["statement_invalid"], report["problems"]
+    message = report["problems"][0]["message"]
+    assert f"#payload: {where}:" in message, message
+
+
+def test_cosigning_an_extended_statement_keeps_its_payload(signed_stack: Path, keys: dict[str, Path]) -> None:
+    from .conftest import verify_signed
+
+    statement = extended(approval(signed_stack))
+    envelope = resign(signed_stack, keys, statement, "alice")
+    payload = json.loads(envelope.read_bytes())["payload"]
+    sign_cli(signed_stack, keys["bob"])
+    after = json.loads(envelope.read_bytes())
+    assert after["payload"] == payload and len(after["signatures"]) == 2
+    code, report, err = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub", "--key", f"{keys['bob']}.pub",
+                                      "--threshold", "2")
+    assert code == 0, err

@@ -16,6 +16,11 @@ shell tools can match the subject; ``predicate.stack.digest`` is lodec's
 canonical manifest digest (``docs/vein-format.md``), which binds every step
 fingerprint and the schema. The payload is serialised with sorted keys and
 no whitespace, so one approval always has one byte form.
+
+Reading follows the in-toto parsing rules where they apply (unknown fields,
+other subjects, subject ``uri``/``annotations``, other digest algorithms
+are ignored) and is strict on everything lodec decides by: the predicate,
+and the stack's own subject and its two digests (``statement_from_json``).
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ from ..format.strictjson import loads_strict
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://lodec.dev/attestation/stack-approval/v1"
+#: The digest algorithms of the stack's subject that lodec requires and checks (plain, of the file bytes).
+STACK_DIGESTS = ("blake3", "sha256")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _DURATION = re.compile(r"(\d{1,6})([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_json_depth=6)
+# Annotations may nest any JSON (ResourceDescriptor); 16 levels bound the parser, not the spec.
+_PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_json_depth=16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +151,7 @@ def parse_statement(payload: bytes, *, file: str = "<envelope>") -> Approval:
 
 
 def load_payload(payload: bytes, *, file: str = "<envelope>") -> Any:
-    """The payload as strict JSON (at most 64 KiB, 6 levels).
+    """The payload as strict JSON (at most 64 KiB, 16 levels, no duplicate keys).
 
     Raises:
         EnvelopeError: code ``statement_invalid``.
@@ -157,29 +165,37 @@ def load_payload(payload: bytes, *, file: str = "<envelope>") -> Any:
 
 
 def statement_from_json(doc: Any, *, file: str = "<envelope>") -> Approval:
-    """Check a parsed payload against the Statement shape; every field required, unknown fields refused.
+    """Check a parsed payload against the stack-approval Statement (in-toto Statement v1).
+
+    What lodec reads is strict; what the in-toto parsing rules tell a
+    consumer to ignore is ignored (``docs/signing.md`` §What is strict):
+
+    - strict: ``_type``, ``predicateType``, the whole ``predicate`` (lodec's
+      own closed type: every field required, unknown fields refused), and
+      the one subject whose ``name`` is the stack's: its digest set must
+      hold ``blake3`` and ``sha256`` as 64 lowercase hex digits each;
+    - ignored: unknown top-level fields, other subjects (each still needs a
+      ``digest`` object of strings, as Statement v1 requires), every other
+      field of a subject (``uri``, ``annotations``, ``mediaType``, ...)
+      and every other digest algorithm (DigestSet: "consumers MUST ignore
+      unrecognized or unaccepted algorithms").
 
     Raises:
         EnvelopeError: code ``statement_invalid``, located by JSON pointer
             inside the payload (``FILE#payload: /predicate/expires``, ...).
     """
     where = f"{file}#payload"
-    top = _obj(doc, {"_type", "subject", "predicateType", "predicate"}, "", where)
-    if top["_type"] != STATEMENT_TYPE:
+    if not isinstance(doc, dict):
+        raise EnvelopeError("must be an object", code="statement_invalid", file=where, location="")
+    for key in ("_type", "subject", "predicateType", "predicate"):
+        if key not in doc:
+            raise EnvelopeError(f"missing field {key!r}", code="statement_invalid", file=where, location="")
+    if doc["_type"] != STATEMENT_TYPE:
         raise EnvelopeError(f"_type is not {STATEMENT_TYPE}", code="statement_invalid", file=where, location="/_type")
-    if top["predicateType"] != PREDICATE_TYPE:
+    if doc["predicateType"] != PREDICATE_TYPE:
         raise EnvelopeError(f"predicateType is not {PREDICATE_TYPE}", code="statement_invalid", file=where,
                             location="/predicateType")
-    subjects = top["subject"]
-    if not isinstance(subjects, list) or len(subjects) != 1:
-        raise EnvelopeError("subject must list exactly one stack", code="statement_invalid", file=where, location="/subject")
-    subject = _obj(subjects[0], {"name", "digest"}, "/subject/0", where)
-    digests = _obj(subject["digest"], {"blake3", "sha256"}, "/subject/0/digest", where)
-    for alg, value in digests.items():
-        if not isinstance(value, str) or not _HEX64.fullmatch(value):
-            raise EnvelopeError("must be 64 lowercase hex digits", code="statement_invalid", file=where,
-                                location=f"/subject/0/digest/{alg}")
-    predicate = _obj(top["predicate"], {"stack", "expires"}, "/predicate", where)
+    predicate = _obj(doc["predicate"], {"stack", "expires"}, "/predicate", where)
     stack = _obj(predicate["stack"], {"name", "version", "digest"}, "/predicate/stack", where)
     name = _str(stack["name"], "/predicate/stack/name", where)
     version = _str(stack["version"], "/predicate/stack/version", where)
@@ -187,9 +203,6 @@ def statement_from_json(doc: Any, *, file: str = "<envelope>") -> Approval:
     if not is_fingerprint(digest):
         raise EnvelopeError("must be blake3:<64 lowercase hex>", code="statement_invalid", file=where,
                             location="/predicate/stack/digest")
-    if _str(subject["name"], "/subject/0/name", where) != name:
-        raise EnvelopeError("subject name differs from predicate.stack.name", code="statement_invalid", file=where,
-                            location="/subject/0/name")
     expires_text = _str(predicate["expires"], "/predicate/expires", where)
     if not _TIME.fullmatch(expires_text):
         raise EnvelopeError("must be YYYY-MM-DDTHH:MM:SSZ", code="statement_invalid", file=where,
@@ -198,4 +211,47 @@ def statement_from_json(doc: Any, *, file: str = "<envelope>") -> Approval:
         expires = parse_time(expires_text)
     except ValueError as exc:
         raise EnvelopeError(str(exc), code="statement_invalid", file=where, location="/predicate/expires") from None
-    return Approval(name, version, digest, expires, dict(digests))
+    return Approval(name, version, digest, expires, _stack_subject(doc["subject"], name, where))
+
+
+def _stack_subject(subjects: Any, name: str, where: str) -> dict[str, str]:
+    """The ``{"blake3", "sha256"}`` digests of the one subject named ``name`` (see ``statement_from_json``)."""
+    if not isinstance(subjects, list) or not subjects:
+        raise EnvelopeError("subject must be a non-empty list", code="statement_invalid", file=where,
+                            location="/subject")
+    found: int | None = None
+    for i, subject in enumerate(subjects):
+        at = f"/subject/{i}"
+        if not isinstance(subject, dict):
+            raise EnvelopeError("must be an object", code="statement_invalid", file=where, location=at)
+        digests = subject.get("digest")
+        # Statement v1: every subject MUST have a digest set (algorithm -> string).
+        if not isinstance(digests, dict) or not digests:
+            raise EnvelopeError("must have a digest set", code="statement_invalid", file=where, location=f"{at}/digest")
+        bad = next((alg for alg, value in digests.items() if not isinstance(value, str)), None)
+        if bad is not None:
+            raise EnvelopeError("must be a string", code="statement_invalid", file=where, location=f"{at}/digest/{bad}")
+        if "name" in subject and not isinstance(subject["name"], str):
+            raise EnvelopeError("must be a string", code="statement_invalid", file=where, location=f"{at}/name")
+        if subject.get("name") == name:
+            if found is not None:
+                # Two digest sets for one stack: which one was approved is ambiguous.
+                raise EnvelopeError(f"a second subject named {name!r} (the first is /subject/{found})",
+                                    code="statement_invalid", file=where, location=f"{at}/name")
+            found = i
+    if found is None:
+        raise EnvelopeError(f"no subject is named {name!r}, the stack in predicate.stack.name",
+                            code="statement_invalid", file=where, location="/subject")
+    digests = subjects[found]["digest"]
+    out = {}
+    for alg in STACK_DIGESTS:
+        value = digests.get(alg)
+        if value is None:
+            raise EnvelopeError(f"the stack's subject must have a {alg!r} digest (lodec requires both "
+                                f"{' and '.join(STACK_DIGESTS)})", code="statement_invalid", file=where,
+                                location=f"/subject/{found}/digest")
+        if not _HEX64.fullmatch(value):
+            raise EnvelopeError("must be 64 lowercase hex digits", code="statement_invalid", file=where,
+                                location=f"/subject/{found}/digest/{alg}")
+        out[alg] = value
+    return out
