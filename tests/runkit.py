@@ -65,12 +65,21 @@ def make_skill(
 
 
 def step(name: str, skill: str, *, deps: Sequence[str] = (), outputs: Sequence[str] = ("out.txt",),
-         **inputs: str) -> dict[str, Any]:
+         run_if: str | None = None, **inputs: str) -> dict[str, Any]:
+    """A step record; with ``run_if`` (``failure``, ``always``) it is a ``skill-step-v2`` record."""
     rec: dict[str, Any] = {"stepName": name, "skillRef": f"skill:{skill}", "dependsOn": list(deps),
                            "outputs": list(outputs)}
     if inputs:
         rec["inputs"] = dict(inputs)
+    if run_if is not None:
+        rec["runIf"] = run_if
     return rec
+
+
+def step_schema_of(rec: dict[str, Any]) -> lodec.Schema:
+    """``skill-step-v2`` for a record with a run condition, else ``skill-step-v1``."""
+    v2 = "runIf" in rec or "runIfExpression" in rec
+    return lodec.builtin_schema("skill-step-v2") if v2 else lodec.skill_step_schema()
 
 
 def make_stack(folder: Path, steps: Sequence[dict[str, Any]], *, name: str = "test-stack", lock: bool = True) -> Path:
@@ -78,11 +87,10 @@ def make_stack(folder: Path, steps: Sequence[dict[str, Any]], *, name: str = "te
 
     Skills are expected in ``folder/skills`` (beside the stack).
     """
-    schema = lodec.skill_step_schema()
     (folder / "steps").mkdir(parents=True, exist_ok=True)
     veins = []
     for rec in steps:
-        vein = lodec.compile_value(rec, schema, file=rec["stepName"])
+        vein = lodec.compile_value(rec, step_schema_of(rec), file=rec["stepName"])
         (folder / "steps" / f"{rec['stepName']}.vein").write_bytes(vein.data)
         veins.append(vein)
     manifest = lodec.build_manifest(veins, name=name, version="1.0.0", description="run test stack")

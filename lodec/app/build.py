@@ -7,6 +7,7 @@ Each checks everything before it writes anything, and writes atomically
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,17 @@ from ..format.schema import Schema
 
 
 def schema_or_builtin(path: str | None, default: str) -> Schema:
-    """The schema at ``path``, or the built-in schema ``default`` (``skill-step-v1``, ...)."""
-    from ..format.schema import builtin_schema, load_schema
+    """The schema at ``path``, or the built-in schema ``default`` (``skill-step-v1``, ...) when ``None``.
 
-    return builtin_schema(default) if path is None else load_schema(path)
+    ``path`` may also name a built-in schema (``skill-step-v2``) when no such file exists.
+    """
+    from ..format.schema import BUILTIN_SCHEMAS, builtin_schema, load_schema
+
+    if path is None:
+        return builtin_schema(default)
+    if path in BUILTIN_SCHEMAS and not os.path.lexists(path):
+        return builtin_schema(path)
+    return load_schema(path)
 
 
 @dataclass(frozen=True)
@@ -209,8 +217,14 @@ def build_stack(
     from ..limits import DEFAULT_LIMITS
     from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
-    schema = schema_or_builtin(schema_path, "skill-step-v1")
-    decoded = [decode_vein(read_bounded(p, DEFAULT_LIMITS.max_file_bytes, follow=True), schema, file=p) for p in veins]
+    from ..format.schema import step_schema_for
+
+    def read(p: str) -> Vein:
+        data = read_bounded(p, DEFAULT_LIMITS.max_file_bytes, follow=True)
+        schema = schema_or_builtin(schema_path, "") if schema_path is not None else step_schema_for(data)
+        return decode_vein(data, schema, file=p)
+
+    decoded = [read(p) for p in veins]
     manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,
                               metadata=dict(metadata or {}))
     digest = manifest_vein(manifest).fingerprint

@@ -98,8 +98,6 @@ def diff_stacks(old: str, new: str, workspace: Workspace | None = None) -> Stack
         LodecError: a file cannot be read.
     """
     from ..format.codec import record_to_json
-    from ..format.schema import skill_step_schema
-
     before, after = _verified(old, workspace), _verified(new, workspace)
     a, b = before.require(), after.require()
     out = StackDiff(old, new)
@@ -109,11 +107,11 @@ def diff_stacks(old: str, new: str, workspace: Workspace | None = None) -> Stack
             out.manifest.append(Change(f"/{key}", a.manifest.get(key), b.manifest.get(key)))
     out.added = sorted(set(b.steps) - set(a.steps))
     out.removed = sorted(set(a.steps) - set(b.steps))
-    schema = skill_step_schema()
     for name in sorted(set(a.steps) & set(b.steps)):
         if a.steps[name].fingerprint == b.steps[name].fingerprint:
             continue
-        ra, rb = record_to_json(a.steps[name].record, schema), record_to_json(b.steps[name].record, schema)
+        va, vb = a.steps[name], b.steps[name]
+        ra, rb = record_to_json(va.record, va.schema), record_to_json(vb.record, vb.schema)
         out.changed[name] = [Change(f"/{k}", ra.get(k), rb.get(k)) for k in sorted(set(ra) | set(rb))
                              if ra.get(k) != rb.get(k)]
     sa, sb = before.skills, after.skills

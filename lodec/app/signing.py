@@ -233,7 +233,7 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
         parse_envelope(envelope_bytes, file=str(env))  # refuse to pack a malformed envelope
     data = build_pack(manifest_name=Path(manifest).name, manifest=stack.manifest_bytes,
                       steps={name: vein.data for name, vein in stack.steps.items()},
-                      step_schema=builtin_schema_bytes("skill-step-v1"),
+                      step_schema=builtin_schema_bytes(_one_step_schema(stack, manifest)),
                       stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
                       envelope=envelope_bytes,
                       skills={skill_name(ref): tree.files for ref, tree in result.skills.items()})
@@ -309,3 +309,21 @@ def _write_members(result: VerifyResult, out_dir: str | os.PathLike[str]) -> lis
     atomic_write_many([(out / pack.manifest_name, stack.manifest_bytes)])
     skill_files = [Path(p) for items in by_mode.values() for p, _ in items]
     return skill_files + [Path(p) for p, _ in files] + [out / pack.manifest_name]
+
+
+def _one_step_schema(stack: Any, manifest: str) -> str:
+    """The built-in step schema every step of ``stack`` is written for (a pack carries one).
+
+    Raises:
+        LodecError: ``pack_mixed_schemas``: the steps use several step schemas.
+    """
+    from ..errors import LodecError
+    from ..format.schema import STEP_SCHEMAS, builtin_schema
+
+    ids = {builtin_schema(n).schema_id: n for n in STEP_SCHEMAS}
+    used = sorted({ids.get(v.schema.schema_id, v.schema.name) for v in stack.steps.values()}) or [STEP_SCHEMAS[0]]
+    if len(used) > 1:
+        raise LodecError(f"not packed: the steps are written for several step schemas ({', '.join(used)}); "
+                         "a pack carries one: recompile them under one schema", code="pack_mixed_schemas",
+                         file=manifest)
+    return used[0]

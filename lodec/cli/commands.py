@@ -81,7 +81,8 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
 @click.command(context_settings=CONTEXT)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
-              help="The .lode schema. Default: the built-in skill-step-v1.")
+              help="The .lode schema (a file, or a built-in name: skill-step-v2 adds run conditions). "
+                   "Default: the built-in skill-step-v1.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="The .vein path for one source; a directory for several (or ending in /).")
 @json_option("Print a JSON list: source, output, bytes, fingerprint.")
@@ -174,7 +175,8 @@ def _meta(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--entry", help="Entry point: a root step (one with no dependsOn).")
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata entry; repeat for more.")
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
-              help="Schema of the steps. Default: the built-in skill-step-v1.")
+              help="Schema of the steps (a .lode file, or a built-in name such as skill-step-v2). "
+                   "Default: the built-in step schema each vein's header names.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest path (STACK.json).")
 @json_option("Print the manifest and its digest as JSON.")
 def stack_build(

@@ -300,7 +300,7 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
 
 _BUILTIN_CACHE: dict[str, Schema] = {}
 
-BUILTIN_SCHEMAS = ("skill-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1", "lodepack-v2", "skill-tree-v1")
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-step-v2", "skill-stack-v1", "skill-stack-v2", "lodepack-v1", "lodepack-v2", "skill-tree-v1")
 
 
 def builtin_schema_bytes(name: str) -> bytes:
@@ -323,6 +323,25 @@ def builtin_schema(name: str) -> Schema:
 def skill_step_schema() -> Schema:
     """The SkillStep schema (``schemas/skill-step-v1.lode``)."""
     return builtin_schema("skill-step-v1")
+
+
+#: The built-in schemas a stack's step may be written for, the default first
+#: (``docs/vein-format.md`` §2.7): a step vein's header names its schema.
+STEP_SCHEMAS = ("skill-step-v1", "skill-step-v2")
+
+
+def step_schema_for(data: bytes) -> Schema:
+    """The built-in step schema whose id is in ``data``'s vein header (bytes 5-13), else ``skill-step-v1``.
+
+    Never raises: a vein naming no step schema is then refused by the decoder
+    as written for another schema (``schema_mismatch``), as before.
+    """
+    head = data[5:13]
+    for name in STEP_SCHEMAS:
+        schema = builtin_schema(name)
+        if schema.schema_id == head:
+            return schema
+    return builtin_schema(STEP_SCHEMAS[0])
 
 
 def skill_stack_schema() -> Schema:

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from ..errors import FileUnwritable, LodecError, RunError, SkillError
 from ..names import is_safe_name
+from ..stack.conditions import Condition, condition_of, decide
 from ..stack.verify import VerifiedStack
 from ..store import records
 from ..store.cas import MAX_ARTIFACT_BYTES, Store
@@ -70,6 +71,8 @@ class PreparedStep:
     skill: Skill
     deps: tuple[str, ...]
     outputs: tuple[str, ...]
+    #: When it runs (``runIf``; ``lodec.stack.conditions``): exact, or ``prepare_run`` refuses the stack.
+    condition: Condition = Condition()
 
     @property
     def concurrency(self) -> str:
@@ -91,7 +94,8 @@ class PreparedRun:
     def batches(self) -> list[Batch]:
         """The schedule ``lodec plan`` prints (``schedule.batches``)."""
         return batches(self.order, {n: s.deps for n, s in self.steps.items()},
-                       {n: s.concurrency for n, s in self.steps.items()})
+                       {n: s.concurrency for n, s in self.steps.items()},
+                       {n: s.condition.run_if for n, s in self.steps.items()})
 
 
 def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> PreparedRun:
@@ -107,8 +111,10 @@ def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> Prepare
         RunError: ``stack_unlocked`` (no ``skillDigests``: run ``lodec lock``),
             ``skill_drifted`` (a tree that does not hash to its pin),
             ``skill_not_found`` (a used skill without a tree), ``skill_invalid``
-            (no valid ``SKILL.md`` / ``lodec.toml``), or ``output_name_unsafe``;
-            the message lists every problem.
+            (no valid ``SKILL.md`` / ``lodec.toml``), ``output_name_unsafe``,
+            ``condition_invalid`` (a ``runIf`` lodec does not know) or
+            ``condition_unsupported`` (a verbatim ``runIfExpression`` lodec
+            cannot evaluate); the message lists every problem.
     """
     pins: dict[str, str] | None = stack.manifest.get("skillDigests")
     if pins is None:
@@ -135,10 +141,20 @@ def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> Prepare
         bad = [o for o in outputs if not is_safe_name(o)] + [o for o in set(outputs) if outputs.count(o) > 1]
         if bad:
             problems.append(("output_name_unsafe", f'step "{name}": output {bad[0]!r} is not a safe, unique file name'))
+        try:
+            condition = condition_of(vein.record, step=name)
+        except LodecError as exc:
+            problems.append((exc.code, exc.message))
+            continue
+        if not condition.exact:
+            problems.append(("condition_unsupported",
+                             f'step "{name}" runs {condition.describe()}, which lodec cannot evaluate '
+                             "(running it on another condition would change what the workflow does)"))
+            continue
         ref = str(vein.record["skillRef"])
         if ref in skills:
             steps[name] = PreparedStep(name, vein.fingerprint, vein.record, skills[ref],
-                                       tuple(vein.record.get("dependsOn", [])), outputs)
+                                       tuple(vein.record.get("dependsOn", [])), outputs, condition)
     if problems:
         raise RunError(f"refusing to run {stack.name}, nothing was started: " + "; ".join(m for _, m in problems),
                        code=problems[0][0])
@@ -395,14 +411,15 @@ class _Executor:
             name = pending[i]
             step = self.run_plan.steps[name]
             # A dependency neither selected nor reused never runs here: its artifacts are "missing".
-            states = {d: self.results[d].status if d in self.results else None for d in step.deps
-                      if d in self.results or d in self.selected_set}
-            broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
-            if broken:
+            results = self.results
+            upstream = {d: (results[d].status, results[d].reason) if d in results else None for d in step.deps
+                        if d in results or d in self.selected_set}
+            decision = decide(step.condition, upstream)
+            if decision.action == "skip":
                 del pending[i]
-                self._finish(name, _skipped(step, "upstream_failed", f"upstream {', '.join(broken)} did not succeed"))
+                self._finish(name, _skipped(step, str(decision.reason), str(decision.detail)))
                 changed = True
-            elif barrier or any(s != "succeeded" for s in states.values()):
+            elif barrier or decision.action == "wait":
                 i += 1
             elif not may_start(step.concurrency, running.values(), self.options.jobs):
                 barrier = barrier or step.concurrency == "exclusive"
@@ -416,7 +433,11 @@ class _Executor:
     def _start(self, step: PreparedStep, running: dict[str, str]) -> None:
         """Start ``step`` on a worker thread, unless strict trust refuses its upstream artifacts."""
         artifacts, statuses = reports.upstream(step.deps, self.run_plan, self.results, self.store, self.options.trust)
-        untrusted = sorted(k for k, v in statuses.items() if v != "verified")
+        # Only a succeeded upstream vouches for its artifacts: a failed or skipped one (upstream of an
+        # ``always`` or ``failure`` step) has none, which is not a reason to refuse.
+        untrusted = sorted(k for k, v in statuses.items() if v != "verified"
+                           and (k.split("/", 1)[0] not in self.results
+                                or self.results[k.split("/", 1)[0]].status == "succeeded"))
         if untrusted and self.options.trust == "strict":
             detail = ", ".join(f"{k} is {statuses[k]}" for k in untrusted)
             result = _skipped(step, "upstream_untrusted", f"trust strict: {detail}")

@@ -29,24 +29,33 @@ def may_start(kind: str, running: Collection[str], jobs: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Steps that may run together: ``{"batch": N, "type": "read|write|exclusive", "steps": [...]}``."""
+    """Steps that may run together: ``{"batch": N, "type": "read|write|exclusive", "steps": [...]}``, plus
+    ``"runIf": {step: "failure"|"always"}`` for its steps that do not run on success only."""
 
     number: int
     kind: str
     steps: tuple[str, ...]
+    run_if: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return {"batch": self.number, "type": self.kind, "steps": list(self.steps)}
+        out: dict[str, object] = {"batch": self.number, "type": self.kind, "steps": list(self.steps)}
+        if self.run_if:
+            out["runIf"] = dict(self.run_if)
+        return out
 
 
-def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapping[str, str]) -> list[Batch]:
+def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapping[str, str],
+            run_if: Mapping[str, str] | None = None) -> list[Batch]:
     """The schedule as batches, each after every batch it depends on.
 
     Each round takes the steps whose dependencies are all in earlier
     batches: all of them that are ``read`` form one batch; otherwise the
     first ready ``write`` step (in topological ``order``) forms one;
     otherwise the first ``exclusive`` step. Deterministic for a given graph.
+    A step's ``run_if`` (``failure``, ``always``; ``success`` when absent)
+    does not move it: it still waits for every dependency.
     """
+    run_if = run_if or {}
     done: set[str] = set()
     left = list(order)
     out: list[Batch] = []
@@ -60,7 +69,8 @@ def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapp
         else:
             first = next((s for s in ready if kinds[s] == "write"), ready[0])
             chosen, kind = (first,), kinds[first]
-        out.append(Batch(len(out) + 1, kind, chosen))
+        conditions = tuple((s, run_if[s]) for s in chosen if run_if.get(s, "success") != "success")
+        out.append(Batch(len(out) + 1, kind, chosen, conditions))
         done.update(chosen)
         left = [s for s in left if s not in done]
     return out

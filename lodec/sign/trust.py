@@ -37,7 +37,7 @@ from typing import Any
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import name_problem
-from ..format.schema import Schema, skill_step_schema
+from ..format.schema import Schema
 from ..stack.signature import SignatureCheck, SignatureReport
 from ..stack.verify import (
     Candidate,
@@ -139,7 +139,6 @@ def check_signed_stack(
     is these checks sealed.
     """
     trusted_versions = trusted_versions or {}
-    step_schema = step_schema or skill_step_schema()
     report = VerificationReport()
     sig = SignatureReport(now=format_time(now))
     report.signature = sig

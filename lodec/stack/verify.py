@@ -41,7 +41,7 @@ from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import is_safe_name, name_problem, version_problem
-from ..format.schema import Schema, skill_stack_schema, skill_step_schema
+from ..format.schema import Schema, skill_stack_schema, step_schema_for
 from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from ..format.strictjson import loads_strict
 
@@ -229,8 +229,10 @@ def check_stack(
             ``LodecError`` it raises (e.g. ``LimitExceeded``) becomes a problem.
         manifest_file: label of the manifest in messages.
         step_file: label of a step's vein in messages.
-        step_schema, stack_schema: default ``skill-step-v1`` / by the manifest's
-            shape (``stack.stack_schema_for``: v2 when it has ``skillDigests``).
+        step_schema, stack_schema: default: each step by the built-in step
+            schema its vein header names (``format.schema.step_schema_for``:
+            ``skill-step-v1`` or ``-v2``) / by the manifest's shape
+            (``stack.stack_schema_for``: v2 when it has ``skillDigests``).
 
     Never raises for bad input: every problem is in the report. Callers that
     add checks (pack membership, skills) add their problems to the report,
@@ -242,7 +244,7 @@ def check_stack(
         if parsed is None:
             return report, None
         candidate = verify_steps(report, manifest_bytes, parsed[0], parsed[1], read_step, step_file,
-                                 step_schema or skill_step_schema(), limits)
+                                 step_schema, limits)
         return report, candidate
 
 
@@ -326,7 +328,7 @@ def verify_steps(
     digest: str,
     read_step: StepReader,
     step_file: Callable[[str], str],
-    step_schema: Schema,
+    step_schema: Schema | None,
     limits: Limits,
 ) -> Candidate:
     """Phase 2: every step and the graph; adds problems and returns the candidate for ``seal``."""
@@ -372,7 +374,7 @@ def verify_steps(
             report.add("step_missing", name, f'Step "{name}" missing: no {label}')
             continue
         try:
-            vein = decode_vein(data, step_schema, file=label, limits=limits)
+            vein = decode_vein(data, step_schema or step_schema_for(data), file=label, limits=limits)
         except LodecError as exc:
             report.steps.append(StepResult(name, "malformed", expected, None))
             code = "schema_mismatch" if isinstance(exc, SchemaMismatch) else "step_malformed"
