@@ -426,3 +426,119 @@ def test_validly_signed_but_not_a_stack_approval_is_refused(
     )
     assert [p.code for p in report.problems] == [code]
     assert report.signature is not None and report.signature.signatures[0].status == "valid"
+
+
+# ------------------------------------------------------------------ key lifecycle
+
+
+def lifecycle_policy(folder: Path, keys: dict[str, Path], *, revoked: tuple[str, ...] = (), alice: str = "",
+                     threshold: int = 2) -> Path:
+    """A policy trusting alice and bob for every stack; ``alice`` is extra TOML for alice's key table."""
+    from lodec.sign import load_public_key
+
+    ids = ", ".join(f'"{load_public_key(f"{keys[w]}.pub").keyid}"' for w in revoked)
+    path = folder / "lifecycle.toml"
+    path.write_text(
+        f"version = 1\nrevoked = [{ids}]\n\n[keys]\n"
+        f'alice = {{ key = "{keys["alice"]}.pub"{", " + alice if alice else ""} }}\n'
+        f'bob = "{keys["bob"]}.pub"\n\n'
+        f'[[rules]]\nstacks = "*"\nkeys = ["alice", "bob"]\nthreshold = {threshold}\n'
+    )
+    return path
+
+
+def keyid_of(keys: dict[str, Path], who: str) -> str:
+    from lodec.sign import load_public_key
+
+    return load_public_key(f"{keys[who]}.pub").keyid
+
+
+def test_attack_threshold_two_with_one_signer_revoked_is_refused(
+    signed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    code, report, _ = verify_signed(signed_stack, "--policy", str(lifecycle_policy(tmp_path, keys)))
+    assert code == 0 and report["ok"]  # the same signatures, nothing revoked
+    policy = lifecycle_policy(tmp_path, keys, revoked=("bob",))
+    code, report, _ = verify_signed(signed_stack, "--policy", str(policy))
+    assert code == 1 and not report["ok"]
+    assert [p["code"] for p in report["problems"]] == ["signature_revoked", "threshold_not_met"]
+    assert [s["status"] for s in report["trust"]["signatures"]] == ["valid", "revoked"]
+    assert report["trust"]["signatures"][1]["key"] == keyid_of(keys, "bob") and report["trust"]["signedBy"] == [
+        keyid_of(keys, "alice")]
+    code, out, err = run_cli("verify", signed_stack, "--policy", policy, "--now", VERIFY_AT,
+                             "--state", tmp_path / "state.json")
+    assert code == 1
+    assert f"signature 1 (keyid {keyid_of(keys, 'bob')}) is by {keyid_of(keys, 'bob')}, which {policy} revokes" in err
+    assert "[signature_revoked]" in err and "[threshold_not_met]" in err
+
+
+def test_a_revoked_signer_beyond_the_threshold_is_reported_not_counted(
+    signed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    code, report, _ = verify_signed(signed_stack, "--policy",
+                                    str(lifecycle_policy(tmp_path, keys, revoked=("bob",), threshold=1)))
+    assert code == 0 and report["trust"]["signedBy"] == [keyid_of(keys, "alice")]
+    assert [s["status"] for s in report["trust"]["signatures"]] == ["valid", "revoked"]
+
+
+def test_attack_signature_by_a_key_after_its_not_after_is_refused(
+    seed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    # alice's key was retired on 2026-11-20; this signature is made with it on 2026-11-21 (SIGNED_AT).
+    sign_cli(seed_stack, keys["alice"], "--expires", EXPIRES)
+    policy = lifecycle_policy(tmp_path, keys, alice="not-after = 2026-11-20T00:00:00Z", threshold=1)
+    code, report, _ = verify_signed(seed_stack, "--policy", str(policy))
+    assert code == 1 and [p["code"] for p in report["problems"]] == ["signature_key_outside_window",
+                                                                     "threshold_not_met"]
+    assert report["trust"]["signatures"][0]["status"] == "outside_window"
+    code, _, err = run_cli("verify", seed_stack, "--policy", policy, "--now", VERIFY_AT,
+                           "--state", tmp_path / "state.json")
+    assert code == 1 and "[signature_key_outside_window]" in err
+    assert "valid until 2026-11-20T00:00:00Z" in err and "the verification time is 2026-12-01T00:00:00Z" in err
+
+
+@pytest.mark.parametrize(
+    "window, now, ok",
+    [
+        ("not-before = 2026-11-01T00:00:00Z, not-after = 2026-12-31T00:00:00Z", VERIFY_AT, True),
+        ('not-after = "2026-12-01T00:00:01Z"', VERIFY_AT, True),
+        ('not-after = "2026-12-01T00:00:00Z"', VERIFY_AT, False),  # not-after is exclusive
+        ("not-before = 2026-12-02", VERIFY_AT, False),  # not yet valid
+        ("not-before = 2026-12-02T01:00:00+01:00", VERIFY_AT, False),  # = 2026-12-02T00:00:00Z
+        # The window is checked at the verification time, not at signing (which lodec cannot know):
+        # a key retired on 2026-11-30 still counts when verifying as of 2026-11-29 ...
+        ("not-after = 2026-11-30T00:00:00Z", "2026-11-29T00:00:00Z", True),
+        # ... and no longer on 2026-12-01, though the signature was made on 2026-11-21 inside the window.
+        ("not-after = 2026-11-30T00:00:00Z", VERIFY_AT, False),
+    ],
+)
+def test_key_validity_window_is_checked_at_the_verification_time(
+    seed_stack: Path, keys: dict[str, Path], tmp_path: Path, window: str, now: str, ok: bool
+) -> None:
+    sign_cli(seed_stack, keys["alice"], "--expires", EXPIRES)
+    policy = lifecycle_policy(tmp_path, keys, alice=window, threshold=1)
+    code, out, err = run_cli("verify", "--json", seed_stack, "--policy", policy, "--now", now,
+                             "--state", tmp_path / "state.json")
+    report = json.loads(out)
+    assert report["ok"] is ok and code == (0 if ok else 1), err
+    assert report["trust"]["signatures"][0]["status"] == ("valid" if ok else "outside_window")
+
+
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ('revoked = ["alice"]\n', "/revoked/0"),
+        ('revoked = "sha256:' + "0" * 64 + '"\n', "/revoked"),
+        ('[keys]\ncarol = { key = "x.pub", expires = 2027-01-01 }\n', "/keys/carol/expires"),
+        ('[keys]\ncarol = { key = "x.pub", not-after = 2027-01-01T00:00:00 }\n', "/keys/carol/not-after"),
+        ('[keys]\ncarol = { key = "x.pub", not-after = "next year" }\n', "/keys/carol/not-after"),
+        ('[keys]\ncarol = { key = "x.pub", not-before = 2027-01-01, not-after = 2026-01-01 }\n',
+         "/keys/carol/not-after"),
+        ('[keys]\ncarol = { not-after = 2027-01-01 }\n', "/keys/carol/key"),
+    ],
+)
+def test_invalid_key_lifecycle_entries_name_the_place(tmp_path: Path, body: str, where: str) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text("version = 1\n" + body + '\n[[rules]]\nstacks = "*"\nkeys = ["carol"]\nthreshold = 1\n')
+    code, _, err = run_cli("verify", tmp_path / "x.json", "--policy", policy)
+    assert code == 1 and f"{policy}: {where}:" in err and "[policy_invalid]" in err, err

@@ -27,20 +27,35 @@ with one rule ``stacks = "*"``. A policy file (TOML, ``docs/signing.md``)::
     stacks = "*"
     keys = ["alice", "bob"]
     threshold = 1
+
+Key lifecycle (``docs/signing.md`` §Key lifecycle): a key may be given as
+a table with a validity window, and keyids may be revoked::
+
+    revoked = ["sha256:57fc0694..."]    # these keys' signatures count for nothing
+
+    [keys]
+    carol = { key = "keys/carol.pub", not-before = 2026-01-01T00:00:00Z, not-after = 2027-01-01T00:00:00Z }
+
+A signature by a revoked key, or by a key whose window does not hold the
+verification time (``not-before <= now < not-after``), counts for nothing
+toward any threshold and is reported as ``revoked`` / ``outside_window``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import EnvelopeError
 from ..names import is_safe_name
 from .keys import PublicKey, load_public_key, parse_public_key
+from .statement import format_time, parse_time
 
 MAX_POLICY_BYTES = 1024 * 1024
 
@@ -55,11 +70,53 @@ class TrustRule:
 
 
 @dataclass(frozen=True)
+class KeyWindow:
+    """A key's validity window: aware UTC bounds, either may be ``None`` (open)."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+    def holds(self, now: datetime) -> bool:
+        """``not_before <= now < not_after`` (an open bound always holds)."""
+        return ((self.not_before is None or self.not_before <= now)
+                and (self.not_after is None or now < self.not_after))
+
+    def describe(self) -> str:
+        """``valid from A until B`` in RFC 3339 UTC, for messages."""
+        parts = []
+        if self.not_before is not None:
+            parts.append(f"from {format_time(self.not_before)}")
+        if self.not_after is not None:
+            parts.append(f"until {format_time(self.not_after)}")
+        return "valid " + " ".join(parts)
+
+
+@dataclass(frozen=True)
 class TrustPolicy:
-    """Ordered rules; ``rule_for(name)`` is the first that matches."""
+    """Ordered rules; ``rule_for(name)`` is the first that matches.
+
+    ``revoked``: keyids whose signatures count for nothing. ``windows``:
+    keyid -> ``KeyWindow``; a key outside its window at the verification
+    time counts for nothing. ``key_status`` judges one key.
+    """
 
     rules: tuple[TrustRule, ...]
     source: str = "<policy>"
+    revoked: frozenset[str] = frozenset()
+    windows: Mapping[str, KeyWindow] = field(default_factory=dict)
+
+    def key_status(self, keyid: str, now: datetime | None) -> str:
+        """``valid``, ``revoked`` or ``outside_window`` for a trusted key at ``now``.
+
+        Without ``now`` (no reference time) a windowed key is ``outside_window``:
+        a window that cannot be checked is not assumed to hold.
+        """
+        if keyid in self.revoked:
+            return "revoked"
+        window = self.windows.get(keyid)
+        if window is not None and (now is None or not window.holds(now)):
+            return "outside_window"
+        return "valid"
 
     def rule_for(self, name: str) -> TrustRule | None:
         """The first rule whose pattern matches ``name`` (``fnmatch.fnmatchcase``), or ``None``.
@@ -128,15 +185,28 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
         raise _fail("not a trust policy: arrays or tables nested too deeply", file, "/") from None
     if doc.get("version") != 1:
         raise _fail("version must be 1", file, "/version")
-    extra = sorted(set(doc) - {"version", "keys", "rules"})
+    extra = sorted(set(doc) - {"version", "keys", "rules", "revoked"})
     if extra:
         raise _fail(f"unknown field {extra[0]!r}", file, f"/{extra[0]}")
+    revoked = _revoked(doc.get("revoked", []), file)
     keys_doc = doc.get("keys")
     if not isinstance(keys_doc, dict) or not keys_doc:
         raise _fail("[keys] must name at least one key: label = \"path/to/key.pub\"", file, "/keys")
     keys: dict[str, PublicKey] = {}
+    windows: dict[str, KeyWindow] = {}
     for label, value in keys_doc.items():
         at = f"/keys/{label}"
+        window = None
+        if isinstance(value, dict):
+            extra = sorted(set(value) - {"key", "not-before", "not-after"})
+            if extra:
+                raise _fail(f"unknown field {extra[0]!r} (a key table has key, not-before, not-after)",
+                            file, f"{at}/{extra[0]}")
+            window = KeyWindow(_when(value.get("not-before"), file, f"{at}/not-before"),
+                               _when(value.get("not-after"), file, f"{at}/not-after"))
+            if window.not_before and window.not_after and window.not_before >= window.not_after:
+                raise _fail("not-after must be later than not-before", file, f"{at}/not-after")
+            value, at = value.get("key"), f"{at}/key"
         if not isinstance(value, str) or not value.strip():
             raise _fail("must be a key file path or an inline public key", file, at)
         text = value.strip()
@@ -144,6 +214,11 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
             keys[label] = parse_public_key(text.encode("utf-8"), source=f"{file}#{at}")
         else:
             keys[label] = load_public_key(os.fspath(Path(base) / text))
+        if window is not None and (window.not_before or window.not_after):
+            kid = keys[label].keyid
+            if windows.get(kid, window) != window:
+                raise _fail(f"this key ({kid}) has another window under another label", file, f"/keys/{label}")
+            windows[kid] = window
     rules_doc = doc.get("rules")
     if not isinstance(rules_doc, list) or not rules_doc:
         raise _fail("needs at least one [[rules]] table", file, "/rules")
@@ -175,7 +250,38 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
             raise _fail(f"threshold must be an integer from 1 to {len(distinct)} (distinct keys in this rule)",
                         file, f"{at}/threshold")
         rules.append(TrustRule(pattern, distinct, threshold))
-    return TrustPolicy(tuple(rules), file)
+    return TrustPolicy(tuple(rules), file, revoked, windows)
+
+
+_KEYID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _revoked(value: Any, file: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise _fail('"revoked" must list keyids such as "sha256:<64 hex>" (lodec key id KEY.pub)', file, "/revoked")
+    for i, keyid in enumerate(value):
+        if not _KEYID.fullmatch(keyid):
+            raise _fail(f"{keyid!r} is not a keyid: sha256:<64 lowercase hex> (lodec key id KEY.pub)",
+                        file, f"/revoked/{i}")
+    return frozenset(value)
+
+
+def _when(value: Any, file: str, at: str) -> datetime | None:
+    """A window bound: a TOML offset date-time, a date (midnight UTC) or an RFC 3339 string."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _fail("has no time zone; write it with Z for UTC, e.g. 2027-01-01T00:00:00Z", file, at)
+        return value.astimezone(timezone.utc).replace(microsecond=0)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError as exc:
+            raise _fail(str(exc), file, at) from None
+    raise _fail("must be an RFC 3339 date-time such as 2027-01-01T00:00:00Z", file, at)
 
 
 def load_policy(path: str | os.PathLike[str], *, follow: bool = True) -> TrustPolicy:

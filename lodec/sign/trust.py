@@ -12,8 +12,9 @@ order (each stage runs only on what the previous one authenticated):
    every trusted key of the policy rule for the stack (the keyid is only a
    hint for which key to try first). Valid signatures from at least
    ``threshold`` distinct trusted keys are required; two signatures by one
-   key count once. Otherwise every bad signature is reported and nothing
-   else is parsed;
+   key count once, and one by a key the policy revokes, or whose validity
+   window does not hold ``now``, counts for nothing. Otherwise every bad
+   signature is reported and nothing else is parsed;
 3. ``payloadType`` is in-toto's, and the payload is a lodec stack-approval
    Statement (``lodec.sign.statement``);
 4. the manifest's exact bytes have the signed subject digests (BLAKE3 and
@@ -63,11 +64,20 @@ _SIG_CODES = {
     "untrusted": "signature_untrusted",
     "malformed": "signature_malformed",
     "duplicate": "signature_duplicate",
+    "revoked": "signature_revoked",
+    "outside_window": "signature_key_outside_window",
 }
 
 
-def check_signatures(envelope: Envelope, rule: TrustRule) -> tuple[list[SignatureCheck], tuple[str, ...]]:
+def check_signatures(
+    envelope: Envelope, rule: TrustRule, *, policy: TrustPolicy | None = None, now: datetime | None = None
+) -> tuple[list[SignatureCheck], tuple[str, ...]]:
     """Check every signature of ``envelope`` against ``rule.keys`` (DSSE v1 multi-signature verification).
+
+    With ``policy``, a signature that verifies under a key the policy
+    revoked, or under a key whose validity window does not hold ``now``
+    (the verification time), is reported (``revoked``, ``outside_window``)
+    and does not count.
 
     Returns the per-signature outcomes and the keyids of the distinct
     trusted keys that signed, in signature order.
@@ -87,6 +97,8 @@ def check_signatures(envelope: Envelope, rule: TrustRule) -> tuple[list[Signatur
         match = next((k for k in candidates if k.verify(s.sig, message)), None)
         if match is None:
             checks.append(SignatureCheck(i, s.keyid, "invalid" if hinted else "untrusted", None))
+        elif policy is not None and (status := policy.key_status(match.keyid, now)) != "valid":
+            checks.append(SignatureCheck(i, s.keyid, status, match.keyid))
         elif match.keyid in accepted:
             checks.append(SignatureCheck(i, s.keyid, "duplicate", match.keyid))
         else:
@@ -175,13 +187,13 @@ def check_signed_stack(
     if not envelope.signatures:
         report.add("envelope_unsigned", None, f"{envelope_file}: the envelope has no signatures (stripped?)")
         return report, None
-    checks, signed_by = check_signatures(envelope, rule)
+    checks, signed_by = check_signatures(envelope, rule, policy=policy, now=now)
     sig.signatures = tuple(checks)
     sig.signed_by = signed_by
     if len(signed_by) < rule.threshold:
         for c in checks:
             if c.status != "valid":
-                report.add(_SIG_CODES[c.status], None, _signature_message(c, envelope_file))
+                report.add(_SIG_CODES[c.status], None, _signature_message(c, envelope_file, policy, now))
         report.add(
             "threshold_not_met", None,
             f"{envelope_file}: {len(signed_by)} valid signature(s) from distinct trusted keys; "
@@ -233,8 +245,15 @@ the signing keyids and the expiry. Never raises for bad input.
 """)
 
 
-def _signature_message(c: SignatureCheck, envelope_file: str) -> str:
+def _signature_message(c: SignatureCheck, envelope_file: str, policy: TrustPolicy, now: datetime) -> str:
     hint = f"keyid {c.keyid}" if c.keyid else "no keyid"
+    if c.status == "revoked":
+        return f"{envelope_file}: signature {c.index} ({hint}) is by {c.key}, which {policy.source} revokes; it counts for nothing"
+    if c.status == "outside_window":
+        window = policy.windows.get(c.key) if c.key else None
+        bounds = window.describe() if window is not None else "a validity window"
+        return (f"{envelope_file}: signature {c.index} ({hint}) is by {c.key}, {bounds} in {policy.source}, "
+                f"and the verification time is {format_time(now)}; it counts for nothing")
     what = {
         "invalid": "does not verify under the trusted key its keyid names, nor any other: "
                    "payload or signature altered, or keyid spoofed",

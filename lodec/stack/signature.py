@@ -19,8 +19,11 @@ class SignatureCheck:
     by a key already counted), ``invalid`` (its keyid names a trusted key
     but it verifies under none: tampered payload or signature, or a spoofed
     keyid), ``untrusted`` (verifies under no trusted key: signed by another
-    key), ``malformed`` (not a 64-byte Ed25519 signature). ``key`` is the
-    keyid of the trusted key it verified under, if any.
+    key), ``malformed`` (not a 64-byte Ed25519 signature), ``revoked``
+    (valid, by a key the trust policy revokes) or ``outside_window`` (valid,
+    by a key whose validity window does not hold the verification time);
+    only ``valid`` counts. ``key`` is the keyid of the trusted key it
+    verified under, if any.
     """
 
     index: int
