@@ -25,11 +25,9 @@ def main() -> None:
     before anything runs.
 
     \b
-    The main job, on the bundled example:
-      lodec compile steps/*-step.json -o stacks/code-review/steps/
-      lodec stack build stacks/code-review/steps/*.vein --name code-review-pipeline \\
-          --version 1.0.0 --description "..." --entry lint -o stacks/code-review/code-review-stack.json
-      lodec verify stacks/code-review/code-review-stack.json
+    The main job, on the bundled example (one stack source, docs/stack-source.md):
+      lodec build stacks/code-review/lodec-stack.toml
+      lodec run stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
 
     \b
     Signed distribution (docs/signing.md):

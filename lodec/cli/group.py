@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import commands, run_commands
+from . import author_commands, commands, run_commands
 from .commands import main
 
-for _command in (*commands.COMMANDS, *run_commands.COMMANDS):
+for _command in (*commands.COMMANDS, *run_commands.COMMANDS, author_commands.build):
     main.add_command(_command)
 
 __all__ = ["main"]

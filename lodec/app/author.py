@@ -1,0 +1,275 @@
+"""``lodec build``: from one stack source (``docs/stack-source.md``) to a compiled, locked, verified stack.
+
+Everything is computed in memory and checked first (every problem reported at
+once); then only files whose bytes change are written, atomically, the
+manifest after the veins, and veins no source produces are removed. A build
+with nothing changed writes nothing (bytes and mtimes kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LodecError, ManyErrors, SourceError, StackError
+from ..store.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class BuildWarning:
+    """Something the build did or found that the author must know: ``code``, ``file``, ``message``."""
+
+    code: str
+    file: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "file": self.file, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}"
+
+
+@dataclass(frozen=True)
+class BuiltStep:
+    """One compiled step: its name, where its source is, its vein path, fingerprint, and whether it was written."""
+
+    name: str
+    source: str
+    vein: Path
+    fingerprint: str
+    written: bool
+
+
+@dataclass
+class Built:
+    """What ``build_source`` did. ``written``/``removed`` list every file changed; empty for a no-op build."""
+
+    source: str
+    manifest: Path
+    name: str
+    version: str
+    digest: str
+    steps: list[BuiltStep]
+    skills: dict[str, str]
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    warnings: list[BuildWarning] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True, "source": self.source, "manifest": str(self.manifest), "stack": self.name,
+            "version": self.version, "digest": self.digest,
+            "steps": [{"name": s.name, "source": s.source, "vein": str(s.vein), "fingerprint": s.fingerprint,
+                       "written": s.written} for s in self.steps],
+            "skillDigests": dict(self.skills),
+            "written": [str(p) for p in self.written], "removed": [str(p) for p in self.removed],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+def build_source(path: str | None, workspace: Workspace) -> Built:
+    """Compile every step of the stack source at ``path`` (default ``lodec-stack.toml``), build the manifest,
+    lock its skills, verify the result as ``lodec verify`` would, then write what changed.
+
+    Veins go to ``steps/<stepName>.vein`` beside the manifest; ``*.vein`` files
+    there that no source produces are removed. Skills are found as ``lodec run``
+    finds them (``skills/`` beside the manifest, the workspace's ``.lodec/skills``,
+    ``$LODEC_HOME/skills``) and pinned (``skillDigests``); a pin that changes and
+    a signature envelope (``STACK.json.dsse``) that no longer matches the manifest
+    are reported as warnings.
+
+    Raises:
+        SourceError: the stack source is unreadable or invalid (``source_invalid``).
+        ManyErrors: every problem at once (a step source that does not compile,
+            duplicate step names, a graph or entry-point problem, a skill missing
+            or invalid, a verification problem), each naming its file and place;
+            nothing is written. (A single problem is raised as itself.)
+        LodecError: ``file_unwritable``.
+    """
+    from ..files import atomic_write_many
+    from ..format.compiler import compile_file, compile_value
+    from ..run.skills import load_skills
+    from ..stack.manifest import build_manifest, lock_manifest, manifest_json
+    from ..stack.source import DEFAULT_SOURCE, load_stack_source
+    from .build import schema_or_builtin
+
+    src = load_stack_source(path or DEFAULT_SOURCE)
+    schema = schema_or_builtin(str(src.schema) if src.schema is not None else None, "skill-step-v1")
+    steps_dir = src.manifest.parent / "steps"
+    errors: list[LodecError] = []
+    compiled: list[tuple[str, Any]] = []  # (label, vein)
+    for step in src.steps:
+        try:
+            if step.path is not None:
+                vein = compile_file(step.path, schema)
+            else:
+                vein = compile_value(step.record, schema, file=src.file)
+        except LodecError as exc:
+            if step.path is None:
+                exc.location = step.place + (exc.location or "")
+            errors.append(exc)
+            continue
+        compiled.append((step.label, vein))
+    by_name: dict[str, tuple[str, Any]] = {}
+    for label, vein in compiled:
+        name = vein.record.get("stepName")
+        if not isinstance(name, str):
+            errors.append(StackError(f"schema {vein.schema.name} has no stepName field; not a step", code="not_a_step",
+                                     file=label))
+        elif name in by_name:
+            errors.append(StackError(f'duplicate step name "{name}" (also in {by_name[name][0]})',
+                                     code="duplicate_step", file=label))
+        else:
+            by_name[name] = (label, vein)
+    manifest: dict[str, Any] | None = None
+    if not errors:
+        try:
+            manifest = build_manifest([v for _, v in compiled], name=src.name, version=src.version,
+                                      description=src.description, entry=src.entry, metadata=src.metadata)
+        except LodecError as exc:
+            errors.append(exc.with_file(src.file))
+    roots = workspace.skill_roots(src.manifest)
+    if src.skills_dir.resolve() not in roots:
+        errors.append(SourceError(
+            f"{src.skills_dir} is not a folder lodec verify and lodec run look in for skills "
+            f"({', '.join(str(r) for r in roots)})", code="source_invalid", file=src.file, location="/skills-dir"))
+    refs = sorted({str(v.record["skillRef"]) for _, v in compiled if "skillRef" in v.record})
+    skills, skill_errors = load_skills(refs, roots)
+    errors.extend(e.with_file(src.file) if e.file is None else e for e in skill_errors)
+    if errors:
+        raise errors[0] if len(errors) == 1 else ManyErrors(errors)
+    assert manifest is not None
+    pins = {ref: s.digest for ref, s in skills.items()}
+    locked, digest = lock_manifest(manifest, pins)
+    manifest_bytes = manifest_json(locked)
+    veins = {name: vein for name, (_, vein) in by_name.items()}
+    _verify(src.manifest, manifest_bytes, veins, steps_dir, schema, roots)
+
+    built = Built(src.file, src.manifest, src.name, src.version, digest, [], pins)
+    writes: list[tuple[Path, bytes]] = []
+    for name in locked["steps"]:
+        label, vein = by_name[name]
+        target = steps_dir / f"{name}.vein"
+        changed = not _same_bytes(target, vein.data)
+        if changed:
+            writes.append((target, vein.data))
+        built.steps.append(BuiltStep(name, label, target, vein.fingerprint, changed))
+    old = _read_json(src.manifest)
+    built.warnings.extend(_pin_warnings(old, pins, str(src.manifest)))
+    stale = _stale_veins(steps_dir, {f"{n}.vein" for n in by_name})
+    manifest_changed = not _same_bytes(src.manifest, manifest_bytes)
+    atomic_write_many([(p, d) for p, d in writes])
+    if manifest_changed:
+        # Written after the veins: a manifest on disk means every step it pins is there.
+        atomic_write_many([(src.manifest, manifest_bytes)])
+    for path in stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LodecError(f"cannot remove a vein no source produces: {exc.strerror or exc}",
+                             code="file_unwritable", file=str(path)) from None
+        built.removed.append(path)
+    built.written = [p for p, _ in writes] + ([src.manifest] if manifest_changed else [])
+    envelope = _envelope_warning(src.manifest, manifest_bytes)
+    if envelope is not None:
+        built.warnings.append(envelope)
+    return built
+
+
+def _verify(manifest: Path, manifest_bytes: bytes, veins: dict[str, Any], steps_dir: Path, schema: Any,
+            roots: list[Path]) -> None:
+    """Verify the built stack in memory as ``lodec verify`` verifies it on disk (steps, graph, skill pins)."""
+    from ..format.tree import check_pins, load_tree
+    from ..stack.verify import check_stack, seal
+
+    prefix = os.path.join(os.fspath(steps_dir), "")
+    report, candidate = check_stack(
+        manifest_bytes, lambda name: veins[name].data if name in veins else None, manifest_file=str(manifest),
+        step_file=lambda name: f"{prefix}{name}.vein", step_schema=schema)
+    if candidate is not None:
+        pins = candidate.manifest.get("skillDigests") or {}
+        _trees, problems = check_pins(dict(pins), lambda ref: load_tree(ref, roots))
+        for code, message in problems:
+            report.add(code, None, message)
+    seal(report, candidate)
+    if not report.ok:
+        errors: list[LodecError] = [LodecError(p.message, code=p.code, file=str(manifest)) for p in report.problems]
+        raise errors[0] if len(errors) == 1 else ManyErrors(errors)
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    from .build import _same_bytes as same
+
+    return same(path, data)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The manifest already at ``path``, or ``None`` (absent or not a JSON object: it is rebuilt anyway)."""
+    from ..files import read_bounded
+    from ..limits import DEFAULT_LIMITS
+
+    try:
+        doc = json.loads(read_bounded(path, DEFAULT_LIMITS.max_file_bytes))
+    except (OSError, LodecError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _pin_warnings(old: dict[str, Any] | None, pins: dict[str, str], file: str) -> list[BuildWarning]:
+    """A warning for each skill whose pin the build changes or removes: never silently."""
+    before = old.get("skillDigests") if old is not None else None
+    if not isinstance(before, dict):
+        return []
+    out = []
+    for ref in sorted(set(before) | set(pins)):
+        was, now = before.get(ref), pins.get(ref)
+        if was is not None and now is not None and was != now:
+            out.append(BuildWarning("skill_pin_changed", file, f"{ref}: pin changed from {was} to {now} (its folder "
+                                    "or settings changed; review the change, then sign again)"))
+        elif was is not None and now is None:
+            out.append(BuildWarning("skill_pin_removed", file, f"{ref}: pin removed (no step uses it any more)"))
+    return out
+
+
+def _stale_veins(steps_dir: Path, produced: set[str]) -> list[Path]:
+    """``*.vein`` entries of ``steps_dir`` that no source produces (not followed if links; sorted)."""
+    try:
+        with os.scandir(steps_dir) as it:
+            return sorted(Path(e.path) for e in it if e.name.endswith(".vein") and e.name not in produced
+                          and not e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _envelope_warning(manifest: Path, manifest_bytes: bytes) -> BuildWarning | None:
+    """A warning when ``STACK.json.dsse`` beside the manifest does not approve these manifest bytes."""
+    import blake3
+
+    from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
+    from ..sign.statement import load_payload, statement_from_json
+    from .verify import envelope_path_for, read_optional
+
+    path = envelope_path_for(manifest)
+    try:
+        data = read_optional(path, MAX_ENVELOPE_BYTES)
+    except LodecError as exc:
+        return BuildWarning("envelope_stale", str(path), f"cannot be read ({exc.message}); sign the stack again")
+    if data is None:
+        return None
+    now = blake3.blake3(manifest_bytes).hexdigest()
+    try:
+        envelope = parse_envelope(data, file=str(path))
+        signed = statement_from_json(load_payload(envelope.payload, file=str(path)), file=str(path))
+    except LodecError as exc:
+        return BuildWarning("envelope_stale", str(path), f"cannot be read ({exc.message}); sign the stack again")
+    if signed.subject_digests.get("blake3") == now:
+        return None
+    return BuildWarning("envelope_stale", str(path), f"no longer matches {manifest} (it approves "
+                        f"blake3:{signed.subject_digests.get('blake3')}, the manifest is now blake3:{now}); its "
+                        "signatures do not cover this stack: review it and sign again (lodec sign)")
