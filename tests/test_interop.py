@@ -252,3 +252,74 @@ def test_cosigning_an_extended_statement_keeps_its_payload(signed_stack: Path, k
     code, report, err = verify_signed(signed_stack, "--key", f"{keys['alice']}.pub", "--key", f"{keys['bob']}.pub",
                                       "--threshold", "2")
     assert code == 0, err
+
+
+# ------------------------------------------------------------------ run provenance (SLSA Provenance v1)
+
+
+def slsa_validate(statement: dict[str, Any]) -> Any:
+    """Validate a run's provenance with in-toto-attestation: the Statement, then its predicate parsed with
+    the bindings' SLSA Provenance v1 schema (unknown fields refused) and each ResourceDescriptor validated."""
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+
+    intoto_validate(statement)
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    pb = json_format.ParseDict(statement["predicate"], provenance_pb2.Provenance())
+    for rd in [*pb.build_definition.resolved_dependencies, *pb.run_details.byproducts]:
+        ResourceDescriptor.copy_from_pb(rd).validate()
+    assert pb.build_definition.build_type and pb.run_details.builder.id
+    return pb
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The state directory of runs outside git ($LODEC_HOME), inside the test's folder."""
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "lodec-home"))
+    return tmp_path / "lodec-home"
+
+
+def test_in_toto_attestation_validates_run_provenance(tmp_path: Path, home: Path) -> None:
+    from .runkit import make_skill, make_stack, run_json, step
+
+    make_skill(tmp_path / "stack" / "skills", "ok")
+    make_skill(tmp_path / "stack" / "skills", "bad", "sys.exit(3)\n")
+    (tmp_path / "ws").mkdir()
+    stack = make_stack(tmp_path / "stack", [step("a", "ok", outputs=["x.txt", "y.txt"]), step("b", "ok", deps=["a"])])
+    code, record, err = run_json(stack, tmp_path / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    statement = json.loads((home / "runs" / record["run"] / "provenance.json").read_text())
+    pb = slsa_validate(statement)
+    assert pb.run_details.metadata.invocation_id == record["run"]
+    # The timestamps are RFC 3339 as the protobuf Timestamp reads them, to the microsecond.
+    assert pb.run_details.metadata.started_on.ToJsonString() == record["started"]
+    assert pb.run_details.metadata.finished_on.ToJsonString() == record["ended"]
+    assert {d.uri for d in pb.build_definition.resolved_dependencies} == {
+        "lodec:stack:test-stack@1.0.0", "lodec:step:a", "lodec:step:b", "skill:ok"}
+
+    # A failed run: provenance for the artifacts that were made, still valid.
+    failing = make_stack(tmp_path / "stack", [step("a", "ok"), step("b", "bad", deps=["a"]),
+                                              step("c", "ok", deps=["b"])], name="failing-stack")
+    code, record, err = run_json(failing, tmp_path / "ws", "--allow-unsandboxed")
+    assert code == 1 and record["status"] == "failed"
+    statement = json.loads((home / "runs" / record["run"] / "provenance.json").read_text())
+    slsa_validate(statement)
+    assert [s["name"] for s in statement["subject"]] == ["a/out.txt"]
+    [record_descriptor] = statement["predicate"]["runDetails"]["byproducts"]
+    assert record_descriptor["annotations"] == {"status": "failed", "exitCode": 1,
+                                                "steps": {"a": "succeeded", "b": "failed", "c": "skipped"}}
+
+
+def test_a_run_without_artifacts_writes_no_provenance(tmp_path: Path, home: Path) -> None:
+    from .runkit import make_skill, make_stack, step
+
+    make_skill(tmp_path / "stack" / "skills", "quiet", "print('nothing to write')\n")
+    (tmp_path / "ws").mkdir()
+    stack = make_stack(tmp_path / "stack", [step("a", "quiet", outputs=[])])
+    code, out, err = run_cli("run", stack, "--workspace", tmp_path / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    # An in-toto Statement needs a subject: with no artifact there is nothing to attest.
+    assert "Provenance: none (the run produced no artifact)" in out
+    [run_dir] = (home / "runs").iterdir()
+    assert (run_dir / "run.json").is_file() and not (run_dir / "provenance.json").exists()

@@ -564,7 +564,7 @@ def test_run_record_journal_and_provenance(project: Path) -> None:
     assert "## a\n" in journal and "## b\n" in journal and "- headline: b done" in journal
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert prov["_type"] == "https://in-toto.io/Statement/v1"
-    assert prov["predicateType"] == "https://lodec.dev/provenance/run/v1"
+    assert prov["predicateType"] == "https://slsa.dev/provenance/v1"
     assert {s["name"] for s in prov["subject"]} == {"a/out.txt", "b/x.txt", "b/y.txt"}
     import hashlib
 
@@ -573,9 +573,36 @@ def test_run_record_journal_and_provenance(project: Path) -> None:
     for s in prov["subject"]:
         assert s["digest"]["sha256"] == hashlib.sha256(s["name"].split("/")[0].encode() + b"\n").hexdigest()
         assert s["digest"]["blake3"] == blake3.blake3(s["name"].split("/")[0].encode() + b"\n").hexdigest()
-    materials = {m["uri"]: m["digest"]["blake3"] for m in prov["predicate"]["materials"]}
-    assert materials["skill:ok"] == manifest["skillDigests"]["skill:ok"].removeprefix("blake3:")
-    assert materials["lodec:stack:test-stack@1.0.0"] == record["stack"]["digest"].removeprefix("blake3:")
+    build, details = prov["predicate"]["buildDefinition"], prov["predicate"]["runDetails"]
+    assert build["buildType"] == "https://lodec.dev/buildtypes/run/v1"
+    assert build["externalParameters"] == {"stack": {"name": "test-stack", "version": "1.0.0",
+                                                     "digest": record["stack"]["digest"]},
+                                           "trust": record["trust"], "steps": ["a", "b"]}
+    deps = {d["uri"]: d["digest"] for d in build["resolvedDependencies"]}
+    # Honest digest names: sha256/blake3 are what sha256sum/b3sum print for the manifest file;
+    # lodec's keyed manifest digest, step fingerprints and tree digests have lodec's own names.
+    data = stack.read_bytes()
+    assert deps["lodec:stack:test-stack@1.0.0"] == {
+        "sha256": hashlib.sha256(data).hexdigest(), "blake3": blake3.blake3(data).hexdigest(),
+        "lodecFingerprint": record["stack"]["digest"].removeprefix("blake3:")}
+    for name in ("a", "b"):
+        vein = (stack.parent / "steps" / f"{name}.vein").read_bytes()
+        assert deps[f"lodec:step:{name}"] == {
+            "sha256": hashlib.sha256(vein).hexdigest(), "blake3": blake3.blake3(vein).hexdigest(),
+            "lodecFingerprint": manifest["stepFingerprints"][name].removeprefix("blake3:")}
+    assert deps["skill:ok"] == {"lodecTree": manifest["skillDigests"]["skill:ok"].removeprefix("blake3:")}
+    from lodec import __version__
+
+    unsandboxed = "#unsandboxed" if record["sandbox"].startswith("none") else ""  # its own builder id (SLSA)
+    assert details["builder"] == {"id": f"https://lodec.dev/builder/lodec@{__version__}{unsandboxed}",
+                                  "version": {"lodec": __version__}}
+    assert details["metadata"] == {"invocationId": record["run"], "startedOn": record["started"],
+                                   "finishedOn": record["ended"]}
+    record_bytes = (run_dir / "run.json").read_bytes()
+    assert details["byproducts"] == [{
+        "name": "run.json", "mediaType": "application/vnd.lodec.run.v1+json",
+        "digest": {"sha256": hashlib.sha256(record_bytes).hexdigest(), "blake3": blake3.blake3(record_bytes).hexdigest()},
+        "annotations": {"status": "succeeded", "exitCode": 0, "steps": {"a": "succeeded", "b": "succeeded"}}}]
 
 
 def test_analytics_counts_steps_and_durations(project: Path) -> None:

@@ -194,7 +194,8 @@ def run(
       lodec run stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
       lodec run release.lodepack --key alice.pub --jobs 4
       lodec run stack.json --step release-readiness --reuse latest --trust normal
-    Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}.
+    Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}; provenance.json
+    (SLSA Provenance v1) is written when the run produced an artifact.
     """
     from ..app import runs as app
     from ..app.runs import RunRequest
@@ -219,7 +220,8 @@ def run(
         echo(f"Run {record.run} {record.status}: {summary} ({duration:.2f} s)")
         echo(f"Sandbox: {record.sandbox}")
         echo(f"Journal: {run_dir / 'journal.md'}")
-        echo(f"Provenance: {run_dir / 'provenance.json'}")
+        provenance = run_dir / "provenance.json"
+        echo(f"Provenance: {provenance}" if provenance.exists() else "Provenance: none (the run produced no artifact)")
     sys.exit(record.exit_code or 0)
 
 

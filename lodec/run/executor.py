@@ -362,7 +362,7 @@ class _Executor:
             records.write_run(workspace, record)
         self.pool.shutdown()
         reports.write_journal(self.run_dir, record, self.store)
-        reports.write_provenance(self.run_dir, record)
+        reports.write_provenance(self.run_dir, record, stack)
         return record
 
     def _mechanisms(self) -> str:

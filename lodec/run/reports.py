@@ -8,7 +8,8 @@ The journal is text for a terminal and a Markdown viewer: every string in
 it that a step, a skill or a run record supplied passes through
 ``lodec.names.printable`` first, so a headline cannot start a line, move
 the cursor or set a window title. ``run.json`` and ``provenance.json`` keep
-the raw values (JSON escapes them).
+the raw values (JSON escapes them). ``provenance.json`` is SLSA Provenance v1
+in an in-toto Statement v1 (``provenance``).
 """
 
 from __future__ import annotations
@@ -19,15 +20,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import atomic_write
+from ..format.fingerprint import file_digests
 from ..names import printable
 from ..sign.statement import STATEMENT_TYPE
 from ..store.cas import ArtifactDigest, Store
-from ..store.records import RunRecord, StepResult
+from ..store.records import RunRecord, StepResult, to_json
 
 if TYPE_CHECKING:
+    from ..stack.verify import VerifiedStack
     from .executor import PreparedRun
 
-PROVENANCE_PREDICATE = "https://lodec.dev/provenance/run/v1"
+#: SLSA Provenance v1 (``https://slsa.dev/spec/v1.0/provenance``), the predicate of ``provenance.json``.
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+#: The SLSA ``buildType`` of a lodec run, documented in ``docs/run-records.md`` §Provenance.
+BUILD_TYPE = "https://lodec.dev/buildtypes/run/v1"
+#: ``builder.id`` prefix; ``@<lodec version>`` follows.
+BUILDER = "https://lodec.dev/builder/lodec"
+#: DigestSet names of lodec's derived digests (in-toto DigestSet: new algorithms document their encoding).
+LODEC_FINGERPRINT = "lodecFingerprint"
+LODEC_TREE = "lodecTree"
+VEIN_MEDIA_TYPE = "application/vnd.lodec.vein"
+RUN_MEDIA_TYPE = "application/vnd.lodec.run.v1+json"
 
 
 def upstream(
@@ -126,45 +139,124 @@ def write_journal(run_dir: Path, record: RunRecord, store: Store) -> None:
     atomic_write(run_dir / "journal.md", journal_markdown(record, store).encode())
 
 
-def provenance(record: RunRecord) -> dict[str, Any]:
-    """An in-toto Statement v1 for a run (``docs/run-records.md``).
+def provenance(record: RunRecord, stack: VerifiedStack | None = None) -> dict[str, Any]:
+    """The run's provenance: an in-toto Statement v1 with a SLSA Provenance v1 predicate.
 
-    ``subject``: one entry per artifact, ``<step>/<output>``, digest set
-    ``{blake3, sha256}``. Predicate ``https://lodec.dev/provenance/run/v1``:
-    the run id, status, times, trust, and ``materials``: the stack (its
-    canonical digest) and every skill (its tree digest).
+    Shape (``docs/run-records.md`` §Provenance; SLSA Provenance v1,
+    ``https://slsa.dev/provenance/v1``):
+
+    - ``subject``: one entry per artifact, ``<step>/<output>``, digests
+      ``{sha256, blake3}`` of the artifact's bytes;
+    - ``buildDefinition``: ``buildType`` ``BUILD_TYPE``; ``externalParameters``
+      the verified stack (name, version, manifest digest), the trust mode and
+      the steps run; ``internalParameters`` the sandbox, jobs and signing
+      keyids; ``resolvedDependencies`` the stack manifest, every step and
+      every skill pin;
+    - ``runDetails``: ``builder.id`` (``builder_id``), ``metadata``
+      (``invocationId`` = the run id, ``startedOn``, ``finishedOn``),
+      ``byproducts`` the final ``run.json`` (with the run's status).
+
+    Digest names are honest: ``sha256`` / ``blake3`` are plain digests of
+    exact bytes (what ``sha256sum`` / ``b3sum`` print); lodec's own derived
+    digests are ``lodecFingerprint`` (the keyed record fingerprint of
+    ``docs/vein-format.md``: a step fingerprint, or the manifest digest) and
+    ``lodecTree`` (a skill's tree digest, ``docs/skill-contract.md``),
+    64 lowercase hex each. ``stack`` (the verified stack that ran) adds the
+    plain digests of the manifest and step bytes; without it only the
+    lodec digests recorded in ``record`` are given.
     """
     subject = []
     for step, rec in record.steps.items():
         for output, digest in sorted(rec.artifacts.items()):
-            subject.append({"name": f"{step}/{output}", "digest": {"blake3": digest.blake3, "sha256": digest.sha256}})
-    stack = record.stack
-    materials = [{"uri": f"lodec:stack:{stack.name}@{stack.version}",
-                  "digest": {"blake3": stack.digest.removeprefix("blake3:")}}]
-    materials += [{"uri": ref, "digest": {"blake3": digest.removeprefix("blake3:")}}
-                  for ref, digest in sorted(record.skills.items())]
+            subject.append({"name": f"{step}/{output}", "digest": {"sha256": digest.sha256, "blake3": digest.blake3}})
+    ref = record.stack
+    manifest: dict[str, Any] = {"uri": f"lodec:stack:{ref.name}@{ref.version}",
+                                "digest": _derived(ref.digest, LODEC_FINGERPRINT), "mediaType": "application/json"}
+    dependencies = [manifest]
+    if stack is not None:
+        manifest["digest"] = file_digests(stack.manifest_bytes) | manifest["digest"]
+    fingerprints = {name: r.fingerprint for name, r in record.steps.items()}
+    if stack is not None:
+        fingerprints |= {name: vein.fingerprint for name, vein in stack.steps.items()}
+    for name, fingerprint in sorted(fingerprints.items()):
+        digest = _derived(fingerprint, LODEC_FINGERPRINT)
+        if stack is not None and name in stack.steps:
+            digest = file_digests(stack.steps[name].data) | digest
+        dependencies.append({"uri": f"lodec:step:{name}", "digest": digest,
+                             "mediaType": VEIN_MEDIA_TYPE})
+    dependencies += [{"uri": ref_, "digest": _derived(tree, LODEC_TREE)}
+                     for ref_, tree in sorted(record.skills.items())]
+    external: dict[str, Any] = {
+        "stack": {"name": ref.name, "version": ref.version, "digest": ref.digest},
+        "trust": record.trust,
+        "steps": list(record.order),
+    }
+    if record.reused is not None:
+        external["reuse"] = record.reused.run
+    metadata = {"invocationId": record.run, "startedOn": record.started}
+    if record.ended is not None:
+        metadata["finishedOn"] = record.ended
+    run_json = to_json(record)
     return {
         "_type": STATEMENT_TYPE,
         "subject": subject,
-        "predicateType": PROVENANCE_PREDICATE,
+        "predicateType": SLSA_PROVENANCE,
         "predicate": {
-            "run": record.run,
-            "status": record.status,
-            "startedOn": record.started,
-            "finishedOn": record.ended,
-            "trust": record.trust,
-            "sandbox": record.sandbox,
-            "materials": materials,
-            "steps": {s: {"status": r.status, "fingerprint": r.fingerprint, "exitCode": r.exit_code}
-                      for s, r in record.steps.items()},
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": external,
+                "internalParameters": {"sandbox": record.sandbox, "jobs": record.jobs,
+                                       "signedBy": list(ref.signedBy)},
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {"id": builder_id(record), "version": {"lodec": lodec_version()}},
+                "metadata": metadata,
+                "byproducts": [{
+                    "name": "run.json", "digest": file_digests(run_json), "mediaType": RUN_MEDIA_TYPE,
+                    "annotations": {"status": record.status, "exitCode": record.exit_code,
+                                    "steps": {name: r.status for name, r in record.steps.items()}},
+                }],
+            },
         },
     }
 
 
-def write_provenance(run_dir: Path, record: RunRecord) -> None:
-    """Write ``provenance.json`` atomically (keys sorted, 2-space indent)."""
-    atomic_write(run_dir / "provenance.json",
-                 (json.dumps(provenance(record), indent=2, sort_keys=True) + "\n").encode())
+def builder_id(record: RunRecord) -> str:
+    """``builder.id``: ``https://lodec.dev/builder/lodec@VERSION``, with ``#unsandboxed`` when the run was not
+    sandboxed (SLSA: a mode with other security properties has its own builder id)."""
+    base = f"{BUILDER}@{lodec_version()}"
+    return base + "#unsandboxed" if record.sandbox.startswith("none") else base
+
+
+def lodec_version() -> str:
+    """The installed lodec distribution's version (``lodec.__version__``; read from the package
+    metadata, since this layer may not import the top-level package), or ``unknown``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lodec")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _derived(prefixed: str, name: str) -> dict[str, str]:
+    """``{name: hex}`` from lodec's ``blake3:<hex>`` form of a derived digest."""
+    return {name: prefixed.removeprefix("blake3:")}
+
+
+def write_provenance(run_dir: Path, record: RunRecord, stack: VerifiedStack | None = None) -> Path | None:
+    """Write ``provenance.json`` (``provenance``) atomically (keys sorted, 2-space indent); returns its path.
+
+    A run that produced no artifact gets none (``None``): an in-toto
+    Statement attests to at least one subject, and there is none.
+    """
+    statement = provenance(record, stack)
+    if not statement["subject"]:
+        return None
+    path = run_dir / "provenance.json"
+    atomic_write(path, (json.dumps(statement, indent=2, sort_keys=True) + "\n").encode())
+    return path
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:

@@ -4,7 +4,7 @@ Layout under the workspace's state directory (``docs/run-records.md``)::
 
     runs/<run-id>/run.json          the record (``RunRecord``)
     runs/<run-id>/journal.md        a section per step (``lodec.run.reports``)
-    runs/<run-id>/provenance.json   in-toto Statement v1 over the artifacts
+    runs/<run-id>/provenance.json   SLSA Provenance v1 (in-toto Statement) over the artifacts
     runs/<run-id>/skills/<name>/    the skills as materialised for the run
     runs/<run-id>/steps/<step>/     stdout.log, stderr.log
     cas/blake3/..                   the artifacts (``lodec.store.cas``)

@@ -74,7 +74,7 @@ def test_code_review_stack_runs_end_to_end(example: Path) -> None:
         "lint/lint-report.json", "static-analysis/report.json", "static-analysis/annotations.sarif",
         "ai-review/review-comments.json"}
     manifest = json.loads(stack.read_text())
-    uris = {m["uri"] for m in prov["predicate"]["materials"]}
+    uris = {m["uri"] for m in prov["predicate"]["buildDefinition"]["resolvedDependencies"]}
     assert set(manifest["skillDigests"]) <= uris
 
 
