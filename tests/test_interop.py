@@ -323,3 +323,48 @@ def test_a_run_without_artifacts_writes_no_provenance(tmp_path: Path, home: Path
     assert "Provenance: none (the run produced no artifact)" in out
     [run_dir] = (home / "runs").iterdir()
     assert (run_dir / "run.json").is_file() and not (run_dir / "provenance.json").exists()
+
+
+def golden_provenance(seed_stack: Path) -> dict[str, Any]:
+    """``provenance`` of a fixed run record of the seed stack (``tests/golden/run-provenance.json``)."""
+    import lodec
+    from lodec.run.reports import provenance
+    from lodec.store.cas import digest_bytes
+    from lodec.store.records import RUN_FORMAT, RunRecord, StackRef, StepResult
+
+    folder = seed_stack.parent
+    verified = lodec.verify_stack(seed_stack.read_bytes(),
+                                  lambda name: (folder / "steps" / f"{name}.vein").read_bytes()).require()
+    fingerprints = verified.manifest["stepFingerprints"]
+
+    def result(name: str, status: str, outputs: dict[str, bytes]) -> StepResult:
+        return StepResult(status=status, skill=f"skill:{name}", skillDigest="blake3:" + "5" * 64,
+                          fingerprint=fingerprints[name], concurrency="read", exit_code=0 if outputs else 1,
+                          started="2026-11-21T10:00:01.000000Z", ended="2026-11-21T10:00:02.000000Z",
+                          duration_ms=1000.0, reason=None if outputs else "exit_nonzero",
+                          artifacts={k: digest_bytes(v) for k, v in outputs.items()})
+
+    record = RunRecord(
+        format=RUN_FORMAT, run="20261121T100000.000000Z-0123abcd", status="failed", exit_code=1,
+        stack=StackRef(name=verified.name, version=verified.version, digest=verified.digest, signedBy=["sha256:" + "a" * 64]),
+        skills={"skill:eslint-check": "blake3:" + "e" * 64, "skill:static-analysis": "blake3:" + "f" * 64},
+        workspace="/work", trust="strict", jobs=2, sandbox="bubblewrap 0.8.0: user, pid namespaces",
+        started="2026-11-21T10:00:00.000000Z", ended="2026-11-21T10:00:03.500000Z", duration_ms=3500.0,
+        order=["lint", "static-analysis"],
+        steps={"lint": result("lint", "succeeded", {"lint-report.json": b'{"errors": 0}\n'}),
+               "static-analysis": result("static-analysis", "failed", {})},
+    )
+    return provenance(record, verified)
+
+
+def test_run_provenance_golden_vector(seed_stack: Path) -> None:
+    # The wire form of run provenance is pinned: a change to it is deliberate (update the file with
+    # the change, and docs/run-records.md). Only lodec's version is not pinned.
+    from lodec.run.reports import lodec_version
+
+    text = json.dumps(golden_provenance(seed_stack), indent=2, sort_keys=True) + "\n"
+    text = text.replace(f"lodec@{lodec_version()}", "lodec@VERSION").replace(
+        f'"lodec": "{lodec_version()}"', '"lodec": "VERSION"')
+    golden = Path(__file__).parent / "golden" / "run-provenance.json"
+    assert text == golden.read_text()
+    slsa_validate(json.loads(text))
