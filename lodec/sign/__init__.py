@@ -6,7 +6,7 @@ The pipeline's "sign" stage (``docs/signing.md``):
 - ``dsse``: DSSE v1 envelope and PAE;
 - ``statement``: the signed payload, an in-toto Statement v1 approving one stack;
 - ``signer``: create or extend an envelope;
-- ``policy``: trusted keys and t-of-n thresholds per stack-name pattern;
+- ``policy``: trusted keys and t-of-n thresholds per stack-name pattern, revoked keyids, key validity windows;
 - ``state`` / ``versions``: rollback protection by semantic version;
 - ``trust``: the I/O-free signed verification.
 """
@@ -20,7 +20,8 @@ _EXPORTS = {
     "Envelope": "dsse", "Signature": "dsse", "pae": "dsse", "parse_envelope": "dsse",
     "PrivateKey": "keys", "PublicKey": "keys", "generate_key": "keys", "load_any_key": "keys",
     "load_private_key": "keys", "load_public_key": "keys",
-    "TrustPolicy": "policy", "TrustRule": "policy", "load_policy": "policy", "parse_policy": "policy",
+    "KeyWindow": "policy", "TrustPolicy": "policy", "TrustRule": "policy", "load_policy": "policy",
+    "parse_policy": "policy",
     "policy_from_keys": "policy",
     "DEFAULT_VALIDITY": "signer", "sign_stack": "signer",
     "TrustedVersion": "state",
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .dsse import Envelope, Signature, pae, parse_envelope
     from .keys import PrivateKey, PublicKey, generate_key, load_any_key, load_private_key, load_public_key
-    from .policy import TrustPolicy, TrustRule, load_policy, parse_policy, policy_from_keys
+    from .policy import KeyWindow, TrustPolicy, TrustRule, load_policy, parse_policy, policy_from_keys
     from .signer import DEFAULT_VALIDITY, sign_stack
     from .state import TrustedVersion
     from .statement import PAYLOAD_TYPE, PREDICATE_TYPE, Approval, parse_statement

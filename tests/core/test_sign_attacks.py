@@ -16,13 +16,14 @@ in-toto wire format, not with lodec's writer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from lodec.errors import LodecError
 from lodec.format.pack import read_pack
-from lodec.sign.policy import TrustPolicy, TrustRule
+from lodec.sign.policy import KeyWindow, TrustPolicy, TrustRule
 from lodec.sign.state import TrustedVersion
 from lodec.sign.trust import verify_signed_stack
 
@@ -96,6 +97,41 @@ def test_revoked_signer_no_longer_counts(seed: Stack, envelope: bytes) -> None:
     # alice's key was revoked: the policy now trusts bob and carol, two required.
     assert_refused(verify_signed(seed, envelope, trusted=("bob", "carol"), threshold=2),
                    "signature_untrusted", "threshold_not_met")
+
+
+def lifecycle(*, revoked: tuple[str, ...] = (), windows: dict[str, KeyWindow] | None = None) -> TrustPolicy:
+    """alice and bob, two required, with the key lifecycle of a policy file (``revoked``, windows by name)."""
+    rule = TrustRule("*", (key("alice").public, key("bob").public), 2)
+    return TrustPolicy((rule,), "trust.toml", frozenset(key(n).public.keyid for n in revoked),
+                       {key(n).public.keyid: w for n, w in (windows or {}).items()})
+
+
+def test_signer_revoked_in_the_policy_is_refused_at_threshold_two(seed: Stack, envelope: bytes) -> None:
+    assert_verified(verify_signed_stack(seed.manifest, envelope, seed.read_step, policy=lifecycle(), now=VERIFY_AT))
+    report = verify_signed_stack(seed.manifest, envelope, never_read, policy=lifecycle(revoked=("bob",)),
+                                 now=VERIFY_AT)
+    assert_refused(report, "signature_revoked", "threshold_not_met")
+    assert report.signature is not None
+    assert [c.status for c in report.signature.signatures] == ["valid", "revoked"]
+    assert report.signature.signed_by == (key("alice").public.keyid,)
+
+
+@pytest.mark.parametrize("window", [
+    KeyWindow(not_after=VERIFY_AT),  # retired: not-after is exclusive
+    KeyWindow(not_after=VERIFY_AT - timedelta(days=30)),
+    KeyWindow(not_before=VERIFY_AT + timedelta(seconds=1)),  # not valid yet
+])
+def test_signature_by_a_key_outside_its_validity_window_is_refused(
+    seed: Stack, envelope: bytes, window: KeyWindow
+) -> None:
+    report = verify_signed_stack(seed.manifest, envelope, never_read, policy=lifecycle(windows={"alice": window}),
+                                 now=VERIFY_AT)
+    assert_refused(report, "signature_key_outside_window", "threshold_not_met")
+    assert report.problems[0].message.endswith(
+        f"and the verification time is {VERIFY_AT:%Y-%m-%dT%H:%M:%SZ}; it counts for nothing")
+    held = KeyWindow(not_before=VERIFY_AT, not_after=VERIFY_AT + timedelta(seconds=1))
+    assert_verified(verify_signed_stack(seed.manifest, envelope, seed.read_step,
+                                        policy=lifecycle(windows={"alice": held}), now=VERIFY_AT))
 
 
 def test_too_few_distinct_signers_is_refused(seed: Stack) -> None:
