@@ -242,8 +242,9 @@ def verify(
 
     \b
     With --key (or --policy) it first checks the DSSE envelope: valid
-    signatures from THRESHOLD distinct trusted keys over the exact manifest
-    bytes; the signed digest, name and version; the expiry (freeze); and
+    signatures from THRESHOLD distinct trusted keys (none the policy revokes
+    or holds outside its validity window) over the exact manifest bytes;
+    the signed digest, name and version; the expiry (freeze); and
     that the version is not older than the one verified before (rollback).
     A success records the version in the state file.
       lodec verify stack.json --key alice.pub --key bob.pub --threshold 2

@@ -52,7 +52,8 @@ def trust_options(f: F) -> F:
 
     g: Any = command
     g = click.option("--now", "now_text", metavar="TIMESTAMP",
-                     help="Reference time (RFC 3339, e.g. 2027-01-31T00:00:00Z). Default: the current time.")(g)
+                     help="Reference time (RFC 3339, e.g. 2027-01-31T00:00:00Z) for the approval's expiry and the "
+                          "policy's key validity windows. Default: the current time.")(g)
     g = click.option("--state", "state_path", type=click.Path(dir_okay=False),
                      help="Rollback state file (or $LODEC_STATE; keep it in a CI cache). Default: "
                           "trusted-stacks.json in the workspace's state directory (.lodec/ at the git repository "
@@ -60,7 +61,8 @@ def trust_options(f: F) -> F:
     g = click.option("--name", "expected_name", metavar="STACK",
                      help="The stack name you asked for; a stack signed under another name is refused.")(g)
     g = click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
-                     help="Trust policy file (TOML): trusted keys and thresholds per stack-name pattern.")(g)
+                     help="Trust policy file (TOML): trusted keys and thresholds per stack-name pattern, revoked "
+                          "keyids, key validity windows (docs/signing.md).")(g)
     g = click.option("--threshold", type=click.IntRange(min=1),
                      help="Valid signatures needed from distinct --key keys. Default: 1.")(g)
     g = click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False),
