@@ -209,3 +209,15 @@ class RunError(LodecError):
     """``lodec run`` and its records: a refusal before any step starts, or a missing run."""
 
     code = "run_refused"
+
+
+class DistributionError(LodecError):
+    """A push or pull through a registry or an OCI image layout failed (``lodec.dist``).
+
+    Code ``distribution_failed``; raise sites give a more specific code:
+    ``registry_unreachable``, ``registry_error``, ``registry_auth``,
+    ``artifact_not_found``, ``artifact_invalid``, ``digest_mismatch``,
+    ``referrer_missing``, ``referrer_mismatch``, ``layout_invalid``.
+    """
+
+    code = "distribution_failed"

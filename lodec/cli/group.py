@@ -1,11 +1,12 @@
-"""The ``lodec`` click group: every command of ``commands`` and ``run_commands``, registered once."""
+"""The ``lodec`` click group: every command of ``commands``, ``run_commands``, ``author_commands`` and
+``dist_commands``, registered once."""
 
 from __future__ import annotations
 
-from . import author_commands, commands, run_commands
+from . import author_commands, commands, dist_commands, run_commands
 from .commands import main
 
-for _command in (*commands.COMMANDS, *run_commands.COMMANDS, author_commands.build):
+for _command in (*commands.COMMANDS, *run_commands.COMMANDS, author_commands.build, *dist_commands.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -1,0 +1,176 @@
+"""A real OCI registry on loopback for the tests: Debian's ``docker-registry`` (CNCF Distribution 2.8).
+
+Distribution 2.8 stores manifests with a ``subject`` but has no referrers
+API (``GET /v2/<name>/referrers/<digest>`` answers 404), so against it
+lodec takes the referrers tag-schema fallback. To exercise the API path too,
+``ReferrersProxy`` sits in front of the same registry on loopback and adds
+exactly what a v1.1 registry adds: it answers ``OCI-Subject`` to a manifest
+pushed with a ``subject`` and serves ``/v2/<name>/referrers/<digest>`` from
+the manifests it saw pushed. Every other request, and every byte stored,
+is the real registry's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RegistryServer:
+    """``docker-registry serve`` with filesystem storage in ``root``, on ``127.0.0.1:<free port>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.storage = root / "storage"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = root / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
+            "  cache:\n    blobdescriptor: \"\"\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+        self.log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"docker-registry did not start: {(root / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def blob_file(self, digest: str) -> Path:
+        """Where the filesystem driver keeps a blob's bytes."""
+        hex_ = digest.split(":", 1)[1]
+        return self.storage / "docker" / "registry" / "v2" / "blobs" / "sha256" / hex_[:2] / hex_ / "data"
+
+    def get(self, path: str, accept: str = "*/*") -> tuple[int, bytes]:
+        req = urllib.request.Request(f"http://{self.host}{path}", headers={"Accept": accept})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def tags(self, repo: str) -> list[str]:
+        status, body = self.get(f"/v2/{repo}/tags/list")
+        return list(json.loads(body).get("tags") or []) if status == 200 else []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+_REFERRERS = re.compile(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})(?:\?.*)?$")
+_MANIFEST_PUT = re.compile(r"^/v2/(.+)/manifests/([^/?]+)$")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
+        "proxy-authenticate"}
+
+
+class ReferrersProxy:
+    """A loopback reverse proxy adding the distribution spec v1.1 referrers API to ``upstream``."""
+
+    def __init__(self, upstream: RegistryServer) -> None:
+        self.upstream = upstream
+        self.referrers: dict[tuple[str, str], list[dict[str, object]]] = {}
+        self.api_calls = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                m = _REFERRERS.match(self.path)
+                if m and self.command == "GET":
+                    proxy.api_calls += 1
+                    listed = proxy.referrers.get((m.group(1), m.group(2)), [])
+                    data = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                       "manifests": listed}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                extra = {}
+                m = _MANIFEST_PUT.match(self.path)
+                if self.command == "PUT" and m and resp.status == 201:
+                    doc = json.loads(body)
+                    subject = doc.get("subject")
+                    if isinstance(subject, dict):
+                        entry = {"mediaType": doc.get("mediaType"), "size": len(body),
+                                 "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                                 "artifactType": doc.get("artifactType")}
+                        proxy.referrers.setdefault((m.group(1), subject["digest"]), []).append(entry)
+                        extra["OCI-Subject"] = subject["digest"]
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in _HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                upstream_length = resp.getheader("Content-Length")
+                self.send_header("Content-Length", upstream_length if self.command == "HEAD" and upstream_length
+                                 else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def registry_binary() -> str | None:
+    return shutil.which("docker-registry") or (
+        "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None)

@@ -1,0 +1,363 @@
+"""Distribution: `lodec push` / `lodec pull` through a real registry and through an OCI image layout.
+
+The registry is Debian's ``docker-registry`` (CNCF Distribution 2.8) on
+loopback, started by the session fixture; it has no referrers API, so the
+referrer is found through the tag-schema fallback there, and through the
+API behind ``ReferrersProxy`` (tests/registry.py). Attacks (a tampered blob
+in the registry's storage, a swapped referrer, a pack short of the
+threshold, plain HTTP off loopback) are each refused with nothing written
+at ``-o``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lodec.dist import ENVELOPE_ARTIFACT_TYPE, ENVELOPE_MEDIA_TYPE, Descriptor, parse_reference
+from lodec.dist.oci import INDEX_MEDIA_TYPE, index, referrer_manifest, referrers_tag
+from lodec.dist.reference import ReferenceInvalid
+from lodec.dist.registry import Registry
+from lodec.format.pack import read_pack
+
+from .conftest import VERIFY_AT, run_cli, sign_cli, unavailable
+from .registry import ReferrersProxy, RegistryServer, registry_binary
+
+_repos = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    if registry_binary() is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    server = RegistryServer(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def referrers_proxy(registry: RegistryServer):  # type: ignore[no-untyped-def]
+    proxy = ReferrersProxy(registry)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def repo() -> str:
+    return f"lodec/t{next(_repos)}"
+
+
+def keys_args(keys: dict[str, Path], *names: str) -> list[str]:
+    return [a for n in names for a in ("--key", f"{keys[n]}.pub")]
+
+
+def make_pack(manifest: Path, out: Path) -> Path:
+    code, _, err = run_cli("pack", manifest, "-o", out)
+    assert code == 0, err
+    return out
+
+
+def copy_unsigned(manifest: Path, folder: Path) -> Path:
+    """The stack's manifest and steps copied into ``folder`` (without its envelope)."""
+    folder.mkdir()
+    shutil.copytree(manifest.parent / "steps", folder / "steps")
+    shutil.copy(manifest, folder / manifest.name)
+    return folder / manifest.name
+
+
+@pytest.fixture
+def signed_pack(signed_stack: Path, tmp_path: Path) -> Path:
+    """The seed stack signed by alice and bob, packed."""
+    return make_pack(signed_stack, tmp_path / "cr.lodepack")
+
+
+def push(pack: Path, ref: str, *extra: str) -> dict:
+    plain = ["--plain-http"] if ref.startswith("oci://") else []
+    code, out, err = run_cli("push", pack, ref, "--json", *plain, *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def pull(ref: str, out: Path, *extra: str) -> tuple[int, dict | None, str]:
+    plain = ["--plain-http"] if ref.startswith("oci://") else []
+    code, stdout, err = run_cli("pull", ref, "-o", out, "--json", *plain, "--now", VERIFY_AT,
+                                "--state", out.parent / "state.json", *extra)
+    assert "Traceback" not in err
+    return code, (json.loads(stdout) if stdout.strip() else None), err
+
+
+def assert_nothing_written(out: Path) -> None:
+    assert not out.exists() and not out.with_name(out.name + ".dsse").exists()
+    assert not list(out.parent.glob(f".{out.name}*")), "a temp file was left beside the output"
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_push_then_pull_by_tag_and_by_digest_round_trips_the_bytes(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}")
+    assert pushed["reference"] == f"oci://{registry.host}/{repo}:1.0.0"  # the tag defaults to the version
+    digest = pushed["manifest"]["digest"]
+    for n, ref in enumerate((f"oci://{registry.host}/{repo}:1.0.0", f"oci://{registry.host}/{repo}@{digest}")):
+        out = tmp_path / f"pulled{n}" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(ref, out, *keys_args(keys, "alice"))
+        assert code == 0, err
+        assert out.read_bytes() == signed_pack.read_bytes()
+        assert out.with_name("cr.lodepack.dsse").read_bytes() == read_pack(signed_pack.read_bytes()).envelope
+        assert doc is not None and doc["ok"] and doc["manifest"]["digest"] == digest
+        assert doc["pinned"] == f"oci://{registry.host}/{repo}@{digest}"
+        assert doc["referrer"]["digest"] == pushed["referrer"]["digest"]
+        assert doc["stack"] == "code-review-pipeline" and doc["trust"]["threshold"] == 1
+
+
+def test_pushing_the_same_pack_twice_gives_the_same_manifest_digest(
+    registry: RegistryServer, repo: str, signed_pack: Path
+) -> None:
+    first = push(signed_pack, f"oci://{registry.host}/{repo}:a")
+    second = push(signed_pack, f"oci://{registry.host}/{repo}:b")
+    assert first["manifest"] == second["manifest"] and first["referrer"] == second["referrer"]
+    assert second["uploaded"] == 0 and second["skipped"] == 3  # config, pack, envelope already there
+
+
+def test_referrer_found_through_the_tag_schema_fallback(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    digest = pushed["manifest"]["digest"]
+    # Distribution 2.8 has no referrers API: the spec's fallback is the only way the referrer can be found.
+    status, _ = registry.get(f"/v2/{repo}/referrers/{digest}")
+    assert status == 404
+    assert pushed["referrers"] == "fallback"
+    assert referrers_tag(digest) in registry.tags(repo)
+    status, body = registry.get(f"/v2/{repo}/manifests/{referrers_tag(digest)}", accept=INDEX_MEDIA_TYPE)
+    listed = json.loads(body)["manifests"]
+    assert [(d["digest"], d["artifactType"]) for d in listed] == [(pushed["referrer"]["digest"],
+                                                                    ENVELOPE_ARTIFACT_TYPE)]
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "alice", "bob"))
+    assert code == 0, err
+    assert doc is not None and doc["referrers"] == "fallback" and doc["referrer"] == pushed["referrer"]
+
+
+def test_referrer_found_through_the_referrers_api(
+    registry: RegistryServer, referrers_proxy: ReferrersProxy, repo: str, signed_pack: Path,
+    keys: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{referrers_proxy.host}/{repo}:v1")
+    digest = pushed["manifest"]["digest"]
+    assert pushed["referrers"] == "api"
+    # A registry with the API gets no fallback tag: the API is then the only way to find the referrer.
+    assert registry.tags(repo) == ["v1"]
+    calls = referrers_proxy.api_calls
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{referrers_proxy.host}/{repo}@{digest}", out, *keys_args(keys, "alice"))
+    assert code == 0, err
+    assert doc is not None and doc["referrers"] == "api" and doc["referrer"] == pushed["referrer"]
+    assert referrers_proxy.api_calls == calls + 1
+    assert out.read_bytes() == signed_pack.read_bytes()
+
+
+def test_tampered_pack_blob_in_registry_storage_is_refused_and_nothing_written(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    blob = registry.blob_file(pushed["layer"]["digest"])
+    original = blob.read_bytes()
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0x01
+    blob.write_bytes(bytes(tampered))
+    try:
+        out = tmp_path / "out" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[digest_mismatch]" in err, err
+        assert doc is not None and doc["ok"] is False and doc["error"]["code"] == "digest_mismatch"
+        assert_nothing_written(out)
+    finally:
+        blob.write_bytes(original)  # blobs are shared by digest across the session's repositories
+
+
+def test_swapped_referrer_signed_by_an_untrusted_key_is_refused_and_nothing_written(
+    registry: RegistryServer, repo: str, signed_pack: Path, signed_stack: Path, keys: dict[str, Path],
+    tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    subject = Descriptor(media_type="application/vnd.oci.image.manifest.v1+json", **{
+        k: pushed["manifest"][k] for k in ("digest", "size")})
+    # Mallory signs the same manifest and puts her envelope in place of alice's and bob's referrer.
+    mallory_manifest = copy_unsigned(signed_stack, tmp_path / "mallory")
+    sign_cli(mallory_manifest, keys["mallory"])
+    envelope = mallory_manifest.with_name(mallory_manifest.name + ".dsse").read_bytes()
+    store = Registry(parse_reference(f"oci://{registry.host}/{repo}"), push=True, plain_http=True)
+    store.put_blob(envelope)
+    swapped, _ = store.attach(referrer_manifest(Descriptor.of(ENVELOPE_MEDIA_TYPE, envelope), subject), subject,
+                              artifact_type=ENVELOPE_ARTIFACT_TYPE)
+    store._put_manifest(index([swapped]), referrers_tag(subject.digest), INDEX_MEDIA_TYPE)
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "alice", "bob"))
+    assert code == 1 and "[referrer_mismatch]" in err, err
+    assert_nothing_written(out)
+    # With the swapped referrer removed and none left, a signed pack is still refused: the referrer is required.
+    store._put_manifest(index([]), referrers_tag(subject.digest), INDEX_MEDIA_TYPE)
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "alice", "bob"))
+    assert code == 1 and "[referrer_missing]" in err, err
+    assert_nothing_written(out)
+
+
+def test_pull_verified_at_threshold_two_with_two_keys(
+    registry: RegistryServer, repo: str, signed_pack: Path, signed_stack: Path, keys: dict[str, Path],
+    tmp_path: Path
+) -> None:
+    push(signed_pack, f"oci://{registry.host}/{repo}:both")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:both", out, *keys_args(keys, "alice", "bob"),
+                          "--threshold", "2")
+    assert code == 0, err
+    assert doc is not None and doc["trust"]["threshold"] == 2 and len(doc["trust"]["signedBy"]) == 2, doc
+    # The same stack signed by alice alone is short of the threshold: verified as lodec verify does, refused.
+    alone = copy_unsigned(signed_stack, tmp_path / "alone")
+    sign_cli(alone, keys["alice"])
+    push(make_pack(alone, tmp_path / "alone.lodepack"), f"oci://{registry.host}/{repo}:alice")
+    out2 = tmp_path / "out2" / "cr.lodepack"
+    out2.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:alice", out2, *keys_args(keys, "alice", "bob"),
+                          "--threshold", "2")
+    assert code == 1, err
+    assert doc is not None and doc["ok"] is False
+    assert "threshold_not_met" in {p["code"] for p in doc["problems"]}, doc["problems"]
+    assert_nothing_written(out2)
+
+
+def test_pull_of_a_pack_signed_by_an_untrusted_key_is_refused(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "mallory"))
+    assert code == 1 and doc is not None and doc["ok"] is False
+    assert_nothing_written(out)
+
+
+def test_pull_of_a_missing_tag_is_artifact_not_found(registry: RegistryServer, repo: str, keys: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    out = tmp_path / "cr.lodepack"
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:nope", out, *keys_args(keys, "alice"))
+    assert code == 1 and "[artifact_not_found]" in err
+    assert_nothing_written(out)
+
+
+# ------------------------------------------------------------------ layout
+
+
+def test_oci_layout_round_trip_with_referrer(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    layout = tmp_path / "transfer"
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    assert pushed["referrers"] == "layout"
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    listed = json.loads((layout / "index.json").read_text())["manifests"]
+    digest, referrer = pushed["manifest"]["digest"], pushed["referrer"]["digest"]
+    assert [(d["digest"], (d.get("annotations") or {}).get("org.opencontainers.image.ref.name")) for d in listed] \
+        == [(digest, "v1"), (referrer, None)]
+    ref_doc = json.loads((layout / "blobs" / "sha256" / referrer.split(":")[1]).read_text())
+    assert ref_doc["subject"]["digest"] == digest and ref_doc["artifactType"] == ENVELOPE_ARTIFACT_TYPE
+    for n, ref in enumerate((f"oci-layout:{layout}:v1", f"oci-layout:{layout}@{digest}")):
+        out = tmp_path / f"out{n}" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(ref, out, *keys_args(keys, "alice", "bob"), "--threshold", "2")
+        assert code == 0, err
+        assert out.read_bytes() == signed_pack.read_bytes()
+        assert doc is not None and doc["referrers"] == "layout" and doc["referrer"]["digest"] == referrer
+
+
+def test_oci_layout_tampered_blob_is_refused_and_nothing_written(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    layout = tmp_path / "transfer"
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    blob = layout / "blobs" / "sha256" / pushed["layer"]["digest"].split(":")[1]
+    for name, data in (("flipped", bytes([blob.read_bytes()[0] ^ 1]) + blob.read_bytes()[1:]),
+                       ("endless", blob.read_bytes() + b"\0" * 4096)):
+        blob.write_bytes(data)
+        out = tmp_path / name / "cr.lodepack"
+        out.parent.mkdir()
+        code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[digest_mismatch]" in err, (name, err)
+        assert_nothing_written(out)
+
+
+def test_oci_layout_swapped_referrer_is_refused(
+    signed_pack: Path, signed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    layout = tmp_path / "transfer"
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    mallory_manifest = copy_unsigned(signed_stack, tmp_path / "mallory")
+    sign_cli(mallory_manifest, keys["mallory"])
+    envelope = mallory_manifest.with_name(mallory_manifest.name + ".dsse").read_bytes()
+    from lodec.dist.layout import Layout
+
+    store = Layout(layout)
+    subject = Descriptor(media_type="application/vnd.oci.image.manifest.v1+json", **{
+        k: pushed["manifest"][k] for k in ("digest", "size")})
+    store.put_blob(envelope)
+    store.attach(referrer_manifest(Descriptor.of(ENVELOPE_MEDIA_TYPE, envelope), subject), subject,
+                 artifact_type=ENVELOPE_ARTIFACT_TYPE)
+    doc = json.loads((layout / "index.json").read_text())
+    doc["manifests"] = [d for d in doc["manifests"] if d["digest"] != pushed["referrer"]["digest"]]
+    (layout / "index.json").write_text(json.dumps(doc))
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice", "bob"))
+    assert code == 1 and "[referrer_mismatch]" in err, err
+    assert_nothing_written(out)
+
+
+# ------------------------------------------------------------------ usage
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_plain_http_to_a_non_loopback_host_is_refused(command: str, signed_pack: Path, keys: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    ref = "oci://registry.example.com/team/cr:v1"
+    args = [signed_pack, ref] if command == "push" else [ref, "-o", tmp_path / "x.lodepack", "--key",
+                                                          f"{keys['alice']}.pub"]
+    code, _, err = run_cli(command, *args, "--plain-http")
+    assert code == 2 and "loopback" in err and "TLS" in err, err
+    assert not (tmp_path / "x.lodepack").exists()
+
+
+def test_pull_without_keys_or_unsigned_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = run_cli("pull", f"oci-layout:{tmp_path}:v1", "-o", tmp_path / "x.lodepack")
+    assert code == 2 and "--unsigned" in err
+
+
+@pytest.mark.parametrize("text", [
+    "oci://", "oci://host", "oci://host/", "oci://host/Upper:v1", "oci://host/repo:bad tag", "oci://host/r@sha256:12",
+    "oci://ho st/r:v1", "docker://host/r:v1", "oci-layout:", "oci-layout:dir@md5:00",
+])
+def test_malformed_references_are_refused(text: str) -> None:
+    with pytest.raises(ReferenceInvalid):
+        parse_reference(text)
+
+
+def test_references_parse() -> None:
+    r = parse_reference("oci://localhost:5000/a/b-c:1.0.0")
+    assert (r.host, r.repository, r.tag, r.digest, r.hostname) == ("localhost:5000", "a/b-c", "1.0.0", None,
+                                                                   "localhost")
+    d = "sha256:" + "ab" * 32
+    r = parse_reference(f"oci://[::1]:5000/a@{d}")
+    assert (r.hostname, r.digest, r.tag) == ("::1", d, None)
+    r = parse_reference("oci-layout:/tmp/x:y/out:v2")
+    assert (r.directory, r.tag) == ("/tmp/x:y/out", "v2")
+    assert parse_reference("oci-layout:./out").tag is None
