@@ -42,7 +42,7 @@ def test_workflow_imports_compiles_builds_and_verifies(workflow: Path, tmp_path:
 def test_workflow_round_trips_source_vein_source(workflow: Path, tmp_path: Path) -> None:
     from lodec.importers.github_actions import import_workflow
 
-    schema = lodec.skill_step_schema()
+    schema = lodec.builtin_schema("gha-step-v1")
     for record in import_workflow(workflow).steps:
         vein = lodec.compile_value(record, schema)
         decoded = lodec.decode_vein(vein.data, schema)

@@ -266,7 +266,7 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
     """
     from ..files import atomic_write, atomic_write_many
     from ..format.compiler import compile_value
-    from ..format.schema import skill_step_schema
+    from ..format.schema import builtin_schema
     from ..importers.github_actions import import_workflow, unpinned_uses
     from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
@@ -278,7 +278,7 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
                              "can be moved to other code after approval)", code="unpinned_action", file=workflow)
                   for step, uses in unpinned]
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
-    schema = skill_step_schema()
+    schema = builtin_schema("gha-step-v1")
     veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
     manifest = build_manifest(veins, name=name or imported.name, version=version,
                               description=imported.description, metadata=imported.metadata)

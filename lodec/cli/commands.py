@@ -494,14 +494,19 @@ def import_() -> None:
 @json_option("Print a JSON summary (with the unpinned actions).")
 def import_github_actions(workflow: str, output: str, name: str | None, version: str, require_pinned: bool,
                           as_json: bool) -> None:
-    """Turn a GitHub Actions WORKFLOW into SkillStep sources, compiled steps and a stack.
+    """Turn a GitHub Actions WORKFLOW into step sources, compiled steps (gha-step-v1) and a stack.
 
     One step per job step, named <job>.<step id or index>; skillRef gha:<uses>
     or gha:run; inputs from with: plus run, shell and working-directory;
     dependsOn the previous step of the job, or the last step of every job in
-    needs:. A job calling a reusable workflow becomes one step. Secrets are
-    never copied. See docs/import-github-actions.md. Then:
-    `lodec verify OUTPUT/stack.json`.
+    needs:. A job calling a reusable workflow becomes one step. Every field
+    that changes behaviour (env, if, permissions, runs-on, container,
+    services, timeouts, continue-on-error, strategy, concurrency, defaults,
+    environment, outputs, secrets as expressions, on:) is in each step's
+    fingerprinted record; if: becomes a run condition where exact, else is
+    kept verbatim (lodec run refuses it). A key lodec does not know is
+    refused; every problem is listed at once. See docs/import-github-actions.md.
+    Then: `lodec verify OUTPUT/stack.json`, `lodec plan OUTPUT/stack.json`.
     """
     from ..app import build
 

@@ -26,22 +26,22 @@ from __future__ import annotations
 
 import datetime
 import errno
+import json
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import NoReturn
 
-import yaml
-
-from ..errors import FileMissing, FileUnreadable, LimitExceeded, SourceError
+from ..errors import FileMissing, FileUnreadable, LimitExceeded, LodecError, ManyErrors, SourceError
 from ..files import read_bounded
 from ..format.strictjson import pointer as json_pointer
 from ..names import MAX_NAME_LENGTH, check_name
-from ..stack.graph import first_cycle
+from ..stack.graph import first_cycle, topological_order
 from ..format.unicode import nfc
+from .yamlsafe import load_yaml
 
 __all__ = [
     "MAX_WORKFLOW_BYTES",
@@ -60,8 +60,6 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 _STEP_LEVEL_INPUTS = ("run", "shell", "working-directory")
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_DEFAULT_TAG_HANDLES = {"!": "!", "!!": "tag:yaml.org,2002:"}
 
 
 @dataclass(frozen=True)
@@ -218,12 +216,54 @@ class _Namer:
 
 @dataclass
 class _Job:
-    """One imported job: its records in order and the jobs it needs."""
+    """One imported job: its records in order, the jobs it needs, its ``if:`` and how its status reads."""
 
     job_id: str
     pointer: str
     records: list[dict[str, object]]
     needs: list[tuple[str, str]]  # (job id, pointer of that needs entry)
+    job_if: str | None = None
+    continue_on_error: bool = False
+    # Per record: its step-level ``if:`` text (None when absent) and whether its failure is forgiven.
+    step_ifs: list[str | None] = field(default_factory=list)
+    step_coe: list[bool] = field(default_factory=list)
+
+
+# Keys GitHub Actions defines (workflow syntax reference); a key outside these
+# is refused, so no key that changes behaviour is ever silently left out.
+_WORKFLOW_KEYS = {"name", "run-name", "on", "permissions", "env", "defaults", "concurrency", "jobs"}
+_JOB_KEYS = {"name", "permissions", "needs", "if", "runs-on", "snapshot", "environment", "concurrency", "outputs",
+             "env", "defaults", "steps", "timeout-minutes", "strategy", "continue-on-error", "container",
+             "services", "uses", "with", "secrets"}
+_STEP_KEYS = {"id", "if", "name", "uses", "run", "working-directory", "shell", "with", "env",
+              "continue-on-error", "timeout-minutes"}
+# YAML key -> record field; each value is recorded as canonical JSON (``_canonical_json``).
+_WORKFLOW_FIELDS = {"on": "workflowOn", "env": "workflowEnv", "permissions": "workflowPermissions",
+                    "concurrency": "workflowConcurrency", "defaults": "workflowDefaults"}
+_JOB_FIELDS = {"env": "jobEnv", "if": "jobIf", "runs-on": "jobRunsOn", "permissions": "jobPermissions",
+               "container": "jobContainer", "services": "jobServices", "timeout-minutes": "jobTimeoutMinutes",
+               "continue-on-error": "jobContinueOnError", "strategy": "jobStrategy",
+               "concurrency": "jobConcurrency", "defaults": "jobDefaults", "environment": "jobEnvironment",
+               "outputs": "jobOutputs", "secrets": "jobSecrets", "snapshot": "jobSnapshot"}
+_STEP_FIELDS = {"env": "env", "if": "if", "timeout-minutes": "timeoutMinutes", "continue-on-error": "continueOnError"}
+#: The record's keys in schema order (``schemas/gha-step-v1.lode``, field ids 1-33).
+RECORD_FIELDS = ("stepName", "skillRef", "dependsOn", "inputs", "runIf", "runIfExpression", "job",
+                 *_STEP_FIELDS.values(), *(f for f in _JOB_FIELDS.values()), *_WORKFLOW_FIELDS.values())
+# The forms of ``if:`` a run condition states exactly (after removing ``${{ }}`` and spaces).
+_EXACT_IFS = {"success()": "success", "failure()": "failure", "always()": "always", "!cancelled()": "always"}
+
+
+def _if_kind(text: str | None) -> str | None:
+    """``success``/``failure``/``always`` for an ``if:`` a run condition states exactly (absent: ``success``),
+    else ``None``."""
+    if text is None:
+        return "success"
+    return _EXACT_IFS.get(re.sub(r"\s+", "", _unwrap(text)))
+
+
+def _unwrap(text: str) -> str:
+    s = text.strip()
+    return s[3:-2].strip() if s.startswith("${{") and s.endswith("}}") else s
 
 
 class _Importer:
@@ -232,9 +272,13 @@ class _Importer:
         # A path from os.fsdecode may hold surrogate escapes; metadata must be valid text.
         name = PurePath(filename).name.encode("utf-8", "surrogateescape")
         self.basename = nfc(name.decode("utf-8", "replace"))
+        self.errors: list[LodecError] = []
 
     def fail(self, message: str, location: str | None = None) -> NoReturn:
         raise SourceError(message, file=self.filename, location=location)
+
+    def collect(self, exc: LodecError) -> None:
+        self.errors.append(exc)
 
     # -- driver ----------------------------------------------------------
 
@@ -245,7 +289,7 @@ class _Importer:
                 f"workflow is {size} bytes; the limit is {MAX_WORKFLOW_BYTES}",
                 file=self.filename,
             )
-        document = self.load(text)
+        document = load_yaml(text, file=self.filename, what="the workflow")
         if not isinstance(document, dict):
             self.fail(f"the top level must be a mapping, got {_kind(document)}")
 
@@ -256,16 +300,34 @@ class _Importer:
             self.fail(f"'jobs' must be a mapping, got {_kind(jobs_node)}", "/jobs")
         if not jobs_node:
             self.fail("'jobs' is empty", "/jobs")
+        for key in document:
+            if key is not True and key not in _WORKFLOW_KEYS:
+                self.collect(SourceError(f"unknown workflow key {_key_label(key)!r} (lodec would not fingerprint "
+                                         "it)", file=self.filename, location=_pointer(_key_label(key))))
+        workflow = self.context(document, _WORKFLOW_FIELDS, "")
 
         namer = _Namer()
         jobs: dict[str, _Job] = {}
         for job_key, job_node in jobs_node.items():
-            job = self.job(job_key, job_node, namer)
+            try:
+                job = self.job(job_key, job_node, namer, workflow)
+            except SourceError as exc:
+                self.collect(exc)
+                continue
+            if job is None:
+                continue
             if job.job_id in jobs:
                 # Only reachable when two keys differ before NFC normalisation.
-                self.fail(f"job id {job.job_id!r} is given twice", job.pointer)
+                self.collect(SourceError(f"job id {job.job_id!r} is given twice", file=self.filename,
+                                         location=job.pointer))
+                continue
             jobs[job.job_id] = job
-        self.link(jobs)
+        if not self.errors:
+            self.link(jobs)
+        if not self.errors:
+            self.conditions(jobs)
+        if self.errors:
+            raise self.errors[0] if len(self.errors) == 1 else ManyErrors(self.errors)
 
         steps = [_ordered(record) for job in jobs.values() for record in job.records]
         stem = PurePath(self.basename).stem
@@ -276,73 +338,61 @@ class _Importer:
             steps=steps,
         )
 
-    def load(self, text: str) -> object:
-        """Parse with ``yaml.safe_load``, turning every parser failure into SourceError."""
-        try:
-            self.refuse_merge_keys(text)
-            return yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            self.fail(_describe_yaml_error(exc))
-        except yaml.YAMLError as exc:
-            # ReaderError and friends carry no mark; keep their text on one line.
-            self.fail("invalid YAML: " + " ".join(str(exc).split()))
-        except RecursionError:
-            # PyYAML's composer recurses once per nesting level.
-            self.fail("invalid YAML: nested too deeply")
-        except (ValueError, OverflowError) as exc:
-            # e.g. an implicit timestamp such as 2024-13-45.
-            self.fail("invalid YAML value: " + " ".join(str(exc).split()))
-
-    def refuse_merge_keys(self, text: str) -> None:
-        """Refuse ``<<`` merge keys before loading.
-
-        GitHub Actions does not support merge keys, and chains of them make
-        PyYAML copy keys quadratically (a 135 KB file took 8 s): refusing them
-        keeps loading linear. Plain aliases are fine: ``safe_load`` shares the
-        aliased object instead of copying it. Scanning tokens is linear.
-        """
-        handles = dict(_DEFAULT_TAG_HANDLES)
-        after_key = False
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(token, yaml.DocumentStartToken):
-                handles = dict(_DEFAULT_TAG_HANDLES)
-            elif isinstance(token, yaml.DirectiveToken) and token.name == "TAG":
-                handle, prefix = token.value
-                handles[handle] = prefix
-            merge = False
-            if isinstance(token, yaml.TagToken):
-                handle, suffix = token.value
-                merge = (handles.get(handle, "") if handle else "") + suffix == _MERGE_TAG
-            elif isinstance(token, yaml.ScalarToken):
-                merge = after_key and token.plain and token.value == "<<"
-            if merge:
-                mark = token.start_mark
-                self.fail(
-                    f"merge keys ('<<') are not supported (GitHub Actions does not "
-                    f"support them either) at line {mark.line + 1}, column {mark.column + 1}"
-                )
-            # An anchor may sit between the key indicator and the key itself.
-            if isinstance(token, yaml.KeyToken):
-                after_key = True
-            elif not isinstance(token, yaml.AnchorToken):
-                after_key = False
-
     # -- jobs and steps --------------------------------------------------
 
-    def job(self, job_key: object, job_node: object, namer: _Namer) -> _Job:
+    def context(self, node: Mapping[object, object], fields: Mapping[str, str], where: str) -> dict[str, str]:
+        """The recorded fields of ``node``: each present key's value as canonical JSON."""
+        out: dict[str, str] = {}
+        for key, name in fields.items():
+            value = node.get(key)
+            if key == "on":
+                # YAML 1.1: PyYAML reads the plain key ``on`` as the boolean True.
+                value = node.get(True, node.get("on"))
+            if key in node or (key == "on" and True in node):
+                if key == "secrets":
+                    value = self.hide_literals(value)
+                out[name] = self.canonical_json(value, _pointer_join(where, key))
+        return out
+
+    def hide_literals(self, value: object) -> object:
+        """A reusable workflow's ``secrets:`` with every literal value replaced by its BLAKE3 digest
+        (``blake3:<hex>``): expressions (``${{ secrets.TOKEN }}``) and ``inherit`` are kept as written, so
+        a changed literal still changes the fingerprint while the record never carries it."""
+        if not isinstance(value, dict):
+            return value
+        from blake3 import blake3
+
+        out: dict[object, object] = {}
+        for k, v in value.items():
+            if isinstance(v, str) and v.strip().startswith("${{") and v.strip().endswith("}}"):
+                out[k] = v
+            else:
+                literal = json.dumps(v, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+                out[k] = "blake3:" + blake3(literal).hexdigest()
+        return out
+
+    def job(self, job_key: object, job_node: object, namer: _Namer, workflow: dict[str, str]) -> _Job | None:
         job_id = self.key(job_key, "job id", _pointer("jobs", _key_label(job_key)))
         where = _pointer("jobs", job_id)
         if not isinstance(job_node, dict):
             self.fail(f"job {job_id!r} must be a mapping, got {_kind(job_node)}", where)
+        for key in job_node:
+            if key not in _JOB_KEYS:
+                self.fail(f"unknown job key {_key_label(key)!r} (lodec would not fingerprint it)",
+                          _pointer_join(where, _key_label(key)))
         needs = self.needs(job_node.get("needs"), where)
         steps_node = job_node.get("steps")
         uses = job_node.get("uses")
+        job_if = self.scalar_text(job_node["if"], where + "/if") if "if" in job_node else None
+        coe = job_node.get("continue-on-error", False) is not False
+        context = {"job": job_id, **self.context(job_node, _JOB_FIELDS, where), **workflow}
 
         if uses is not None:
             if steps_node is not None:
                 self.fail(f"job {job_id!r} has both 'uses' and 'steps'", where)
-            # A reusable-workflow call: one step. Its ``secrets:`` (a map or
-            # ``inherit``) is deliberately not read: secrets never enter records.
+            # A reusable-workflow call: one step; its ``secrets:`` (a map of
+            # expressions such as ``${{ secrets.TOKEN }}``, or ``inherit``) is
+            # recorded as written: names and expressions, never a secret's value.
             record: dict[str, object] = {
                 "stepName": namer.claim(job_id),
                 "skillRef": "gha:" + self.uses(uses, where + "/uses"),
@@ -350,7 +400,11 @@ class _Importer:
             inputs = self.with_inputs(job_node.get("with"), where + "/with")
             if inputs:
                 record["inputs"] = inputs
-            return _Job(job_id, where, [record], needs)
+            record.update(context)
+            return _Job(job_id, where, [record], needs, job_if, coe, [None], [False])
+        for key in ("with", "secrets"):
+            if key in job_node:
+                self.fail(f"'{key}' is only for a job that calls a reusable workflow ('uses')", where + "/" + key)
 
         if steps_node is None:
             self.fail(f"job {job_id!r} has neither 'steps' nor 'uses'", where)
@@ -363,18 +417,35 @@ class _Importer:
             self.fail(f"job {job_id!r} has no steps", where + "/steps")
 
         records: list[dict[str, object]] = []
+        ifs: list[str | None] = []
+        coes: list[bool] = []
+        failed = False
         for index, step_node in enumerate(steps_node):
-            step = self.step(job_id, index, step_node, f"{where}/steps/{index}", namer)
+            try:
+                step, step_if, step_coe = self.step(job_id, index, step_node, f"{where}/steps/{index}", namer)
+            except SourceError as exc:
+                self.collect(exc)
+                failed = True
+                continue
             if records:
                 step["dependsOn"] = [records[-1]["stepName"]]
+            step.update(context)
             records.append(step)
-        return _Job(job_id, where, records, needs)
+            ifs.append(step_if)
+            coes.append(step_coe)
+        if failed:  # every problem of the job is collected; the job itself is not linked
+            return None
+        return _Job(job_id, where, records, needs, job_if, coe, ifs, coes)
 
     def step(
         self, job_id: str, index: int, node: object, where: str, namer: _Namer
-    ) -> dict[str, object]:
+    ) -> tuple[dict[str, object], str | None, bool]:
         if not isinstance(node, dict):
             self.fail(f"a step must be a mapping, got {_kind(node)}", where)
+        for key in node:
+            if key not in _STEP_KEYS:
+                self.fail(f"unknown step key {_key_label(key)!r} (lodec would not fingerprint it)",
+                          _pointer_join(where, _key_label(key)))
         step_id = node.get("id")
         if step_id is None:
             label = str(index)
@@ -403,7 +474,9 @@ class _Importer:
                 inputs[key] = self.scalar_text(node[key], _pointer_join(where, key))
         if inputs:
             record["inputs"] = inputs
-        return record
+        record.update(self.context(node, _STEP_FIELDS, where))
+        step_if = self.scalar_text(node["if"], where + "/if") if "if" in node else None
+        return record, step_if, node.get("continue-on-error", False) is not False
 
     def needs(self, node: object, where: str) -> list[tuple[str, str]]:
         """``needs:`` as ``(job id, pointer)`` pairs, in order, without repeats."""
@@ -434,14 +507,88 @@ class _Importer:
         for job in jobs.values():
             for needed, pointer in job.needs:
                 if needed == job.job_id:
-                    self.fail(f"job {job.job_id!r} needs itself", pointer)
-                if needed not in jobs:
-                    self.fail(f"job {job.job_id!r} needs unknown job {needed!r}", pointer)
-        self.refuse_cycles(jobs)
+                    self.collect(SourceError(f"job {job.job_id!r} needs itself", file=self.filename,
+                                             location=pointer))
+                elif needed not in jobs:
+                    self.collect(SourceError(f"job {job.job_id!r} needs unknown job {needed!r}",
+                                             file=self.filename, location=pointer))
+        if self.errors:
+            return
+        try:
+            self.refuse_cycles(jobs)
+        except SourceError as exc:
+            self.collect(exc)
+            return
         for job in jobs.values():
             if job.needs:
                 last_steps = [jobs[needed].records[-1]["stepName"] for needed, _ in job.needs]
                 job.records[0]["dependsOn"] = last_steps
+
+    def conditions(self, jobs: dict[str, _Job]) -> None:
+        """Map step and job ``if:`` to run conditions where exact, else keep them verbatim.
+
+        Dependencies are a chain within a job and the needed jobs' last steps
+        (``link``), and lodec judges a step by its upstream steps' statuses
+        while GitHub judges it by the job's status so far. The two agree when
+        every upstream step is *faithful*: its own status says whether
+        everything of its job up to it succeeded, or the job was skipped (a
+        step without a step-level ``if:`` other than ``success()``, without
+        ``continue-on-error``, whose upstreams are faithful; a job's own
+        ``if:`` does not matter, since a skipped job skips its whole chain). So:
+
+        * a job's first step runs on the job's ``if:`` combined with its own:
+          exact when one of them is absent or ``success()``, the other is
+          exact, and (for ``success``/``failure``) the needed jobs' last steps
+          are faithful; an exact step-level condition beside a job that may be
+          skipped (``needs:``, or a job ``if:`` other than ``always()``) is not;
+        * a later step on ``success()`` is exact when the step before is
+          faithful; on ``failure()`` when also the job always runs (no
+          ``needs:`` and no ``if:`` but ``success()``/``always()``, or ``if:
+          always()``); on ``always()`` when the job always runs.
+
+        Anything else gets ``runIfExpression`` ``{"github-actions": ...}``
+        with the ``if:`` as written (``success()`` where GitHub's implicit
+        default is what lodec cannot state).
+        """
+        faithful: dict[str, bool] = {}
+        order = topological_order({j.job_id: [n for n, _ in j.needs] for j in jobs.values()})
+        for job_id in order:
+            job = jobs[job_id]
+            job_kind = _if_kind(job.job_if)
+            always_runs = job_kind == "always" or (not job.needs and job_kind == "success")
+            for k, record in enumerate(job.records):
+                step_if, step_kind = job.step_ifs[k], _if_kind(job.step_ifs[k])
+                upstream = [str(d) for d in record.get("dependsOn", [])]  # type: ignore[attr-defined]
+                ups_faithful = all(faithful[d] for d in upstream)
+                if k == 0:
+                    if step_kind == "success":
+                        kind = job_kind
+                    elif job_kind == "success" and not job.needs:
+                        kind = step_kind
+                    else:
+                        kind = None
+                    exact = kind is not None and (kind == "always" or ups_faithful)
+                    parts = [p for p in (job.job_if, step_if) if p is not None]
+                else:
+                    kind = step_kind
+                    if kind == "success":
+                        exact = ups_faithful
+                    elif kind == "failure":
+                        exact = always_runs and ups_faithful
+                    else:
+                        exact = kind == "always" and always_runs
+                    parts = [step_if] if step_if is not None else []
+                if exact:
+                    if kind != "success":
+                        record["runIf"] = str(kind)
+                else:
+                    text = parts[0] if len(parts) == 1 else " && ".join(f"({_unwrap(p)})" for p in parts)
+                    record["runIfExpression"] = {"github-actions": text or "success()"}
+                # A job's own condition does not make a step unfaithful: a job skipped by it skips all
+                # its steps (the chain), and a job that ran reports its own steps only.
+                faithful[str(record["stepName"])] = (
+                    step_kind == "success" and not job.step_coe[k] and not job.continue_on_error
+                    and (ups_faithful or (k == 0 and job_kind == "always")))
 
     def refuse_cycles(self, jobs: dict[str, _Job]) -> None:
         """Fail on the first ``needs:`` cycle met in file order."""
@@ -451,6 +598,37 @@ class _Importer:
                 "jobs form a cycle through 'needs': " + " -> ".join(cycle),
                 jobs[cycle[-2]].pointer + "/needs",
             )
+
+    def canonical_json(self, value: object, where: str) -> str:
+        """``value`` as canonical JSON: keys sorted, no spaces, UTF-8 text kept, YAML types kept."""
+        return json.dumps(self.plain(value, where), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+
+    def plain(self, value: object, where: str) -> object:
+        """A JSON-able copy of a YAML value (bounded: the loader capped its expanded size)."""
+        if isinstance(value, str):
+            return self.text(value, where)
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.fail(f"number {value} is not finite", where)
+            return value
+        if isinstance(value, list):
+            return [self.plain(v, f"{where}/{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            out: dict[str, object] = {}
+            for k, v in value.items():
+                key = self.key(k, "key", _pointer_join(where, _key_label(k)))
+                if key in out:
+                    self.fail(f"key {key!r} is given twice", _pointer_join(where, key))
+                out[key] = self.plain(v, _pointer_join(where, key))
+            return out
+        if isinstance(value, datetime.datetime):
+            self.fail("a YAML timestamp: quote it to keep it as written", where)
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        self.fail(f"a value of type {type(value).__name__} cannot be recorded", where)
 
     # -- values ----------------------------------------------------------
 
@@ -582,10 +760,8 @@ def _github_number(value: float) -> str:
 
 
 def _ordered(record: dict[str, object]) -> dict[str, object]:
-    """The record with its keys in schema order (field ids 1-4)."""
-    return {
-        key: record[key] for key in ("stepName", "skillRef", "dependsOn", "inputs") if key in record
-    }
+    """The record with its keys in schema order (``gha-step-v1`` field ids)."""
+    return {key: record[key] for key in RECORD_FIELDS if key in record}
 
 
 def _printable(text: str) -> str:
@@ -629,11 +805,3 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return f"a {type(value).__name__}"
-
-
-def _describe_yaml_error(exc: yaml.MarkedYAMLError) -> str:
-    """One line: what went wrong and where (1-based line and column)."""
-    mark = exc.problem_mark or exc.context_mark
-    problem = exc.problem or exc.context or "syntax error"
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return "invalid YAML" + where + ": " + " ".join(problem.split())

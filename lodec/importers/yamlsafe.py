@@ -1,0 +1,160 @@
+"""YAML for importers: PyYAML's safe loader with bounds on expansion and nesting.
+
+A workflow is small, but YAML anchors and aliases let a small file stand for
+a huge tree (the "billion laughs": ten aliases of ten aliases of ...), and
+every consumer that walks the loaded value (fingerprinting a field, turning
+it into JSON) would pay for the expanded tree. Deep nesting makes PyYAML's
+recursive composer exhaust the stack. So while the node graph is composed,
+:class:`BoundedLoader` counts for every node the size of its subtree **as if
+every alias were expanded** (an alias adds the size of the node it names,
+known in O(1) since that node is complete), and the nesting depth; past
+either limit it stops at once. Loading is then linear in the file's size, in
+time and memory, and so is every walk of the result.
+
+Merge keys (``<<``) are refused before loading (:func:`refuse_merge_keys`):
+they copy keys, so a chain of them is quadratic, and neither GitHub Actions
+nor Argo needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ..errors import LimitExceeded, SourceError
+
+__all__ = ["MAX_DEPTH", "BoundedLoader", "expansion_budget", "load_yaml", "refuse_merge_keys"]
+
+#: Deepest nesting accepted (mappings and sequences). Real workflows nest
+#: fewer than 15 levels; PyYAML's composer recurses once per level.
+MAX_DEPTH = 100
+#: Nodes always allowed, whatever the file's size (small files with a few aliases).
+BASE_NODES = 10_000
+#: Expanded nodes allowed per byte of input beyond ``BASE_NODES``. Without
+#: aliases a node takes at least two bytes (``1,``), so this allows aliases
+#: to multiply a file's content a few times over, and no more.
+NODES_PER_BYTE = 2
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_DEFAULT_TAG_HANDLES = {"!": "!", "!!": "tag:yaml.org,2002:"}
+
+
+def expansion_budget(size: int) -> int:
+    """The most nodes (aliases expanded) a YAML text of ``size`` bytes may stand for."""
+    return BASE_NODES + NODES_PER_BYTE * size
+
+
+class _Stop(Exception):
+    def __init__(self, message: str, mark: Any, limit: bool) -> None:
+        super().__init__(message)
+        self.message, self.mark, self.limit = message, mark, limit
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that stops past ``max_nodes`` expanded nodes or ``max_depth`` nesting levels.
+
+    Attributes (after loading): ``expanded`` (nodes counted, aliases
+    expanded) and ``deepest`` (the deepest nesting seen), for tests and benches.
+    """
+
+    def __init__(self, stream: str, *, max_nodes: int, max_depth: int = MAX_DEPTH) -> None:
+        super().__init__(stream)
+        self.max_nodes, self.max_depth = max_nodes, max_depth
+        self.expanded = 0
+        self.depth = 0
+        self.deepest = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:  # the alias names a node that contains it
+                raise _Stop("an alias refers to a node that contains it (a recursive structure)", mark, False)
+            self._count(size, mark)
+            return node
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise _Stop(f"is nested too deeply (more than {self.max_depth} levels)", mark, True)
+        self.deepest = max(self.deepest, self.depth)
+        start = self.expanded
+        self._count(1, mark)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        self._sizes[id(node)] = self.expanded - start
+        return node
+
+    def _count(self, n: int, mark: Any) -> None:
+        self.expanded += n
+        if self.expanded > self.max_nodes:
+            raise _Stop(f"stands for more than {self.max_nodes} values once its aliases are expanded "
+                        f"(the limit grows with the file's size)", mark, True)
+
+
+def refuse_merge_keys(text: str, fail: Any) -> None:
+    """Call ``fail(message)`` on the first ``<<`` merge key (plain ``<<`` key or ``!!merge`` tag). Linear."""
+    handles = dict(_DEFAULT_TAG_HANDLES)
+    after_key = False
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, yaml.DocumentStartToken):
+            handles = dict(_DEFAULT_TAG_HANDLES)
+        elif isinstance(token, yaml.DirectiveToken) and token.name == "TAG":
+            handle, prefix = token.value
+            handles[handle] = prefix
+        merge = False
+        if isinstance(token, yaml.TagToken):
+            handle, suffix = token.value
+            merge = (handles.get(handle, "") if handle else "") + suffix == _MERGE_TAG
+        elif isinstance(token, yaml.ScalarToken):
+            merge = after_key and token.plain and token.value == "<<"
+        if merge:
+            mark = token.start_mark
+            fail(f"merge keys ('<<') are not supported (neither GitHub Actions nor Argo supports them) at line {mark.line + 1}, column {mark.column + 1}")
+        # An anchor may sit between the key indicator and the key itself.
+        if isinstance(token, yaml.KeyToken):
+            after_key = True
+        elif not isinstance(token, yaml.AnchorToken):
+            after_key = False
+
+
+def load_yaml(text: str, *, file: str, what: str = "YAML") -> Any:
+    """Load one YAML document with :class:`BoundedLoader` (budget :func:`expansion_budget` of its size).
+
+    Raises:
+        LimitExceeded: too many nodes once aliases are expanded, or nested
+            too deeply (one line, with line and column).
+        SourceError: malformed YAML (line and column), a merge key, a
+            recursive alias, an invalid value (a timestamp such as 2024-13-45).
+    """
+
+    def fail(message: str) -> None:
+        raise SourceError(message, file=file)
+
+    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        refuse_merge_keys(text, fail)
+        loader = BoundedLoader(text, max_nodes=expansion_budget(size))
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _Stop as stop:
+        where = f" at line {stop.mark.line + 1}, column {stop.mark.column + 1}" if stop.mark else ""
+        cls = LimitExceeded if stop.limit else SourceError
+        raise cls(f"{what} {stop.message}{where}", file=file) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SourceError(f"invalid YAML{where}: " + " ".join(problem.split()), file=file) from None
+    except yaml.YAMLError as exc:
+        # ReaderError and friends carry no mark; keep their text on one line.
+        raise SourceError("invalid YAML: " + " ".join(str(exc).split()), file=file) from None
+    except RecursionError:
+        raise LimitExceeded(f"{what} is nested too deeply", file=file) from None
+    except (ValueError, OverflowError) as exc:
+        # e.g. an implicit timestamp such as 2024-13-45.
+        raise SourceError("invalid YAML value: " + " ".join(str(exc).split()), file=file) from None
