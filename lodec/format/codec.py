@@ -16,10 +16,14 @@ optional fields absent, no trailing bytes. Every declared length and count
 is checked against ``Limits`` and the bytes that remain *before* anything is
 allocated. One record has exactly one encoding.
 
-Bodies of at most ``FAST_PATH_MAX_BYTES`` first try a fast path (cbor2 in C,
-then type, order and byte-exact re-encoding checks); anything it does not
-accept goes to the strict decoder, which is authoritative and names the
-problem (``docs/adr/0001-canonical-cbor-and-fast-path.md``).
+Bodies of at most ``FAST_PATH_MAX_BYTES`` (and no longer than any limit)
+first try a fast path: cbor2 in C, then type and order checks generated once
+per schema and shape of field ids, then a byte-exact re-encoding check.
+Anything it does not accept goes to the strict decoder, which is
+authoritative and names the problem; ``decode_vein_reference`` is
+``decode_vein`` with the strict decoder alone, and the two are tested to
+agree on every input (``docs/adr/0001-canonical-cbor-and-fast-path.md``,
+``tests/test_fast_decoder.py``).
 """
 
 from __future__ import annotations
@@ -27,18 +31,23 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cbor2 import dumps as _cbor2_dumps
 from cbor2 import loads as _cbor2_loads
 
 from . import cbor
 from ..errors import DecodeError, LimitExceeded, SchemaMismatch, SourceError
-from .fingerprint import fingerprint_bytes, format_fingerprint
+from blake3 import blake3
+
+from .fingerprint import FINGERPRINT_CONTEXT, PREFIX, fingerprint_bytes, format_fingerprint
 from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .schema import Field, Schema
 from .strictjson import pointer
 from .unicode import UNICODE_VERSION, is_nfc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Bodies up to this size may take the cbor2 fast path. cbor2 builds every
 # object before lodec can check a limit (an array of empty maps grows ~80x
@@ -493,95 +502,200 @@ def _decode_field(r: _Reader, f: Field) -> Any:
     return out
 
 
-def _fast_scalar_ok(value: Any, scalar: str, max_text: int) -> bool:
-    t = type(value)
+class _Compiled:
+    """What decoding one schema needs, worked out once per schema.
+
+    ``shapes`` maps a field-id tuple already proven valid (ids increasing,
+    all known, required ones present) to the checker generated for it
+    (``_generate_shape``); ``hasher`` is the BLAKE3 derive-key state after
+    the schema digest, copied per record.
+    """
+
+    __slots__ = ("schema", "header", "shapes", "hasher", "self_fp")
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.header = header(schema)
+        self.shapes: dict[tuple[int, ...], Callable[[dict[Any, Any], tuple[Any, ...]], Record | None]] = {}
+        # fingerprint_bytes's state after the schema digest: copied per record, not derived again.
+        self.hasher = blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT)
+        self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
+
+    def fast(self, body: bytes) -> Record | None:
+        """The record if ``body`` is certainly canonical and of the schema, else ``None`` ("ask the strict decoder").
+
+        Valid only for bodies no longer than any limit (``_fast_limit``), so
+        no length or count needs checking. cbor2 decodes (in C); the key
+        tuple must be a proven shape of unsigned integers; its checker
+        (``_generate_shape``) tests each value against its field's type;
+        and re-encoding must give back exactly ``body``: cbor2 writes
+        shortest forms and definite lengths and keeps map order, so equal
+        bytes prove the input used them and had no tags, duplicate keys or
+        trailing bytes.
+        """
+        try:
+            d = _cbor2_loads(body)
+        except Exception:  # noqa: BLE001 - any failure means "ask the strict decoder"
+            return None
+        if type(d) is not dict:
+            return None
+        ks = tuple(d)
+        check = self.shapes.get(ks)
+        if check is None:
+            check = self.learn(ks)
+            if check is None:
+                return None
+        record = check(d, ks)
+        if record is None:
+            return None
+        try:
+            if _cbor2_dumps(d) != body:
+                return None
+        except Exception:  # noqa: BLE001
+            return None
+        return record
+
+    def learn(self, keys: tuple[Any, ...]) -> Callable[[dict[Any, Any], tuple[Any, ...]], Record | None] | None:
+        """The checker for records whose map keys are ``keys`` (in wire order), or ``None`` if no record has them.
+
+        Valid keys are unsigned integers, strictly increasing, each a field
+        id, with every required field among them. The checker is remembered
+        for at most ``_MAX_SHAPES`` shapes per schema (a schema with k
+        optional fields has 2**k); past that it is generated for each use.
+        """
+        by_id = self.schema.by_id
+        previous = 0
+        for key in keys:
+            if type(key) is not int or key <= previous or key not in by_id:
+                return None
+            previous = key
+        present = set(keys)
+        if any(f.required and f.id not in present for f in self.schema.fields):
+            return None
+        check = _generate_shape([by_id[k] for k in keys])
+        if len(self.shapes) < _MAX_SHAPES:
+            self.shapes[keys] = check
+        return check
+
+
+#: Shapes remembered per schema.
+_MAX_SHAPES = 256
+
+_COMPILED: dict[int, _Compiled] = {}
+
+
+def _compiled(schema: Schema) -> _Compiled:
+    c = _COMPILED.get(id(schema))
+    if c is None or c.schema is not schema:
+        c = _COMPILED[id(schema)] = _Compiled(schema)
+    return c
+
+
+def _strs_nfc(values: Any) -> bool:
+    """Every item is a ``str`` in NFC (the non-ASCII case of a list or a map's keys or values)."""
+    return all(type(v) is str and (v.isascii() or is_nfc(v)) for v in values)
+
+
+def _keys_canonical(keys: list[str]) -> bool:
+    """Map keys (``str``, distinct) in canonical order: by UTF-8 length, then bytewise."""
+    return sorted(keys, key=_map_order) == keys
+
+
+_SCALAR_TEST = {
+    "string": "type({v}) is str and ({v}.isascii() or is_nfc({v}))",
+    "int": "type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807",
+    "bool": "type({v}) is bool",
+    "bytes": "type({v}) is bytes",
+}
+
+
+def _items_test(scalar: str, items: str) -> list[str]:
+    """Lines that ``return None`` unless every value of the iterable ``items`` is a valid ``scalar``."""
     if scalar == "string":
-        if t is not str:
-            return False
-        if value.isascii():
-            return len(value) <= max_text
-        return len(value.encode("utf-8")) <= max_text and is_nfc(value)
-    if scalar == "int":
-        return t is int and INT64_MIN <= value <= INT64_MAX
-    if scalar == "bool":
-        return t is bool
-    return t is bytes and len(value) <= max_text
+        # Short ASCII text is the common case: str.isascii over the items runs in C, and raises
+        # TypeError on an item that is not a str.
+        return ["    try:",
+                f"        if not all(map(str.isascii, {items})) and not _strs_nfc({items}): return None",
+                "    except TypeError: return None"]
+    test = _SCALAR_TEST[scalar].format(v="x")
+    return [f"    if not all({test} for x in {items}): return None"]
 
 
-def _fast_strings_ok(values: Any, max_text: int) -> bool:
-    # Short ASCII text is the common case: check it in C loops.
-    values = list(values)
-    try:
-        if all(map(str.isascii, values)):
-            return max_text < 0 or max(map(len, values), default=0) <= max_text
-    except TypeError:  # not all str
-        return False
-    return all(_fast_scalar_ok(v, "string", max_text if max_text >= 0 else 1 << 62) for v in values)
+_SHAPE_GLOBALS: dict[str, Any] = {"is_nfc": is_nfc, "_strs_nfc": _strs_nfc, "_keys_canonical": _keys_canonical}
+
+
+def _generate_shape(fields: list[Field]) -> Callable[[dict[Any, Any], tuple[Any, ...]], Record | None]:
+    """Generate the checker of one shape: ``(decoded map, its keys) -> record``, or ``None`` to refuse.
+
+    ``fields`` are the fields present, in id order (the map's order). The
+    checks are written out once per shape, like msgspec's specialised
+    decoders, instead of dispatching on the field type for every value:
+    keys are ``int`` (a shape is matched by equality, and ``True == 1``),
+    each value of its field's type, text in NFC, map keys in canonical
+    order, optional fields not empty. Lengths and counts are the caller's
+    (``_fast_limit``).
+    """
+    n = len(fields)
+    if n == 0:  # an empty map: a record of a schema whose fields are all optional
+        return lambda d, ks: {}
+    ks = ", ".join(f"k{i}" for i in range(n))
+    vs = ", ".join(f"v{i}" for i in range(n))
+    lines = ["def check(d, ks):", f"    {ks}, = ks", f"    {vs}, = d.values()"]
+    lines.append("    if not (" + " and ".join(f"type(k{i}) is int" for i in range(n)) + "): return None")
+    for i, f in enumerate(fields):
+        v, kind, scalar = f"v{i}", f.type.kind, f.type.scalar
+        if kind == "scalar":
+            lines.append(f"    if not ({_SCALAR_TEST[scalar].format(v=v)}): return None")
+            if not f.required and scalar in ("string", "bytes"):
+                lines.append(f"    if not {v}: return None")
+            continue
+        lines.append(f"    if type({v}) is not {'list' if kind == 'array' else 'dict'}: return None")
+        if not f.required:
+            lines.append(f"    if not {v}: return None")
+        if kind == "array":
+            lines.extend(_items_test(scalar, v))
+            continue
+        lines += [
+            f"    mk = list({v})",
+            "    try:",
+            "        ascii_keys = all(map(str.isascii, mk))",
+            "    except TypeError: return None",
+            "    if ascii_keys:",
+            # ASCII: code point order is byte order, and length is UTF-8 length: two stable sorts in C.
+            "        if len(mk) > 1:",
+            "            sk = sorted(mk); sk.sort(key=len)",
+            "            if sk != mk: return None",
+            "    elif not _strs_nfc(mk) or not _keys_canonical(mk): return None",
+        ]
+        lines.extend(_items_test(scalar, f"{v}.values()"))
+    lines.append("    return {" + ", ".join(f"{f.name!r}: v{i}" for i, f in enumerate(fields)) + "}")
+    namespace = dict(_SHAPE_GLOBALS)
+    exec(compile("\n".join(lines), "<lodec fast decoder>", "exec"), namespace)
+    check: Callable[[dict[Any, Any], tuple[Any, ...]], Record | None] = namespace["check"]
+    return check
+
+
+def _fast_limit(limits: Limits) -> int:
+    """The longest body the fast path takes: then no string or container in it can be over a limit.
+
+    cbor2 builds every object before lodec could check a limit (an array of
+    empty maps grows ~80x in memory), so larger bodies go to the strict
+    decoder, which checks each declared length and count before allocating.
+    """
+    return min(FAST_PATH_MAX_BYTES, limits.max_text_bytes, limits.max_entries)
 
 
 def _fast_decode(body: bytes, schema: Schema, limits: Limits) -> Record | None:
-    """Accept ``body`` only if it is certainly canonical, else ``None``.
+    """The fast path: the record if ``body`` is certainly canonical and of ``schema``, else ``None``.
 
-    cbor2 decodes (in C); the result must be of the schema's types, in
-    canonical key order, within limits; and re-encoding it must give back
-    exactly ``body``: since cbor2 always writes shortest forms and definite
-    lengths, equal bytes prove the input used them, had no tags, duplicate
-    keys or trailing bytes. ``None`` sends the caller to the strict decoder,
-    which names the exact problem. Memory is bounded by ``len(body)``:
-    cbor2 refuses lengths beyond the data.
+    ``None`` sends the caller to the strict decoder, which is authoritative
+    and names the exact problem; the fast path never accepts anything the
+    strict decoder refuses (differential tests in ``tests/test_properties.py``
+    and ``tests/test_fast_decoder.py``).
     """
-    try:
-        decoded = _cbor2_loads(body)
-    except Exception:  # noqa: BLE001 - any failure means "ask the strict decoder"
+    if len(body) > _fast_limit(limits):
         return None
-    if type(decoded) is not dict or len(decoded) > limits.max_entries:
-        return None
-    by_id = schema.by_id
-    max_text, max_entries = limits.max_text_bytes, limits.max_entries
-    small = len(body) <= min(max_text, max_entries)  # then no string or container can be over a limit
-    str_limit = -1 if small else max_text
-    record: Record = {}
-    previous = 0
-    for key, value in decoded.items():
-        if type(key) is not int or key <= previous:
-            return None
-        previous = key
-        f = by_id.get(key)
-        if f is None:
-            return None
-        kind, scalar = f.type.kind, f.type.scalar
-        if kind == "scalar":
-            if not _fast_scalar_ok(value, scalar, max_text):
-                return None
-        elif kind == "array":
-            if type(value) is not list or len(value) > max_entries:
-                return None
-            if scalar == "string":
-                if not _fast_strings_ok(value, str_limit):
-                    return None
-            elif not all(_fast_scalar_ok(item, scalar, max_text) for item in value):
-                return None
-        else:
-            if type(value) is not dict or len(value) > max_entries:
-                return None
-            keys = list(value)
-            if not _fast_strings_ok(keys, str_limit):
-                return None
-            if scalar == "string":
-                if not _fast_strings_ok(value.values(), str_limit):
-                    return None
-            elif not all(_fast_scalar_ok(item, scalar, max_text) for item in value.values()):
-                return None
-            if len(keys) > 1 and keys != sorted(keys, key=_map_order):
-                return None  # sorted() is stable, so duplicates cannot hide here
-        if not value and not f.required and _is_empty(value):
-            return None
-        record[f.name] = value
-    if not schema.required_names <= record.keys():
-        return None
-    if _cbor2_dumps(decoded) != body:
-        return None
-    return record
+    return _compiled(schema).fast(body)
 
 
 def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Limits = DEFAULT_LIMITS, base: int = HEADER_SIZE) -> Record:
@@ -596,8 +710,8 @@ def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
             ``not_nfc``, ``empty_optional``, ``truncated`` ...) and the byte offset.
         LimitExceeded: a declared length or count over ``limits``.
     """
-    if len(body) <= FAST_PATH_MAX_BYTES:
-        record = _fast_decode(body, schema, limits)
+    if len(body) <= _fast_limit(limits):
+        record = _compiled(schema).fast(body)
         if record is not None:
             return record
     return _strict_decode_body(body, schema, file=file, limits=limits, base=base)
@@ -696,9 +810,22 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
     if len(data) > limits.max_file_bytes:
         raise LimitExceeded(f"vein is {len(data)} bytes; the limit is {limits.max_file_bytes}", file=file)
     data = bytes(data)
-    check_header(data, schema, file=file)
+    c = _compiled(schema)
     body = data[HEADER_SIZE:]
-    record = decode_body(body, schema, file=file, limits=limits)
+    if data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
+        record = c.fast(body)
+        if record is not None:
+            if c.self_fp is not None and c.self_fp in record:
+                return _vein_of(schema, record, data, body, file)
+            h = c.hasher.copy()
+            h.update(body)
+            return Vein(schema, record, data, PREFIX + h.hexdigest())
+    # Whatever the fast path did not settle: the reference, which names the first problem.
+    return decode_vein_reference(data, schema, file=file, limits=limits)
+
+
+def _vein_of(schema: Schema, record: Record, data: bytes, body: bytes, file: str) -> Vein:
+    """The ``Vein`` of a decoded record, after checking its own ``fingerprint`` field (if any)."""
     fp = _fingerprint_of(schema, record, body)
     sf = schema.self_fingerprint
     if sf is not None and sf.name in record and record[sf.name] != fp:
@@ -709,3 +836,19 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
             location=f'field "{sf.name}", id {sf.id}',
         )
     return Vein(schema, record, data, fp)
+
+
+def decode_vein_reference(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Limits = DEFAULT_LIMITS) -> Vein:
+    """``decode_vein`` without the fast path: the strict decoder alone, byte by byte.
+
+    The reference the fast path is tested against (``tests/test_fast_decoder.py``):
+    on every input both give the same record and fingerprint, or the same
+    error (class, code, location, message). Raises as ``decode_vein``.
+    """
+    if len(data) > limits.max_file_bytes:
+        raise LimitExceeded(f"vein is {len(data)} bytes; the limit is {limits.max_file_bytes}", file=file)
+    data = bytes(data)
+    check_header(data, schema, file=file)
+    body = data[HEADER_SIZE:]
+    record = _strict_decode_body(body, schema, file=file, limits=limits, base=HEADER_SIZE)
+    return _vein_of(schema, record, data, body, file)

@@ -1,0 +1,241 @@
+"""The fast path of ``decode_vein`` against the reference decoder (``decode_vein_reference``).
+
+The fast path (cbor2 in C, then checks generated per schema and per shape of
+field ids, then a byte-exact re-encoding) must agree with the strict
+decoder on every input: the same record and fingerprint, or the same error
+(class, code, location and message). A fast path that accepts anything the
+reference refuses is a defect. Inputs: random schemas and records
+(hypothesis), byte-level mutations of them, every fuzz seed and kept fuzz
+input with mutations, and hand-made attacks on what a cbor2 round trip alone
+would let through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lodec
+from lodec.errors import LodecError
+from lodec.format.codec import (
+    HEADER_SIZE,
+    _compiled,
+    _fast_decode,
+    decode_vein,
+    decode_vein_reference,
+    header,
+)
+from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, schema_from_json
+from lodec.limits import DEFAULT_LIMITS, Limits
+
+from .test_properties import SETTINGS, schema_and_record
+
+ROOT = Path(__file__).resolve().parent.parent
+STEP = builtin_schema("skill-step-v1")
+
+
+def outcome(decode: Any, data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...]:
+    try:
+        vein = decode(data, schema, file="x.vein", limits=limits)
+    except LodecError as exc:
+        return ("refused", type(exc).__name__, exc.code, exc.location, exc.message)
+    return ("accepted", vein.record, vein.fingerprint, vein.data)
+
+
+def assert_agree(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...]:
+    reference = outcome(decode_vein_reference, data, schema, limits)
+    assert outcome(decode_vein, data, schema, limits) == reference, data.hex()
+    return reference
+
+
+def mutations(data: bytes, limit: int = 48) -> list[bytes]:
+    """Every one-byte deletion, a few insertions, and three bit flips per byte (in the first ``limit`` bytes)."""
+    out = []
+    for i in range(min(len(data), limit)):
+        out.append(data[:i] + data[i + 1:])
+        for bit in (0, 5, 7):
+            out.append(data[:i] + bytes([data[i] ^ (1 << bit)]) + data[i + 1:])
+        for b in (0x00, 0x18, 0xF5, 0xF6, 0xFF):
+            out.append(data[:i] + bytes([b]) + data[i:])
+    return out
+
+
+# ------------------------------------------------------------ random schemas
+
+
+@SETTINGS
+@given(schema_and_record())
+def test_fast_path_accepts_every_canonical_record_as_the_reference_does(pair: tuple[lodec.Schema, dict[str, Any]]) -> None:
+    schema, record = pair
+    vein = lodec.encode_record(schema, record)
+    assert assert_agree(vein.data, schema)[0] == "accepted"
+    # The fast path itself settles canonical records (else it would not be a fast path).
+    assert _fast_decode(vein.body, schema, DEFAULT_LIMITS) is not None
+
+
+@SETTINGS
+@given(schema_and_record(), st.data())
+def test_fast_path_and_reference_agree_on_mutated_records(pair: tuple[lodec.Schema, dict[str, Any]],
+                                                          data: st.DataObject) -> None:
+    schema, record = pair
+    vein = lodec.encode_record(schema, record)
+    assert_agree(vein.data, schema)  # the shape is learned first: mutations then meet a warm cache
+    body = bytearray(vein.body)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "replace"]))
+        i = data.draw(st.integers(min_value=0, max_value=max(len(body) - 1, 0)))
+        if op == "flip" and body:
+            body[i] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
+        elif op == "insert":
+            body.insert(i, data.draw(st.integers(min_value=0, max_value=255)))
+        elif op == "delete" and body:
+            del body[i]
+        elif body:
+            body[i] = data.draw(st.integers(min_value=0, max_value=255))
+    assert_agree(header(schema) + bytes(body), schema)
+
+
+@SETTINGS
+@given(schema_and_record(), st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=40))
+def test_fast_path_and_reference_agree_under_small_limits(pair: tuple[lodec.Schema, dict[str, Any]],
+                                                          max_text: int, max_entries: int) -> None:
+    schema, record = pair
+    data = lodec.encode_record(schema, record).data
+    assert_agree(data, schema, Limits(max_text_bytes=max_text, max_entries=max_entries))
+
+
+@SETTINGS
+@given(st.binary(max_size=80))
+def test_fast_path_and_reference_agree_on_arbitrary_bodies(blob: bytes) -> None:
+    for name in BUILTIN_SCHEMAS:
+        schema = builtin_schema(name)
+        assert_agree(header(schema) + blob, schema)
+        assert_agree(blob, schema)
+
+
+# ------------------------------------------------------------ fuzz seeds
+
+
+def _fuzz_inputs() -> list[Path]:
+    return sorted([*(ROOT / "fuzz" / "seeds" / "vein").glob("*"), *(ROOT / "tests" / "fuzz_regressions" / "vein").glob("*")])
+
+
+@pytest.mark.parametrize("path", _fuzz_inputs(), ids=lambda p: p.name[:12])
+def test_fast_path_and_reference_agree_on_fuzz_seeds_and_their_mutations(path: Path) -> None:
+    raw = path.read_bytes()
+    if not raw:
+        return
+    schemas = [builtin_schema(n) for n in BUILTIN_SCHEMAS]
+    schema = schemas[(raw[0] & 0x7F) % len(schemas)]  # as fuzz/targets.py's vein target picks it
+    blob = header(schema) + raw[1:] if raw[0] & 0x80 else raw[1:]
+    assert_agree(blob, schema)
+    for mutated in mutations(blob[HEADER_SIZE:] if len(blob) > HEADER_SIZE else blob):
+        assert_agree(header(schema) + mutated, schema)
+
+
+def test_the_fuzz_seeds_include_accepted_veins() -> None:
+    accepted = 0
+    schemas = [builtin_schema(n) for n in BUILTIN_SCHEMAS]
+    for path in _fuzz_inputs():
+        raw = path.read_bytes()
+        if raw:
+            schema = schemas[(raw[0] & 0x7F) % len(schemas)]
+            blob = header(schema) + raw[1:] if raw[0] & 0x80 else raw[1:]
+            accepted += outcome(decode_vein, blob, schema)[0] == "accepted"
+    assert accepted >= 3  # else the seed test above would only compare refusals
+
+
+# ------------------------------------------------------------ attacks on the round trip
+
+
+def _step_vein(body: bytes) -> bytes:
+    return header(STEP) + body
+
+
+VALID = cbor2.dumps({1: "a", 2: "skill:x"})  # a2 01 61 61 02 67 ...
+
+
+def _learned() -> None:
+    """Decode a valid two-field step first, so its shape (1, 2) is in the cache the attacks meet."""
+    assert decode_vein(_step_vein(VALID), STEP).record == {"stepName": "a", "skillRef": "skill:x"}
+    assert (1, 2) in _compiled(STEP).shapes
+
+
+ATTACKS = {
+    # cbor2 decodes these to a dict equal to a valid one ({True: ..} == {1: ..}) and re-encodes them
+    # byte for byte: only a type check on the keys refuses them.
+    "bool_key_true_for_field_1": b"\xa2\xf5\x61a\x02\x67skill:x",
+    "float_key_1_0_for_field_1": b"\xa2\xf9\x3c\x00\x61a\x02\x67skill:x",
+    "float32_key_for_field_2": b"\xa2\x01\x61a\xfa\x40\x00\x00\x00\x67skill:x",
+    "null_for_a_present_field": b"\xa2\x01\xf6\x02\x67skill:x",
+    "undefined_for_a_present_field": b"\xa2\x01\xf7\x02\x67skill:x",
+    "tag_32_uri_text": b"\xa2\x01\xd8\x20\x61a\x02\x67skill:x",
+    "bignum_key": b"\xa2\xc2\x41\x01\x61a\x02\x67skill:x",
+    "stringref_namespace": b"\xd9\x01\x00\xa2\x01\x67skill:x\x02\xd8\x19\x00",
+    "shared_value": b"\xa2\x01\xd8\x1c\x61a\x02\x67skill:x",
+    "non_shortest_key": b"\xa2\x18\x01\x61a\x02\x67skill:x",
+    "non_shortest_length": b"\xa2\x01\x78\x01a\x02\x67skill:x",
+    "indefinite_text": b"\xa2\x01\x7f\x61a\xff\x02\x67skill:x",
+    "indefinite_map": b"\xbf\x01\x61a\x02\x67skill:x\xff",
+    "duplicate_field": b"\xa3\x01\x61a\x01\x61a\x02\x67skill:x",
+    "unsorted_fields": b"\xa2\x02\x67skill:x\x01\x61a",
+    "trailing_byte": VALID + b"\x00",
+    "unknown_field": b"\xa3\x01\x61a\x02\x67skill:x\x07\x61b",
+    "missing_required": b"\xa1\x01\x61a",
+    "empty_optional_array": b"\xa3\x01\x61a\x02\x67skill:x\x03\x80",
+    "empty_optional_map": b"\xa3\x01\x61a\x02\x67skill:x\x04\xa0",
+    "unsorted_map_keys": b"\xa3\x01\x61a\x02\x67skill:x\x04\xa2\x61b\x61x\x61a\x61y",
+    "map_key_longer_first": b"\xa3\x01\x61a\x02\x67skill:x\x04\xa2\x62aa\x61x\x61b\x61y",
+    "duplicate_map_key": b"\xa3\x01\x61a\x02\x67skill:x\x04\xa2\x61a\x61x\x61a\x61y",
+    "non_ascii_unsorted_map_keys": "\xa3\x01\x61a\x02\x67skill:x\x04\xa2".encode("latin-1")
+    + b"\x62\xc3\xa9\x61x\x62\xc3\xa8\x61y",
+    "not_nfc_text": b"\xa2\x01\x63e\xcc\x81\x02\x67skill:x",
+    "not_nfc_in_array": b"\xa3\x01\x61a\x02\x67skill:x\x03\x81\x63e\xcc\x81",
+    "not_nfc_map_key": b"\xa3\x01\x61a\x02\x67skill:x\x04\xa1\x63e\xcc\x81\x61x",
+    "int_in_string_array": b"\xa3\x01\x61a\x02\x67skill:x\x03\x82\x61b\x01",
+    "bytes_for_text": b"\xa2\x01\x41a\x02\x67skill:x",
+    "lone_surrogate_text": b"\xa2\x01\x63\xed\xa0\x80\x02\x67skill:x",
+    "overlong_utf8": b"\xa2\x01\x62\xc1\x81\x02\x67skill:x",
+    "array_body": b"\x82\x01\x02",
+    "empty_body": b"",
+    "tag_on_body": b"\xd9\xd9\xf7" + VALID,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_round_trip_trick_is_refused_with_the_reference_error(name: str) -> None:
+    _learned()
+    data = _step_vein(ATTACKS[name])
+    verdict = assert_agree(data, STEP)
+    assert verdict[0] == "refused", f"{name} accepted: {verdict}"
+
+
+def test_the_attacks_decode_in_cbor2_to_what_a_round_trip_check_alone_would_pass() -> None:
+    # Why the key type check exists: cbor2 maps these to dicts equal to the valid record.
+    assert cbor2.loads(ATTACKS["bool_key_true_for_field_1"]) == cbor2.loads(VALID)
+    assert cbor2.dumps(cbor2.loads(ATTACKS["bool_key_true_for_field_1"])) == ATTACKS["bool_key_true_for_field_1"]
+    assert cbor2.loads(ATTACKS["float_key_1_0_for_field_1"]) == cbor2.loads(VALID)
+
+
+def test_a_self_fingerprint_field_is_checked_on_the_fast_path_too() -> None:
+    record = {"stepName": "a", "skillRef": "skill:x"}
+    vein = lodec.encode_record(STEP, record)
+    good = lodec.encode_record(STEP, {**record, "fingerprint": vein.fingerprint})
+    assert assert_agree(good.data, STEP)[0] == "accepted"
+    wrong = _step_vein(cbor2.dumps({1: "a", 2: "skill:x", 6: "blake3:" + "0" * 64}))
+    verdict = assert_agree(wrong, STEP)
+    assert verdict[:3] == ("refused", "DecodeError", "fingerprint_mismatch")
+
+
+def test_many_shapes_past_the_cache_still_decode_alike() -> None:
+    fields = [{"id": i, "name": f"f{i}", "type": "int", "required": False} for i in range(1, 11)]
+    schema = schema_from_json({"schema": "lode", "version": 1, "name": "Wide", "fields": fields})
+    for mask in range(1, 1 << 10, 3):  # 341 shapes: more than the cache keeps
+        record = {f"f{i}": i for i in range(1, 11) if mask & (1 << (i - 1))}
+        assert assert_agree(lodec.encode_record(schema, record).data, schema)[0] == "accepted"
+    assert len(_compiled(schema).shapes) <= 256
