@@ -12,6 +12,7 @@ the stack's version in the workspace's rollback state, under its lock
 from __future__ import annotations
 
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,21 +118,74 @@ def is_pack_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+# As files.read_bounded opens a file lodec found itself: no link followed, no wait on a FIFO.
+_STEP_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class StepFiles:
+    """``step_file`` (a step's label) and ``read_step`` (its bytes, or ``None``) over ``<steps_dir>/<name>.vein``.
+
+    Reads go through one descriptor of the steps folder (``openat``: no
+    path walk per step) with one ``read`` per file. Only a plain regular
+    file within the limit that reads whole is taken that way; anything else
+    (no file, a link, a FIFO or device, over the limit, a read error, a
+    file that changed size) is read again by ``read_bounded`` on the full
+    path, which gives exactly its verdict and message. Close it (``with``).
+    """
+
+    __slots__ = ("prefix", "max_bytes", "dir_fd")
+
+    def __init__(self, steps_dir: str | os.PathLike[str], max_bytes: int) -> None:
+        self.prefix = os.path.join(os.fspath(steps_dir), "")
+        self.max_bytes = max_bytes
+        try:
+            self.dir_fd: int | None = os.open(os.fspath(steps_dir), _DIR_FLAGS) if self.prefix else None
+        except OSError:
+            self.dir_fd = None  # every read takes the full path, and reports what is wrong
+
+    def step_file(self, name: str) -> str:
+        return f"{self.prefix}{name}.vein"
+
+    def read_step(self, name: str) -> bytes | None:
+        # The core only passes safe names, so this cannot leave the steps folder.
+        if self.dir_fd is not None:
+            try:
+                fd = os.open(name + ".vein", _STEP_FLAGS, dir_fd=self.dir_fd)
+            except FileNotFoundError:
+                return None
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    st = os.fstat(fd)
+                    if stat.S_ISREG(st.st_mode) and st.st_size <= self.max_bytes:
+                        data = os.read(fd, st.st_size + 1)
+                        if len(data) == st.st_size:
+                            return data
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        return read_optional(self.step_file(name), self.max_bytes)
+
+    def close(self) -> None:
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
+
+    def __enter__(self) -> StepFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def step_files(
     manifest_path: str | os.PathLike[str], steps_dir: str | os.PathLike[str] | None, limits: Limits = DEFAULT_LIMITS
-) -> tuple[Callable[[str], str], Callable[[str], bytes | None]]:
-    """``(step_file, read_step)`` over ``<steps_dir>/<name>.vein`` (default ``steps/`` beside the manifest)."""
-    steps_path = Path(steps_dir) if steps_dir is not None else default_steps_dir(manifest_path)
-    prefix = os.path.join(os.fspath(steps_path), "")
-
-    def step_file(name: str) -> str:
-        return f"{prefix}{name}.vein"
-
-    def read_step(name: str) -> bytes | None:
-        # The core only passes safe names, so this cannot leave steps_path.
-        return read_optional(step_file(name), limits.max_file_bytes)
-
-    return step_file, read_step
+) -> StepFiles:
+    """The ``StepFiles`` of ``<steps_dir>`` (default ``steps/`` beside the manifest); use it in a ``with``."""
+    return StepFiles(steps_dir if steps_dir is not None else default_steps_dir(manifest_path), limits.max_file_bytes)
 
 
 def verify_stack_files(
@@ -151,9 +205,10 @@ def verify_stack_files(
             (``file_not_found``, ``file_unreadable``, ``limit_exceeded``).
     """
     manifest_bytes = read_bounded(manifest_path, limits.max_file_bytes, follow=True)
-    step_file, read_step = step_files(manifest_path, steps_dir, limits)
-    return verify_stack(manifest_bytes, read_step, manifest_file=str(manifest_path), step_file=step_file,
-                        step_schema=step_schema, stack_schema=stack_schema, limits=limits)
+    with step_files(manifest_path, steps_dir, limits) as files:
+        return verify_stack(manifest_bytes, files.read_step, manifest_file=str(manifest_path),
+                            step_file=files.step_file, step_schema=step_schema, stack_schema=stack_schema,
+                            limits=limits)
 
 
 def verified_manifest(manifest: str, steps_dir: str | None, action: str) -> VerifiedStack:
@@ -242,8 +297,9 @@ def verify_target(
         if envelope is not None:
             raise OptionsError("--envelope is checked only with --key or --policy")
         manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes, follow=True)
-        step_file, read_step = step_files(target, steps_dir)
-        report, candidate = check_stack(manifest_bytes, read_step, manifest_file=target, step_file=step_file)
+        with step_files(target, steps_dir) as files:
+            report, candidate = check_stack(manifest_bytes, files.read_step, manifest_file=target,
+                                            step_file=files.step_file)
         note = UNCHECKED_NOTE if envelope_path_for(target).exists() else ""
     else:
         from ..sign.dsse import MAX_ENVELOPE_BYTES
@@ -254,11 +310,11 @@ def verify_target(
         env_path = Path(envelope) if envelope is not None else envelope_path_for(target)
         manifest_bytes = read_bounded(target, DEFAULT_LIMITS.max_file_bytes, follow=True)
         envelope_bytes = read_optional(env_path, MAX_ENVELOPE_BYTES, follow=envelope is not None)
-        step_file, read_step = step_files(target, steps_dir)
-        report, candidate = check_signed_stack(
-            manifest_bytes, envelope_bytes, read_step, policy=policy, now=now, trusted_versions=trusted,
-            expected_name=trust.expected_name, manifest_file=target, envelope_file=str(env_path),
-            step_file=step_file)
+        with step_files(target, steps_dir) as files:
+            report, candidate = check_signed_stack(
+                manifest_bytes, envelope_bytes, files.read_step, policy=policy, now=now, trusted_versions=trusted,
+                expected_name=trust.expected_name, manifest_file=target, envelope_file=str(env_path),
+                step_file=files.step_file)
         note = ""
     trees: dict[str, SkillTree] = {}
     if not check_skills:

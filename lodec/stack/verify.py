@@ -30,18 +30,19 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from ..format.codec import Vein, decode_vein, record_from_json
+from ..format.codec import Vein, decode_vein, fast_vein_decoder, record_from_json
 from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..limits import DEFAULT_LIMITS, Limits
-from ..names import is_safe_name, name_problem, version_problem
-from ..format.schema import Schema, skill_stack_schema, step_schema_for
+from ..names import NAME_PATTERN, is_safe_name, name_problem, version_problem
+from ..format.schema import STEP_SCHEMAS, Schema, builtin_schema, skill_stack_schema, step_schema_for
 from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from ..format.strictjson import loads_strict
 
@@ -193,6 +194,44 @@ def seal(report: VerificationReport, candidate: Candidate | None) -> Verificatio
     return report
 
 
+_NO_DEPS: list[str] = []
+
+
+def _step_decoder(step_schema: Schema | None, limits: Limits) -> Callable[[bytes], Vein | None]:
+    """``fast_vein_decoder`` of ``step_schema``, or (``None``) of the built-in step schema a vein's header names."""
+    if step_schema is not None:
+        return fast_vein_decoder(step_schema, limits)
+    by_id = {s.schema_id: fast_vein_decoder(s, limits) for s in map(builtin_schema, STEP_SCHEMAS)}
+
+    def decode(data: bytes) -> Vein | None:
+        fast = by_id.get(data[5:13])
+        return None if fast is None else fast(data)
+
+    return decode
+_NAMES = re.compile(rf"(?:{NAME_PATTERN.pattern}\n)*")
+_PINS = re.compile(r"(?:blake3:[0-9a-f]{64})*")
+
+
+def _all_safe_names(names: list[str]) -> bool:
+    """Whether every name follows the name rule (``is_safe_name``), in one regular-expression pass.
+
+    A name containing the separator would split into two chunks, so the
+    separators are counted first.
+    """
+    joined = "\n".join(names) + "\n"
+    return joined.count("\n") == len(names) and _NAMES.fullmatch(joined) is not None
+
+
+def _all_fingerprints(pins: Iterable[str]) -> bool:
+    """Whether every pin is ``blake3:<64 lowercase hex>`` (``is_fingerprint``), in one pass: each is 71 characters."""
+    pins = list(pins)
+    try:
+        joined = "".join(pins)
+    except TypeError:
+        return False
+    return set(map(len, pins)) <= {71} and _PINS.fullmatch(joined) is not None
+
+
 def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
     """The manifest's own order if every step verified and each depends only on steps listed before it.
 
@@ -201,12 +240,12 @@ def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -
     """
     if len(deps) != len(names):
         return None
-    position = {name: i for i, name in enumerate(names)}
-    for i, name in enumerate(names):
-        for dep in deps[name]:
-            at = position.get(dep)
-            if at is None or at >= i:
-                return None
+    earlier: set[str] = set()
+    for name in names:
+        step_deps = deps[name]
+        if step_deps and not earlier.issuperset(step_deps):
+            return None
+        earlier.add(name)
     return names
 
 
@@ -347,54 +386,66 @@ def verify_steps(
             names.append(name)
 
     veins: dict[str, Vein] = {}
+    deps: dict[str, list[str]] = {}
+    results = report.steps
+    fast = _step_decoder(step_schema, limits)
+    # Checked for all names and pins at once (in C); only when one fails is each checked alone.
+    names_safe = _all_safe_names(names)
+    pins_ok = _all_fingerprints(pins.values())
+    extras = len(names) > len(seen)
     for name in names:
         expected = pins.get(name)
-        if not is_safe_name(name):
-            report.steps.append(StepResult(name, "unsafe_name", expected, None))
+        if not names_safe and not is_safe_name(name):
+            results.append(StepResult(name, "unsafe_name", expected, None))
             report.add("unsafe_name", name, f"step name {name!r} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -)")
             continue
-        if name not in seen:
-            report.steps.append(StepResult(name, "unlisted", expected, None))
+        if extras and name not in seen:
+            results.append(StepResult(name, "unlisted", expected, None))
             report.add("unlisted_pin", name, f'Step "{name}" is pinned in "stepFingerprints" but not listed in "steps"')
             continue
         if expected is None:
             report.add("missing_pin", name, f'Step "{name}" is listed in "steps" but has no pin in "stepFingerprints"')
-        elif not is_fingerprint(expected):
+        elif not pins_ok and not is_fingerprint(expected):
             report.add("pin_malformed", name, f'Step "{name}" pin {expected!r} is not blake3:<64 lowercase hex>')
             expected = None
-        label = step_file(name)
         try:
             data = read_step(name)
         except LodecError as exc:
-            report.steps.append(StepResult(name, "malformed", expected, None))
-            report.add(exc.code, name, f'Step "{name}" refused: {exc.with_file(label)}')
+            results.append(StepResult(name, "malformed", expected, None))
+            report.add(exc.code, name, f'Step "{name}" refused: {exc.with_file(step_file(name))}')
             continue
         if data is None:
-            report.steps.append(StepResult(name, "missing", expected, None))
-            report.add("step_missing", name, f'Step "{name}" missing: no {label}')
+            results.append(StepResult(name, "missing", expected, None))
+            report.add("step_missing", name, f'Step "{name}" missing: no {step_file(name)}')
             continue
-        try:
-            vein = decode_vein(data, step_schema or step_schema_for(data), file=label, limits=limits)
-        except LodecError as exc:
-            report.steps.append(StepResult(name, "malformed", expected, None))
-            code = "schema_mismatch" if isinstance(exc, SchemaMismatch) else "step_malformed"
-            report.add(code, name, f'Step "{name}" malformed: {exc} [{exc.code}]')
+        vein = fast(data)
+        if vein is None:
+            try:
+                vein = decode_vein(data, step_schema or step_schema_for(data), file=step_file(name), limits=limits)
+            except LodecError as exc:
+                results.append(StepResult(name, "malformed", expected, None))
+                code = "schema_mismatch" if isinstance(exc, SchemaMismatch) else "step_malformed"
+                report.add(code, name, f'Step "{name}" malformed: {exc} [{exc.code}]')
+                continue
+        fingerprint = vein.fingerprint
+        record = vein.record
+        inner = record.get("stepName")
+        if fingerprint == expected and inner == name:  # expected is not None: a verified step
+            results.append(StepResult(name, "verified", expected, fingerprint))
+            veins[name] = vein
+            deps[name] = record.get("dependsOn", _NO_DEPS)
             continue
         status = "verified"
         if expected is None:
             status = "unpinned"
-        elif vein.fingerprint != expected:
+        elif fingerprint != expected:
             status = "tampered"
-            report.add("step_tampered", name, f'Step "{name}" tampered: expected {expected}, got {vein.fingerprint}')
-        inner = vein.record.get("stepName")
+            report.add("step_tampered", name, f'Step "{name}" tampered: expected {expected}, got {fingerprint}')
         if inner != name:
             status = "renamed" if status == "verified" else status
-            report.add("step_renamed", name, f'Step "{name}" renamed: {label} holds stepName {inner!r}')
-        report.steps.append(StepResult(name, status, expected, vein.fingerprint))
-        if status == "verified":
-            veins[name] = vein
+            report.add("step_renamed", name, f'Step "{name}" renamed: {step_file(name)} holds stepName {inner!r}')
+        results.append(StepResult(name, status, expected, fingerprint))
 
-    deps = {name: list(v.record.get("dependsOn", [])) for name, v in veins.items()}
     order = _listed_order_if_topological(names, deps)
     if order is None:
         # Dangling means "not a step of this stack", including steps that failed.

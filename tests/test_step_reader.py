@@ -1,0 +1,106 @@
+"""``StepFiles.read_step`` (one descriptor of the steps folder, one read per vein) against the reference read.
+
+The fast read only takes a plain regular file within the limit that reads
+whole; everything else must give exactly what ``read_optional`` (that is,
+``files.read_bounded`` on the full path) gives: the same bytes, ``None``,
+or the same error. Named for the plants an attacker could put at a step.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lodec.app.verify import StepFiles, read_optional, verify_stack_files
+from lodec.errors import LodecError
+
+LIMIT = 64
+
+
+def reference(steps: Path, name: str) -> Any:
+    try:
+        return ("bytes", read_optional(steps / f"{name}.vein", LIMIT))
+    except LodecError as exc:
+        return ("error", type(exc).__name__, exc.code, str(exc))
+
+
+def fast(steps: Path, name: str) -> Any:
+    with StepFiles(steps, LIMIT) as files:
+        try:
+            return ("bytes", files.read_step(name))
+        except LodecError as exc:
+            return ("error", type(exc).__name__, exc.code, str(exc))
+
+
+@pytest.fixture()
+def steps(tmp_path: Path) -> Path:
+    d = tmp_path / "steps"
+    d.mkdir()
+    (d / "plain.vein").write_bytes(b"VEIN plain")
+    (d / "empty.vein").write_bytes(b"")
+    (d / "at-limit.vein").write_bytes(b"x" * LIMIT)
+    (d / "over-limit.vein").write_bytes(b"x" * (LIMIT + 1))
+    (d / "a-directory.vein").mkdir()
+    os.mkfifo(d / "a-fifo.vein")
+    (d / "a-link.vein").symlink_to(d / "plain.vein")
+    (d / "a-dangling-link.vein").symlink_to(d / "nowhere.vein")
+    return d
+
+
+NAMES = ["plain", "empty", "at-limit", "over-limit", "a-directory", "a-fifo", "a-link", "a-dangling-link", "absent"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_plant_at_a_step_reads_as_the_reference_reads_it(steps: Path, name: str) -> None:
+    assert fast(steps, name) == reference(steps, name)
+
+
+def test_the_fast_read_returns_the_bytes_and_none_for_an_absent_step(steps: Path) -> None:
+    assert fast(steps, "plain") == ("bytes", b"VEIN plain")
+    assert fast(steps, "absent") == ("bytes", None)
+    assert fast(steps, "a-link")[:3] == ("error", "FileUnreadable", "file_link")
+    assert fast(steps, "a-fifo")[:3] == ("error", "FileUnreadable", "file_unreadable")
+
+
+def test_a_missing_steps_folder_reads_every_step_as_missing(tmp_path: Path) -> None:
+    assert fast(tmp_path / "no-such-folder", "plain") == ("bytes", None) == reference(tmp_path / "no-such-folder", "plain")
+
+
+def test_a_fifo_with_a_writer_feeding_a_valid_vein_is_refused(tmp_path: Path, seed_stack: Path) -> None:
+    """The regular-file check is on the open descriptor: a FIFO that would deliver the right bytes is still refused."""
+    steps = seed_stack.parent / "steps"
+    victim = sorted(steps.glob("*.vein"))[0]
+    good = victim.read_bytes()
+    victim.unlink()
+    os.mkfifo(victim)
+
+    def feed() -> None:
+        for _ in range(4):  # every open for reading gets the valid bytes
+            try:
+                fd = os.open(victim, os.O_WRONLY)
+            except OSError:
+                return
+            try:
+                os.write(fd, good)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    report = verify_stack_files(seed_stack)
+    assert not report.ok
+    assert [p.code for p in report.problems] == ["file_unreadable"]
+    assert "FIFO" in report.problems[0].message
+    # Let the writer go.
+    for _ in range(4):
+        try:
+            fd = os.open(victim, os.O_RDONLY | os.O_NONBLOCK)
+            os.close(fd)
+        except OSError:
+            break
