@@ -121,6 +121,28 @@ def test_securesystemslib_refuses_what_lodec_refuses(signed_stack: Path, keys: d
         Envelope.from_dict(doc | {"payload": json.loads(envelope)["payload"]}).verify([default_keyid], 1)
 
 
+def test_securesystemslib_verifies_the_envelope_pushed_as_an_oci_referrer(
+    signed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    # `lodec push` to an OCI image layout: every DSSE envelope among its blobs is one lodec wrote.
+    code, _, err = run_cli("pack", signed_stack, "-o", tmp_path / "s.lodepack")
+    assert code == 0, err
+    code, _, err = run_cli("push", tmp_path / "s.lodepack", f"oci-layout:{tmp_path / 'layout'}:v1")
+    assert code == 0, err
+    envelopes = []
+    for blob in (tmp_path / "layout" / "blobs" / "sha256").iterdir():
+        try:
+            doc = json.loads(blob.read_bytes())
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(doc, dict) and "payloadType" in doc:
+            envelopes.append(blob.read_bytes())
+    assert len(envelopes) == 1
+    pubs = [Path(f"{keys[w]}.pub") for w in ("alice", "bob")]
+    assert sslib_verify(envelopes[0], pubs, 2) == {keyid(keys, "alice"), keyid(keys, "bob")}
+    intoto_validate(payload_of(envelopes[0]))
+
+
 # ------------------------------------------------------------------ statements
 
 
