@@ -210,12 +210,8 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
             ``file_unwritable``.
     """
     from ..files import atomic_write
-    from ..format.pack import build_pack
-    from ..format.schema import builtin_schema_bytes
-    from ..format.tree import skill_name
     from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
     from ..sign.statement import file_digests
-    from ..stack.manifest import stack_schema_name
     from .verify import NotVerified
 
     result = verify_target(manifest, workspace, steps_dir=steps_dir, check_skills=True)
@@ -231,16 +227,33 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
         raise FileMissing("no such file", file=str(env))
     if envelope_bytes is not None:
         parse_envelope(envelope_bytes, file=str(env))  # refuse to pack a malformed envelope
-    data = build_pack(manifest_name=Path(manifest).name, manifest=stack.manifest_bytes,
-                      steps={name: vein.data for name, vein in stack.steps.items()},
-                      step_schema=builtin_schema_bytes(_one_step_schema(stack, manifest)),
-                      stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
-                      envelope=envelope_bytes,
-                      skills={skill_name(ref): tree.files for ref, tree in result.skills.items()})
+    data = verified_pack_bytes(result, Path(manifest).name, envelope_bytes)
     atomic_write(output, data)
     digests = file_digests(data)
     return Packed(output, len(data), len(stack.steps), envelope_bytes is not None, stack.name, stack.version,
                   digests["blake3"], digests["sha256"], tuple(sorted(result.skills)))
+
+
+def verified_pack_bytes(result: VerifyResult, manifest_name: str, envelope: bytes | None) -> bytes:
+    """The deterministic ``.lodepack`` bytes of a verification's stack: its steps, its schemas,
+    ``envelope`` (or none), and the skill trees verification matched with their pins
+    (``lodepack-v2``; ``lodepack-v1`` when the stack pins no skills).
+
+    Raises:
+        LodecError: ``limit_exceeded`` (a member over its cap), ``pack_mixed_schemas``.
+    """
+    from ..format.pack import build_pack
+    from ..format.schema import builtin_schema_bytes
+    from ..format.tree import skill_name
+    from ..stack.manifest import stack_schema_name
+
+    stack = result.require()
+    return build_pack(manifest_name=manifest_name, manifest=stack.manifest_bytes,
+                      steps={name: vein.data for name, vein in stack.steps.items()},
+                      step_schema=builtin_schema_bytes(_one_step_schema(stack, manifest_name)),
+                      stack_schema=builtin_schema_bytes(stack_schema_name(stack.manifest)),
+                      envelope=envelope,
+                      skills={skill_name(ref): tree.files for ref, tree in result.skills.items()})
 
 
 @dataclass(frozen=True)

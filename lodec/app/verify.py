@@ -241,6 +241,7 @@ def verify_target(
     steps_dir: str | None = None,
     envelope: str | None = None,
     check_skills: bool = True,
+    pack_skills: bool = True,
 ) -> VerifyResult:
     """Verify ``target``: ``STACK.json`` with its steps, or a pack; signed when ``trust`` names keys or a policy.
 
@@ -259,6 +260,10 @@ def verify_target(
         envelope: the DSSE envelope (manifests only, signed only; default ``STACK.json.dsse``).
         check_skills: ``False`` skips the skill check (``--no-skills``); the
             result's ``note`` then says so.
+        pack_skills: for a pack, check the skills it carries (default); ``False``
+            checks the workspace's own installed copies instead (``skills/`` under
+            its state directory and ``$LODEC_HOME/skills``), as a worker does that
+            runs only the skills installed on it.
 
     Raises:
         OptionsError: options that do not go together (code ``usage``).
@@ -320,7 +325,8 @@ def verify_target(
     if not check_skills:
         note += SKILLS_UNCHECKED_NOTE
     elif candidate is not None:
-        trees = _check_skills(report, candidate, target, workspace, pack)
+        trees = _check_skills(report, candidate, target, workspace, pack if pack_skills else None,
+                              from_pack=pack is not None)
     seal(report, candidate)
     first_use = False
     recorded = None
@@ -361,7 +367,8 @@ def _trusted(state: Path) -> dict[str, TrustedVersion]:
 
 
 def _check_skills(
-    report: VerificationReport, candidate: Candidate, target: str, workspace: Workspace | None, pack: Pack | None
+    report: VerificationReport, candidate: Candidate, target: str, workspace: Workspace | None, pack: Pack | None,
+    *, from_pack: bool = False,
 ) -> dict[str, SkillTree]:
     """Compare every pinned skill with its pin (``skill-stack-v2``); add a problem for each that does not match."""
     pins = candidate.manifest.get("skillDigests")
@@ -377,7 +384,8 @@ def _check_skills(
     if pack is not None:
         load = pack_tree_loader(pack, target)
     else:
-        roots = _workspace(workspace).skill_roots(target)
+        # A pack's own folder holds no skills of the workspace: only its state's and $LODEC_HOME's count.
+        roots = _workspace(workspace).skill_roots(None if from_pack else target)
 
         def load(ref: str) -> SkillTree:
             return load_tree(ref, roots)

@@ -89,3 +89,70 @@ def steps_option(f: F) -> F:
 def json_option(help_text: str) -> Callable[[F], F]:
     """``--json`` with its command's output shape in ``help_text``."""
     return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+@dataclass(frozen=True)
+class TemporalArgs:
+    """The values of ``temporal_options``; ``given`` lists the options set on the command line."""
+
+    address: str | None
+    store: str | None
+    namespace: str
+    task_queue: str
+    tls: bool
+    tls_ca: str | None
+    tls_cert: str | None
+    tls_key: str | None
+    tls_server_name: str | None
+    api_key_env: str | None
+    given: tuple[str, ...]
+
+    def options(self, heartbeat_s: float = 10.0, attempts: int = 3) -> Any:
+        """The use case's ``lodec.app.engine.TemporalOptions``; a usage error without ``--address``/``--store``."""
+        from ..app.engine import TemporalOptions
+        from ..app.options import OptionsError
+
+        if self.address is None:
+            raise OptionsError("the Temporal engine needs --address HOST:PORT", param_hint="--address")
+        if self.store is None:
+            raise OptionsError("the Temporal engine needs --store DIR, a directory every worker reaches",
+                               param_hint="--store")
+        return TemporalOptions(self.address, self.store, self.namespace, self.task_queue, self.tls, self.tls_ca,
+                               self.tls_cert, self.tls_key, self.tls_server_name, self.api_key_env,
+                               heartbeat_s, attempts)
+
+
+_TEMPORAL_PARAMS = ("address", "store", "namespace", "task_queue", "tls", "tls_ca", "tls_cert", "tls_key",
+                    "tls_server_name", "api_key_env")
+
+
+def temporal_options(f: F) -> F:
+    """``--address``, ``--namespace``, ``--task-queue``, ``--store``, the TLS options and ``--api-key-env``;
+    the command receives them as one ``temporal: TemporalArgs`` argument."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {p: kwargs.pop(p) for p in _TEMPORAL_PARAMS}
+        ctx = click.get_current_context()
+        given = tuple(p for p in _TEMPORAL_PARAMS
+                      if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE)
+        return f(*args, temporal=TemporalArgs(**values, given=given), **kwargs)
+
+    g: Any = command
+    g = click.option("--api-key-env", metavar="VAR",
+                     help="Environment variable holding a Temporal API key (sent as a bearer token; turns TLS "
+                          "on). The key itself never goes on the command line.")(g)
+    g = click.option("--tls-server-name", metavar="NAME", help="Server name to check in its TLS certificate.")(g)
+    g = click.option("--tls-key", type=click.Path(dir_okay=False), help="Client private key (PEM) for mutual TLS.")(g)
+    g = click.option("--tls-cert", type=click.Path(dir_okay=False),
+                     help="Client certificate (PEM) for mutual TLS (with --tls-key).")(g)
+    g = click.option("--tls-ca", type=click.Path(dir_okay=False),
+                     help="CA certificate (PEM) the server's certificate must chain to. Default: the system's.")(g)
+    g = click.option("--tls", is_flag=True, help="Connect with TLS (implied by the other --tls-* options).")(g)
+    g = click.option("--task-queue", default="lodec", show_default=True, help="Task queue lodec workers poll.")(g)
+    g = click.option("--namespace", default="default", show_default=True, help="Temporal namespace.")(g)
+    g = click.option("--store", type=click.Path(file_okay=False),
+                     help="Shared content-addressed directory (packs, artifacts, step logs) that the submitter and "
+                          "every worker reach, e.g. an NFS mount.")(g)
+    g = click.option("--address", metavar="HOST:PORT", help="Temporal frontend (gRPC), e.g. 127.0.0.1:7233.")(g)
+    return g  # type: ignore[no-any-return]

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from ..app import Workspace
-from .options import CONTEXT, json_option, steps_option, TrustArgs, trust_options, workspace_option
+from .options import (CONTEXT, TemporalArgs, TrustArgs, json_option, steps_option, temporal_options, trust_options,
+                      workspace_option)
 from .render import echo, emit, error_line, first_use_note, outcome, printable
 
 
@@ -166,6 +167,16 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: T
               help="With --step: take the other steps' results from this earlier run of the same stack "
                    "(latest: the newest completed run with this manifest digest); their artifacts are re-hashed "
                    "before use. Steps downstream of a --step are not reused.")
+@click.option("--engine", type=click.Choice(["local", "temporal"]), default="local", show_default=True,
+              help="local: run the steps here. temporal: run them on lodec workers through a Temporal service "
+                   "(--address, --store; docs/temporal.md).")
+@click.option("--heartbeat", "heartbeat_s", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
+              help="temporal: seconds without a heartbeat before a step's worker counts as lost (and the step "
+                   "is retried on another).")
+@click.option("--attempts", type=click.IntRange(min=1), default=3, show_default=True,
+              help="temporal: attempts per step in all (a lost worker or an infrastructure error is retried; a "
+                   "refusal or a failed step is not).")
+@temporal_options
 @workspace_option
 @trust_options
 @json_option("Print the run record (run.json) on stdout.")
@@ -177,6 +188,10 @@ def run(
     allow_unsandboxed: bool,
     only: tuple[str, ...],
     reuse_id: str | None,
+    engine: str,
+    heartbeat_s: float,
+    attempts: int,
+    temporal: TemporalArgs,
     workspace_dir: str | None,
     trust: TrustArgs,
     as_json: bool,
@@ -194,20 +209,37 @@ def run(
       lodec run stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
       lodec run release.lodepack --key alice.pub --jobs 4
       lodec run stack.json --step release-readiness --reuse latest --trust normal
+      lodec run stack.json --engine temporal --address 127.0.0.1:7233 --store /shared/lodec-cas
     Records: .lodec/runs/<run-id>/{run.json,journal.md,provenance.json}; provenance.json
     (SLSA Provenance v1) is written when the run produced an artifact.
+
+    With --engine temporal the stack is verified here exactly as above, put as a pack into --store,
+    and run by `lodec worker` processes, each of which verifies it again against its own trust
+    policy and its own installed skills before it runs a step; the records name each step's worker.
     """
     from ..app import runs as app
     from ..app.runs import RunRequest
 
     import os
 
+    from ..app.options import OptionsError
+
     workspace = _workspace(workspace_dir, trust.state)
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     with outcome(as_json, target):
-        record = app.run(target, workspace, trust.options(), RunRequest(
-            jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only, reuse=reuse_id,
-            events=lambda event: _step_lines(event, github), on_verified=first_use_note), steps_dir=steps_dir)
+        request = RunRequest(jobs=jobs, trust=trust_level, allow_unsandboxed=allow_unsandboxed, only=only,
+                             reuse=reuse_id, events=lambda event: _step_lines(event, github),
+                             on_verified=first_use_note)
+        if engine == "temporal":
+            from ..app.engine import run_temporal
+
+            record = run_temporal(target, workspace, trust.options(), request,
+                                  temporal.options(heartbeat_s, attempts), steps_dir=steps_dir)
+        else:
+            if temporal.given:
+                name = "--" + temporal.given[0].replace("_", "-")
+                raise OptionsError(f"{name} applies to --engine temporal", param_hint=name)
+            record = app.run(target, workspace, trust.options(), request, steps_dir=steps_dir)
     if as_json:
         emit(record.to_dict())
     else:
@@ -489,4 +521,48 @@ def analytics(workspace_dir: str | None, as_json: bool) -> None:
         echo(printable(f"  TAMPERED {t}"))
 
 
-COMMANDS = (skill, lock, plan, run, diff, resolve, runs, journal, artifact, logs, analytics)
+# ------------------------------------------------------------------ worker
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--engine", type=click.Choice(["temporal"]), default="temporal", show_default=True,
+              help="The engine whose work to take: Temporal.")
+@temporal_options
+@click.option("--identity", metavar="NAME", help="This worker's name in run records. Default: <pid>@<host>.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Steps this worker runs at once.")
+@click.option("--skills-from", type=click.Choice(["workspace", "pack"]), default="workspace", show_default=True,
+              help="workspace: run only the skills installed here (lodec skill add), each checked against its pin. "
+                   "pack: run the skills the verified pack carries.")
+@click.option("--allow-unsandboxed", is_flag=True,
+              help="Run steps without a sandbox where none works on this machine (their full access).")
+@workspace_option
+@trust_options
+def worker(engine: str, temporal: TemporalArgs, identity: str | None, max_steps: int, skills_from: str,
+           allow_unsandboxed: bool, workspace_dir: str | None, trust: TrustArgs) -> None:
+    """Take lodec steps from a Temporal task queue and run them here, sealed, until SIGINT or SIGTERM.
+
+    Before every activity the worker fetches the pack named by digest from --store, re-hashes it
+    and verifies it against ITS OWN trust (--key/--policy, or the workspace's trust-policy.toml) and
+    ITS OWN installed skills, each against its pin. A pack that does not verify here, or a skill
+    that drifted here, is refused (nothing runs; the run fails naming why). Steps work on
+    --workspace as `lodec run` steps do; their artifacts and logs go into --store.
+
+    \b
+      lodec worker --address 127.0.0.1:7233 --store /shared/lodec-cas --workspace . --key alice.pub
+    One line per step on stderr; docs/temporal.md says how to reach a real cluster (TLS, API key).
+    """
+    from ..app.engine import WorkerRequest, serve_worker
+
+    def ready(name: str) -> None:
+        echo(printable(f"lodec worker {name} polling {temporal.address} namespace {temporal.namespace} "
+                       f"task queue {temporal.task_queue}"), err=True)
+
+    with outcome(False):
+        serve_worker(_workspace(workspace_dir, trust.state), trust.options(), temporal.options(),
+                     WorkerRequest(identity=identity, max_steps=max_steps, skills_from=skills_from,
+                                   allow_unsandboxed=allow_unsandboxed),
+                     log=lambda line: echo(printable(line), err=True), on_ready=ready)
+
+
+COMMANDS = (worker, skill, lock, plan, run, diff, resolve, runs, journal, artifact, logs, analytics)

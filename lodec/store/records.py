@@ -25,6 +25,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -49,7 +50,8 @@ class StepResult(msgspec.Struct, kw_only=True):
     code when not succeeded (``exit_nonzero``, ``timeout``, ``upstream_failed``,
     ...); times are ISO 8601 UTC with microseconds; ``duration_ms`` in
     milliseconds; ``artifacts`` output name -> digests; ``upstream_status``
-    ``<step>/<output>`` -> ``verified|integrity_mismatch|missing|skipped``.
+    ``<step>/<output>`` -> ``verified|integrity_mismatch|missing|skipped``;
+    ``worker`` the Temporal worker that ran it (remote runs only).
     """
 
     status: str
@@ -66,6 +68,9 @@ class StepResult(msgspec.Struct, kw_only=True):
     headline: str | None = None
     artifacts: dict[str, ArtifactDigest] = msgspec.field(default_factory=dict)
     upstream_status: dict[str, str] = msgspec.field(default_factory=dict)
+    #: The Temporal worker identity that ran the step (``--engine temporal``); ``None`` (and left out of
+    #: ``run.json``) for a local run.
+    worker: str | None = None
 
 
 class StackRef(msgspec.Struct, kw_only=True):
@@ -122,7 +127,12 @@ class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     def to_dict(self) -> dict[str, object]:
         """The JSON object of ``run.json`` (what ``lodec run --json`` prints)."""
-        out: dict[str, object] = msgspec.to_builtins(self)
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        # A local run's steps carry no worker: their records stay as they were.
+        steps = [*out["steps"].values(), *(out["reused"]["steps"].values() if out.get("reused") else ())]
+        for rec in steps:
+            if rec.get("worker") is None:
+                rec.pop("worker", None)
         return out
 
 

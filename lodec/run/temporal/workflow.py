@@ -1,0 +1,154 @@
+"""``RunWorkflow``: lodec's schedule of a verified stack, as Temporal workflow code.
+
+Deterministic, as Temporal requires of workflow code (it is replayed from history): no I/O, no
+clock, no randomness; it runs in the SDK's sandboxed workflow runner, with lodec's own modules
+passed through (they are deterministic and import-time side-effect free). Everything that touches
+a file happens in the activities (``activities``), on workers that verify the pack first.
+
+The schedule is ``lodec.run.schedule.may_start`` over the DAG a worker verified (the ``plan``
+activity), exactly as the local executor applies it: a step starts once every dependency
+succeeded, at most ``jobs`` at once, read / write / exclusive as ``docs/skill-contract.md``
+§Concurrency says; a step whose dependency failed or was skipped is skipped
+(``upstream_failed``). Each step is one activity (id = the step name), so it runs at most once
+per attempt; the activity retry policy is ``step_retry_policy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from ..schedule import may_start
+    from .types import (PLAN_ACTIVITY, REFUSALS, STEP_ACTIVITY, WORKFLOW, PackRef, Plan, PlannedStep, RunInput,
+                        RunOutput, StepInput, StepOutput)
+
+#: Time a worker has to fetch and verify a pack and return the plan.
+PLAN_TIMEOUT = timedelta(minutes=2)
+#: Added to a step's own timeout (which the worker enforces itself) for fetching, verifying and storing.
+STEP_MARGIN_S = 120.0
+
+
+def step_retry_policy(attempts: int) -> RetryPolicy:
+    """The activity retry policy (``docs/temporal.md`` §Retries).
+
+    Retried, up to ``attempts`` attempts in all, 1 s apart then doubling up to 10 s: an attempt
+    whose worker was lost (no heartbeat within the heartbeat timeout, or past start-to-close) and
+    an infrastructure error on the worker (the shared store unreachable, a full disk). Never
+    retried: a worker's refusal (``REFUSALS``: the pack does not verify there, a skill drifted, ...),
+    and a step that ran and failed (exit status, timeout, outputs): that is the step's result, as
+    locally, not an error.
+    """
+    return RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                       maximum_interval=timedelta(seconds=10), maximum_attempts=attempts,
+                       non_retryable_error_types=list(REFUSALS))
+
+
+@workflow.defn(name=WORKFLOW)
+class RunWorkflow:
+    """One lodec run: plan on a worker, then every step as an activity, in lodec's schedule."""
+
+    def __init__(self) -> None:
+        self._started: list[str] = []
+        self._done: dict[str, StepOutput] = {}
+
+    @workflow.query(name="progress")
+    def progress(self) -> dict[str, Any]:
+        """``{"started": [step, ...], "done": {step: StepOutput as JSON}}`` so far."""
+        return {"started": list(self._started), "done": {k: asdict(v) for k, v in self._done.items()}}
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> RunOutput:
+        ref = PackRef(inp.run, inp.pack, inp.store, inp.stack)
+        try:
+            plan = await workflow.execute_activity(
+                PLAN_ACTIVITY, ref, result_type=Plan, start_to_close_timeout=PLAN_TIMEOUT,
+                retry_policy=step_retry_policy(inp.attempts))
+        except ActivityError as exc:
+            code, detail = _cause(exc)
+            return RunOutput(refused=code, detail=detail)
+        order = [s.name for s in plan.steps]
+        if plan.digest != inp.stack or order != inp.steps:
+            return RunOutput(refused="stack_mismatch", planned_by=plan.worker,
+                             detail=f"worker {plan.worker} verified stack {plan.digest} with steps {order}; the "
+                                    f"submitter verified {inp.stack} with steps {inp.steps}")
+        steps = {s.name: s for s in plan.steps}
+        pending = list(order)
+        running: dict[str, Any] = {}
+        while pending or running:
+            while self._advance(inp, ref, steps, pending, running):
+                pass
+            if running:
+                await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                for name, handle in list(running.items()):
+                    if handle.done():
+                        del running[name]
+                        self._done[name] = _outcome(handle, steps[name])
+        return RunOutput(steps=dict(self._done), planned_by=plan.worker)
+
+    def _advance(self, inp: RunInput, ref: PackRef, steps: dict[str, PlannedStep], pending: list[str],
+                 running: dict[str, Any]) -> bool:
+        """One pass over ``pending`` in topological order: skip or start what can be (as the local
+        executor's ``_advance``). Returns whether anything changed."""
+        changed = False
+        barrier = False  # a waiting exclusive step: later steps wait too, so it is not starved
+        i = 0
+        while i < len(pending) and len(running) < inp.jobs:
+            name = pending[i]
+            step = steps[name]
+            states = {d: self._done[d].result["status"] if d in self._done else None for d in step.deps}
+            broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
+            kinds = [steps[r].concurrency for r in running]
+            if broken:
+                del pending[i]
+                self._done[name] = StepOutput(_skipped(step, "upstream_failed",
+                                                       f"upstream {', '.join(broken)} did not succeed"), "")
+                changed = True
+            elif barrier or any(s != "succeeded" for s in states.values()):
+                i += 1
+            elif not may_start(step.concurrency, kinds, inp.jobs):
+                barrier = barrier or step.concurrency == "exclusive"
+                i += 1
+            else:
+                del pending[i]
+                changed = True
+                upstream = {d: self._done[d].result for d in step.deps}
+                self._started.append(name)
+                running[name] = workflow.start_activity(
+                    STEP_ACTIVITY, StepInput(ref, name, inp.trust, upstream), result_type=StepOutput,
+                    activity_id=name, start_to_close_timeout=timedelta(seconds=step.timeout + STEP_MARGIN_S),
+                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_s),
+                    retry_policy=step_retry_policy(inp.attempts))
+        return changed
+
+
+def _skipped(step: PlannedStep, reason: str, detail: str) -> dict[str, Any]:
+    return {"status": "skipped", "skill": step.skill, "skillDigest": step.skill_digest,
+            "fingerprint": step.fingerprint, "concurrency": step.concurrency, "reason": reason, "detail": detail}
+
+
+def _cause(exc: ActivityError) -> tuple[str, str]:
+    """The error code and message behind a failed activity: a worker's refusal keeps its code."""
+    cause = exc.cause
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type, cause.message
+    return "worker_failed", str(cause or exc)
+
+
+def _outcome(handle: Any, step: PlannedStep) -> StepOutput:
+    try:
+        out: StepOutput = handle.result()
+        return out
+    except ActivityError as exc:
+        code, detail = _cause(exc)
+        failed = _skipped(step, code, detail)
+        failed["status"] = "failed"
+        return StepOutput(failed, "")

