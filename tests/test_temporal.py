@@ -408,3 +408,37 @@ def test_engine_options_are_usage_errors_where_they_do_not_apply(tmp_path: Path)
     assert code == 2 and "--step and --reuse are local-engine options" in err
     code, _out, err = run_cli("worker", "--address", "127.0.0.1:1", "--store", tmp_path / "nowhere")
     assert code == 1 and "shared store must be an existing directory" in err
+
+
+def test_run_conditions_are_honoured_as_locally(start_workers: Any, temporal_address: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "stack"
+    make_skill(folder / "skills", "ok", concurrency="read")
+    make_skill(folder / "skills", "boom", 'print("about to fail"); sys.exit(3)\n', concurrency="read")
+    # Every step skill-step-v2 (runIf written out even for success): a pack carries one step schema.
+    v2 = "success"
+    stack = make_stack(folder, [
+        step("bad", "boom", run_if=v2),
+        step("on-failure", "ok", deps=["bad"], run_if="failure"),
+        step("cleanup", "ok", deps=["bad", "good"], run_if="always"),
+        step("after-bad", "ok", deps=["bad"], run_if=v2),
+        step("good", "ok", run_if=v2),
+        step("handler-unneeded", "ok", deps=["good"], run_if="failure"),
+        step("after-handler", "ok", deps=["handler-unneeded"], run_if=v2),
+    ], name="conditions")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("conditions", {"worker": workspace}, sorted((folder / "skills").iterdir()))
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "local-home"))
+    code, out, err = run_cli("run", stack, "--workspace", workspace, "--json")
+    assert code == 1, err
+    expected = json.loads(out)["steps"]
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+    code, record, err = _submit(temporal_address, "conditions", tmp_path / "store", stack, workspace)
+    assert code == 1, err + w.text()
+    assert "steps" in record, (record, err)
+    got = {n: (r["status"], r["reason"], r["upstream_status"]) for n, r in record["steps"].items()}
+    assert got == {n: (r["status"], r["reason"], r["upstream_status"]) for n, r in expected.items()}
+    assert got["on-failure"][:2] == ("succeeded", None) and got["after-handler"][1] == "upstream_skipped"
+    assert "about to fail" in (tmp_path / "submitter-home" / "runs" / record["run"] / "steps" / "bad"
+                               / "stdout.log").read_text()

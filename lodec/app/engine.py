@@ -211,7 +211,7 @@ class _Submitted:
         from ..run import reports
 
         reports.write_journal(run_dir, record, local)
-        reports.write_provenance(run_dir, record)
+        reports.write_provenance(run_dir, record, self.prepared.stack)
         return record
 
     def _results(self, out: Any) -> dict[str, Any]:

@@ -226,7 +226,9 @@ def builder_id(record: RunRecord) -> str:
     """``builder.id``: ``https://lodec.dev/builder/lodec@VERSION``, with ``#unsandboxed`` when the run was not
     sandboxed (SLSA: a mode with other security properties has its own builder id)."""
     base = f"{BUILDER}@{lodec_version()}"
-    return base + "#unsandboxed" if record.sandbox.startswith("none") else base
+    # A Temporal run's sandbox line lists its workers' mechanisms; one of them unsandboxed counts too.
+    unsandboxed = record.sandbox.startswith("none") or "none (--allow-unsandboxed)" in record.sandbox
+    return base + "#unsandboxed" if unsandboxed else base
 
 
 def lodec_version() -> str:

@@ -131,7 +131,7 @@ class Activities:
         self._log(f"• {ref.run}: verified {prepared.stack.name} {prepared.stack.version} ({ref.pack})")
         steps = [PlannedStep(name=s.name, deps=list(s.deps), concurrency=s.concurrency,
                              timeout=float(s.skill.config.timeout), skill=str(s.record["skillRef"]),
-                             skill_digest=s.skill.digest, fingerprint=s.fingerprint)
+                             skill_digest=s.skill.digest, fingerprint=s.fingerprint, run_if=s.condition.run_if)
                  for s in (prepared.steps[n] for n in prepared.order)]
         stack = prepared.stack
         return Plan(stack.name, stack.version, stack.digest, steps, self.setup.identity)
@@ -173,7 +173,11 @@ class Activities:
         except msgspec.ValidationError as exc:
             self._refuse("usage", f"upstream results of {inp.step} are not step results: {exc}")
         artifacts, statuses = reports.upstream(step.deps, prepared, results, self.store, inp.trust)
-        untrusted = sorted(k for k, v in statuses.items() if v != "verified")
+        # As locally: only a succeeded upstream vouches for its artifacts (a failed or skipped one,
+        # upstream of an ``always`` or ``failure`` step, has none, which is no reason to refuse).
+        untrusted = sorted(k for k, v in statuses.items() if v != "verified"
+                           and (k.split("/", 1)[0] not in results
+                                or results[k.split("/", 1)[0]].status == "succeeded"))
         if untrusted and inp.trust == "strict":
             result = StepResult(status="skipped", skill=str(step.record["skillRef"]), skillDigest=step.skill.digest,
                                 fingerprint=step.fingerprint, concurrency=step.concurrency,

@@ -52,7 +52,8 @@ class PackRef:
 @dataclass
 class PlannedStep:
     """One step as a worker verified it: what the workflow needs to schedule it (dependencies,
-    concurrency, timeout in seconds) and to record it without running it (skill, fingerprint)."""
+    concurrency, timeout in seconds, run condition ``run_if``: ``success``, ``failure`` or
+    ``always``) and to record it without running it (skill, fingerprint)."""
 
     name: str
     deps: list[str]
@@ -61,6 +62,7 @@ class PlannedStep:
     skill: str
     skill_digest: str
     fingerprint: str
+    run_if: str = "success"
 
 
 @dataclass

@@ -5,11 +5,11 @@ clock, no randomness; it runs in the SDK's sandboxed workflow runner, with lodec
 passed through (they are deterministic and import-time side-effect free). Everything that touches
 a file happens in the activities (``activities``), on workers that verify the pack first.
 
-The schedule is ``lodec.run.schedule.may_start`` over the DAG a worker verified (the ``plan``
-activity), exactly as the local executor applies it: a step starts once every dependency
-succeeded, at most ``jobs`` at once, read / write / exclusive as ``docs/skill-contract.md``
-§Concurrency says; a step whose dependency failed or was skipped is skipped
-(``upstream_failed``). Each step is one activity (id = the step name), so it runs at most once
+The schedule is lodec's over the DAG a worker verified (the ``plan`` activity), exactly as the
+local executor applies it: each step's run condition (``lodec.stack.conditions.decide``:
+``success``, ``failure``, ``always``; a step is skipped ``upstream_failed``,
+``upstream_skipped`` or ``condition_not_met`` as locally), then ``lodec.run.schedule.may_start``:
+at most ``jobs`` at once, read / write / exclusive as ``docs/skill-contract.md`` §Concurrency says. Each step is one activity (id = the step name), so it runs at most once
 per attempt; the activity retry policy is ``step_retry_policy``.
 """
 
@@ -25,6 +25,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from ...stack.conditions import Condition, decide
     from ..schedule import may_start
     from .types import (PLAN_ACTIVITY, REFUSALS, STEP_ACTIVITY, WORKFLOW, PackRef, Plan, PlannedStep, RunInput,
                         RunOutput, StepInput, StepOutput)
@@ -102,15 +103,15 @@ class RunWorkflow:
         while i < len(pending) and len(running) < inp.jobs:
             name = pending[i]
             step = steps[name]
-            states = {d: self._done[d].result["status"] if d in self._done else None for d in step.deps}
-            broken = sorted(d for d, s in states.items() if s in ("failed", "skipped"))
+            upstream = {d: (self._done[d].result["status"], self._done[d].result.get("reason"))
+                        if d in self._done else None for d in step.deps}
+            decision = decide(Condition(step.run_if), upstream)
             kinds = [steps[r].concurrency for r in running]
-            if broken:
+            if decision.action == "skip":
                 del pending[i]
-                self._done[name] = StepOutput(_skipped(step, "upstream_failed",
-                                                       f"upstream {', '.join(broken)} did not succeed"), "")
+                self._done[name] = StepOutput(_skipped(step, str(decision.reason), str(decision.detail)), "")
                 changed = True
-            elif barrier or any(s != "succeeded" for s in states.values()):
+            elif barrier or decision.action == "wait":
                 i += 1
             elif not may_start(step.concurrency, kinds, inp.jobs):
                 barrier = barrier or step.concurrency == "exclusive"
@@ -118,10 +119,10 @@ class RunWorkflow:
             else:
                 del pending[i]
                 changed = True
-                upstream = {d: self._done[d].result for d in step.deps}
+                results = {d: self._done[d].result for d in step.deps}
                 self._started.append(name)
                 running[name] = workflow.start_activity(
-                    STEP_ACTIVITY, StepInput(ref, name, inp.trust, upstream), result_type=StepOutput,
+                    STEP_ACTIVITY, StepInput(ref, name, inp.trust, results), result_type=StepOutput,
                     activity_id=name, start_to_close_timeout=timedelta(seconds=step.timeout + STEP_MARGIN_S),
                     heartbeat_timeout=timedelta(seconds=inp.heartbeat_s),
                     retry_policy=step_retry_policy(inp.attempts))
