@@ -22,6 +22,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,14 +37,18 @@ def free_port() -> int:
 class RegistryServer:
     """``docker-registry serve`` with filesystem storage in ``root``, on ``127.0.0.1:<free port>``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, htpasswd: str | None = None) -> None:
         self.root = root
         self.storage = root / "storage"
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         config = root / "config.yml"
+        auth = ""
+        if htpasswd is not None:  # Basic authentication against an htpasswd file (bcrypt hashes)
+            (root / "htpasswd").write_text(htpasswd)
+            auth = f"auth:\n  htpasswd:\n    realm: lodec-test\n    path: {root / 'htpasswd'}\n"
         config.write_text(
-            "version: 0.1\n"
+            auth + "version: 0.1\n"
             "log:\n  level: error\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
             "  cache:\n    blobdescriptor: \"\"\n"
@@ -58,6 +63,9 @@ class RegistryServer:
                 with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2) as resp:
                     if resp.status == 200:
                         break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and htpasswd is not None:
+                    break  # up, and asking for credentials
             except OSError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -361,3 +361,116 @@ def test_references_parse() -> None:
     r = parse_reference("oci-layout:/tmp/x:y/out:v2")
     assert (r.directory, r.tag) == ("/tmp/x:y/out", "v2")
     assert parse_reference("oci-layout:./out").tag is None
+
+
+# ------------------------------------------------------------------ authentication
+
+#: bcrypt (cost 4) of "correct horse" for the user "tester": the registry's htpasswd line.
+_HTPASSWD = "tester:$2b$04$91Lbsw5Dp3rJsgRCMsxlIuvCfhrxZssLkp4Uqjz89kl9QXuR5Ch8q\n"
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    if registry_binary() is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    server = RegistryServer(tmp_path_factory.mktemp("private-registry"), htpasswd=_HTPASSWD)
+    yield server
+    server.stop()
+
+
+def docker_config(folder: Path, doc: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(doc))
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    monkeypatch.delenv("LODEC_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("LODEC_REGISTRY_PASSWORD", raising=False)
+
+
+def test_credentials_from_the_docker_config_file_push_and_pull(
+    private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    ref = f"oci://{private_registry.host}/team/cr:v1"
+    docker_config(tmp_path / "anonymous", {}, monkeypatch)
+    code, _, err = run_cli("push", signed_pack, ref, "--plain-http")
+    assert code == 1 and "[registry_auth]" in err and "no credentials" in err, err
+    docker_config(tmp_path / "wrong", {"auths": {private_registry.host: {
+        "auth": base64.b64encode(b"tester:wrong").decode()}}}, monkeypatch)
+    code, _, err = run_cli("push", signed_pack, ref, "--plain-http")
+    assert code == 1 and "[registry_auth]" in err and "config.json" in err, err
+    docker_config(tmp_path / "right", {"auths": {f"http://{private_registry.host}/v2/": {
+        "auth": base64.b64encode(b"tester:correct horse").decode()}}}, monkeypatch)
+    push(signed_pack, ref)
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(ref, out, *keys_args(keys, "alice"))
+    assert code == 0, err
+    assert out.read_bytes() == signed_pack.read_bytes()
+
+
+def test_credentials_from_a_docker_credential_helper_and_from_the_environment(
+    private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-lodectest"
+    # The Docker credential helper protocol: `get` reads the server on stdin, prints Username and Secret.
+    helper.write_text("#!/bin/sh\nread server\n"
+                      f"[ \"$server\" = \"{private_registry.host}\" ] || exit 1\n"
+                      "echo '{\"ServerURL\": \"'$server'\", \"Username\": \"tester\", \"Secret\": \"correct horse\"}'\n")
+    helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    docker_config(tmp_path / "helper", {"credHelpers": {private_registry.host: "lodectest"}}, monkeypatch)
+    push(signed_pack, f"oci://{private_registry.host}/team/helper:v1")
+    docker_config(tmp_path / "none", {}, monkeypatch)
+    monkeypatch.setenv("LODEC_REGISTRY_USERNAME", "tester")
+    monkeypatch.setenv("LODEC_REGISTRY_PASSWORD", "correct horse")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(f"oci://{private_registry.host}/team/helper:v1", out, *keys_args(keys, "alice"))
+    assert code == 0, err
+
+
+# ------------------------------------------------------------------ the whole way
+
+
+def test_a_stack_signed_by_two_people_pushed_then_pulled_on_a_clean_machine_verifies_and_runs(
+    registry: RegistryServer, repo: str, keys: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import EXPIRES, ROOT
+
+    example = ROOT / "stacks" / "code-review"
+    publisher = tmp_path / "publisher"
+    shutil.copytree(example, publisher)
+    manifest = publisher / "code-review-stack.json"
+    manifest.with_name(manifest.name + ".dsse").unlink(missing_ok=True)
+    sign_cli(manifest, keys["alice"], "--expires", EXPIRES)
+    sign_cli(manifest, keys["bob"])
+    pushed = push(make_pack(manifest, tmp_path / "cr.lodepack"), f"oci://{registry.host}/{repo}")
+    shutil.rmtree(publisher)  # the publisher's files, skills included, are gone
+    (tmp_path / "cr.lodepack").unlink()
+
+    # The consumer's machine: the registry address and two public keys; no skills, no state.
+    machine = tmp_path / "consumer"
+    (machine / "keys").mkdir(parents=True)
+    for who in ("alice", "bob"):
+        shutil.copy(f"{keys[who]}.pub", machine / "keys" / f"{who}.pub")
+    shutil.copytree(example / "fixture", machine / "project")
+    (machine / "home").mkdir()
+    monkeypatch.setenv("LODEC_HOME", str(machine / "home"))
+    monkeypatch.chdir(machine)
+    trusted = ["--key", "keys/alice.pub", "--key", "keys/bob.pub", "--threshold", "2", "--now", VERIFY_AT]
+    code, out, err = run_cli("pull", f"oci://{registry.host}/{repo}:1.0.0", "-o", "cr.lodepack", "--plain-http",
+                             "--json", *trusted)
+    assert code == 0, err
+    assert json.loads(out)["manifest"]["digest"] == pushed["manifest"]["digest"]
+    code, out, err = run_cli("run", "cr.lodepack", *trusted, "--workspace", "project", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["status"] == "succeeded" and list(record["steps"]) == ["lint", "static-analysis", "ai-review"]

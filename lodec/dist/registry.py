@@ -48,7 +48,7 @@ from .reference import Reference, is_loopback
 if TYPE_CHECKING:
     import requests
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 20
 _ERROR_BODY_BYTES = 64 * 1024
 _TOKEN_BYTES = 1024 * 1024
 _PARAM_RE = re.compile(r'([A-Za-z_]+)="([^"]*)"')
