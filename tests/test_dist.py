@@ -186,6 +186,42 @@ def test_tampered_pack_blob_in_registry_storage_is_refused_and_nothing_written(
         blob.write_bytes(original)  # blobs are shared by digest across the session's repositories
 
 
+def test_endless_data_a_registry_blob_longer_than_its_descriptor_is_refused_unread(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    blob = registry.blob_file(pushed["layer"]["digest"])
+    original = blob.read_bytes()
+    blob.write_bytes(original + b"\0" * (1 << 20))  # the registry now serves 1 MiB more than the manifest says
+    try:
+        out = tmp_path / "out" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(f"oci://{registry.host}/{repo}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[limit_exceeded]" in err and "descriptor says" in err, err
+        assert_nothing_written(out)
+    finally:
+        blob.write_bytes(original)
+
+
+def test_an_artifact_that_is_not_a_lodec_pack_is_refused(registry: RegistryServer, repo: str,
+                                                         keys: dict[str, Path], tmp_path: Path) -> None:
+    from lodec.dist.oci import EMPTY_BLOB, dumps
+
+    store = Registry(parse_reference(f"oci://{registry.host}/{repo}"), push=True, plain_http=True)
+    store.put_blob(EMPTY_BLOB)
+    layer = b"not a pack"
+    store.put_blob(layer)
+    empty = Descriptor.of("application/vnd.oci.empty.v1+json", EMPTY_BLOB).to_json()
+    other = dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "artifactType": "application/vnd.example.other.v1", "config": empty,
+                   "layers": [Descriptor.of("application/vnd.lodec.lodepack.v1", layer).to_json()]})
+    store.put_manifest(other, "other", artifact_type="application/vnd.example.other.v1")
+    out = tmp_path / "cr.lodepack"
+    code, _, err = pull(f"oci://{registry.host}/{repo}:other", out, *keys_args(keys, "alice"))
+    assert code == 1 and "[artifact_invalid]" in err and "artifactType" in err, err
+    assert_nothing_written(out)
+
+
 def test_swapped_referrer_signed_by_an_untrusted_key_is_refused_and_nothing_written(
     registry: RegistryServer, repo: str, signed_pack: Path, signed_stack: Path, keys: dict[str, Path],
     tmp_path: Path

@@ -35,6 +35,8 @@ def main() -> None:
       lodec sign STACK.json --key alice.key --expires-in 30d
       lodec pack STACK.json -o NAME.lodepack
       lodec verify NAME.lodepack --key alice.pub [--key bob.pub --threshold 2]
+      lodec push NAME.lodepack oci://HOST/REPO[:TAG]       (or oci-layout:DIR; docs/distribution.md)
+      lodec pull oci://HOST/REPO:TAG -o NAME.lodepack --key alice.pub
 
     Exit codes: 0 ok, 1 invalid input or verification failed, 2 usage error.
     """

@@ -7,6 +7,8 @@ or verification), 2 usage error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from .options import CONTEXT, TrustArgs, json_option, trust_options, workspace_option
@@ -17,7 +19,8 @@ _PLAIN_HTTP = click.option("--plain-http", "plain_http", is_flag=True,
                                 "::1), e.g. a test registry.")
 
 
-def _progress(quiet: bool):  # type: ignore[no-untyped-def]
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    """Progress lines on stderr (escaped), one per blob and manifest, also when not on a terminal (CI logs)."""
     if quiet:
         return None
 
@@ -94,7 +97,10 @@ def pull(reference: str, output: str, trust: TrustArgs, workspace_dir: str | Non
     referrers listed for it; then the pack is verified with --key/--policy
     (threshold, expiry, rollback state, skills) on a temporary copy. Only a
     pack that verified is written at OUTPUT (and OUTPUT.dsse), atomically:
-    on any failure nothing is written there.
+    on any failure nothing is written there. Credentials as `docker login`
+    leaves them (~/.docker/config.json, $DOCKER_CONFIG, credential helpers)
+    or $LODEC_REGISTRY_USERNAME and $LODEC_REGISTRY_PASSWORD. See
+    docs/distribution.md.
 
     \b
       lodec pull oci://registry.example.com/team/code-review:1.0.0 -o cr.lodepack \\

@@ -218,8 +218,8 @@ def parse_index(data: bytes, where: str) -> list[Descriptor]:
     """The manifests an image index lists (a referrers response, a fallback tag, a layout's ``index.json``).
 
     Entries that are not sha256 descriptors are skipped (another tool's
-    content a lodec pull has no use for); more than ``MAX_REFERRERS`` ...
-    is not limited here: callers bound what they fetch.
+    content, which a lodec pull has no use for). The count is not bounded
+    here (the index itself is at most 4 MiB): callers bound what they fetch.
 
     Raises:
         DistributionError: ``artifact_invalid`` if it is not an index object.
