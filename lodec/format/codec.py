@@ -112,7 +112,13 @@ def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]
         if not f.required and _is_empty(value):
             continue  # canonical form: empty optional fields are omitted
         if f.type.kind == "map":
-            value = {k: value[k] for k in sorted(value, key=_map_order)}
+            keys = list(value)
+            if all(map(str.isascii, keys)):  # ASCII: code point order is byte order, length is UTF-8 length
+                keys.sort()
+                keys.sort(key=len)
+            else:
+                keys.sort(key=_map_order)
+            value = {k: value[k] for k in keys}
         out[f.id] = value
     return out
 
@@ -289,12 +295,35 @@ def validate_record(schema: Schema, record: Record, *, file: str = "<record>", l
                 location=pointer([f.name]),
             )
         if isinstance(value, list):
+            if scalar == "string" and _ascii_texts(value, limits.max_text_bytes):
+                continue
             for index, item in enumerate(value):
                 _check_scalar(item, scalar, [f.name, index], file, limits)
         else:
+            if _ascii_texts(value, limits.max_text_bytes) and (
+                    scalar != "string" or _ascii_texts(value.values(), limits.max_text_bytes)):
+                if scalar == "string":
+                    continue
+                for key, item in value.items():
+                    _check_scalar(item, scalar, [f.name, key], file, limits)
+                continue
             for key, item in value.items():
                 _check_text(key, [f.name, key], file, limits)
                 _check_scalar(item, scalar, [f.name, key], file, limits)
+
+
+def _ascii_texts(values: Any, max_text: int) -> bool:
+    """Whether every value is ASCII text within ``max_text`` (checked in C loops), so each passes ``_check_text``.
+
+    ASCII text is NFC and its UTF-8 size is its length. ``False`` sends the
+    caller to the checks one by one, which name the first problem.
+    """
+    try:
+        if not all(map(str.isascii, values)):
+            return False
+    except TypeError:  # not all str
+        return False
+    return max(map(len, values), default=0) <= max_text
 
 
 # ------------------------------------------------------------ JSON mapping
