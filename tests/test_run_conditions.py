@@ -184,3 +184,27 @@ def test_compile_with_the_builtin_v2_schema(tmp_path: Path) -> None:
     assert code == 0 and '"runIf": "failure"' in out, (out, err)
     code, _, err = run_cli("compile", src, "-o", tmp_path / "fix1.vein")
     assert code == 1 and "runIf" in err
+
+
+def test_plan_works_where_run_refuses_and_says_why(project: Path) -> None:
+    rec = step("deploy", "ok", deps=["build"])
+    rec["runIfExpression"] = {"github-actions": "github.ref == 'refs/heads/main'"}
+    stack = make_stack(project / "stack", [step("build", "ok"), rec])
+    code, out, err = run_cli("plan", stack, "--workspace", project / "ws")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0] == {"batch": 1, "type": "read", "steps": ["build"]}
+    assert lines[2]["step"] == "deploy" and lines[2]["cannot_run"][0]["code"] == "condition_unsupported"
+    assert "1 of 2 steps of test-stack cannot run here (condition_unsupported)" in err
+
+
+def test_plan_of_an_unlocked_stack_lists_every_step_as_unlocked(project: Path) -> None:
+    stack = make_stack(project / "stack", [step("a", "ok"), step("b", "ok", deps=["a"])], lock=False)
+    code, out, err = run_cli("plan", stack, "--workspace", project / "ws")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [ln.get("type") for ln in lines[:2]] == ["unknown", "unknown"]
+    assert {ln["step"]: ln["cannot_run"][0]["code"] for ln in lines[2:]} == {"a": "stack_unlocked",
+                                                                            "b": "stack_unlocked"}
+    code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed")
+    assert code == 1 and "[stack_unlocked]" in err

@@ -264,11 +264,7 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
         LodecError: the workflow cannot be read or mapped (naming the place), ``unpinned_action``,
             ``file_unwritable``.
     """
-    from ..files import atomic_write, atomic_write_many
-    from ..format.compiler import compile_value
-    from ..format.schema import builtin_schema
     from ..importers.github_actions import import_workflow, unpinned_uses
-    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
 
     out = Path(output)
     imported = import_workflow(workflow)
@@ -278,16 +274,56 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
                              "can be moved to other code after approval)", code="unpinned_action", file=workflow)
                   for step, uses in unpinned]
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
-    schema = builtin_schema("gha-step-v1")
-    veins = [compile_value(rec, schema, file=f"{workflow}#{rec['stepName']}") for rec in imported.steps]
-    manifest = build_manifest(veins, name=name or imported.name, version=version,
-                              description=imported.description, metadata=imported.metadata)
+    return _write_import(workflow, out, imported.steps, "gha-step-v1", name=name or imported.name, version=version,
+                         description=imported.description, metadata=imported.metadata, unpinned=tuple(unpinned))
+
+
+def _write_import(source: str, out: Path, records: Sequence[dict[str, Any]], schema_name: str, *, name: str,
+                  version: str, description: str, metadata: Mapping[str, str],
+                  unpinned: tuple[tuple[str, str], ...] = ()) -> ImportedStack:
+    """Compile ``records`` under the built-in ``schema_name``, then write ``src/``, ``steps/`` and, last,
+    ``stack.json`` (a ``stack.json`` on disk means every step is there)."""
+    from ..files import atomic_write, atomic_write_many
+    from ..format.compiler import compile_value
+    from ..format.schema import builtin_schema
+    from ..stack.manifest import build_manifest, manifest_json, manifest_vein
+
+    schema = builtin_schema(schema_name)
+    veins = [compile_value(rec, schema, file=f"{source}#{rec['stepName']}") for rec in records]
+    manifest = build_manifest(veins, name=name, version=version, description=description, metadata=dict(metadata))
     files: list[tuple[str | Path, bytes]] = []
-    for record, vein in zip(imported.steps, veins):
+    for record, vein in zip(records, veins):
         step = vein.record["stepName"]
         files.append((out / "src" / f"{step}.json", (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()))
         files.append((out / "steps" / f"{step}.vein", vein.data))
     atomic_write_many(files)
     atomic_write(out / "stack.json", manifest_json(manifest))
-    return ImportedStack(workflow, out / "stack.json", manifest["name"], len(veins), manifest_vein(manifest).fingerprint,
-                         tuple(unpinned))
+    return ImportedStack(source, out / "stack.json", manifest["name"], len(veins), manifest_vein(manifest).fingerprint,
+                         unpinned)
+
+
+def import_argo(workflow: str, output: str, *, name: str | None = None, version: str = "1.0.0") -> ImportedStack:
+    """Turn an Argo ``Workflow``/``WorkflowTemplate`` into ``argo-step-v1`` steps and a stack (``docs/import-argo.md``).
+
+    Raises:
+        LodecError: the file cannot be read or mapped (every problem at once: ``ManyErrors``), ``file_unwritable``.
+    """
+    from ..importers.argo import import_argo as read
+
+    imported = read(workflow)
+    return _write_import(workflow, Path(output), imported.steps, "argo-step-v1", name=name or imported.name,
+                         version=version, description=imported.description, metadata=imported.metadata)
+
+
+def import_nanostack(stack_file: str, output: str, *, name: str | None = None,
+                     version: str = "1.0.0") -> ImportedStack:
+    """Turn a Nanostack custom ``stack.json`` into ``skill-step-v1`` steps and a stack (``docs/import-nanostack.md``).
+
+    Raises:
+        LodecError: the file cannot be read or mapped (every problem at once: ``ManyErrors``), ``file_unwritable``.
+    """
+    from ..importers.nanostack import import_nanostack as read
+
+    imported = read(stack_file)
+    return _write_import(stack_file, Path(output), imported.steps, "skill-step-v1", name=name or imported.name,
+                         version=version, description=imported.description, metadata=imported.metadata)

@@ -12,16 +12,18 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LodecError, ManyErrors, RunError
 from ..run.executor import PreparedRun, StepEvent
-from ..run.schedule import Batch
 from ..run.skills import Skill
 from ..store.records import RunRecord
 from ..store.workspace import Workspace
 from .options import TrustOptions
 from .verify import VerifyResult, verify_target
+
+if TYPE_CHECKING:
+    from ..run.plan import StackPlan
 
 # ------------------------------------------------------------------ skills
 
@@ -160,9 +162,31 @@ def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None
 
 
 def plan(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,
-         steps_dir: str | None = None) -> list[Batch]:
-    """The schedule ``lodec plan`` prints, after the same checks as ``run``."""
-    return prepare(target, workspace, trust, steps_dir=steps_dir).batches()
+         steps_dir: str | None = None) -> StackPlan:
+    """The plan ``lodec plan`` prints, for any stack that verifies (``lodec.run.plan.plan_stack``).
+
+    Verifies ``target`` exactly as ``run`` does. A stack no step of which is
+    blocked then goes through ``run``'s own preparation (skills bound to their
+    pins, output names), so its plan is the schedule ``run`` follows; a stack
+    with blocked steps (imported ``gha:``/``argo:`` references, an unlocked
+    stack, verbatim conditions) still gets its DAG's schedule, with every
+    reason each blocked step cannot run.
+
+    Raises:
+        VerificationFailed: the stack does not verify (``.report``).
+        RunError: a stack without blocked steps that ``run`` would still refuse.
+        OptionsError, LodecError: as ``verify_target``.
+    """
+    from ..run.executor import prepare_run
+    from ..run.plan import StackPlan, plan_stack
+
+    result = verify_target(target, workspace, trust, steps_dir=steps_dir)
+    stack = result.require()
+    planned = plan_stack(stack, result.skills)
+    if planned.runnable:
+        prepared = prepare_run(stack, result.skills)
+        return StackPlan(planned.name, planned.version, planned.digest, prepared.batches(), {})
+    return planned
 
 
 # ------------------------------------------------------------------ run

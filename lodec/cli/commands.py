@@ -529,4 +529,62 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
         echo(f"Manifest digest: {imported.digest}")
 
 
+
+@import_.command("argo", context_settings=CONTEXT)
+@click.argument("workflow", metavar="WORKFLOW.yaml", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
+@click.option("--name", help="Stack name. Default: metadata.name (or generateName), made safe.")
+@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
+@json_option("Print a JSON summary.")
+def import_argo(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
+    """Turn an Argo Workflow or WorkflowTemplate into steps (argo-step-v1) and a stack.
+
+    The entrypoint's dag tasks (or the steps of a steps template) become one
+    step each; skillRef argo:<template>; dependsOn from dependencies/depends
+    (a steps group depends on the group before it); inputs from the
+    arguments' parameters. depends maps to a run condition where exact
+    (A && B: on success; A.Failed: on failure; (A.Succeeded || A.Failed):
+    always) and is kept verbatim otherwise, as are when and dag.target
+    (lodec run refuses those). The task, the template it calls and the
+    workflow spec are fingerprinted. See docs/import-argo.md. Then:
+    `lodec verify OUTPUT/stack.json`, `lodec plan OUTPUT/stack.json`.
+    """
+    from ..app import build
+
+    with outcome(as_json):
+        imported = build.import_argo(workflow, output, name=name, version=version)
+    _imported(imported, as_json)
+
+
+@import_.command("nanostack", context_settings=CONTEXT)
+@click.argument("stack_file", metavar="STACK.json", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
+@click.option("--name", help="Stack name. Default: the stack's name, made safe.")
+@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
+@json_option("Print a JSON summary.")
+def import_nanostack(stack_file: str, output: str, name: str | None, version: str, as_json: bool) -> None:
+    """Turn a Nanostack custom stack (stack.json) into SkillSteps (skill-step-v1) and a stack.
+
+    One step per phase of phase_graph, dependsOn its depends_on; a custom
+    skill becomes skill:<name> with inputs path and concurrency (add the
+    skill, `lodec lock`, run); a built-in phase becomes nanostack:<phase>.
+    See docs/import-nanostack.md.
+    """
+    from ..app import build
+
+    with outcome(as_json):
+        imported = build.import_nanostack(stack_file, output, name=name, version=version)
+    _imported(imported, as_json)
+
+
+def _imported(imported: Any, as_json: bool) -> None:
+    if as_json:
+        emit(imported.to_dict())
+    else:
+        echo(printable(f"Imported {imported.workflow} → {imported.stack}: {imported.name}, {imported.steps} steps"))
+        echo(f"Manifest digest: {imported.digest}")
+
+
 COMMANDS = (schema, compile, inspect, stack, verify, key, sign, pack, unpack, import_)

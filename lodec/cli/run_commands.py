@@ -137,19 +137,34 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
 @workspace_option
 @trust_options
 def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: TrustArgs) -> None:
-    """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive", "steps": [...]}.
+    """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive|unknown", "steps": [...]}.
 
-    Verifies the stack and checks every skill against its pin first, as
-    `lodec run` does. Within a batch steps may run together; `lodec run`
-    starts each step as soon as its dependencies finish, so batches are the
-    order, not the timing.
+    Works on any stack that verifies. A batch lists as "runIf" its steps that
+    run on failure or always rather than on success. Within a batch steps may
+    run together; `lodec run` starts each step as soon as its dependencies
+    finish, so batches are the order, not the timing.
+
+    When `lodec run` could not run some steps (an imported stack whose
+    skills are gha: or argo: references, an unlocked stack, a condition kept
+    verbatim), the batches come from the DAG (type "unknown" where the skill
+    is not a lodec skill), followed by one line per such step:
+    {"step": NAME, "cannot_run": [{"code": ..., "reason": ...}]}, and a
+    summary on stderr. Exit 0 either way once the stack verifies; `lodec run`
+    is what refuses.
     """
     from ..app import runs as app
 
     with outcome(False, target):
-        batches = app.plan(target, _workspace(workspace_dir, trust.state), trust.options(), steps_dir=steps_dir)
-    for batch in batches:
+        planned = app.plan(target, _workspace(workspace_dir, trust.state), trust.options(), steps_dir=steps_dir)
+    for batch in planned.batches:
         echo(json.dumps(batch.to_dict()))
+    for line in planned.blocked_lines():
+        echo(json.dumps(line, ensure_ascii=False))
+    if planned.blocked:
+        codes = sorted({b.code for why in planned.blocked.values() for b in why})
+        total = sum(len(b.steps) for b in planned.batches)
+        echo(printable(f"lodec: note: {len(planned.blocked)} of {total} steps of {planned.name} cannot run here "
+                       f"({', '.join(codes)}); lodec run would refuse this stack"), err=True)
 
 
 @click.command(context_settings=CONTEXT)

@@ -300,7 +300,7 @@ def load_schema(path: str | Path, *, limits: Limits = DEFAULT_LIMITS) -> Schema:
 
 _BUILTIN_CACHE: dict[str, Schema] = {}
 
-BUILTIN_SCHEMAS = ("skill-step-v1", "skill-step-v2", "gha-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1", "lodepack-v2", "skill-tree-v1")
+BUILTIN_SCHEMAS = ("skill-step-v1", "skill-step-v2", "gha-step-v1", "argo-step-v1", "skill-stack-v1", "skill-stack-v2", "lodepack-v1", "lodepack-v2", "skill-tree-v1")
 
 
 def builtin_schema_bytes(name: str) -> bytes:
@@ -327,14 +327,15 @@ def skill_step_schema() -> Schema:
 
 #: The built-in schemas a stack's step may be written for, the default first
 #: (``docs/vein-format.md`` §2.7): a step vein's header names its schema.
-STEP_SCHEMAS = ("skill-step-v1", "skill-step-v2", "gha-step-v1")
+STEP_SCHEMAS = ("skill-step-v1", "skill-step-v2", "gha-step-v1", "argo-step-v1")
 
 
 def step_schema_for(data: bytes) -> Schema:
     """The built-in step schema whose id is in ``data``'s vein header (bytes 5-13), else ``skill-step-v1``.
 
     Step schemas: ``skill-step-v1``, ``-v2`` (run conditions) and
-    ``gha-step-v1`` (a GitHub Actions step as imported, ``docs/import-github-actions.md``).
+    ``gha-step-v1`` (a GitHub Actions step as imported, ``docs/import-github-actions.md``),
+    ``argo-step-v1`` (an Argo task or step, ``docs/import-argo.md``).
 
     Never raises: a vein naming no step schema is then refused by the decoder
     as written for another schema (``schema_mismatch``), as before.

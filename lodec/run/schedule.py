@@ -29,7 +29,7 @@ def may_start(kind: str, running: Collection[str], jobs: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Steps that may run together: ``{"batch": N, "type": "read|write|exclusive", "steps": [...]}``, plus
+    """Steps that may run together: ``{"batch": N, "type": "read|write|exclusive|unknown", "steps": [...]}``, plus
     ``"runIf": {step: "failure"|"always"}`` for its steps that do not run on success only."""
 
     number: int
@@ -52,6 +52,8 @@ def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapp
     batches: all of them that are ``read`` form one batch; otherwise the
     first ready ``write`` step (in topological ``order``) forms one;
     otherwise the first ``exclusive`` step. Deterministic for a given graph.
+    Steps of kind ``unknown`` (a skill lodec cannot load, ``lodec.run.plan``)
+    form a batch of their own when no ``read`` step is ready: their DAG level.
     A step's ``run_if`` (``failure``, ``always``; ``success`` when absent)
     does not move it: it still waits for every dependency.
     """
@@ -64,8 +66,11 @@ def batches(order: Sequence[str], deps: Mapping[str, Sequence[str]], kinds: Mapp
         if not ready:  # unreachable for a verified DAG; refuse rather than loop
             raise ValueError(f"no step is ready among {left}; not a DAG")
         reads = tuple(s for s in ready if kinds[s] == "read")
+        unknown = tuple(s for s in ready if kinds[s] == "unknown")
         if reads:
             chosen, kind = reads, "read"
+        elif unknown:
+            chosen, kind = unknown, "unknown"
         else:
             first = next((s for s in ready if kinds[s] == "write"), ready[0])
             chosen, kind = (first,), kinds[first]

@@ -6,7 +6,7 @@ A ``skill-step-v2`` record (``docs/vein-format.md`` §2.7) may carry:
   ``dependsOn``), ``failure`` or ``always``;
 * ``runIfExpression`` (field 8): language -> an expression kept verbatim
   from the workflow it was imported from (``github-actions``,
-  ``argo-depends``, ``argo-when``), for a condition no ``runIf`` value
+  ``argo-depends``, ``argo-when``, ``argo-target``), for a condition no ``runIf`` value
   states exactly. lodec evaluates none: a stack with such a step can be
   verified, signed and planned, and ``lodec run`` refuses it
   (``condition_unsupported``), never running it under another meaning.
@@ -39,7 +39,7 @@ SUCCESS, FAILURE, ALWAYS = "success", "failure", "always"
 #: The values of ``runIf``; absent means ``success``.
 RUN_IF = (SUCCESS, FAILURE, ALWAYS)
 #: The languages ``runIfExpression`` may name (what the importers write).
-EXPRESSION_LANGUAGES = ("argo-depends", "argo-when", "github-actions")
+EXPRESSION_LANGUAGES = ("argo-depends", "argo-target", "argo-when", "github-actions")
 
 #: Skip reasons that do NOT count as a failure for a ``failure`` step
 #: downstream: the step was skipped because its own condition said so, or
