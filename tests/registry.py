@@ -37,7 +37,7 @@ def free_port() -> int:
 class RegistryServer:
     """``docker-registry serve`` with filesystem storage in ``root``, on ``127.0.0.1:<free port>``."""
 
-    def __init__(self, root: Path, *, htpasswd: str | None = None) -> None:
+    def __init__(self, root: Path, *, htpasswd: str | None = None, token: str | None = None) -> None:
         self.root = root
         self.storage = root / "storage"
         self.port = free_port()
@@ -47,6 +47,8 @@ class RegistryServer:
         if htpasswd is not None:  # Basic authentication against an htpasswd file (bcrypt hashes)
             (root / "htpasswd").write_text(htpasswd)
             auth = f"auth:\n  htpasswd:\n    realm: lodec-test\n    path: {root / 'htpasswd'}\n"
+        if token is not None:  # token authentication: ``token`` is the YAML of the auth.token section
+            auth = "auth:\n  token:\n" + "".join(f"    {line}\n" for line in token.splitlines())
         config.write_text(
             auth + "version: 0.1\n"
             "log:\n  level: error\n"
@@ -64,7 +66,7 @@ class RegistryServer:
                     if resp.status == 200:
                         break
             except urllib.error.HTTPError as exc:
-                if exc.code == 401 and htpasswd is not None:
+                if exc.code == 401 and (htpasswd is not None or token is not None):
                     break  # up, and asking for credentials
             except OSError:
                 pass
@@ -182,3 +184,98 @@ class ReferrersProxy:
 def registry_binary() -> str | None:
     return shutil.which("docker-registry") or (
         "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None)
+
+
+class TokenServer:
+    """A Docker-style token server on loopback (the ``Bearer`` challenge's realm) for ``RegistryServer(token=...)``.
+
+    ``GET /token?service=S&scope=repository:NAME:ACTIONS`` with Basic
+    ``user:password`` answers ``{"token": JWT}``: an ES256 JWT signed by a
+    fresh key whose self-signed certificate is in ``x5c`` and in the
+    registry's ``rootcertbundle``, granting the scope asked for. Other
+    credentials (or none) get 401.
+    """
+
+    ISSUER = "lodec-test-issuer"
+    SERVICE = "lodec-test-registry"
+
+    def __init__(self, root: Path, user: str, password: str) -> None:
+        import base64
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lodec test token issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.cert_file = root / "token-cert.pem"
+        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.issued = 0
+        server_self = self
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        def mint(scope: str) -> str:
+            import time as _time
+            import uuid
+
+            from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+            access = []
+            kind, _, rest = scope.partition(":")
+            repo_name, _, actions = rest.rpartition(":")
+            if kind == "repository" and repo_name:
+                access.append({"type": "repository", "name": repo_name, "actions": actions.split(",")})
+            t = int(_time.time())
+            header = {"typ": "JWT", "alg": "ES256", "x5c": [x5c]}
+            claims = {"iss": self.ISSUER, "sub": user, "aud": self.SERVICE, "exp": t + 300, "nbf": t - 60,
+                      "iat": t, "jti": uuid.uuid4().hex, "access": access}
+            signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+            r, s_ = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+            return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}"
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                from urllib.parse import parse_qs, urlsplit
+
+                query = parse_qs(urlsplit(self.path).query)
+                if self.headers.get("Authorization") != expected or query.get("service") != [server_self.SERVICE]:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                server_self.issued += 1
+                body = json.dumps({"token": mint(query.get("scope", [""])[0]), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def registry_config(self, realm: str | None = None) -> str:
+        """The registry's ``auth.token`` section (``realm`` overrides where clients are sent)."""
+        return (f"realm: {realm or self.realm}\nservice: {self.SERVICE}\nissuer: {self.ISSUER}\n"
+                f"rootcertbundle: {self.cert_file}")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -510,3 +510,63 @@ def test_a_stack_signed_by_two_people_pushed_then_pulled_on_a_clean_machine_veri
     assert code == 0, err
     record = json.loads(out)
     assert record["status"] == "succeeded" and list(record["steps"]) == ["lint", "static-analysis", "ai-review"]
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A registry behind Bearer token authentication, with its token server, both on loopback."""
+    from .registry import TokenServer
+
+    if registry_binary() is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    root = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenServer(root, "tester", "correct horse")
+    server = RegistryServer(root, token=tokens.registry_config())
+    yield server, tokens
+    server.stop()
+    tokens.stop()
+
+
+def test_bearer_token_from_the_realm_with_docker_config_credentials(
+    token_registry: tuple[RegistryServer, object], signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    server, tokens = token_registry
+    ref = f"oci://{server.host}/team/cr:v1"
+    docker_config(tmp_path / "none", {}, monkeypatch)
+    code, _, err = run_cli("push", signed_pack, ref, "--plain-http")
+    assert code == 1 and "[registry_auth]" in err, err
+    docker_config(tmp_path / "right", {"auths": {server.host: {
+        "auth": base64.b64encode(b"tester:correct horse").decode()}}}, monkeypatch)
+    push(signed_pack, ref)
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(ref, out, *keys_args(keys, "alice"))
+    assert code == 0, err
+    assert out.read_bytes() == signed_pack.read_bytes()
+    assert tokens.issued >= 2  # one token for the push (pull,push), one for the pull
+
+
+def test_credential_theft_a_token_realm_over_plain_http_off_loopback_gets_no_credentials(
+    tmp_path_factory: pytest.TempPathFactory, signed_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from .registry import TokenServer
+
+    if registry_binary() is None:
+        unavailable("docker-registry is not installed (apt-get install docker-registry)")
+    root = tmp_path_factory.mktemp("rogue-realm")
+    tokens = TokenServer(root, "tester", "correct horse")
+    # The registry sends clients to a plain-HTTP realm elsewhere (192.0.2.1 is TEST-NET-1: never contacted).
+    server = RegistryServer(root, token=tokens.registry_config(realm="http://192.0.2.1/token"))
+    try:
+        docker_config(tmp_path / "right", {"auths": {server.host: {
+            "auth": base64.b64encode(b"tester:correct horse").decode()}}}, monkeypatch)
+        code, _, err = run_cli("push", signed_pack, f"oci://{server.host}/team/cr:v1", "--plain-http")
+        assert code == 1 and "[registry_auth]" in err and "not HTTPS" in err, err
+    finally:
+        server.stop()
+        tokens.stop()
