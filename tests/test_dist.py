@@ -570,3 +570,45 @@ def test_credential_theft_a_token_realm_over_plain_http_off_loopback_gets_no_cre
     finally:
         server.stop()
         tokens.stop()
+
+
+# ------------------------------------------------------------------ an independent OCI client
+
+
+def skopeo(*args: str) -> None:
+    import subprocess
+
+    exe = shutil.which("skopeo")
+    if exe is None:
+        unavailable("skopeo is not installed (apt-get install skopeo)")
+    assert exe is not None
+    done = subprocess.run([exe, "--insecure-policy", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_skopeo_reads_the_layout_lodec_writes_and_copies_the_artifact_byte_for_byte(
+    registry: RegistryServer, repo: str, signed_pack: Path, tmp_path: Path
+) -> None:
+    layout = tmp_path / "transfer"
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{registry.host}/{repo}:v1")
+    status, body = registry.get(f"/v2/{repo}/manifests/v1", accept="application/vnd.oci.image.manifest.v1+json")
+    assert status == 200
+    import hashlib
+
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == pushed["manifest"]["digest"]
+    assert registry.blob_file(pushed["layer"]["digest"]).read_bytes() == signed_pack.read_bytes()
+
+
+def test_lodec_pulls_from_a_layout_skopeo_wrote(
+    registry: RegistryServer, repo: str, seed_stack: Path, tmp_path: Path
+) -> None:
+    unsigned = make_pack(seed_stack, tmp_path / "unsigned.lodepack")
+    push(unsigned, f"oci://{registry.host}/{repo}:v1")
+    layout = tmp_path / "by-skopeo"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{registry.host}/{repo}:v1", f"oci:{layout}:v1")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci-layout:{layout}:v1", out, "--unsigned")
+    assert code == 0, err
+    assert out.read_bytes() == unsigned.read_bytes()
