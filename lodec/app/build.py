@@ -243,10 +243,16 @@ class ImportedStack:
     digest: str
     #: ``(step, uses)`` of actions not pinned to a full commit SHA (``unpinned_uses``).
     unpinned: tuple[tuple[str, str], ...] = ()
+    #: Every reference that pins code, classified (``importers.github_actions.pin_rows``; GitHub Actions only).
+    pins: tuple[dict[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workflow": self.workflow, "stack": str(self.stack), "name": self.name, "steps": self.steps,
-                "digest": self.digest, "unpinned": [{"step": s, "uses": u} for s, u in self.unpinned]}
+        out: dict[str, Any] = {"workflow": self.workflow, "stack": str(self.stack), "name": self.name,
+                               "steps": self.steps, "digest": self.digest,
+                               "unpinned": [{"step": s, "uses": u} for s, u in self.unpinned]}
+        if self.pins:
+            out["pins"] = list(self.pins)
+        return out
 
 
 def import_github_actions(workflow: str, output: str, *, name: str | None = None,
@@ -271,11 +277,18 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
     unpinned = unpinned_uses(imported)
     if unpinned and require_pinned:
         errors = [LodecError(f"step {step!r} uses {uses}, which is not pinned to a full commit SHA (a tag or branch "
-                             "can be moved to other code after approval)", code="unpinned_action", file=workflow)
+                             "can be moved to other code after approval)", code="unpinned_action", file=workflow,
+                             location=imported.places.get(step))
                   for step, uses in unpinned]
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
-    return _write_import(workflow, out, imported.steps, "gha-step-v1", name=name or imported.name, version=version,
+    from ..importers.github_actions import pin_rows
+
+    done = _write_import(workflow, out, imported.steps, "gha-step-v1", name=name or imported.name, version=version,
                          description=imported.description, metadata=imported.metadata, unpinned=tuple(unpinned))
+    rows = pin_rows(imported.steps)
+    for row in rows:
+        row["place"] = imported.places.get(row["step"], "") if row["field"] == "uses" else ""
+    return ImportedStack(done.workflow, done.stack, done.name, done.steps, done.digest, done.unpinned, tuple(rows))
 
 
 def _write_import(source: str, out: Path, records: Sequence[dict[str, Any]], schema_name: str, *, name: str,

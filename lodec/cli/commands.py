@@ -265,6 +265,48 @@ def verify(
     report_out(result.report, target, as_json, result.note)
 
 
+@click.command("check-pins", context_settings=CONTEXT)
+@click.argument("target", metavar="STACK.json|PACK.lodepack", type=click.Path(dir_okay=False))
+@click.option("--steps", "steps_dir", type=click.Path(file_okay=False),
+              help="Directory of <stepName>.vein files. Default: steps/ beside the manifest.")
+@trust_options
+@workspace_option
+@json_option('Print {"ok", "stack", "version", "digest", "counts", "pins": [{"step", "job", "field", "ref", '
+             '"status", "vein"}]}.')
+def check_pins(target: str, steps_dir: str | None, trust: TrustArgs, workspace_dir: str | None,
+               as_json: bool) -> None:
+    """Apply the pin policy to a stack already imported: list every action, reusable workflow and image it runs.
+
+    Verifies the stack first (as `lodec verify`; signatures with --key or
+    --policy), then classifies each gha: reference and each job container
+    or service image: pinned (a full commit SHA), image-digest (@sha256:),
+    local-action (./ in this repository) and same-repo-workflow (./.github/
+    workflows/ or $/), both versioned with the workflow itself, or unpinned
+    (a tag, branch, short SHA or image tag, which can be moved to other code
+    after approval). One line per unpinned reference, with its step, job and
+    vein; a summary line. Exit 1 if any is unpinned, 0 otherwise.
+      lodec check-pins /tmp/tokio/stack.json
+    """
+    from ..app import Workspace
+    from ..app.pins import check_pins as check
+
+    with outcome(as_json, target):
+        workspace = Workspace.discover(workspace_dir, state_file=trust.state)
+        report = check(target, workspace, trust.options(), steps_dir=steps_dir)
+    if as_json:
+        emit(report.to_dict())
+    else:
+        for row in report.rows:
+            if row["status"] != "pinned" and row["status"] != "image-digest":
+                where = "uses" if row["field"] == "uses" else row["field"]
+                echo(printable(f"{row['vein']}: step {row['step']} (job {row['job']}) {where} {row['ref']}: "
+                               f"{row['status']}"))
+        counts = ", ".join(f"{n} {k}" for k, n in report.counts().items()) or "no references"
+        verdict = f"{len(report.unpinned)} unpinned" if report.unpinned else "every reference pinned"
+        echo(printable(f"{report.stack} {report.version}: {counts}; {verdict}"))
+    sys.exit(1 if report.unpinned else 0)
+
+
 # -------------------------------------------------------------------- keys
 
 
@@ -522,6 +564,11 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
         who = f"step {steps[0]!r}" + (f" and {len(steps) - 1} more" if len(steps) > 1 else "")
         echo(printable(f"lodec: warning: {workflow}: {uses} ({who}) is not pinned to a full commit SHA: a tag or "
                        "branch can be moved to other code after approval (--require-pinned refuses it)"), err=True)
+    own = [p for p in imported.pins if p["status"] in ("local-action", "same-repo-workflow")]
+    if own:
+        echo(printable(f"lodec: note: {workflow}: {len(own)} reference(s) are this repository's own "
+                       f"({', '.join(sorted({p['status'] for p in own}))}), versioned with the workflow itself"),
+             err=True)
     if as_json:
         emit(imported.to_dict())
     else:
@@ -587,4 +634,4 @@ def _imported(imported: Any, as_json: bool) -> None:
         echo(f"Manifest digest: {imported.digest}")
 
 
-COMMANDS = (schema, compile, inspect, stack, verify, key, sign, pack, unpack, import_)
+COMMANDS = (schema, compile, inspect, stack, verify, check_pins, key, sign, pack, unpack, import_)

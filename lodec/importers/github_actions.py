@@ -84,38 +84,93 @@ class WorkflowImport:
     description: str
     metadata: dict[str, str]
     steps: list[dict[str, object]]
+    #: step name -> JSON pointer of its ``uses:`` in the workflow (for messages about pinning).
+    places: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
-def unpinned_uses(imported: WorkflowImport) -> list[tuple[str, str]]:
-    """``(step name, uses)`` for every action or reusable workflow not pinned to an immutable reference.
+#: What :func:`classify_uses` says of a reference; only ``unpinned`` can be moved after approval.
+PIN_KINDS = ("pinned", "unpinned", "local-action", "same-repo-workflow", "image-digest")
 
-    Pinned: a local path (``./…``, or the self-repository form ``$/…``: both
-    versioned with the workflow itself), a
-    ``docker://`` image by digest (``@sha256:…``), and ``owner/repo[/path]@<sha>``
-    with a full 40- (or 64-) hex commit SHA. Anything else (``@v4``, ``@main``,
-    a short SHA, no ``@``) can be moved after approval: a tag force-pushed to
-    other code (as in the tj-actions/changed-files incident) changes what runs
-    while the stack's fingerprints stay the same.
+
+def classify_uses(uses: str) -> str:
+    """How a ``uses:`` (or an image) is pinned, one of :data:`PIN_KINDS`.
+
+    * ``same-repo-workflow``: a reusable workflow of this repository
+      (``./.github/workflows/…`` or the self-repository form ``$/…``),
+      versioned with the calling workflow itself;
+    * ``local-action``: an action in this repository (``./path``), likewise;
+    * ``image-digest``: ``docker://image@sha256:<hex>`` (or a bare image by digest);
+    * ``pinned``: ``owner/repo[/path]@<sha>`` with a full 40- (or 64-) hex commit SHA;
+    * ``unpinned``: anything else (``@v4``, ``@main``, a short SHA, no ``@``,
+      ``docker://image:tag``): a tag or branch force-pushed to other code (as
+      in the tj-actions/changed-files incident) changes what runs while the
+      stack's fingerprints stay the same.
     """
+    if uses.startswith("$/") or uses.startswith("./.github/workflows/"):
+        return "same-repo-workflow"
+    if uses.startswith("./"):
+        return "local-action"
+    if uses.startswith("docker://"):
+        return "image-digest" if re.search(r"@sha256:[0-9a-f]{64}$", uses) else "unpinned"
+    _, at, version = uses.rpartition("@")
+    return "pinned" if at and _FULL_SHA.fullmatch(version) else "unpinned"
+
+
+def unpinned_uses(imported: WorkflowImport) -> list[tuple[str, str]]:
+    """``(step name, uses)`` for every action or reusable workflow :func:`classify_uses` calls ``unpinned``."""
     out = []
     for record in imported.steps:
         ref = str(record["skillRef"])
         if not ref.startswith("gha:") or ref == "gha:run":
             continue
         uses = ref.removeprefix("gha:")
-        if uses.startswith(("./", "$/")):  # this repository, at the workflow's own commit
-            continue
-        if uses.startswith("docker://"):
-            if "@sha256:" not in uses:
-                out.append((str(record["stepName"]), uses))
-            continue
-        _, at, version = uses.rpartition("@")
-        if not at or not _FULL_SHA.fullmatch(version):
+        if classify_uses(uses) == "unpinned":
             out.append((str(record["stepName"]), uses))
     return out
+
+
+def pin_rows(records: list[dict[str, object]]) -> list[dict[str, str]]:
+    """Every reference imported GitHub Actions records pin code by, classified (:func:`classify_uses`).
+
+    One row per ``uses:`` (``{"step", "job", "field": "uses", "ref", "status"}``)
+    and per container or service image of its job, once per job
+    (``field`` ``jobContainer`` / ``jobServices.<name>``). Images by tag are
+    ``unpinned``; images by digest ``image-digest``.
+    """
+    rows: list[dict[str, str]] = []
+    seen_jobs: set[str] = set()
+    for record in records:
+        step, job = str(record["stepName"]), str(record.get("job", ""))
+        ref = str(record.get("skillRef", ""))
+        if ref.startswith("gha:") and ref != "gha:run":
+            uses = ref.removeprefix("gha:")
+            rows.append({"step": step, "job": job, "field": "uses", "ref": uses, "status": classify_uses(uses)})
+        if job in seen_jobs:
+            continue
+        seen_jobs.add(job)
+        for field_name, image in _images(record):
+            rows.append({"step": step, "job": job, "field": field_name, "ref": image,
+                         "status": "image-digest" if re.search(r"@sha256:[0-9a-f]{64}$", image) else "unpinned"})
+    return rows
+
+
+def _images(record: dict[str, object]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    container = json.loads(str(record["jobContainer"])) if "jobContainer" in record else None
+    if isinstance(container, str):
+        out.append(("jobContainer", container))
+    elif isinstance(container, dict) and isinstance(container.get("image"), str):
+        out.append(("jobContainer", container["image"]))
+    services = json.loads(str(record["jobServices"])) if "jobServices" in record else None
+    if isinstance(services, dict):
+        for name, svc in sorted(services.items()):
+            if isinstance(svc, dict) and isinstance(svc.get("image"), str):
+                out.append((f"jobServices.{name}", svc["image"]))
+    # An image that is an expression (``${{ matrix.image }}``) is resolved at run time: it cannot be judged.
+    return [(f, i) for f, i in out if "${{" not in i]
 
 
 def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
@@ -273,6 +328,7 @@ class _Importer:
         name = PurePath(filename).name.encode("utf-8", "surrogateescape")
         self.basename = nfc(name.decode("utf-8", "replace"))
         self.errors: list[LodecError] = []
+        self.places: dict[str, str] = {}
 
     def fail(self, message: str, location: str | None = None) -> NoReturn:
         raise SourceError(message, file=self.filename, location=location)
@@ -336,6 +392,7 @@ class _Importer:
             description=self.description(document),
             metadata=self.metadata(document),
             steps=steps,
+            places=self.places,
         )
 
     # -- jobs and steps --------------------------------------------------
@@ -397,6 +454,7 @@ class _Importer:
                 "stepName": namer.claim(job_id),
                 "skillRef": "gha:" + self.uses(uses, where + "/uses"),
             }
+            self.places[str(record["stepName"])] = where + "/uses"
             inputs = self.with_inputs(job_node.get("with"), where + "/with")
             if inputs:
                 record["inputs"] = inputs
@@ -458,6 +516,7 @@ class _Importer:
             self.fail("a step cannot have both 'uses' and 'run'", where)
         if has_uses:
             record["skillRef"] = "gha:" + self.uses(node["uses"], where + "/uses")
+            self.places[str(record["stepName"])] = where + "/uses"
         elif has_run:
             record["skillRef"] = "gha:run"
         else:
