@@ -612,3 +612,26 @@ def test_lodec_pulls_from_a_layout_skopeo_wrote(
     code, doc, err = pull(f"oci-layout:{layout}:v1", out, "--unsigned")
     assert code == 0, err
     assert out.read_bytes() == unsigned.read_bytes()
+
+
+# ------------------------------------------------------------------ golden vectors
+
+
+def test_golden_oci_manifests(seed_stack: Path, tmp_path: Path) -> None:
+    from lodec.dist.oci import MANIFEST_MEDIA_TYPE, PACK_MEDIA_TYPE, TITLE, pack_manifest, sha256_digest
+    from .conftest import ROOT
+
+    golden = json.loads((ROOT / "tests" / "golden" / "oci-manifests.json").read_text())
+    seed = make_pack(seed_stack, tmp_path / "seed.lodepack")
+    layer = Descriptor.of(PACK_MEDIA_TYPE, seed.read_bytes(), annotations={TITLE: "seed.lodepack"})
+    manifest = pack_manifest(layer, name="code-review-pipeline", version="1.0.0")
+    assert manifest.decode() == golden["packManifest"]["json"]
+    assert sha256_digest(manifest) == golden["packManifest"]["digest"]
+    envelope = golden["envelope"].encode()
+    referrer = referrer_manifest(Descriptor.of(ENVELOPE_MEDIA_TYPE, envelope),
+                                 Descriptor.of(MANIFEST_MEDIA_TYPE, manifest))
+    assert referrer.decode() == golden["referrerManifest"]["json"]
+    assert sha256_digest(referrer) == golden["referrerManifest"]["digest"]
+    # The command writes exactly these bytes.
+    pushed = push(seed, f"oci-layout:{tmp_path / 'layout'}:1.0.0")
+    assert pushed["manifest"]["digest"] == golden["packManifest"]["digest"]
