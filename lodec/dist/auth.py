@@ -107,10 +107,10 @@ def find_credentials(host: str, env: Mapping[str, str] | None = None) -> Credent
     if isinstance(helpers, dict):
         for key, helper in helpers.items():
             if _host_of(key) in keys and isinstance(helper, str):
-                return _from_helper(helper, key, where)
+                return _from_helper(helper, key, where, env)
     store = doc.get("credsStore")
     if isinstance(store, str) and store:
-        found = _from_helper(store, _DOCKER_HUB if "docker.io" in keys else host, where, missing_ok=True)
+        found = _from_helper(store, _DOCKER_HUB if "docker.io" in keys else host, where, env, missing_ok=True)
         if found is not None:
             return found
     auths = doc.get("auths")
@@ -140,14 +140,16 @@ def _from_entry(entry: dict[str, object], where: str, location: str) -> Credenti
     return None
 
 
-def _from_helper(helper: str, server: str, where: str, *, missing_ok: bool = False) -> Credentials | None:
-    """Ask ``docker-credential-<helper> get`` for ``server`` (the Docker credential helper protocol)."""
+def _from_helper(helper: str, server: str, where: str, env: Mapping[str, str], *,
+                 missing_ok: bool = False) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` for ``server`` (the Docker credential helper protocol), found on
+    ``env``'s ``PATH`` and run with ``env``."""
     if not helper.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise _auth_error(f"credential helper name {helper!r} is not a plain name", where)
     program = f"docker-credential-{helper}"
     try:
         done = subprocess.run([program, "get"], input=server.encode("utf-8"), capture_output=True, timeout=60,
-                              check=False)
+                              check=False, env=dict(env))
     except FileNotFoundError:
         raise _auth_error(f"credential helper {program} is not installed (named in the Docker config)", where) \
             from None

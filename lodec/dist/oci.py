@@ -48,7 +48,7 @@ STACK_VERSION = "dev.lodec.stack.version"
 
 #: Largest manifest or index read: the distribution spec lets registries refuse manifests over 4 MiB.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-#: Most referrers of one manifest examined on pull (a registry listing more is refused, not read on).
+#: Most envelope referrers of one manifest fetched on pull (a registry listing more is refused, none fetched).
 MAX_REFERRERS = 64
 
 _SHA256_RE = re.compile(r"sha256:[0-9a-f]{64}\Z")

@@ -196,14 +196,13 @@ def pull_pack(ref: Reference | str, *, plain_http: bool = False, store: Store | 
     pack = store.get_blob(artifact.layer)
     say(f"Pulled pack {artifact.layer.digest} ({len(pack)} bytes, digest checked)")
     listed, source = store.list_referrers(manifest.digest)
-    if len(listed) > MAX_REFERRERS:
-        raise LimitExceeded(f"{len(listed)} referrers listed; lodec reads at most {MAX_REFERRERS}", file=str(pinned))
+    envelopes = [d for d in listed if d.artifact_type == ENVELOPE_ARTIFACT_TYPE]
+    if len(envelopes) > MAX_REFERRERS:
+        raise LimitExceeded(f"{len(envelopes)} envelope referrers listed; lodec reads at most {MAX_REFERRERS}",
+                            file=str(pinned))
     referrers: list[Referrer] = []
-    ignored = 0
-    for d in listed:
-        if d.artifact_type != ENVELOPE_ARTIFACT_TYPE:
-            ignored += 1
-            continue
+    ignored = len(listed) - len(envelopes)  # another tool's referrers (an SBOM, a cosign signature): not fetched
+    for d in envelopes:
         desc, body = store.get_manifest(None, d.digest)
         where = f"{ref.base()}@{d.digest}"
         found = parse_artifact(body, where, artifact_type=ENVELOPE_ARTIFACT_TYPE, layer_type=ENVELOPE_MEDIA_TYPE,
