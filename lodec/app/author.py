@@ -92,7 +92,7 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     """
     from ..files import atomic_write_many
     from ..format.compiler import compile_file, compile_value
-    from ..run.skills import load_skills
+    from ..run.skills import load_skills, skill_pins
     from ..stack.manifest import build_manifest, lock_manifest, manifest_json
     from ..stack.source import DEFAULT_SOURCE, load_stack_source
     from .build import schema_or_builtin
@@ -113,7 +113,7 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
                 exc.location = step.place + (exc.location or "")
             errors.append(exc)
             continue
-        compiled.append((step.label, vein))
+        compiled.append((step.label if step.path is not None else f"{src.file}#{step.place}", vein))
     by_name: dict[str, tuple[str, Any]] = {}
     for label, vein in compiled:
         name = vein.record.get("stepName")
@@ -138,19 +138,26 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
             f"{src.skills_dir} is not a folder lodec verify and lodec run look in for skills "
             f"({', '.join(str(r) for r in roots)})", code="source_invalid", file=src.file, location="/skills-dir"))
     refs = sorted({str(v.record["skillRef"]) for _, v in compiled if "skillRef" in v.record})
-    skills, skill_errors = load_skills(refs, roots)
+    overrides = _settings_from_source(src, refs, errors)
+    skills, skill_errors = load_skills(refs, roots, settings=overrides)
     errors.extend(e.with_file(src.file) if e.file is None else e for e in skill_errors)
     if errors:
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
     assert manifest is not None
-    pins = {ref: s.digest for ref, s in skills.items()}
+    pins = skill_pins(skills)
     locked, digest = lock_manifest(manifest, pins)
     manifest_bytes = manifest_json(locked)
     veins = {name: vein for name, (_, vein) in by_name.items()}
-    _verify(src.manifest, manifest_bytes, veins, steps_dir, schema, roots)
+    _verify(src.manifest, manifest_bytes, veins, steps_dir, schema, roots, overrides)
 
     built = Built(src.file, src.manifest, src.name, src.version, digest, [], pins)
     writes: list[tuple[Path, bytes]] = []
+    for skill in skills.values():
+        if skill.name in overrides:  # the stack source's [skill.<name>] settings, beside the folder run finds
+            beside = skill.source.parent / f"{skill.name}.lodec.toml"
+            data = overrides[skill.name][0]
+            if not _same_bytes(beside, data):
+                writes.append((beside, data))
     for name in locked["steps"]:
         label, vein = by_name[name]
         target = steps_dir / f"{name}.vein"
@@ -182,11 +189,48 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     return built
 
 
+def _settings_from_source(src: Any, refs: list[str], errors: list[LodecError]) -> dict[str, tuple[bytes, str]]:
+    """The stack source's ``[skill.<name>]`` tables as settings files (name -> ``(bytes, label)``)."""
+    from ..format.tree import skill_name
+    from ..run.skills import settings_toml
+
+    used = set()
+    for ref in refs:
+        try:
+            used.add(skill_name(ref))
+        except LodecError:
+            pass
+    out: dict[str, tuple[bytes, str]] = {}
+    for name, table in src.skill_settings.items():
+        where = f"/skill/{name}"
+        if name not in used:
+            errors.append(SourceError(f"no step uses skill:{name}", code="source_invalid", file=src.file,
+                                      location=where))
+            continue
+        try:
+            data = settings_toml(table, header=f"lodec settings of skill {name}, written by `lodec build` from "
+                                 f"{Path(src.file).name} [skill.{name}]: edit them there.")
+        except LodecError as exc:
+            errors.append(SourceError(exc.message, code="source_invalid", file=src.file,
+                                      location=f"{where}/{(exc.location or '').replace('.', '/')}"))
+            continue
+        out[name] = (data, f"{src.file} [skill.{name}]")
+    return out
+
+
 def _verify(manifest: Path, manifest_bytes: bytes, veins: dict[str, Any], steps_dir: Path, schema: Any,
-            roots: list[Path]) -> None:
-    """Verify the built stack in memory as ``lodec verify`` verifies it on disk (steps, graph, skill pins)."""
-    from ..format.tree import check_pins, load_tree
+            roots: list[Path], overrides: dict[str, tuple[bytes, str]] | None = None) -> None:
+    """Verify the built stack in memory as ``lodec verify`` verifies it on disk (steps, graph, skill pins),
+    with the settings the build is about to write (``overrides``) in place of those on disk."""
+    import dataclasses
+
+    from ..format.tree import SkillTree, check_pins, load_tree, skill_name
     from ..stack.verify import check_stack, seal
+
+    def load(ref: str) -> SkillTree:
+        tree = load_tree(ref, roots)
+        given = (overrides or {}).get(skill_name(ref))
+        return dataclasses.replace(tree, settings=given[0], settings_source=given[1]) if given else tree
 
     prefix = os.path.join(os.fspath(steps_dir), "")
     report, candidate = check_stack(
@@ -194,7 +238,7 @@ def _verify(manifest: Path, manifest_bytes: bytes, veins: dict[str, Any], steps_
         step_file=lambda name: f"{prefix}{name}.vein", step_schema=schema)
     if candidate is not None:
         pins = candidate.manifest.get("skillDigests") or {}
-        _trees, problems = check_pins(dict(pins), lambda ref: load_tree(ref, roots))
+        _trees, problems = check_pins(dict(pins), load)
         for code, message in problems:
             report.add(code, None, message)
     seal(report, candidate)
@@ -273,3 +317,125 @@ def _envelope_warning(manifest: Path, manifest_bytes: bytes) -> BuildWarning | N
     return BuildWarning("envelope_stale", str(path), f"no longer matches {manifest} (it approves "
                         f"blake3:{signed.subject_digests.get('blake3')}, the manifest is now blake3:{now}); its "
                         "signatures do not cover this stack: review it and sign again (lodec sign)")
+
+
+# ------------------------------------------------------------------ skill init
+
+_SKILL_MD = """---
+name: {name}
+description: {description}
+---
+
+# {name}
+
+Instructions for whoever carries out this skill: an agent (this skill has no
+program of its own, so lodec hands this file to the workspace's agent runner)
+or, once you add one, the skill's own program.
+
+## Input
+
+The lodec step request, JSON on standard input: the step's `inputs`, and
+`upstream_artifacts` (the files earlier steps produced, read-only).
+
+## Output
+
+Write each file the step declares in its `outputs` into the folder named by
+`$LODEC_OUTPUT_DIR` (the request's `output_dir`), and nothing else.
+"""
+
+_SETTINGS = """# lodec's settings for the skill {name}: how to run it and what it may touch (docs/skill-contract.md).
+# Kept beside the folder, not in it, so {name}/ stays a plain Agent Skill whose digest is its own bytes.
+{command}concurrency = "read"  # read | write | exclusive
+timeout = 600         # seconds
+
+[capabilities]
+network = false
+read = []             # workspace paths it reads
+write = []            # workspace paths it writes
+env = []              # environment variables passed through
+"""
+
+_PROGRAM = """#!/bin/sh
+# The skill's entry program: runs scripts/run.py with the interpreter lodec runs under (docs/skill-contract.md).
+exec "${LODEC_PYTHON:-python3}" "$LODEC_SKILL_DIR/scripts/run.py" "$@"
+"""
+
+_PROGRAM_PY = """# Reads the lodec step request (JSON) on stdin and writes every declared output into $LODEC_OUTPUT_DIR.
+import json
+import os
+import sys
+
+request = json.load(sys.stdin)
+for name in request["step"]["outputs"]:
+    with open(os.path.join(os.environ["LODEC_OUTPUT_DIR"], name), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"step": request["step"]["name"], "inputs": request["inputs"]}) + "\\n")
+print(request["step"]["name"] + ": done")
+"""
+
+
+@dataclass(frozen=True)
+class InitSkill:
+    """A skill scaffolded by ``init_skill``: its folder, settings file and the validated skill."""
+
+    folder: Path
+    settings: Path
+    digest: str
+    program: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "folder": str(self.folder), "settings": str(self.settings), "digest": self.digest,
+                "runner": "command" if self.program else "agent"}
+
+
+def init_skill(name: str, parent: str = ".", *, description: str | None = None, program: bool = False) -> InitSkill:
+    """Scaffold a valid Agent Skill ``<parent>/<name>/`` (``SKILL.md`` with the spec's frontmatter) and its lodec
+    settings beside it (``<parent>/<name>.lodec.toml``), validated as ``lodec skill check`` validates a skill.
+
+    Without ``program`` the skill holds instructions only (the workspace's agent runner carries it out);
+    with it, ``scripts/run`` is its command.
+
+    Raises:
+        SkillError: ``skill_exists`` (the folder or settings file is there), ``skill_invalid`` (a name the
+            Agent Skills specification refuses: lowercase letters, digits and single hyphens, at most 64),
+            ``file_unwritable``.
+    """
+    import shutil
+    import tempfile
+
+    from ..errors import SkillError
+    from ..files import atomic_write
+    from ..run.skills import load_skill
+
+    base = Path(parent)
+    folder, settings = base / name, base / f"{name}.lodec.toml"
+    for path in (folder, settings):
+        if os.path.lexists(path):
+            raise SkillError(f"{path} already exists", code="skill_exists", file=str(path))
+    text = (description or f"Describe what {name} does and when an agent should use it.").strip()
+    settings_text = _SETTINGS.format(name=name, command='command = ["scripts/run"]\n' if program else "").encode()
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
+    except OSError as exc:
+        raise SkillError(f"cannot create: {exc.strerror or exc}", code="file_unwritable", file=str(base)) from None
+    try:
+        draft = tmp / name
+        draft.mkdir()
+        (draft / "SKILL.md").write_text(_SKILL_MD.format(name=name, description=json.dumps(text)), encoding="utf-8")
+        if program:
+            (draft / "scripts").mkdir()
+            (draft / "scripts" / "run").write_text(_PROGRAM, encoding="utf-8")
+            (draft / "scripts" / "run.py").write_text(_PROGRAM_PY, encoding="utf-8")
+            os.chmod(draft / "scripts" / "run", 0o755)
+        (tmp / f"{name}.lodec.toml").write_bytes(settings_text)
+        skill = load_skill(draft)  # the Agent Skills validator (skills-ref) and lodec's settings, as skill check
+        os.rename(draft, folder)
+        atomic_write(settings, settings_text)
+    except OSError as exc:
+        raise SkillError(f"cannot create: {exc.strerror or exc}", code="file_unwritable", file=str(folder)) from None
+    except LodecError as exc:
+        raise SkillError(exc.message.replace(str(draft), str(folder)), code=exc.code, file=str(folder),
+                         location=exc.location) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return InitSkill(folder, settings, skill.digest, program)

@@ -118,7 +118,8 @@ def diff_stacks(old: str, new: str, workspace: Workspace | None = None) -> Stack
     out.skills_added = sorted(set(sb) - set(sa))
     out.skills_removed = sorted(set(sa) - set(sb))
     for ref in sorted(set(sa) & set(sb)):
-        if sa[ref].digest != sb[ref].digest:
+        # A skill changes when its folder or its outside settings (<name>.lodec.toml) change.
+        if (sa[ref].digest, sa[ref].settings_digest) != (sb[ref].digest, sb[ref].settings_digest):
             out.skills.append(_skill_change(sa[ref], sb[ref]))
     return out
 
@@ -165,9 +166,10 @@ def _config(tree: SkillTree) -> Any:
 
     files = {f.path: f for f in tree.files}
     sidecar = files.get("lodec.toml")
-    if sidecar is None:
+    data = tree.settings if tree.settings is not None else sidecar.data if sidecar is not None else None
+    if data is None:
         return None
     try:
-        return parse_config(sidecar.data, file=f"{tree.source}/lodec.toml", files=files)
+        return parse_config(data, file=tree.settings_source or f"{tree.source}/lodec.toml", files=files)
     except LodecError:
         return None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LodecError, ManyErrors, RunError
 from ..run.executor import PreparedRun, StepEvent
-from ..run.skills import Skill
+from ..run.skills import Skill, skill_pins
 from ..store.records import RunRecord
 from ..store.workspace import Workspace
 from .options import TrustOptions
@@ -112,7 +112,7 @@ class Locked:
 
     def to_dict(self) -> dict[str, Any]:
         return {"manifest": self.manifest, "digest": self.digest,
-                "skillDigests": {ref: s.digest for ref, s in self.skills.items()}}
+                "skillDigests": skill_pins(self.skills)}
 
 
 def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -> Locked:
@@ -134,7 +134,7 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
     if errors:
         raise errors[0] if len(errors) == 1 else ManyErrors(list(errors))
     try:
-        locked, digest = lock_manifest(stack.manifest, {ref: s.digest for ref, s in skills.items()})
+        locked, digest = lock_manifest(stack.manifest, skill_pins(skills))
     except LodecError as exc:
         raise exc.with_file(manifest) from None
     atomic_write(manifest, manifest_json(locked))
@@ -233,10 +233,16 @@ def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, re
                            f"{workspace.runs} to reuse", code="run_not_found")
     elif request.reuse is not None:
         reuse = read_run(workspace, request.reuse)
+    # Instruction-only skills run through the workspace's agent runner (.lodec/agent.toml), read only when needed.
+    agent = None
+    if any(s.instruction_only for s in prepared.skills.values()):
+        from ..run.agent import AGENT_FILE, load_agent
+
+        agent = load_agent(workspace.state / AGENT_FILE)
     return run_stack(prepared, RunOptions(workspace=workspace, jobs=request.jobs or default_jobs(),
                                           trust=request.trust, allow_unsandboxed=request.allow_unsandboxed,
                                           events=request.events, only=request.only,
-                                          reuse=reuse))
+                                          reuse=reuse, agent=agent))
 
 
 # ------------------------------------------------------------------ resolve / artifact

@@ -221,6 +221,12 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
         exc.file = manifest
         raise exc
     stack = result.require()
+    outside = sorted(ref for ref in stack.manifest.get("skillDigests") or {} if ref.endswith("#settings"))
+    if outside:
+        # lodepack-v2 carries skill folders only: a pack would verify nowhere without these settings.
+        raise LodecError(f"not packed: {', '.join(r.removesuffix('#settings') for r in outside)} keep their lodec "
+                         "settings outside the skill folder, which lodepack-v2 cannot carry yet; run the stack "
+                         "from its folder instead", code="pack_settings_unsupported", file=manifest)
     env = Path(envelope) if envelope is not None else envelope_path_for(manifest)
     envelope_bytes = read_optional(env, MAX_ENVELOPE_BYTES, follow=envelope is not None)
     if envelope_bytes is None and envelope is not None:

@@ -375,11 +375,12 @@ def _check_skills(
     if not pins:
         return {}
     from ..format.fingerprint import is_fingerprint
-    from ..format.tree import check_pins, load_tree
+    from ..format.tree import SETTINGS_PIN_SUFFIX, check_pins, load_tree
 
     # Unused and malformed pins are the core's problems (skill_pin_unused, skill_pin_malformed).
     used = {str(v.record["skillRef"]) for v in candidate.steps.values()}
-    pins = {ref: pin for ref, pin in pins.items() if ref in used and is_fingerprint(pin)}
+    pins = {ref: pin for ref, pin in pins.items()
+            if ref.removesuffix(SETTINGS_PIN_SUFFIX) in used and is_fingerprint(pin)}
 
     if pack is not None:
         load = pack_tree_loader(pack, target)

@@ -55,3 +55,32 @@ def build(source: str | None, workspace_dir: str | None, as_json: bool, quiet: b
     echo(f"Built and verified {built.name} {built.version} → {built.manifest} ({state}): {len(built.steps)} steps, "
          f"{len(built.skills)} skill(s)")
     echo(f"Manifest digest: {built.digest}")
+
+
+@click.command("init", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="The folder to create NAME/ and NAME.lodec.toml in (e.g. skills/ beside a stack).")
+@click.option("--description", help="What the skill does and when to use it (SKILL.md's description).")
+@click.option("--program", is_flag=True, help="Also a program of its own (scripts/run, the settings' command); "
+              "without it the skill is instructions only, carried out by the workspace's agent runner.")
+@json_option('Print {"ok", "folder", "settings", "digest", "runner"}.')
+def skill_init(name: str, parent: str, description: str | None, program: bool, as_json: bool) -> None:
+    """Scaffold a valid Agent Skill NAME/ (SKILL.md with name and description, per the Agent Skills
+    specification) and its lodec settings beside it, NAME.lodec.toml, so the folder stays publishable as is.
+
+    \b
+      lodec skill init summarize --dir skills --description "Summarizes a diff for reviewers."
+      lodec skill init lint --dir skills --program
+    """
+    from ..app import author
+
+    with outcome(as_json, name):
+        made = author.init_skill(name, parent, description=description, program=program)
+    if as_json:
+        emit(made.to_dict())
+        return
+    echo(printable(f"Created {made.folder}/ (SKILL.md{', scripts/run' if program else ''}) and {made.settings}"))
+    echo(f"Tree digest: {made.digest}")
+    if not program:
+        echo("Instructions only: lodec run hands SKILL.md to the workspace's agent runner (.lodec/agent.toml).")

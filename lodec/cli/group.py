@@ -8,5 +8,6 @@ from .commands import main
 
 for _command in (*commands.COMMANDS, *run_commands.COMMANDS, author_commands.build, *dist_commands.COMMANDS):
     main.add_command(_command)
+run_commands.skill.add_command(author_commands.skill_init)
 
 __all__ = ["main"]

@@ -52,8 +52,11 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
             continue
         s, c = r.skill, r.skill.config
         echo(printable(f"{s.source}: {s.name} ok, {len(s.files)} files, {s.digest}"))
-        echo(printable(f"  runs {' '.join(c.command)} ({c.concurrency}, timeout {c.timeout} s, "
+        how = "through the agent runner (instructions only)" if s.instruction_only else " ".join(c.command)
+        echo(printable(f"  runs {how} ({c.concurrency}, timeout {c.timeout} s, "
                        f"network {'yes' if c.network else 'no'}, env {', '.join(c.env) or 'none'})"))
+        if s.settings_source is not None:
+            echo(printable(f"  settings {s.settings_source} ({s.settings_digest})"))
     sys.exit(1 if any(r.skill is None for r in rows) else 0)
 
 

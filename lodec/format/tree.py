@@ -28,6 +28,21 @@ TREE_DOMAIN = b"lodec-skill-tree-v1\0"
 MAX_FILES = 4096
 MAX_TREE_BYTES = 64 * 1024 * 1024
 SKILL_REF_PREFIX = "skill:"
+#: A skill kept as published has its lodec settings beside its folder: ``<root>/<name>.lodec.toml``.
+SETTINGS_SUFFIX = ".lodec.toml"
+#: ``skillDigests`` pins those settings under ``skill:<name>#settings`` (``#`` is in no skill name).
+SETTINGS_PIN_SUFFIX = "#settings"
+MAX_SETTINGS_BYTES = 64 * 1024
+
+
+def settings_pin_ref(ref: str) -> str:
+    """``"skill:x"`` -> ``"skill:x#settings"``: the ``skillDigests`` key pinning a skill's outside settings."""
+    return ref + SETTINGS_PIN_SUFFIX
+
+
+def settings_digest(data: bytes) -> str:
+    """The pin of a settings file: ``blake3:<hex>`` of its bytes."""
+    return "blake3:" + blake3.blake3(data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,32 +147,69 @@ class SkillTree:
     source: str
     files: tuple[SkillFile, ...]
     digest: str
+    #: The skill's lodec settings when they live outside its folder (``<name>.lodec.toml`` beside it),
+    #: as read; ``None`` when the folder holds its own ``lodec.toml`` (or has none).
+    settings: bytes | None = None
+    settings_source: str | None = None
+
+    @property
+    def settings_digest(self) -> str | None:
+        return settings_digest(self.settings) if self.settings is not None else None
+
+
+def outside_settings(folder: Path, files: Iterable[SkillFile]) -> tuple[bytes, str] | None:
+    """``(bytes, path)`` of ``<folder>.lodec.toml`` beside ``folder`` when the folder has no ``lodec.toml``.
+
+    Raises:
+        SkillError: ``skill_settings_ambiguous`` (both a ``lodec.toml`` inside and one beside),
+            ``skill_link`` (the settings file is a link or not a regular file), ``limit_exceeded``.
+    """
+    beside = folder.parent / (folder.name + SETTINGS_SUFFIX)
+    inside = any(f.path == "lodec.toml" for f in files)
+    if not os.path.lexists(beside):
+        return None
+    if inside:
+        raise SkillError(f"settings both inside the folder (lodec.toml) and beside it ({beside}); keep one",
+                         code="skill_settings_ambiguous", file=str(folder))
+    try:
+        return read_bounded(beside, MAX_SETTINGS_BYTES), str(beside)
+    except LodecError as exc:
+        raise SkillError(f"settings file: {exc.message}", code="skill_link" if exc.code == "file_link" else exc.code,
+                         file=str(beside)) from None
 
 
 def load_tree(ref: str, roots: Sequence[Path]) -> SkillTree:
-    """Find ``ref`` in ``roots`` (``find_skill``) and read its folder (``read_tree``).
+    """Find ``ref`` in ``roots`` (``find_skill``), read its folder (``read_tree``) and its outside settings.
 
     Raises:
-        SkillError: ``skill_ref_invalid``, ``skill_not_found``, ``skill_link``, ``skill_invalid``.
+        SkillError: ``skill_ref_invalid``, ``skill_not_found``, ``skill_link``, ``skill_invalid``,
+            ``skill_settings_ambiguous``.
         LimitExceeded: over ``MAX_FILES`` files or ``MAX_TREE_BYTES`` bytes.
     """
     folder = find_skill(ref, roots)
     files = read_tree(folder)
-    return SkillTree(ref, str(folder), files, tree_digest(files))
+    found = outside_settings(folder, files)
+    return SkillTree(ref, str(folder), files, tree_digest(files), *(found or (None, None)))
 
 
 def check_pins(
     pins: dict[str, str], load: Callable[[str], SkillTree]
 ) -> tuple[dict[str, SkillTree], list[tuple[str, str]]]:
-    """Every pinned skill, loaded by ``load`` and compared with its pin.
+    """Every pinned skill, loaded by ``load`` and compared with its pin; its outside settings with theirs.
 
-    Returns ``(ref -> SkillTree for each skill that matches its pin, problems)``,
-    each problem ``(code, message)``: ``skill_drifted`` when the tree digest
-    differs from the pin, else the loader's code (``skill_not_found``, ...).
+    ``pins`` maps ``skill:<name>`` to a tree digest and, for a skill whose
+    settings live beside its folder, ``skill:<name>#settings`` to the
+    settings' digest. Returns ``(ref -> SkillTree for each skill that matches
+    its pins, problems)``, each problem ``(code, message)``: ``skill_drifted``
+    when the tree digest differs from the pin, ``skill_settings_drifted`` when
+    the outside settings differ from theirs (or appear or vanish), else the
+    loader's code (``skill_not_found``, ...).
     """
     trees: dict[str, SkillTree] = {}
     problems: list[tuple[str, str]] = []
     for ref, pin in sorted(pins.items()):
+        if ref.endswith(SETTINGS_PIN_SUFFIX):
+            continue
         try:
             tree = load(ref)
         except (SkillError, LimitExceeded) as exc:
@@ -165,6 +217,12 @@ def check_pins(
             continue
         if tree.digest != pin:
             problems.append(("skill_drifted", f"{ref} drifted: pinned {pin}, {tree.source} is {tree.digest}"))
-        else:
-            trees[ref] = tree
+            continue
+        pinned, actual = pins.get(settings_pin_ref(ref)), tree.settings_digest
+        if pinned != actual:
+            where = tree.settings_source or f"{tree.source}{SETTINGS_SUFFIX}"
+            problems.append(("skill_settings_drifted", f"{ref}: its settings drifted: pinned {pinned or 'none'}, "
+                             f"{where} is {actual or 'absent'}"))
+            continue
+        trees[ref] = tree
     return trees, problems

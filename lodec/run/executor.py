@@ -53,6 +53,7 @@ from .sandbox import (
 from .schedule import Batch, batches, may_start
 from ..files import open_regular, read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
+from .agent import AgentRunner
 from .skills import Skill, materialize, skill_from_tree
 
 TRUST_LEVELS = ("strict", "normal")
@@ -180,6 +181,8 @@ class RunOptions:
     only: tuple[str, ...] = ()
     #: An earlier run record of the same stack whose step results the ``only`` steps build on.
     reuse: RunRecord | None = None
+    #: The workspace's agent runner (``.lodec/agent.toml``), which runs instruction-only skills.
+    agent: AgentRunner | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ def run_stack(run: PreparedRun, options: RunOptions) -> RunRecord:
     if options.jobs < 1:
         raise RunError("jobs must be at least 1", code="usage")
     _check_selection(run, options)
+    _check_agent(run, options)
     sandbox = choose_sandbox(run, options.sandbox, allow_unsandboxed=options.allow_unsandboxed)
     return _Executor(run, options, sandbox).run()
 
@@ -262,6 +266,24 @@ def describe_sandbox(sandbox: Sandbox, run: PreparedRun) -> str:
     networked = any(s.config.network for s in run.skills.values())
     line = sandbox.describe(network=False)
     return line + ("; network namespace shared by skills that declare network = true" if networked else "")
+
+
+def _check_agent(run: PreparedRun, options: RunOptions) -> None:
+    """Refuse, before anything starts, instruction-only skills without an agent runner, and an agent
+    runner whose ``paths`` would show the workspace or lodec's state to a step."""
+    agentic = sorted(ref for ref, s in run.skills.items() if s.instruction_only)
+    if not agentic:
+        return
+    ws = options.workspace
+    if options.agent is None:
+        raise RunError(f"{', '.join(agentic)} hold instructions only (SKILL.md, no command) and this workspace has "
+                       f"no agent runner: configure one in {ws.state / 'agent.toml'} (docs/skill-contract.md). "
+                       "Nothing was started", code="agent_not_configured")
+    inner = [ws.root.resolve(), *(p.resolve() for p in ws.state_paths()), ws.home.resolve()]
+    for path in options.agent.paths:
+        if any(path == i or i in path.parents or path in i.parents for i in inner):
+            raise RunError(f"{options.agent.source}: paths: {path} overlaps the workspace or lodec's state, which a "
+                           "step must not see through the agent. Nothing was started", code="agent_invalid")
 
 
 def _check_selection(run: PreparedRun, options: RunOptions) -> None:
@@ -305,7 +327,7 @@ class _Executor:
         # At most `jobs` steps run at once: that many threads, started once (a thread per step cost ~0.8 ms).
         self.pool = _Workers(options.jobs)
         self.context = StepContext(self.run_id, run.stack, options.workspace, sandbox, self.store, options.trust,
-                                   options.environ)
+                                   options.environ, agent=options.agent)
 
     def run(self) -> RunRecord:
         plan, stack = self.run_plan, self.run_plan.stack
@@ -496,6 +518,8 @@ class StepContext:
     trust: str
     environ: Mapping[str, str]
     hidden: tuple[Path, ...] = ()
+    #: Runs the instruction-only skills (``lodec.run.agent``); ``None``: there are none, or none may run.
+    agent: AgentRunner | None = None
 
 
 def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir: Path,
@@ -549,11 +573,26 @@ def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir
         "upstream_artifacts": shown,
         "upstream_status": statuses,
     }
-    env = step_environment(ctx.environ, cfg.env, {
+    lodec_env = {
         "LODEC_OUTPUT_DIR": out_path, "LODEC_WORKSPACE": str(root), "LODEC_SKILL_DIR": skill_path,
         "LODEC_RUN_ID": ctx.run_id, "LODEC_STEP": step.name, "LODEC_PYTHON": sys.executable,
-    })
-    command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
+    }
+    agent = ctx.agent if step.skill.instruction_only else None
+    if step.skill.instruction_only and agent is None:
+        result = _base(step)
+        result.reason, result.detail = "agent_not_configured", "instructions only and no agent runner configured"
+        return result
+    if agent is not None:
+        # An instruction-only skill: the workspace's agent carries out SKILL.md, under the skill's own contract.
+        skill_md = f"{skill_path}/SKILL.md"
+        lodec_env["LODEC_SKILL_MD"] = skill_md
+        request["skill"]["instructions"] = skill_md  # type: ignore[index]
+        env = step_environment(ctx.environ, (*cfg.env, *agent.env), lodec_env)
+        command = agent.argv(skill_md=skill_md, skill_dir=skill_path, output_dir=out_path, step=step.name,
+                             outputs=list(step.outputs))
+    else:
+        env = step_environment(ctx.environ, cfg.env, lodec_env)
+        command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]
     tmp = step_dir / "tmp"
     if landlocked:
         tmp.mkdir()
@@ -565,6 +604,7 @@ def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir
     mounts = StepMounts(
         workspace=root, read=cfg.read, write=cfg.write, skill=skill_dir, work=work, out=out, inputs=inputs,
         hidden=ctx.workspace.state_paths() + (ctx.workspace.home,) + ctx.hidden, network=cfg.network,
+        tools=agent.paths if agent is not None else (),
     )
     preexec = None
     try:

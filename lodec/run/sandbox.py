@@ -200,6 +200,8 @@ class StepMounts:
     inputs: Mapping[str, Path] = field(default_factory=dict)
     hidden: Sequence[Path] = ()
     network: bool = False
+    #: Host paths shown read-only at their own path (the workspace's agent runner's ``paths``).
+    tools: Sequence[Path] = ()
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -255,6 +257,8 @@ def bwrap_argv(sandbox: Sandbox, mounts: StepMounts, command: Sequence[str]) -> 
     # The interpreter lodec runs on (skills use $LODEC_PYTHON) with its import path, and the commands
     # on PATH, read-only; import-path and PATH folders inside the workspace or the state are not shown.
     for d in _tool_dirs(exclude=(ws, *hidden)):
+        argv += ["--ro-bind", str(d), str(d)]
+    for d in mounts.tools:
         argv += ["--ro-bind", str(d), str(d)]
     # lodec's state: never visible, even where a bound folder contains it.
     for h in hidden:
@@ -420,6 +424,7 @@ def landlock_paths(mounts: StepMounts, tmp: Path) -> tuple[list[str], list[str]]
         else:
             read.append(d)
     read += [str(d) for d in _tool_dirs(exclude=(ws, *hidden))]
+    read += [str(d) for d in mounts.tools]
     read += ["/dev/zero", "/dev/urandom", "/dev/random"]
     for rel in mounts.read:
         src = _resolve_declared(ws, rel, "read")

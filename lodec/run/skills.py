@@ -1,4 +1,10 @@
-"""Skills: Agent Skills folders with a ``lodec.toml`` sidecar, pinned by tree digest.
+"""Skills: Agent Skills folders and lodec's settings for them, pinned by tree digest.
+
+The settings (``lodec.toml``) live inside the folder, or outside it, beside
+the folder as ``<name>.lodec.toml``, so a published folder stays
+byte-identical; outside settings are pinned by their own digest. A skill
+whose settings name no ``command`` holds instructions only (``SKILL.md``)
+and is run by the workspace's agent runner (``lodec.run.agent``).
 
 A skill is read once into memory (``load_skill``): every file's path, mode
 and bytes. The tree digest is computed over those bytes, the run
@@ -39,6 +45,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class SkillConfig:
     """The parsed ``lodec.toml``: how to run the skill and what it may touch."""
 
+    #: argv, ``command[0]`` a file of the skill; empty for an instruction-only skill (run by the agent runner).
     command: tuple[str, ...]
     concurrency: str = "write"
     timeout: int = DEFAULT_TIMEOUT
@@ -58,6 +65,8 @@ class Skill:
         files: every file, sorted by path bytes.
         digest: the tree digest, ``blake3:<64 hex>``.
         config: the ``lodec.toml`` settings.
+        settings_source, settings_digest: where outside settings were read and their pin
+            (``None`` when the settings are the folder's own ``lodec.toml``).
     """
 
     name: str
@@ -66,6 +75,15 @@ class Skill:
     files: tuple[SkillFile, ...]
     digest: str
     config: SkillConfig
+    settings_source: str | None = None
+    settings_digest: str | None = None
+    #: The outside settings' bytes as read (``None`` for a folder's own ``lodec.toml``).
+    settings_data: bytes | None = None
+
+    @property
+    def instruction_only(self) -> bool:
+        """No entry program: the agent runner carries out ``SKILL.md``."""
+        return not self.config.command
 
     @property
     def ref(self) -> str:
@@ -76,6 +94,8 @@ class Skill:
         return {
             "name": self.name, "ref": self.ref, "description": self.description, "path": str(self.source),
             "digest": self.digest, "files": len(self.files), "command": list(c.command),
+            "runner": "agent" if self.instruction_only else "command",
+            "settings": self.settings_source or str(self.source / "lodec.toml"), "settingsDigest": self.settings_digest,
             "concurrency": c.concurrency, "timeout": c.timeout,
             "capabilities": {"network": c.network, "read": list(c.read), "write": list(c.write), "env": list(c.env)},
         }
@@ -137,17 +157,18 @@ def parse_config(data: bytes, *, file: str, files: dict[str, SkillFile]) -> Skil
     unknown = set(doc) - {"command", "concurrency", "timeout", "capabilities"}
     if unknown:
         raise SkillError(f"unknown key(s): {', '.join(sorted(unknown))}", file=file, location=sorted(unknown)[0])
-    if "command" not in doc:
-        raise SkillError("missing required key", file=file, location="command")
-    command = _strings(doc["command"], "command", file)
-    if not 1 <= len(command) <= 64:
-        raise SkillError("must have 1 to 64 elements", file=file, location="command")
-    program = _relative_path(command[0], "command[0]", file)
-    target = files.get(program.removeprefix("./"))
-    if target is None:
-        raise SkillError(f"{program!r} is not a file of the skill folder", file=file, location="command[0]")
-    if target.mode != 0o755:
-        raise SkillError(f"{program!r} is not executable (chmod +x it)", file=file, location="command[0]")
+    command: tuple[str, ...] = ()
+    program = ""
+    if "command" in doc:  # without one, the skill is instructions only: the agent runner carries it out
+        command = _strings(doc["command"], "command", file)
+        if not 1 <= len(command) <= 64:
+            raise SkillError("must have 1 to 64 elements", file=file, location="command")
+        program = _relative_path(command[0], "command[0]", file)
+        target = files.get(program.removeprefix("./"))
+        if target is None:
+            raise SkillError(f"{program!r} is not a file of the skill folder", file=file, location="command[0]")
+        if target.mode != 0o755:
+            raise SkillError(f"{program!r} is not executable (chmod +x it)", file=file, location="command[0]")
     concurrency = doc.get("concurrency", "write")
     if concurrency not in CONCURRENCY:
         raise SkillError(f"{concurrency!r} is not one of read, write, exclusive", file=file, location="concurrency")
@@ -172,58 +193,97 @@ def parse_config(data: bytes, *, file: str, files: dict[str, SkillFile]) -> Skil
         if not _ENV_NAME.match(name) or name.startswith("LODEC_"):
             raise SkillError(f"{name!r} is not a variable name lodec passes through (LODEC_* is reserved)",
                              file=file, location="capabilities.env")
-    return SkillConfig(command=(program.removeprefix("./"), *command[1:]), concurrency=concurrency, timeout=timeout,
+    argv = (program.removeprefix("./"), *command[1:]) if command else ()
+    return SkillConfig(command=argv, concurrency=concurrency, timeout=timeout,
                        network=network, read=read, write=write, env=env)
 
 
-def load_skill(folder: str | os.PathLike[str]) -> Skill:
-    """Read, validate and digest a skill folder.
+def load_skill(folder: str | os.PathLike[str], *, settings: tuple[bytes, str] | None = None) -> Skill:
+    """Read, validate and digest a skill folder and its settings.
+
+    The settings are the folder's ``lodec.toml``, or ``<folder>.lodec.toml``
+    beside it (the folder kept as published), or ``settings`` (``(bytes,
+    label)``, e.g. from a stack source), which replaces a file beside it.
 
     Raises:
         SkillError: the folder is missing, holds a link, has no valid
             ``SKILL.md`` (Agent Skills specification, checked with
-            ``skills-ref``) or no valid ``lodec.toml``.
+            ``skills-ref``) or no valid settings (``skill_settings_ambiguous``
+            for settings both inside and outside).
         LimitExceeded: over ``MAX_FILES`` files or ``MAX_TREE_BYTES`` bytes.
     """
+    from ..format.tree import outside_settings
+
     path = Path(folder)
     resolved = path.resolve()
-    return _validated(path, resolved, read_tree(path), label=resolved)
+    files = read_tree(path)
+    if settings is not None and any(f.path == "lodec.toml" for f in files):
+        raise SkillError(f"settings both inside the folder (lodec.toml) and in {settings[1]}; keep one",
+                         code="skill_settings_ambiguous", file=str(path))
+    outside = settings if settings is not None else outside_settings(path, files)
+    return _validated(path, resolved, files, label=resolved, settings=outside)
 
 
 def skill_from_tree(tree: SkillTree) -> Skill:
-    """Validate a skill already read into memory (and checked against its pin) without reading it again.
+    """Validate a skill already read into memory (and checked against its pins) without reading it again.
 
     Raises:
-        SkillError: no valid ``SKILL.md`` or ``lodec.toml``, or ``SKILL.md``
+        SkillError: no valid ``SKILL.md`` or settings, or ``SKILL.md``
             names another skill than ``tree.ref`` (the Agent Skills rule:
             the name equals the folder's).
     """
     source = Path(tree.source)
-    return _validated(source, Path(skill_name(tree.ref)), tree.files, label=source)
+    outside = (tree.settings, tree.settings_source or f"{source}.lodec.toml") if tree.settings is not None else None
+    return _validated(source, Path(skill_name(tree.ref)), tree.files, label=source, settings=outside)
 
 
-def _validated(source: Path, named_dir: Path, files: tuple[SkillFile, ...], *, label: Path) -> Skill:
+def _validated(source: Path, named_dir: Path, files: tuple[SkillFile, ...], *, label: Path,
+               settings: tuple[bytes, str] | None = None) -> Skill:
     """``named_dir`` is the folder whose name ``SKILL.md``'s name must equal; ``label`` names SKILL.md in messages."""
+    from ..format.tree import settings_digest
+
     by_path = {f.path: f for f in files}
     name, description = _frontmatter(named_dir, by_path, where=label)
+    if settings is not None:
+        config = parse_config(settings[0], file=settings[1], files=by_path)
+        return Skill(name, description, source, files, tree_digest(files), config, settings[1],
+                     settings_digest(settings[0]), settings[0])
     sidecar = by_path.get("lodec.toml")
     if sidecar is None:
-        raise SkillError("missing lodec.toml (lodec's sidecar manifest, docs/skill-contract.md)", file=str(source))
+        raise SkillError(f"missing lodec.toml, lodec's settings: put them in the folder, or beside it as "
+                         f"{source.name}.lodec.toml to keep a published folder as it is (docs/skill-contract.md)",
+                         file=str(source))
     config = parse_config(sidecar.data, file=str(source / "lodec.toml"), files=by_path)
     return Skill(name, description, source, files, tree_digest(files), config)
 
 
-def load_skills(refs: Iterable[str], roots: Sequence[Path]) -> tuple[dict[str, Skill], list[SkillError]]:
+def skill_pins(skills: dict[str, Skill]) -> dict[str, str]:
+    """The ``skillDigests`` of ``skills`` (ref -> Skill): each tree digest, and each outside settings' digest
+    under ``<ref>#settings``."""
+    from ..format.tree import settings_pin_ref
+
+    pins: dict[str, str] = {}
+    for ref, skill in sorted(skills.items()):
+        pins[ref] = skill.digest
+        if skill.settings_digest is not None:
+            pins[settings_pin_ref(ref)] = skill.settings_digest
+    return pins
+
+
+def load_skills(refs: Iterable[str], roots: Sequence[Path], *,
+                settings: dict[str, tuple[bytes, str]] | None = None) -> tuple[dict[str, Skill], list[SkillError]]:
     """Find and load each distinct ``skill:<name>`` in ``refs``: ``(ref -> Skill, errors)``.
 
-    Every failure is collected (its message prefixed with the ref), so a
-    caller can report them all at once.
+    ``settings`` (skill name -> ``(bytes, label)``) gives a skill's settings
+    from elsewhere (a stack source). Every failure is collected (its message
+    prefixed with the ref), so a caller can report them all at once.
     """
     skills: dict[str, Skill] = {}
     errors: list[SkillError] = []
     for ref in sorted(set(refs)):
         try:
-            skills[ref] = load_skill(find_skill(ref, roots))
+            folder = find_skill(ref, roots)
+            skills[ref] = load_skill(folder, settings=(settings or {}).get(folder.name))
         except (SkillError, LimitExceeded) as exc:
             errors.append(SkillError(f"{ref}: {exc}", code=exc.code))
     return skills, errors
@@ -263,6 +323,10 @@ def add_skill(folder: str | os.PathLike[str], skills_dir: Path) -> tuple[Skill, 
     except OSError as exc:
         raise SkillError(f"cannot install: {exc.strerror or exc}", code="file_unwritable", file=str(skills_dir)) from None
     try:
+        if skill.settings_data is not None:  # outside settings go beside the installed folder, as they were found
+            from ..files import atomic_write
+
+            atomic_write(skills_dir / f"{skill.name}.lodec.toml", skill.settings_data)
         # The bytes that were validated, not the folder read again.
         os.rename(materialize(skill, tmp / skill.name, read_only=False), dest)  # fails if dest exists: no clobbering
         os.rmdir(tmp)
@@ -271,3 +335,42 @@ def add_skill(folder: str | os.PathLike[str], skills_dir: Path) -> tuple[Skill, 
         raise SkillError(f"cannot install: {exc.strerror or exc}", code="skill_exists" if dest.exists() else
                          "file_unwritable", file=str(dest)) from None
     return skill, dest
+
+
+def settings_toml(table: dict[str, Any], *, header: str = "") -> bytes:
+    """``table`` (lodec settings as TOML values, e.g. a stack source's ``[skill.<name>]``) as a settings file.
+
+    Deterministic: keys in the order given, strings JSON-escaped (valid TOML basic strings), scalar keys
+    before the ``[capabilities]`` table. ``header`` becomes comment lines on top.
+
+    Raises:
+        SkillError: a value TOML-to-TOML cannot carry here (a float, a date, a nested array), naming the key.
+    """
+    import json
+
+    def value(v: Any, where: str) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            return "[" + ", ".join(json.dumps(x) for x in v) + "]"
+        raise SkillError("must be a string, an integer, true/false or an array of strings", location=where)
+
+    def key_text(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+    lines = [f"# {line}" for line in header.splitlines()]
+    tables = []
+    for key, v in table.items():
+        if isinstance(v, dict):
+            tables.append((key, v))
+        else:
+            lines.append(f"{key_text(key)} = {value(v, key)}")
+    for key, sub in tables:
+        lines.append(f"\n[{key_text(key)}]")
+        for k, v in sub.items():
+            lines.append(f"{key_text(k)} = {value(v, f'{key}.{k}')}")
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -483,6 +483,8 @@ def _check_skill_pins(
         used.add(ref)
         if ref not in pins:
             report.add("skill_unpinned", name, f'Step "{name}" uses "{ref}", which has no pin in "{SKILL_DIGESTS}"')
+    # A skill's outside settings are pinned as "<ref>#settings", used when the skill is.
+    used |= {ref + "#settings" for ref in used}  # lodec.format.tree.SETTINGS_PIN_SUFFIX
     if all_steps_verified:
         # Only judged when every step decoded: a step that failed could be the user.
         for ref in sorted(set(pins) - used):

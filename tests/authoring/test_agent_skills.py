@@ -1,0 +1,324 @@
+"""Agent Skills as published: folders from the corpus used untouched, their lodec settings outside them (beside
+the folder or in the stack source) and pinned, instruction-only skills run by the workspace's agent runner
+(a deterministic local agent, tests/agents/fake_agent.py), and `lodec skill init`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import blake3
+import pytest
+
+from lodec.run.sandbox import probe_sandbox
+from tests.conftest import ROOT, run_cli, unavailable
+
+CORPUS = Path("/work/shared/corpus/skills")
+if not CORPUS.is_dir():
+    CORPUS = ROOT.parent / "shared" / "corpus" / "skills"
+BRAINSTORMING = CORPUS / "superpowers" / "brainstorming"
+DOUBLECHECK = CORPUS / "awesome-copilot" / "doublecheck"
+AGENT = ROOT / "tests" / "agents" / "fake_agent.py"
+SANDBOX = probe_sandbox()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "lodec-home"))
+    monkeypatch.delenv("LODEC_STATE", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
+def independent_tree_digest(folder: Path) -> str:
+    """docs/skill-contract.md's tree digest, recomputed from the spec over the bytes on disk, without lodec."""
+    entries = []
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            full = Path(dirpath) / name
+            mode = b"755" if os.stat(full).st_mode & 0o111 else b"644"
+            entries.append((full.relative_to(folder).as_posix().encode(), mode, full.read_bytes()))
+    h = blake3.blake3(b"lodec-skill-tree-v1\0")
+    for path, mode, data in sorted(entries):
+        h.update(path + b"\0" + mode + b"\0" + struct.pack(">Q", len(data)) + data)
+    return "blake3:" + h.hexdigest()
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+SOURCE = '''name = "published-skills"
+version = "1.0.0"
+description = "Two published Agent Skills, untouched, carried out by the workspace's agent"
+manifest = "stack.json"
+
+[[steps]]
+stepName = "design"
+skillRef = "skill:brainstorming"
+outputs = ["design.json"]
+[steps.inputs]
+topic = "a sign-up form"
+
+[[steps]]
+stepName = "check"
+skillRef = "skill:doublecheck"
+dependsOn = ["design"]
+outputs = ["check.json"]
+
+# Settings of a published skill, kept in the stack source: lodec build writes them beside the folder.
+[skill.brainstorming]
+concurrency = "read"
+timeout = {timeout}
+
+[skill.brainstorming.capabilities]
+network = false
+'''
+
+BESIDE = '''# Settings of the published doublecheck skill, kept beside its folder.
+concurrency = "read"
+timeout = 60
+
+[capabilities]
+network = false
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git project whose stack uses two corpus skills copied byte for byte, and an agent runner."""
+    if not BRAINSTORMING.is_dir() or not DOUBLECHECK.is_dir():
+        unavailable(f"the skills corpus is not at {CORPUS}")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    skills = repo / "stack" / "skills"
+    shutil.copytree(BRAINSTORMING, skills / "brainstorming")
+    shutil.copytree(DOUBLECHECK, skills / "doublecheck")
+    (skills / "doublecheck.lodec.toml").write_text(BESIDE)
+    (repo / "stack" / "lodec-stack.toml").write_text(SOURCE.replace("{timeout}", "120"))
+    (repo / ".lodec").mkdir()
+    agent = {"command": [sys.executable, str(AGENT), "--skill", "{skill_md}", "--out", "{output_dir}",
+                         "--prompt", "{prompt}"], "paths": [str(AGENT.parent)]}
+    (repo / ".lodec" / "agent.toml").write_text(
+        f"command = {json.dumps(agent['command'])}\npaths = {json.dumps(agent['paths'])}\n")
+    return repo
+
+
+def build(repo: Path) -> tuple[int, dict, str]:
+    code, out, err = run_cli("build", repo / "stack" / "lodec-stack.toml", "--workspace", repo, "--json")
+    return code, json.loads(out), err
+
+
+def run(repo: Path, *extra: str) -> tuple[int, dict, str]:
+    code, out, err = run_cli("run", repo / "stack" / "stack.json", "--workspace", repo, "--json", *extra)
+    return code, (json.loads(out) if out.strip().startswith("{") else {}), err
+
+
+def test_published_skills_run_untouched_through_the_agent_runner(project: Path) -> None:
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    corpus_before = {d: snapshot(d) for d in (BRAINSTORMING, DOUBLECHECK)}
+    code, built, err = build(project)
+    assert code == 0, err
+    pins = built["skillDigests"]
+    # The folders are pinned by their publisher's bytes: the digest an independent computation over the corpus gives.
+    assert pins["skill:brainstorming"] == independent_tree_digest(BRAINSTORMING)
+    assert pins["skill:doublecheck"] == independent_tree_digest(DOUBLECHECK)
+    # ... and the settings, outside the folders, by their own digest.
+    beside = project / "stack" / "skills"
+    assert pins["skill:doublecheck#settings"] == "blake3:" + blake3.blake3(BESIDE.encode()).hexdigest()
+    written = (beside / "brainstorming.lodec.toml").read_bytes()  # from the stack source's [skill.brainstorming]
+    assert pins["skill:brainstorming#settings"] == "blake3:" + blake3.blake3(written).hexdigest()
+    assert b"timeout = 120" in written
+    manifest = json.loads((project / "stack" / "stack.json").read_text())
+    assert manifest["skillDigests"] == pins
+    assert run_cli("verify", project / "stack" / "stack.json", "--workspace", project)[0] == 0
+
+    code, record, err = run(project)
+    assert code == 0, err
+    assert [record["steps"][s]["status"] for s in ("design", "check")] == ["succeeded", "succeeded"]
+    code, out, err = run_cli("artifact", "design", "--workspace", project)
+    assert code == 0, err
+    design = json.loads(out)
+    assert design == {
+        "agent": "fake-agent", "skill": "brainstorming", "step": "design", "inputs": {"topic": "a sign-up form"},
+        "description": design["description"],
+        "skill_md_blake3": blake3.blake3((BRAINSTORMING / "SKILL.md").read_bytes()).hexdigest(),
+        "prompt_names_skill_md": True,
+    }
+    assert design["description"].startswith("You MUST use this before any creative work")
+    code, out, _ = run_cli("artifact", "check", "--workspace", project)
+    assert json.loads(out)["skill"] == "doublecheck"
+    assert record["steps"]["design"]["headline"] == "fake-agent: carried out brainstorming for design"
+    # The corpus folders were used untouched: same bytes, modes and mtimes after the build and the run.
+    assert {d: snapshot(d) for d in (BRAINSTORMING, DOUBLECHECK)} == corpus_before
+    assert {k: v[0] for k, v in snapshot(beside / "brainstorming").items()} == {
+        k: v[0] for k, v in snapshot(BRAINSTORMING).items()}
+
+
+def test_drift_in_outside_settings_is_refused(project: Path) -> None:
+    assert build(project)[0] == 0
+    settings = project / "stack" / "skills" / "doublecheck.lodec.toml"
+    settings.write_text(BESIDE.replace("network = false", "network = true"))
+    code, out, err = run_cli("verify", project / "stack" / "stack.json", "--workspace", project, "--json")
+    assert code == 1
+    problems = json.loads(out)["problems"]
+    assert [p["code"] for p in problems] == ["skill_settings_drifted"]
+    assert "skill:doublecheck: its settings drifted" in problems[0]["message"]
+    code, record, err = run(project)
+    assert code == 1 and record["ok"] is False and "steps" in record  # the verification report: nothing started
+    assert [p["code"] for p in record["problems"]] == ["skill_settings_drifted"]
+    assert not (project / ".lodec" / "runs").exists() or not any((project / ".lodec" / "runs").iterdir())
+    # Removing the outside settings is drift too (the pin names settings that are gone).
+    settings.unlink()
+    code, out, _ = run_cli("verify", project / "stack" / "stack.json", "--workspace", project, "--json")
+    assert code == 1 and [p["code"] for p in json.loads(out)["problems"]] == ["skill_settings_drifted"]
+
+
+def test_changed_settings_in_the_stack_source_change_the_pin_and_say_so(project: Path) -> None:
+    code, first, _ = build(project)
+    assert code == 0
+    (project / "stack" / "lodec-stack.toml").write_text(SOURCE.replace("{timeout}", "300"))
+    code, second, err = build(project)
+    assert code == 0, err
+    assert second["skillDigests"]["skill:brainstorming"] == first["skillDigests"]["skill:brainstorming"]
+    assert second["skillDigests"]["skill:brainstorming#settings"] != first["skillDigests"]["skill:brainstorming#settings"]
+    assert [w["code"] for w in second["warnings"]] == ["skill_pin_changed"]
+    assert "skill:brainstorming#settings" in second["warnings"][0]["message"]
+    assert b"timeout = 300" in (project / "stack" / "skills" / "brainstorming.lodec.toml").read_bytes()
+
+
+def test_an_instruction_only_skill_without_an_agent_runner_is_refused_before_anything_starts(project: Path) -> None:
+    assert build(project)[0] == 0
+    (project / ".lodec" / "agent.toml").unlink()
+    code, record, err = run(project)
+    assert code == 1 and record["ok"] is False and record["error"]["code"] == "agent_not_configured"
+    assert not (project / ".lodec" / "runs").exists() or not any((project / ".lodec" / "runs").iterdir())
+    assert "agent_not_configured" in err and "skill:brainstorming" in err and "agent.toml" in err
+
+
+def test_the_agent_is_held_to_the_step_contract(project: Path) -> None:
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    assert build(project)[0] == 0
+    # An agent that writes a file the step did not declare fails the step, as a skill's own program would.
+    agent = project / ".lodec" / "agent.toml"
+    agent.write_text(agent.read_text().replace('"{prompt}"', '"{prompt}", "--extra", "notes.txt"'))
+    code, record, err = run(project)
+    assert code == 1
+    design = record["steps"]["design"]
+    assert (design["status"], design["reason"]) == ("failed", "output_undeclared") and "notes.txt" in design["detail"]
+    assert record["steps"]["check"]["status"] == "skipped"
+    # The skill's timeout holds the agent too.
+    agent.write_text(agent.read_text().replace('"--extra", "notes.txt"', '"--sleep", "5"'))
+    (project / "stack" / "lodec-stack.toml").write_text(SOURCE.replace("{timeout}", "1"))
+    assert build(project)[0] == 0
+    code, record, err = run(project)
+    assert code == 1 and record["steps"]["design"]["reason"] == "timeout"
+
+
+def test_a_corpus_folder_without_settings_is_refused_naming_where_they_go(tmp_path: Path) -> None:
+    if not BRAINSTORMING.is_dir():
+        unavailable(f"the skills corpus is not at {CORPUS}")
+    shutil.copytree(BRAINSTORMING, tmp_path / "brainstorming")
+    code, _out, err = run_cli("skill", "check", tmp_path / "brainstorming")
+    assert code == 1 and "beside it as brainstorming.lodec.toml" in err
+    (tmp_path / "brainstorming.lodec.toml").write_text('concurrency = "read"\n')
+    code, out, err = run_cli("skill", "check", tmp_path / "brainstorming")
+    assert code == 0, err
+    assert "runs through the agent runner" in out and f"settings {tmp_path / 'brainstorming.lodec.toml'}" in out
+    (tmp_path / "brainstorming" / "lodec.toml").write_text('concurrency = "read"\n')
+    code, _out, err = run_cli("skill", "check", tmp_path / "brainstorming")
+    assert code == 1 and "skill_settings_ambiguous" in err
+
+
+def test_skill_init_scaffolds_a_valid_skill_that_builds_and_runs(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    skills = repo / "skills"
+    code, out, err = run_cli("skill", "init", "release-notes", "--dir", skills,
+                             "--description", "Drafts release notes from the merged changes.", "--json")
+    assert code == 0, err
+    made = json.loads(out)
+    assert made["runner"] == "agent" and (skills / "release-notes.lodec.toml").is_file()
+    assert sorted(p.name for p in (skills / "release-notes").iterdir()) == ["SKILL.md"]
+    text = (skills / "release-notes" / "SKILL.md").read_text()
+    assert text.startswith('---\nname: release-notes\ndescription: "Drafts release notes from the merged changes."\n---\n')
+    # Valid under the Agent Skills reference validator (skills-ref), as skill check runs it.
+    from skills_ref.validator import validate  # type: ignore[import-untyped]
+
+    assert validate(skills / "release-notes") == []
+    assert made["digest"] == independent_tree_digest(skills / "release-notes")
+    code, out, err = run_cli("skill", "init", "notes-tool", "--dir", skills, "--program")
+    assert code == 0, err
+    assert run_cli("skill", "check", skills / "release-notes", skills / "notes-tool")[0] == 0
+    # It refuses what exists, and a name the specification refuses, leaving nothing behind.
+    code, _, err = run_cli("skill", "init", "release-notes", "--dir", skills)
+    assert code == 1 and "skill_exists" in err
+    code, _, err = run_cli("skill", "init", "Bad--Name", "--dir", skills)
+    assert code == 1 and "skill_invalid" in err
+    assert sorted(p.name for p in skills.iterdir()) == ["notes-tool", "notes-tool.lodec.toml", "release-notes",
+                                                        "release-notes.lodec.toml"]
+    # The scaffolded program skill builds into a stack and runs as is.
+    (repo / "lodec-stack.toml").write_text(
+        'name = "notes"\nversion = "1.0.0"\ndescription = "d"\nskills-dir = "skills"\n'
+        '[[steps]]\nstepName = "draft"\nskillRef = "skill:notes-tool"\noutputs = ["notes.json"]\n')
+    code, out, err = run_cli("build", repo / "lodec-stack.toml", "--workspace", repo)
+    assert code == 0, err
+    if SANDBOX.available:
+        code, out, err = run_cli("run", repo / "stack.json", "--workspace", repo)
+        assert code == 0, err
+
+
+def test_diff_shows_capabilities_widened_in_outside_settings(project: Path) -> None:
+    assert build(project)[0] == 0
+    shutil.copytree(project / "stack", project / "stack2")
+    (project / "stack2" / "skills" / "doublecheck.lodec.toml").write_text(BESIDE.replace("network = false",
+                                                                                        "network = true"))
+    code, _, err = run_cli("build", project / "stack2" / "lodec-stack.toml", "--workspace", project)
+    assert code == 0, err
+    code, out, err = run_cli("diff", project / "stack" / "stack.json", project / "stack2" / "stack.json",
+                             "--workspace", project, "--json")
+    assert code == 0, err
+    changed = json.loads(out)["skills"]["changed"]
+    assert [c["ref"] for c in changed] == ["skill:doublecheck"]
+    assert (changed[0]["added"], changed[0]["removed"], changed[0]["changed"]) == ([], [], [])  # the folder is the same
+    assert changed[0]["widened"] == [{"where": "network", "old": False, "new": True}]
+
+
+def test_a_pack_refuses_outside_settings_it_cannot_carry(project: Path, tmp_path: Path) -> None:
+    assert build(project)[0] == 0
+    code, _, err = run_cli("pack", project / "stack" / "stack.json", "-o", tmp_path / "x.lodepack",
+                           "--workspace", project)
+    assert code == 1 and "pack_settings_unsupported" in err and not (tmp_path / "x.lodepack").exists()
+
+
+def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path) -> None:
+    import re
+    import subprocess
+
+    if not BRAINSTORMING.is_dir():
+        unavailable(f"the skills corpus is not at {CORPUS}")
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Use an Agent Skill\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env.update(SKILLS=str(BRAINSTORMING.parent), LODEC_SRC=str(ROOT), TMPDIR=str(tmp_path),
+               HOME=str(tmp_path / "home"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    before = snapshot(BRAINSTORMING)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Built and verified design-review 1.0.0" in done.stdout
+    printed = re.search(r"^\{.*\}$", done.stdout, re.M)
+    assert printed is not None, done.stdout
+    artifact = json.loads(printed.group(0))
+    assert artifact["skill"] == "brainstorming" and artifact["inputs"] == {"idea": "a sign-up form"}
+    assert done.stdout.rstrip().endswith("untouched")
+    assert snapshot(BRAINSTORMING) == before
