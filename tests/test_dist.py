@@ -275,6 +275,38 @@ def test_pull_verified_at_threshold_two_with_two_keys(
     assert_nothing_written(out2)
 
 
+def test_rollback_a_tag_moved_back_to_an_older_signed_version_is_refused(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    import lodec
+
+    from .conftest import EXPIRES, SEED_SOURCES
+
+    # 1.1.0 of the same stack, signed by the same people.
+    newer = tmp_path / "newer"
+    (newer / "steps").mkdir(parents=True)
+    veins = [lodec.compile_file(src, lodec.skill_step_schema()) for src in SEED_SOURCES.values()]
+    for name, vein in zip(SEED_SOURCES, veins):
+        (newer / "steps" / f"{name}.vein").write_bytes(vein.data)
+    manifest = newer / "code-review-stack.json"
+    manifest.write_bytes(lodec.manifest_json(lodec.build_manifest(
+        veins, name="code-review-pipeline", version="1.1.0", description="Lint, analyze, and AI-review code changes",
+        entry="lint")))
+    sign_cli(manifest, keys["alice"], "--expires", EXPIRES)
+    sign_cli(manifest, keys["bob"])
+    push(make_pack(manifest, tmp_path / "newer.lodepack"), f"oci://{registry.host}/{repo}:stable")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:stable", out, *keys_args(keys, "alice"))
+    assert code == 0 and doc is not None and doc["version"] == "1.1.0", err
+    # Someone with push access moves the tag back to the older, validly signed 1.0.0.
+    push(signed_pack, f"oci://{registry.host}/{repo}:stable")
+    again = tmp_path / "out" / "again.lodepack"
+    code, doc, err = pull(f"oci://{registry.host}/{repo}:stable", again, *keys_args(keys, "alice"))
+    assert code == 1 and doc is not None and "rollback" in {p["code"] for p in doc["problems"]}, doc
+    assert_nothing_written(again)
+
+
 def test_pull_of_a_pack_signed_by_an_untrusted_key_is_refused(
     registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -635,3 +667,22 @@ def test_golden_oci_manifests(seed_stack: Path, tmp_path: Path) -> None:
     # The command writes exactly these bytes.
     pushed = push(seed, f"oci-layout:{tmp_path / 'layout'}:1.0.0")
     assert pushed["manifest"]["digest"] == golden["packManifest"]["digest"]
+
+
+def test_text_output_and_progress_lines(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+    layout = tmp_path / "transfer"
+    code, out, err = run_cli("push", signed_pack, f"oci-layout:{layout}")
+    assert code == 0, err
+    assert f"Pushed code-review-pipeline 1.0.0 (signed) → oci-layout:{layout}:1.0.0" in out
+    assert "Manifest digest: sha256:" in out and "Envelope referrer: sha256:" in out
+    assert "Pushed pack sha256:" in err and "Attached envelope referrer" in err  # progress, also off a terminal
+    target = tmp_path / "got" / "cr.lodepack"
+    code, out, err = run_cli("pull", f"oci-layout:{layout}:1.0.0", "-o", target, "--key", f"{keys['alice']}.pub",
+                             "--key", f"{keys['bob']}.pub", "--threshold", "2", "--now", VERIFY_AT,
+                             "--state", tmp_path / "state.json")
+    assert code == 0, err
+    assert "Verified code-review-pipeline 1.0.0 from oci-layout:" in out and "Signed by 2 trusted key(s)" in out
+    assert f"Wrote {target} and {target}.dsse" in out
+    assert "Pulled pack sha256:" in err and "digest checked" in err
+    code, out, err = run_cli("push", signed_pack, f"oci-layout:{layout}", "-q")
+    assert code == 0 and err == ""
