@@ -442,3 +442,27 @@ def test_run_conditions_are_honoured_as_locally(start_workers: Any, temporal_add
     assert got["on-failure"][:2] == ("succeeded", None) and got["after-handler"][1] == "upstream_skipped"
     assert "about to fail" in (tmp_path / "submitter-home" / "runs" / record["run"] / "steps" / "bad"
                                / "stdout.log").read_text()
+
+
+def test_an_instruction_only_skill_runs_through_the_workers_agent_runner(
+        start_workers: Any, temporal_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A skill with no command (SKILL.md only) is carried out by the agent runner configured on the worker."""
+    folder = tmp_path / "stack"
+    skill = folder / "skills" / "explain"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text("---\nname: explain\ndescription: Explains the change to a reviewer.\n---\n\n"
+                                    "# explain\n\nWrite what changed and why.\n")
+    (skill / "lodec.toml").write_text('concurrency = "read"\ntimeout = 60\n')  # no command: instructions only
+    stack = make_stack(folder, [step("explain", "explain", outputs=("explanation.json",))], name="agentic")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("agentic", {"worker": workspace}, [skill])
+    agent = ROOT / "tests" / "agents" / "fake_agent.py"
+    (tmp_path / "workers" / "worker" / "home" / "agent.toml").write_text(
+        f"command = {json.dumps([sys.executable, str(agent), '--skill', '{skill_md}', '--out', '{output_dir}'])}\n"
+        f"paths = {json.dumps([str(agent.parent)])}\n")
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+    code, record, err = _submit(temporal_address, "agentic", tmp_path / "store", stack, workspace)
+    assert code == 0, err + w.text()
+    produced = record["steps"]["explain"]
+    assert produced["status"] == "succeeded" and produced["headline"] == "fake-agent: carried out explain for explain"

@@ -190,8 +190,16 @@ class Activities:
         base.mkdir(parents=True)
         skill_dir, step_dir = base / "skill", base / "step"
         private_copy(step.skill, skill_dir)
+        agent = None
+        if step.skill.instruction_only:  # carried out by this worker's own agent runner (.lodec/agent.toml)
+            from ..agent import AGENT_FILE, load_agent
+
+            try:
+                agent = load_agent(setup.workspace.state / AGENT_FILE)
+            except LodecError as exc:
+                self._refuse(exc.code, str(exc))
         ctx = StepContext(inp.ref.run, prepared.stack, setup.workspace, sandbox, self.store, inp.trust,
-                          setup.environ, hidden=(setup.store,))
+                          setup.environ, hidden=(setup.store,), agent=agent)
         self._log(f"▶ {inp.ref.run}/{inp.step} started (attempt {attempt})")
         result = execute_step(ctx, step, step_dir, skill_dir, artifacts, statuses, pids)
         result.worker = setup.identity
