@@ -52,7 +52,8 @@ class StackSource:
         file: the stack source's path (as given).
         name, version, description, entry, metadata: the manifest's fields.
         manifest: the manifest path (default ``stack.json`` beside the source); veins go to ``steps/`` beside it.
-        schema: the steps' ``.lode`` schema, or ``None`` for the built-in ``skill-step-v1``.
+        schema: the steps' ``.lode`` schema, or the name of a built-in one (``skill-step-v2``), or ``None``
+            for the built-in ``skill-step-v1``.
         skills_dir: where the stack's skills are (default ``skills/`` beside the manifest).
         steps: the steps, in the order written (globs expanded, sorted).
         skill_settings: skill name -> its lodec settings table (``[skill.<name>]``), as TOML values.
@@ -67,7 +68,7 @@ class StackSource:
     steps: tuple[StepSource, ...]
     entry: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-    schema: Path | None = None
+    schema: Path | str | None = None
     skill_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -149,8 +150,18 @@ def load_stack_source(path: str) -> StackSource:
         file=path, name=name, version=version, description=description, manifest=manifest,
         skills_dir=Path(os.path.normpath(base / skills_rel)) if skills_rel else manifest.parent / DEFAULT_SKILLS_DIR,
         steps=tuple(steps), entry=entry, metadata=metadata,
-        schema=Path(os.path.normpath(base / schema_rel)) if schema_rel else None, skill_settings=settings,
+        schema=_schema_path(base, schema_rel), skill_settings=settings,
     )
+
+
+def _schema_path(base: Path, value: str | None) -> Path | str | None:
+    """``schema``: a ``.lode`` file relative to the source, or a built-in schema's name when no such file exists."""
+    from ..format.schema import BUILTIN_SCHEMAS
+
+    if value is None:
+        return None
+    path = Path(os.path.normpath(base / value))
+    return value if value in BUILTIN_SCHEMAS and not os.path.lexists(path) else path
 
 
 def _steps(value: Any, base: Path, bad: Any) -> list[StepSource]:

@@ -221,3 +221,17 @@ def test_stack_build_compile_and_lock_still_work(tmp_path: Path) -> None:
                            "--description", "d", "-o", folder / "stack.json")
     assert code == 0, err
     assert run_cli("lock", folder / "stack.json", "--workspace", folder)[0] == 0
+
+
+def test_a_builtin_step_schema_by_name_for_run_conditions(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    make_skill(folder / "skills", "tool")
+    (folder / "lodec-stack.toml").write_text(
+        'name = "demo"\nversion = "1.0.0"\ndescription = "d"\nschema = "skill-step-v2"\n'
+        '[[steps]]\nstepName = "a"\nskillRef = "skill:tool"\noutputs = ["out.txt"]\n'
+        '[[steps]]\nstepName = "cleanup"\nskillRef = "skill:tool"\ndependsOn = ["a"]\noutputs = ["out.txt"]\n'
+        'runIf = "always"\n')
+    code, result, err = build(folder / "lodec-stack.toml", "--workspace", folder)
+    assert code == 0, err
+    code, out, err = run_cli("inspect", folder / "steps" / "cleanup.vein")
+    assert code == 0 and json.loads(out)["runIf"] == "always"
