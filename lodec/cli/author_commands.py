@@ -14,7 +14,7 @@ from .render import echo, emit, outcome, printable
 @workspace_option
 @json_option('Print {"ok", "source", "manifest", "stack", "version", "digest", "steps", "skillDigests", '
              '"written", "removed", "warnings"}.')
-@click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary (two lines), warnings and errors.")
 def build(source: str | None, workspace_dir: str | None, as_json: bool, quiet: bool) -> None:
     """Build a stack from its source (default ./lodec-stack.toml): compile every step, remove veins no
     source produces, build the manifest, pin the skills, verify. One command; every problem reported.
@@ -29,6 +29,8 @@ def build(source: str | None, workspace_dir: str | None, as_json: bool, quiet: b
       steps = ["src/*.json"]
       [metadata]
       team = "platform"
+      [skill.brainstorming]      # settings of a skill kept as published
+      concurrency = "read"
 
     Incremental: only files whose bytes change are written (a build with
     nothing changed writes nothing); a changed skill pin, and a signature

@@ -322,3 +322,22 @@ def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path) -> None:
     assert artifact["skill"] == "brainstorming" and artifact["inputs"] == {"idea": "a sign-up form"}
     assert done.stdout.rstrip().endswith("untouched")
     assert snapshot(BRAINSTORMING) == before
+
+
+def test_skill_add_installs_outside_settings_beside_the_installed_folder(tmp_path: Path) -> None:
+    if not DOUBLECHECK.is_dir():
+        unavailable(f"the skills corpus is not at {CORPUS}")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    shutil.copytree(DOUBLECHECK, tmp_path / "src" / "doublecheck")
+    (tmp_path / "src" / "doublecheck.lodec.toml").write_text(BESIDE)
+    code, _, err = run_cli("skill", "add", tmp_path / "src" / "doublecheck", "--workspace", repo)
+    assert code == 0, err
+    installed = repo / ".lodec" / "skills"
+    assert (installed / "doublecheck.lodec.toml").read_text() == BESIDE
+    assert independent_tree_digest(installed / "doublecheck") == independent_tree_digest(DOUBLECHECK)
+    code, out, err = run_cli("skill", "list", "--workspace", repo, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["name"] == "doublecheck" and row["runner"] == "agent"
+    assert row["settingsDigest"] == "blake3:" + blake3.blake3(BESIDE.encode()).hexdigest()
