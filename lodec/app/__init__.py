@@ -7,7 +7,8 @@ result; the Python API calls the same functions. Modules:
 - ``verify``: verify a target (manifest or pack, signed or not) — the one verification every command shares;
 - ``build``: compile, inspect, schema check, stack build, import;
 - ``signing``: keys, sign, pack, unpack;
-- ``runs``: skills, lock, plan, run, resolve, artifact, journal, analytics, runs list and discard.
+- ``runs``: skills, lock, plan, run, resolve, artifact, journal, analytics, runs list and discard;
+- ``distribute``: push a pack to an OCI registry or image layout; pull one, verified before it is written.
 
 Every use case that touches state takes the command's ``Workspace``. ``printable``
 (``lodec.names``) is re-exported for the front end, which escapes text through it.
