@@ -210,3 +210,14 @@ def test_nanostack_mapping_and_problems() -> None:
     assert isinstance(info.value, ManyErrors)
     assert [e.location for e in info.value.errors] == ["/extra", "/phase_graph/1/depends_on",
                                                       "/skills/0/depends_on"]
+
+
+def test_an_imported_stack_packs_verifies_and_plans_as_a_pack(tmp_path: Path) -> None:
+    code, _o, err = run_cli("import", "argo", CORPUS / "argo" / "dag-enhanced-depends.yaml", "-o", tmp_path / "s")
+    assert code == 0, err
+    code, _o, err = run_cli("pack", tmp_path / "s" / "stack.json", "-o", tmp_path / "s.lodepack")
+    assert code == 0, err
+    code, out, err = run_cli("verify", tmp_path / "s.lodepack", "--no-skills", "--json")
+    assert code == 0 and json.loads(out)["ok"], err
+    code, out, err = run_cli("plan", tmp_path / "s.lodepack", "--workspace", tmp_path)
+    assert code == 0 and '"should-execute-3"' in out, err

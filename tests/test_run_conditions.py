@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,16 @@ def test_plan_of_an_unlocked_stack_lists_every_step_as_unlocked(project: Path) -
                                                                             "b": "stack_unlocked"}
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed")
     assert code == 1 and "[stack_unlocked]" in err
+
+
+def test_a_pack_carries_one_step_schema(project: Path, tmp_path: Path) -> None:
+    mixed = make_stack(project / "stack", [step("a", "ok"), step("b", "ok", deps=["a"], run_if="always")])
+    code, _out, err = run_cli("pack", mixed, "-o", tmp_path / "m.lodepack", "--workspace", project / "ws")
+    assert code == 1 and "[pack_mixed_schemas]" in err
+    (project / "v2").mkdir()
+    shutil.copytree(project / "stack" / "skills", project / "v2" / "skills")
+    only_v2 = make_stack(project / "v2", [step("a", "ok", run_if="success"), step("b", "ok", deps=["a"], run_if="always")])
+    code, _out, err = run_cli("pack", only_v2, "-o", tmp_path / "v2.lodepack", "--workspace", project / "ws")
+    assert code == 0, err
+    code, out, err = run_cli("plan", tmp_path / "v2.lodepack", "--workspace", project / "ws")
+    assert code == 0 and '"runIf": {"b": "always"}' in out, err
