@@ -29,12 +29,9 @@ entry point is a root step.
 from __future__ import annotations
 
 import gc
-import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from ..format.codec import Vein, decode_vein, fast_vein_decoder, record_from_json
@@ -47,41 +44,80 @@ from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema
 from ..format.strictjson import loads_strict
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .signature import SignatureReport
 
 StepReader = Callable[[str], "bytes | None"]
 P = ParamSpec("P")
 
 
-@dataclass(frozen=True, slots=True)
 class Problem:
-    """One reason a stack is rejected: stable ``code``, ``step`` (or ``None``), ``message``."""
+    """One reason a stack is rejected: stable ``code``, ``step`` (or ``None``), ``message``. Immutable."""
 
+    # Plain classes, not dataclasses, on this module's start-up path: `dataclasses` imports `inspect`.
+    __slots__ = ("code", "step", "message")
     code: str
     step: str | None
     message: str
+
+    def __init__(self, code: str, step: str | None, message: str) -> None:
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "message", message)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Problem:
+            return NotImplemented
+        return (self.code, self.step, self.message) == (other.code, other.step, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.step, self.message))
+
+    def __repr__(self) -> str:
+        return f"Problem(code={self.code!r}, step={self.step!r}, message={self.message!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Problem is immutable")
+
+    def __reduce__(self) -> tuple[type[Problem], tuple[str, str | None, str]]:
+        return (Problem, (self.code, self.step, self.message))
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "step": self.step, "message": self.message}
 
 
-@dataclass(slots=True)
 class StepResult:
     """Per-step outcome: ``status`` is ``verified``, ``tampered``, ``missing``,
     ``malformed``, ``renamed``, ``unpinned``, ``unlisted`` or ``unsafe_name``."""
 
+    __slots__ = ("name", "status", "expected", "actual")
     name: str
     status: str
     expected: str | None
     actual: str | None
 
+    def __init__(self, name: str, status: str, expected: str | None, actual: str | None) -> None:
+        self.name, self.status, self.expected, self.actual = name, status, expected, actual
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StepResult:
+            return NotImplemented
+        return (self.name, self.status, self.expected, self.actual) == (
+            other.name, other.status, other.expected, other.actual)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (f"StepResult(name={self.name!r}, status={self.status!r}, expected={self.expected!r}, "
+                f"actual={self.actual!r})")
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "expected": self.expected, "actual": self.actual}
 
 
-@dataclass(frozen=True)
 class VerifiedStack:
-    """A stack that passed every check.
+    """A stack that passed every check. Immutable.
 
     Attributes:
         manifest_bytes: the manifest exactly as verified.
@@ -97,14 +133,47 @@ class VerifiedStack:
         expires: the signed expiry (UTC), or ``None`` when unsigned.
     """
 
+    __slots__ = ("manifest_bytes", "manifest", "digest", "steps", "order", "envelope", "signed_by", "expires")
     manifest_bytes: bytes
     manifest: dict[str, Any]
     digest: str
     steps: dict[str, Vein]
     order: tuple[str, ...]
-    envelope: bytes | None = None
-    signed_by: tuple[str, ...] = ()
-    expires: datetime | None = None
+    envelope: bytes | None
+    signed_by: tuple[str, ...]
+    expires: datetime | None
+
+    def __init__(self, manifest_bytes: bytes, manifest: dict[str, Any], digest: str, steps: dict[str, Vein],
+                 order: tuple[str, ...], envelope: bytes | None = None, signed_by: tuple[str, ...] = (),
+                 expires: datetime | None = None) -> None:
+        setter = object.__setattr__
+        setter(self, "manifest_bytes", manifest_bytes)
+        setter(self, "manifest", manifest)
+        setter(self, "digest", digest)
+        setter(self, "steps", steps)
+        setter(self, "order", order)
+        setter(self, "envelope", envelope)
+        setter(self, "signed_by", signed_by)
+        setter(self, "expires", expires)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.manifest_bytes, self.manifest, self.digest, self.steps, self.order, self.envelope,
+                self.signed_by, self.expires)
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if type(other) is VerifiedStack else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # holds dicts, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        names = self.__slots__
+        return "VerifiedStack(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields())) + ")"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: VerifiedStack is immutable")
+
+    def __reduce__(self) -> tuple[type[VerifiedStack], tuple[Any, ...]]:
+        return (VerifiedStack, self._fields())
 
     @property
     def name(self) -> str:
@@ -115,19 +184,38 @@ class VerifiedStack:
         return str(self.manifest["version"])
 
 
-@dataclass
 class VerificationReport:
     """Everything verify found. ``ok`` is true only with no problems; then ``verified`` is set."""
 
-    stack: str | None = None
-    version: str | None = None
-    digest: str | None = None
-    steps: list[StepResult] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    verified: VerifiedStack | None = None
+    __slots__ = ("stack", "version", "digest", "steps", "problems", "verified", "signature")
+    stack: str | None
+    version: str | None
+    digest: str | None
+    steps: list[StepResult]
+    problems: list[Problem]
+    verified: VerifiedStack | None
     #: Set by signed verification (``lodec.sign.trust``) only: the rule
     #: applied, each signature's outcome and the signed expiry.
-    signature: SignatureReport | None = None
+    signature: SignatureReport | None
+
+    def __init__(self, stack: str | None = None, version: str | None = None, digest: str | None = None,
+                 steps: list[StepResult] | None = None, problems: list[Problem] | None = None,
+                 verified: VerifiedStack | None = None, signature: SignatureReport | None = None) -> None:
+        self.stack, self.version, self.digest = stack, version, digest
+        self.steps = [] if steps is None else steps
+        self.problems = [] if problems is None else problems
+        self.verified, self.signature = verified, signature
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.stack, self.version, self.digest, self.steps, self.problems, self.verified, self.signature)
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if type(other) is VerificationReport else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "VerificationReport(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._fields())) + ")"
 
     @property
     def ok(self) -> bool:
@@ -291,16 +379,37 @@ def sealed(check: Callable[P, tuple[VerificationReport, Candidate | None]], name
            doc: str) -> Callable[P, VerificationReport]:
     """The verifier of a check function: ``seal(*check(...))``, with ``check``'s parameters (typed by ``P``).
 
-    Every public ``verify_*`` is one of these, so no verifier can skip ``seal``.
+    Every public ``verify_*`` is one of these, so no verifier can skip ``seal``. The verifier is
+    written out with ``check``'s own parameter list (names, kinds, defaults, annotations), so
+    ``help()`` and IDEs show them without ``inspect`` on the start-up path.
     """
-
-    def verify(*args: P.args, **kwargs: P.kwargs) -> VerificationReport:
-        return seal(*check(*args, **kwargs))
-
-    verify.__module__, verify.__name__, verify.__qualname__, verify.__doc__ = check.__module__, name, name, doc
-    # help() and IDEs show check's parameters (dataclasses has already imported inspect).
-    verify.__signature__ = inspect.signature(check).replace(  # type: ignore[attr-defined]
-        return_annotation="VerificationReport")
+    target = check
+    while hasattr(target, "__wrapped__"):  # a decorated check (gc_paused): its own parameters
+        target = target.__wrapped__
+    code = target.__code__
+    positional = code.co_varnames[:code.co_posonlyargcount + code.co_argcount]
+    keyword = code.co_varnames[len(positional):len(positional) + code.co_kwonlyargcount]
+    defaults = target.__defaults__ or ()
+    kwdefaults = target.__kwdefaults__ or {}
+    params, passed = [], []
+    for i, arg in enumerate(positional):
+        at = i - (len(positional) - len(defaults))
+        params.append(f"{arg}=_d{i}" if at >= 0 else arg)
+        passed.append(arg)
+        if code.co_posonlyargcount and i == code.co_posonlyargcount - 1:
+            params.append("/")
+    if keyword:
+        params.append("*")
+    for arg in keyword:
+        params.append(f"{arg}=_k_{arg}" if arg in kwdefaults else arg)
+        passed.append(f"{arg}={arg}")
+    namespace: dict[str, Any] = {"_check": check, "_seal": seal}
+    namespace.update({f"_d{i + len(positional) - len(defaults)}": d for i, d in enumerate(defaults)})
+    namespace.update({f"_k_{arg}": d for arg, d in kwdefaults.items()})
+    exec(f"def {name}({', '.join(params)}):\n    return _seal(*_check({', '.join(passed)}))", namespace)
+    verify: Callable[P, VerificationReport] = namespace[name]
+    verify.__module__, verify.__qualname__, verify.__doc__ = check.__module__, name, doc
+    verify.__annotations__ = {**target.__annotations__, "return": "VerificationReport"}
     return verify
 
 

@@ -11,7 +11,6 @@ is ``tests/cli/test_print_attacks.py``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 
@@ -20,6 +19,7 @@ from lodec.sign.policy import TrustPolicy, TrustRule
 from lodec.sign.signer import sign_stack
 from lodec.sign.trust import verify_signed_stack
 from lodec.stack.manifest import build_manifest
+from lodec.stack.verify import VerifiedStack
 
 from .builders import (
     IN_TOTO,
@@ -107,7 +107,8 @@ def test_the_name_check_leaves_the_manifest_digest_unchanged(seed: Stack) -> Non
 def test_unsafe_stack_name_is_refused_at_sign(seed: Stack, name: str) -> None:
     # verify_stack refuses such a manifest; a VerifiedStack made by hand is refused by the signer too.
     stack = verify(seed).require()
-    forged = replace(stack, manifest={**stack.manifest, "name": name})
+    forged = VerifiedStack(stack.manifest_bytes, {**stack.manifest, "name": name}, stack.digest, stack.steps,
+                           stack.order)
     with pytest.raises(UnsafeNameError) as info:
         sign_stack(forged, key("alice"), now=SIGNED_AT)
     assert info.value.code == "stack_name_unsafe"
