@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..errors import LodecError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ..sign.policy import TrustPolicy
 
 
@@ -72,7 +73,7 @@ def now_or(when: datetime | None) -> datetime:
     """``when``, or the current UTC time to the second."""
     if when is not None:
         return when
-    from datetime import timezone
+    from datetime import datetime, timezone  # not imported by an unsigned verify, which needs no time
 
     return datetime.now(timezone.utc).replace(microsecond=0)
 

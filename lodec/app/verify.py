@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from .options import OptionsError, TrustOptions, now_or, trust_policy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from ..format.pack import Pack
     from ..format.tree import SkillTree
@@ -271,10 +271,11 @@ def verify_target(
             be read or parsed (one-line error naming the file).
     """
     trust = trust or TrustOptions()
-    now = now_or(trust.now)  # one reference time for the whole verification
     policy = trust_policy(trust)
     if policy is None and trust.threshold is None:
         policy = _default_policy(workspace)
+    # One reference time for the whole verification; an unsigned one judges nothing by time.
+    now = now_or(trust.now) if policy is not None else trust.now
     if trust.expected_name is not None and policy is None:
         raise OptionsError("--name is checked against the signed name: add --key or --policy")
     if trust.require_signatures and policy is None:
@@ -335,7 +336,7 @@ def verify_target(
         ws = _workspace(workspace)
         if ws.state_file is None:
             ws.ensure_state()
-        recorded = _record(report, state, now)
+        recorded = _record(report, state, now_or(now))  # state is set only with a policy: now is set
     result = VerifyResult(target, report, note, pack, recorded, trees)
     result.first_use = first_use
     return result
