@@ -17,9 +17,10 @@ import pytest
 from lodec.run.sandbox import probe_sandbox
 from tests.conftest import ROOT, run_cli, unavailable
 
-CORPUS = Path("/work/shared/corpus/skills")
-if not CORPUS.is_dir():
-    CORPUS = ROOT.parent / "shared" / "corpus" / "skills"
+#: Two published skills copied unchanged from the shared corpus (tests/corpus/PROVENANCE.md).
+CORPUS = ROOT / "tests" / "corpus" / "skills"
+SHARED = next((p for p in (ROOT.parent / "shared" / "corpus" / "skills", Path("/work/shared/corpus/skills"))
+               if p.is_dir()), Path("/work/shared/corpus/skills"))
 BRAINSTORMING = CORPUS / "superpowers" / "brainstorming"
 DOUBLECHECK = CORPUS / "awesome-copilot" / "doublecheck"
 AGENT = ROOT / "tests" / "agents" / "fake_agent.py"
@@ -160,7 +161,7 @@ def test_published_skills_run_untouched_through_the_agent_runner(project: Path) 
         k: v[0] for k, v in snapshot(BRAINSTORMING).items()}
 
 
-def test_drift_in_outside_settings_is_refused(project: Path) -> None:
+def test_attack_widening_outside_settings_after_the_lock_is_refused(project: Path) -> None:
     assert build(project)[0] == 0
     settings = project / "stack" / "skills" / "doublecheck.lodec.toml"
     settings.write_text(BESIDE.replace("network = false", "network = true"))
@@ -341,3 +342,26 @@ def test_skill_add_installs_outside_settings_beside_the_installed_folder(tmp_pat
     (row,) = json.loads(out)
     assert row["name"] == "doublecheck" and row["runner"] == "agent"
     assert row["settingsDigest"] == "blake3:" + blake3.blake3(BESIDE.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("folder", ["superpowers/brainstorming", "awesome-copilot/doublecheck"])
+def test_the_corpus_copies_match_the_shared_corpus(folder: str) -> None:
+    if not (SHARED / folder).is_dir():
+        pytest.skip(f"no shared corpus at {SHARED}")
+    mine = {p.relative_to(CORPUS / folder): p.read_bytes() for p in (CORPUS / folder).rglob("*") if p.is_file()}
+    theirs = {p.relative_to(SHARED / folder): p.read_bytes() for p in (SHARED / folder).rglob("*") if p.is_file()}
+    assert mine == theirs
+    assert independent_tree_digest(CORPUS / folder) == independent_tree_digest(SHARED / folder)
+
+
+def test_attack_settings_planted_as_a_link_are_refused_not_followed(project: Path, tmp_path: Path) -> None:
+    wide = tmp_path / "wide.toml"
+    wide.write_text(BESIDE.replace("network = false", "network = true"))
+    settings = project / "stack" / "skills" / "doublecheck.lodec.toml"
+    settings.unlink()
+    settings.symlink_to(wide)
+    code, out, err = run_cli("build", project / "stack" / "lodec-stack.toml", "--workspace", project, "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "skill_link", out
+    assert not (project / "stack" / "stack.json").exists()
+    code, _, err = run_cli("skill", "check", project / "stack" / "skills" / "doublecheck")
+    assert code == 1 and "skill_link" in err
