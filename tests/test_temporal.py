@@ -466,3 +466,28 @@ def test_an_instruction_only_skill_runs_through_the_workers_agent_runner(
     assert code == 0, err + w.text()
     produced = record["steps"]["explain"]
     assert produced["status"] == "succeeded" and produced["headline"] == "fake-agent: carried out explain for explain"
+
+
+def test_readme_two_worker_run_works_as_written(temporal_address: str, tmp_path: Path) -> None:
+    """The README's two-worker block, run in bash with its own server on a free port and its paths under tmp."""
+    import re
+
+    section = (ROOT / "README.md").read_text().split("\n## Run on Temporal workers\n", 1)[1].split("\n## ", 1)[0]
+    script = re.findall(r"```sh\n(.*?)```", section, re.S)[0]
+    assert script.startswith("pip install -e '.[temporal]'\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = script.split("\n", 1)[1].replace("7233", str(port)).replace("/tmp/", f"{tmp_path}/")
+    script += '\nrc=$?\nkill $(jobs -p)\nwait\necho "run exit $rc"\n'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    checkout = tmp_path / "checkout"  # outside git: the run's records go to LODEC_HOME, not this repository
+    shutil.copytree(CODE_REVIEW, checkout / "stacks" / "code-review")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, cwd=checkout, timeout=180)
+    assert "run exit 0" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"Run \S+ succeeded: 3 succeeded", done.stdout)
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "submitter-home").glob("runs/*/run.json")]
+    assert {r["worker"] for r in record["steps"].values()} <= {"worker-a", "worker-b"}
+    assert "▶ lint started" in done.stderr and "✓ ai-review succeeded" in done.stderr

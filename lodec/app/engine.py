@@ -245,11 +245,10 @@ class _Submitted:
         from ..run.temporal.types import StepOutput
         from ..store.records import StepResult
 
-        for name in progress.get("started", []):
-            if name in self.prepared.steps and name not in self.seen_start:
-                self.seen_start.add(name)
-                self._event("start", name, None)
-        for name, raw in progress.get("done", {}).items():
+        # Ends first (each after its own start), then the starts of steps still running: a step that
+        # started between two polls started after the ends it waited for.
+        done = progress.get("done", {})
+        for name, raw in done.items():
             if name in self.prepared.steps and name not in self.seen_end:
                 try:
                     output = msgspec.convert(raw, StepOutput)
@@ -258,6 +257,9 @@ class _Submitted:
                     continue
                 self._logs(name, output)
                 self._event("end", name, result)
+        for name in progress.get("started", []):
+            if name in self.prepared.steps and name not in self.seen_start and name not in done:
+                self._event("start", name, None)
 
     def _logs(self, name: str, output: Any) -> None:
         """Copy a step's logs from the shared store into ``runs/<id>/steps/<step>/`` (once)."""
