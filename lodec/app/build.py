@@ -192,6 +192,8 @@ class BuiltStack:
     output: str
     manifest: dict[str, Any]
     digest: str
+    #: ``lodec.app.author.BuildWarning``s: a lock dropped, a signature envelope that no longer matches.
+    warnings: tuple[Any, ...] = ()
 
 
 def build_stack(
@@ -228,8 +230,20 @@ def build_stack(
     manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,
                               metadata=dict(metadata or {}))
     digest = manifest_vein(manifest).fingerprint
-    atomic_write(output, manifest_json(manifest))
-    return BuiltStack(output, manifest, digest)
+    from .author import BuildWarning, _envelope_warning, _read_json
+
+    data = manifest_json(manifest)
+    warnings = []
+    before = _read_json(Path(output))
+    if before is not None and before.get("skillDigests"):
+        warnings.append(BuildWarning("lock_dropped", output, "was locked (skillDigests); it is now written without "
+                                     "skill pins: run `lodec lock` on it (or build it with `lodec build`, which "
+                                     "keeps the lock)"))
+    atomic_write(output, data)
+    stale = _envelope_warning(Path(output), data)
+    if stale is not None:
+        warnings.append(stale)
+    return BuiltStack(output, manifest, digest, tuple(warnings))
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,12 @@ class Locked:
     manifest: str
     digest: str
     skills: dict[str, Skill]
+    #: ``lodec.app.author.BuildWarning``s: a signature envelope beside the manifest that no longer matches it.
+    warnings: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"manifest": self.manifest, "digest": self.digest,
-                "skillDigests": skill_pins(self.skills)}
+        return {"ok": True, "manifest": self.manifest, "digest": self.digest,
+                "skillDigests": skill_pins(self.skills), "warnings": [w.to_dict() for w in self.warnings]}
 
 
 def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -> Locked:
@@ -137,8 +139,12 @@ def lock(manifest: str, workspace: Workspace, *, steps_dir: str | None = None) -
         locked, digest = lock_manifest(stack.manifest, skill_pins(skills))
     except LodecError as exc:
         raise exc.with_file(manifest) from None
-    atomic_write(manifest, manifest_json(locked))
-    return Locked(manifest, digest, skills)
+    data = manifest_json(locked)
+    atomic_write(manifest, data)
+    from .author import _envelope_warning
+
+    stale = _envelope_warning(Path(manifest), data)
+    return Locked(manifest, digest, skills, (stale,) if stale is not None else ())
 
 
 def prepare(target: str, workspace: Workspace, trust: TrustOptions | None = None, *,

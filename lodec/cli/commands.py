@@ -178,7 +178,7 @@ def _meta(values: tuple[str, ...]) -> dict[str, str]:
               help="Schema of the steps (a .lode file, or a built-in name such as skill-step-v2). "
                    "Default: the built-in step schema each vein's header names.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest path (STACK.json).")
-@json_option("Print the manifest and its digest as JSON.")
+@json_option('Print {"ok", "output", "digest", "manifest", "warnings"}.')
 def stack_build(
     veins: tuple[str, ...],
     name: str,
@@ -203,8 +203,11 @@ def stack_build(
     with outcome(as_json):
         built = build.build_stack(veins, name=name, version=version, description=description, output=output,
                                   entry=entry, metadata=metadata, schema_path=schema_path)
+    for w in built.warnings:
+        echo(printable(f"lodec: warning: {w} [{w.code}]"), err=True)
     if as_json:
-        emit({"output": output, "digest": built.digest, "manifest": built.manifest})
+        emit({"ok": True, "output": output, "digest": built.digest, "manifest": built.manifest,
+              "warnings": [w.to_dict() for w in built.warnings]})
     else:
         echo(f"Built {output}: {name} {version}, {len(built.manifest['steps'])} steps")
         echo(f"Manifest digest: {built.digest}")

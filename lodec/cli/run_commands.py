@@ -110,7 +110,7 @@ def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool)
 @click.argument("manifest", metavar="STACK.json", type=click.Path(dir_okay=False))
 @steps_option
 @workspace_option
-@json_option('Print {"manifest", "digest", "skillDigests"}.')
+@json_option('Print {"ok", "manifest", "digest", "skillDigests", "warnings"}.')
 def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_json: bool) -> None:
     """Pin every step's skill by tree digest in STACK.json (skillDigests; skill-stack-v2).
 
@@ -123,6 +123,8 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
 
     with outcome(as_json, manifest):
         locked = app.lock(manifest, _workspace(workspace_dir), steps_dir=steps_dir)
+    for w in locked.warnings:
+        echo(printable(f"lodec: warning: {w} [{w.code}]"), err=True)
     if as_json:
         emit(locked.to_dict())
         return

@@ -235,3 +235,24 @@ def test_a_builtin_step_schema_by_name_for_run_conditions(tmp_path: Path) -> Non
     assert code == 0, err
     code, out, err = run_cli("inspect", folder / "steps" / "cleanup.vein")
     assert code == 0 and json.loads(out)["runIf"] == "always"
+
+
+def test_stack_build_over_a_locked_manifest_says_the_lock_is_dropped(demo: Path) -> None:
+    assert build(demo / "lodec-stack.toml", "--workspace", demo)[0] == 0
+    code, out, err = run_cli("stack", "build", *sorted((demo / "steps").glob("*.vein")), "--name", "demo",
+                             "--version", "1.0.0", "--description", "A demo stack", "-o", demo / "stack.json", "--json")
+    assert code == 0, err
+    assert [w["code"] for w in json.loads(out)["warnings"]] == ["lock_dropped"]
+    assert "lodec: warning: " in err and "run `lodec lock`" in err
+
+
+def test_lock_after_sign_says_the_envelope_is_stale(demo: Path, keys: dict[str, Path]) -> None:
+    assert build(demo / "lodec-stack.toml", "--workspace", demo)[0] == 0
+    sign_cli(demo / "stack.json", keys["alice"], "--expires", EXPIRES)
+    code, out, err = run_cli("lock", demo / "stack.json", "--workspace", demo, "--json")
+    assert code == 0 and json.loads(out)["warnings"] == [] and "warning" not in err  # same pins: still matches
+    (demo / "skills" / "tool" / "extra.txt").write_text("changed\n")
+    code, out, err = run_cli("lock", demo / "stack.json", "--workspace", demo, "--json")
+    assert code == 0, err
+    assert [w["code"] for w in json.loads(out)["warnings"]] == ["envelope_stale"]
+    assert "no longer matches" in err and "sign again" in err
