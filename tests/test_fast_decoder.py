@@ -12,6 +12,7 @@ would let through.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,69 @@ def test_many_shapes_past_the_cache_still_decode_alike() -> None:
         record = {f"f{i}": i for i in range(1, 11) if mask & (1 << (i - 1))}
         assert assert_agree(lodec.encode_record(schema, record).data, schema)[0] == "accepted"
     assert len(_compiled(schema).shapes) <= 256
+
+
+# ------------------------------------------------------------ the strict decoder's inline map entries
+
+
+def _strict(data: bytes, schema: lodec.Schema, limits: Limits, inline: bool) -> tuple[Any, ...]:
+    from lodec.format import codec
+
+    saved = codec._INLINE_MAPS
+    codec._INLINE_MAPS = inline
+    try:
+        return outcome(decode_vein_reference, data, schema, limits)
+    finally:
+        codec._INLINE_MAPS = saved
+
+
+MAPS = schema_from_json({"schema": "lode", "version": 1, "name": "Maps", "fields": [
+    {"id": 1, "name": "texts", "type": "map<string,string>", "required": True},
+    {"id": 2, "name": "blobs", "type": "map<string,bytes>", "required": False},
+    {"id": 3, "name": "after", "type": "int", "required": False},
+]})
+keys = st.text(max_size=30).map(lambda s: unicodedata.normalize("NFC", s))
+blobs = st.one_of(st.binary(max_size=30), st.binary(min_size=250, max_size=300), st.binary(min_size=65530, max_size=65540))
+
+
+@SETTINGS
+@given(st.dictionaries(keys, keys, max_size=6), st.dictionaries(keys, blobs, max_size=4), st.data())
+def test_inline_map_entries_read_as_entry_by_entry_does(texts: dict[str, str], blobs_: dict[str, bytes],
+                                                         data: st.DataObject) -> None:
+    record: dict[str, Any] = {"texts": texts}
+    if blobs_:
+        record["blobs"] = blobs_
+    body = bytearray(lodec.encode_record(MAPS, record).body)
+    limits = Limits(max_text_bytes=data.draw(st.sampled_from([DEFAULT_LIMITS.max_text_bytes, 20, 300])))
+    for _ in range(data.draw(st.integers(min_value=0, max_value=2))):
+        i = data.draw(st.integers(min_value=0, max_value=max(len(body) - 1, 0)))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "replace"]))
+        if op == "flip" and body:
+            body[i] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
+        elif op == "insert":
+            body.insert(i, data.draw(st.sampled_from([0x00, 0x18, 0x40, 0x58, 0x59, 0x60, 0x78, 0x7F, 0xC3, 0xFF])))
+        elif op == "delete" and body:
+            del body[i]
+        elif body:
+            body[i] = data.draw(st.integers(min_value=0, max_value=255))
+    vein = header(MAPS) + bytes(body)
+    inline = _strict(vein, MAPS, limits, True)
+    assert inline == _strict(vein, MAPS, limits, False), vein.hex()
+    assert outcome(decode_vein, vein, MAPS, limits) == inline
+
+
+@pytest.mark.parametrize("tail", [
+    b"\x78\x05abcde\x60",  # a key head not in shortest form
+    b"\x61b\x79\x00\x05hello",  # a value length not in shortest form
+    b"\x61a\x61x",  # a duplicate key
+    b"\x60\x61x",  # a key before the previous one
+    b"\x61b\x7a\x00\x00\x00\x01",  # a value longer than what is left
+    b"\x61b\x63e\xcc\x81",  # a value not in NFC
+    b"\x63e\xcc\x81\x61x",  # a key not in NFC
+    b"\x61b\xc0\x61x",  # a tag
+])
+def test_a_bad_entry_after_a_good_one_is_refused_by_the_entry_by_entry_reading(tail: bytes) -> None:
+    body = b"\xa1\x01\xa2\x61a\x61x" + tail
+    vein = header(MAPS) + body
+    refused = _strict(vein, MAPS, DEFAULT_LIMITS, True)
+    assert refused[0] == "refused" and refused == _strict(vein, MAPS, DEFAULT_LIMITS, False)

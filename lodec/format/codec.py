@@ -529,6 +529,89 @@ class _Reader:
 _MAJOR_NAMES = ("unsigned integer", "negative integer", "byte string", "text", "array", "map", "tag", "bool")
 
 
+#: Whether the strict decoder reads runs of simple map entries inline (``_simple_entries``); the
+#: differential tests turn it off to compare with the entry-by-entry reading.
+_INLINE_MAPS = True
+
+
+def _simple_entries(r: _Reader, n: int, text_values: bool, out: dict[str, Any]) -> tuple[int, bytes]:
+    """Read the leading entries of a ``map<string,string|bytes>`` that are plainly canonical, inline.
+
+    An entry is taken here only if its key is text of at most 255 bytes and
+    its value text or bytes (as the schema says) of less than 2**32 bytes,
+    each head in shortest form and within ``max_text_bytes`` and the bytes
+    left, the key valid UTF-8 in NFC and its encoding after the previous
+    key's, and (text) the value valid UTF-8 in NFC: exactly what the
+    entry-by-entry reading below accepts, without its method calls (a pack
+    holds one such entry per step). At the first entry that is anything
+    else, the reader is put back at that entry's first byte and the
+    entry-by-entry reading takes over, so every refusal (and its offset)
+    comes from there. Returns (entries read, the last one's encoded key).
+    """
+    buf, pos, end = r.buf, r.pos, r.end
+    max_text = r.limits.max_text_bytes
+    base = 0x60 if text_values else 0x40
+    previous = b""
+    i = 0
+    while i < n:
+        start = pos
+        if pos >= end:
+            break
+        ib = buf[pos]
+        if 0x60 <= ib <= 0x77:
+            p, klen = pos + 1, ib - 0x60
+        elif ib == 0x78 and pos + 1 < end and buf[pos + 1] >= 24:
+            p, klen = pos + 2, buf[pos + 1]
+        else:
+            break
+        kend = p + klen
+        if klen > max_text or kend > end:
+            break
+        encoded = buf[start:kend]
+        if i and encoded <= previous:
+            break
+        try:
+            key = buf[p:kend].decode("utf-8")
+        except UnicodeDecodeError:
+            break
+        if not key.isascii() and not is_nfc(key):
+            break
+        if kend >= end:
+            break
+        vb = buf[kend]
+        if base <= vb <= base + 23:
+            q, vlen = kend + 1, vb - base
+        elif vb == base + 24 and kend + 1 < end and buf[kend + 1] >= 24:
+            q, vlen = kend + 2, buf[kend + 1]
+        elif vb == base + 25 and kend + 2 < end:
+            q, vlen = kend + 3, int.from_bytes(buf[kend + 1:kend + 3], "big")
+            if vlen < 256:
+                break
+        elif vb == base + 26 and kend + 4 < end:
+            q, vlen = kend + 5, int.from_bytes(buf[kend + 1:kend + 5], "big")
+            if vlen < 65536:
+                break
+        else:
+            break
+        vend = q + vlen
+        if vlen > max_text or vend > end:
+            break
+        value: Any = buf[q:vend]
+        if text_values:
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                break
+            if not value.isascii() and not is_nfc(value):
+                break
+        out[key] = value
+        previous = encoded
+        pos = vend
+        i += 1
+    r.pos = start if i < n else pos
+    return i, previous
+
+
 def _decode_field(r: _Reader, f: Field) -> Any:
     kind, scalar = f.type.kind, f.type.scalar
     if kind == "scalar":
@@ -546,7 +629,10 @@ def _decode_field(r: _Reader, f: Field) -> Any:
     out: dict[str, Any] = {}
     previous = b""
     buf = r.buf
-    for i in range(n):
+    first = 0
+    if _INLINE_MAPS and scalar in ("string", "bytes"):
+        first, previous = _simple_entries(r, n, scalar == "string", out)
+    for i in range(first, n):
         kstart = r.pos
         key = r.text()
         encoded_key = buf[kstart : r.pos]
