@@ -961,7 +961,7 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
                 return _vein_of(schema, record, data, body, file)
             h = c.hasher.copy()
             h.update(body)
-            return Vein(schema, record, data, PREFIX + h.hexdigest())
+            return Vein(schema, record, data, PREFIX + h.digest().hex())
     # Whatever the fast path did not settle: the reference, which names the first problem.
     return decode_vein_reference(data, schema, file=file, limits=limits)
 
@@ -987,8 +987,17 @@ def fast_vein_decoder(schema: Schema, limits: Limits = DEFAULT_LIMITS) -> Callab
             return None
         h = hasher.copy()
         h.update(body)
-        return Vein(schema, record, data, PREFIX + h.hexdigest())
+        # As Vein(...) does, without the call of its __init__ (bytes.hex is also quicker than hexdigest).
+        vein = new(Vein)
+        set_schema(vein, schema)
+        set_record(vein, record)
+        set_data(vein, data)
+        set_fingerprint(vein, PREFIX + h.digest().hex())
+        return vein
 
+    new = object.__new__
+    set_schema, set_record = Vein.schema.__set__, Vein.record.__set__  # type: ignore[attr-defined]
+    set_data, set_fingerprint = Vein.data.__set__, Vein.fingerprint.__set__  # type: ignore[attr-defined]
     return decode
 
 
