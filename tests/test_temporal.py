@@ -491,3 +491,47 @@ def test_readme_two_worker_run_works_as_written(temporal_address: str, tmp_path:
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "submitter-home").glob("runs/*/run.json")]
     assert {r["worker"] for r in record["steps"].values()} <= {"worker-a", "worker-b"}
     assert "▶ lint started" in done.stderr and "✓ ai-review succeeded" in done.stderr
+
+
+def test_sigterm_to_the_submitter_cancels_the_run_and_the_worker_kills_the_step(
+        start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
+    stack = _slow_stack(tmp_path / "stack", step("quick", "sleeper"), step("slow", "sleeper", deps=["quick"],
+                                                                          seconds="30"))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("sigterm", {"worker": workspace}, [tmp_path / "stack" / "skills" / "sleeper"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    submitter = subprocess.Popen(
+        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
+         "--address", temporal_address, "--task-queue", "sigterm", "--store", str(tmp_path / "store"),
+         "--heartbeat", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    w.wait_for("slow started")
+    time.sleep(0.7)  # the submitter has seen "quick" end through its progress query
+    submitter.send_signal(signal.SIGTERM)
+    out, err = submitter.communicate(timeout=60)
+    assert submitter.returncode == 143, err.decode()
+    record = json.loads(out)
+    assert record["status"] == "interrupted"
+    assert record["steps"]["quick"]["status"] == "succeeded" and record["steps"]["quick"]["worker"] == "worker"
+    assert record["steps"]["slow"]["reason"] == "interrupted"
+    w.wait_for("slow: cancelled; its sandbox was killed", timeout=20)
+
+
+def test_an_unreachable_service_is_one_line_and_leaves_no_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        import temporalio  # noqa: F401
+    except ImportError:
+        unavailable("temporalio is not installed (pip install 'lodec[temporal]')")
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    workspace = tmp_path / "ws"
+    shutil.copytree(CODE_REVIEW / "fixture", workspace)
+    (tmp_path / "store").mkdir()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, out, err = _submit(f"127.0.0.1:{port}", "nowhere", tmp_path / "store", CODE_REVIEW / "code-review-stack.json",
+                             workspace)
+    assert code == 1 and "cannot connect to Temporal" in err and "[engine_unavailable]" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "home" / "runs").glob("*"))

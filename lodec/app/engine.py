@@ -156,6 +156,7 @@ class _Submitted:
         self.request = request
         self.seen_start: set[str] = set()
         self.seen_end: set[str] = set()
+        self.done: dict[str, Any] = {}  # step -> StepOutput, as the progress query last showed it
 
     def run(self, utc_now: Callable[[], str]) -> RunRecord:
         import time
@@ -183,22 +184,34 @@ class _Submitted:
             workspace=str(ws.root), trust=self.inp.trust, jobs=self.inp.jobs,
             sandbox=f"{self.conn.describe()} (pack {self.inp.pack})", started=utc_now(),
             order=list(self.prepared.order), steps={})
-        from ..run.temporal.submit import submit
+        from ..run.temporal.connect import EngineError
+        from ..run.temporal.submit import follow
 
-        interrupted = False
+        signum: int | None = None
         with records.live_run(ws):
             records.write_run(ws, record)
             try:
-                out = asyncio.run(submit(self.conn, self.inp, on_progress=self._progress))
+                out = asyncio.run(follow(self.conn, self.inp, on_progress=self._progress))
             except KeyboardInterrupt:
-                interrupted, out = True, None
+                signum, out = int(signal.SIGINT), None
+            except asyncio.CancelledError:  # SIGTERM
+                signum, out = int(signal.SIGTERM), None
+            except EngineError as exc:
+                if not exc.started:  # nothing was submitted: no run to record, as for any refusal before a run
+                    import shutil
+
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    raise
+                from ..run.temporal.types import RunOutput
+
+                out = RunOutput(refused="workflow_failed", detail=str(exc))
             results = self._results(out)
             sandboxes = sorted({o.sandbox for o in (out.steps.values() if out else ()) if o.sandbox})
             record.sandbox = self.conn.describe() + (f"; workers: {' | '.join(sandboxes)}" if sandboxes else "")
             record.steps = results
             failed = any(r.status != "succeeded" for r in results.values())
-            if interrupted:
-                record.status, record.exit_code = "interrupted", 128 + int(signal.SIGINT)
+            if signum is not None:
+                record.status, record.exit_code = "interrupted", 128 + signum
             else:
                 record.status, record.exit_code = ("failed", 1) if failed else ("succeeded", 0)
             record.ended = utc_now()
@@ -225,17 +238,20 @@ class _Submitted:
             step = steps[name]
             base = StepResult(status="skipped", skill=str(step.record["skillRef"]), skillDigest=step.skill.digest,
                               fingerprint=step.fingerprint, concurrency=step.concurrency)
-            if out is None:
-                base.reason, base.detail = "interrupted", "not run: lodec run was interrupted"
+            if out is None and name in self.done:  # ended before the interruption
+                base = msgspec.convert(self.done[name].result, StepResult)
+            elif out is None:
+                base.reason, base.detail = "interrupted", "not run, or not finished: lodec run was interrupted"
             elif out.refused is not None:
                 base.reason, base.detail = out.refused, f"not run: {out.detail}"
+                base.status = "failed" if out.refused == "workflow_failed" else "skipped"
             elif name in out.steps:
                 base = msgspec.convert(out.steps[name].result, StepResult)
                 self._logs(name, out.steps[name])
             else:
                 base.reason, base.detail = "interrupted", "not run"
             results[name] = base
-            if name not in self.seen_end and out is not None:
+            if name not in self.seen_end:
                 self._event("end", name, base)
         return results
 
@@ -255,6 +271,7 @@ class _Submitted:
                     result = msgspec.convert(output.result, StepResult)
                 except msgspec.ValidationError:
                     continue
+                self.done[name] = output
                 self._logs(name, output)
                 self._event("end", name, result)
         for name in progress.get("started", []):

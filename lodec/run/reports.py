@@ -117,6 +117,8 @@ def journal_markdown(record: RunRecord, store: Store) -> str:
             f"- exit code: {rec.exit_code}; duration: {_seconds(rec.duration_ms)}",
             f"- headline: {p(rec.headline) if rec.headline else '(none)'}",
         ]
+        if rec.worker is not None:  # --engine temporal: the worker that ran it
+            lines.append(f"- worker: {p(rec.worker)}")
         if rows.get(step):
             lines.append("- artifacts:")
             for output, digest, state in rows[step]:

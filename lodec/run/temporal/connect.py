@@ -17,9 +17,14 @@ MAX_PEM_BYTES = 1024 * 1024
 
 
 class EngineError(LodecError):
-    """The Temporal service cannot be reached, or refused the request (code ``engine_unavailable``)."""
+    """The Temporal service cannot be reached, or refused the request (code ``engine_unavailable``).
+
+    ``started``: whether the run's workflow had started (then it failed as a whole, e.g. terminated
+    by an operator); ``False`` when nothing was submitted.
+    """
 
     code = "engine_unavailable"
+    started = False
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ async def submit(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict
     """Start ``RunWorkflow`` for ``inp`` on ``conn.task_queue`` and wait for its result.
 
     ``on_progress`` gets the workflow's ``progress`` query (``{"started": [...], "done": {...}}``)
-    every ``POLL_S`` while it runs. Cancelled (Ctrl-C), it cancels the workflow: the workers kill
-    the steps' sandboxes.
+    every ``POLL_S`` while it runs. Cancelled (Ctrl-C, or SIGTERM through ``follow``), it cancels
+    the workflow: the workers kill the steps' sandboxes.
 
     Raises:
         EngineError: the service cannot be reached, or the workflow failed (not a step: the
@@ -51,7 +51,9 @@ async def submit(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict
         try:
             return result.result()
         except WorkflowFailureError as exc:
-            raise EngineError(f"the run's workflow {workflow_id(inp.run)} failed: {exc.cause or exc}") from None
+            failed = EngineError(f"the run's workflow {workflow_id(inp.run)} failed: {exc.cause or exc}")
+            failed.started = True
+            raise failed from None
     except asyncio.CancelledError:
         result.cancel()
         try:
@@ -59,3 +61,22 @@ async def submit(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict
         except Exception:
             pass
         raise
+
+
+async def follow(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict[str, Any]], None] | None = None,
+                 identity: str | None = None) -> RunOutput:
+    """``submit``, with SIGTERM (on the main thread) cancelling it as Ctrl-C does: the workflow is
+    cancelled, and ``asyncio.CancelledError`` reaches the caller."""
+    import signal
+    import threading
+
+    task = asyncio.ensure_future(submit(conn, inp, on_progress=on_progress, identity=identity))
+    loop = asyncio.get_running_loop()
+    watched = threading.current_thread() is threading.main_thread()
+    if watched:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    finally:
+        if watched:
+            loop.remove_signal_handler(signal.SIGTERM)
