@@ -326,7 +326,9 @@ def test_attack_nothing_executes_on_a_worker_given_a_pack_it_cannot_verify(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone with access to the Temporal service (not to the workers) submits work directly: a
     lodec-run workflow naming an unsigned pack, and their own workflow scheduling lodec's step
-    activity on the workers' queue (skipping the plan). The worker trusts only alice's key."""
+    activity on the workers' queue (skipping the plan) for the unsigned pack, for the signed pack's
+    digest with the unsigned bytes put under that name, and for a digest the store does not hold.
+    The worker trusts only alice's key."""
     from temporalio.client import Client, WorkflowFailureError
     from temporalio.worker import UnsandboxedWorkflowRunner
     from temporalio.worker import Worker as TemporalWorker
@@ -340,42 +342,53 @@ def test_attack_nothing_executes_on_a_worker_given_a_pack_it_cannot_verify(
     assert code == 0, err
     evil = (tmp_path / "evil.lodepack").read_bytes()
     stack_digest = json.loads(run_cli("verify", "--json", stack)[1])["digest"]
+    sign_cli(stack, keys["alice"])  # the genuine, signed pack: its digest is what a tamperer would name
+    code, out, err = run_cli("pack", stack, "-o", tmp_path / "good.lodepack", "--json")
+    assert code == 0, err
+    good_hex = blake3.blake3((tmp_path / "good.lodepack").read_bytes()).hexdigest()
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (w,) = start_workers("attack", {"guarded": workspace}, [folder / "skills" / "canary"],
                          "--key", f"{keys['alice']}.pub")
     store = tmp_path / "store"
     pack_hex = blake3.blake3(evil).hexdigest()
-    (store / "blake3" / pack_hex[:2]).mkdir(parents=True)
-    (store / "blake3" / pack_hex[:2] / pack_hex[2:]).write_bytes(evil)
+    for name in (pack_hex, good_hex):  # the unsigned pack under its own name, and under the signed one's
+        (store / "blake3" / name[:2]).mkdir(parents=True, exist_ok=True)
+        (store / "blake3" / name[:2] / name[2:]).write_bytes(evil)
     ref = PackRef("20261129T000000.000000Z-attack01", f"blake3:{pack_hex}", str(store), stack_digest)
+    swapped = PackRef(ref.run, f"blake3:{good_hex}", ref.store, stack_digest)
+    absent = PackRef(ref.run, "blake3:" + "0" * 64, ref.store, stack_digest)
 
-    async def attack() -> tuple[Any, str]:
+    async def attack() -> tuple[Any, list[str]]:
         client = await Client.connect(temporal_address)
         # 1. The lodec-run workflow itself, naming the unsigned pack.
         planned = await client.execute_workflow(
             "lodec-run", RunInput(run=ref.run, pack=ref.pack, store=ref.store, stack=ref.stack, steps=["plant"]),
             id="attack-run", task_queue="attack")
-        # 2. The step activity scheduled straight from the attacker's own workflow and worker.
+        # 2. The step activity scheduled straight from the attacker's own workflow and worker: the unsigned
+        #    pack, the signed pack's digest over the unsigned bytes, and a digest the store does not hold.
+        direct = []
         async with TemporalWorker(client, task_queue="attacker-queue", workflows=[Attacker],
                                   workflow_runner=UnsandboxedWorkflowRunner()):
-            try:
-                await client.execute_workflow("attacker", StepInput(ref, "plant", "strict"), id="attack-step",
-                                              task_queue="attacker-queue")
-                direct = "ran"
-            except WorkflowFailureError as exc:
-                direct = str(getattr(exc.cause, "cause", exc.cause))
+            for i, target in enumerate((ref, swapped, absent)):
+                try:
+                    await client.execute_workflow("attacker", StepInput(target, "plant", "strict"),
+                                                  id=f"attack-step-{i}", task_queue="attacker-queue")
+                    direct.append("ran")
+                except WorkflowFailureError as exc:
+                    direct.append(str(getattr(exc.cause, "cause", exc.cause)))
         return planned, direct
 
     planned, direct = asyncio.run(attack())
     assert planned["refused"] == "envelope_missing", planned
     assert "does not verify here" in planned["detail"] and "the stack is unsigned" in planned["detail"]
-    assert "does not verify here" in direct and "the stack is unsigned" in direct, direct
+    assert "does not verify here" in direct[0] and "the stack is unsigned" in direct[0], direct
+    assert f"pack blake3:{good_hex} does not re-hash to its name" in direct[1], direct
+    assert "is not in the store" in direct[2], direct
     assert not (workspace / "canary").exists()
-    assert "started" not in w.text() and w.text().count("refused") >= 2
+    assert "started" not in w.text() and w.text().count("refused") >= 4
 
     # The same step signed by alice runs on this worker and plants the canary: the test can fail.
-    sign_cli(stack, keys["alice"])
     monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
     code, record, err = _submit(temporal_address, "attack", store, stack, workspace, "--key", f"{keys['alice']}.pub")
     assert code == 0, err + w.text()
