@@ -599,6 +599,8 @@ def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir
         env["TMPDIR"] = str(tmp)  # no private /tmp without a mount namespace: a private folder instead
     result = _base(step)
     result.upstream_status = statuses
+    if agent is not None:
+        result.agent = list(command)
     result.started = utc_now()
     t0 = time.monotonic()
     mounts = StepMounts(

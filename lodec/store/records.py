@@ -51,7 +51,8 @@ class StepResult(msgspec.Struct, kw_only=True):
     ...); times are ISO 8601 UTC with microseconds; ``duration_ms`` in
     milliseconds; ``artifacts`` output name -> digests; ``upstream_status``
     ``<step>/<output>`` -> ``verified|integrity_mismatch|missing|skipped``;
-    ``worker`` the Temporal worker that ran it (remote runs only).
+    ``worker`` the Temporal worker that ran it (remote runs only); ``agent`` the agent runner's argv
+    that carried out an instruction-only skill.
     """
 
     status: str
@@ -71,6 +72,9 @@ class StepResult(msgspec.Struct, kw_only=True):
     #: The Temporal worker identity that ran the step (``--engine temporal``); ``None`` (and left out of
     #: ``run.json``) for a local run.
     worker: str | None = None
+    #: The agent runner's argv that carried out an instruction-only skill (``.lodec/agent.toml``, placeholders
+    #: replaced); ``None`` (and left out of ``run.json``) for a skill with its own program.
+    agent: list[str] | None = None
 
 
 class StackRef(msgspec.Struct, kw_only=True):
@@ -131,8 +135,9 @@ class RunRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
         # A local run's steps carry no worker: their records stay as they were.
         steps = [*out["steps"].values(), *(out["reused"]["steps"].values() if out.get("reused") else ())]
         for rec in steps:
-            if rec.get("worker") is None:
-                rec.pop("worker", None)
+            for optional in ("worker", "agent"):
+                if rec.get(optional) is None:
+                    rec.pop(optional, None)
         return out
 
 

@@ -155,6 +155,10 @@ def test_published_skills_run_untouched_through_the_agent_runner(project: Path) 
     code, out, _ = run_cli("artifact", "check", "--workspace", project)
     assert json.loads(out)["skill"] == "doublecheck"
     assert record["steps"]["design"]["headline"] == "fake-agent: carried out brainstorming for design"
+    # The record says which agent carried the skill out, with the argv as run.
+    agent = record["steps"]["design"]["agent"]
+    assert agent[:3] == [sys.executable, str(AGENT), "--skill"] and agent[3].endswith("/SKILL.md")
+    assert record["steps"]["check"]["agent"][1] == str(AGENT)
     # The corpus folders were used untouched: same bytes, modes and mtimes after the build and the run.
     assert {d: snapshot(d) for d in (BRAINSTORMING, DOUBLECHECK)} == corpus_before
     assert {k: v[0] for k, v in snapshot(beside / "brainstorming").items()} == {
@@ -271,8 +275,9 @@ def test_skill_init_scaffolds_a_valid_skill_that_builds_and_runs(tmp_path: Path)
     code, out, err = run_cli("build", repo / "lodec-stack.toml", "--workspace", repo)
     assert code == 0, err
     if SANDBOX.available:
-        code, out, err = run_cli("run", repo / "stack.json", "--workspace", repo)
+        code, out, err = run_cli("run", repo / "stack.json", "--workspace", repo, "--json")
         assert code == 0, err
+        assert "agent" not in json.loads(out)["steps"]["draft"]  # its own program, no agent
 
 
 def test_diff_shows_capabilities_widened_in_outside_settings(project: Path) -> None:
