@@ -510,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inproc = in_process(python, work, args.runs, n)
 
     # ---- results
-    base = group[1]
+    base = next(c for c in group if c.label == "b3sum --check")
     rows = []
     for c in [compile_cmd, build_cmd, *group]:
         row = c.summary(n)
