@@ -222,15 +222,13 @@ def _verify(manifest: Path, manifest_bytes: bytes, veins: dict[str, Any], steps_
             roots: list[Path], overrides: dict[str, tuple[bytes, str]] | None = None) -> None:
     """Verify the built stack in memory as ``lodec verify`` verifies it on disk (steps, graph, skill pins),
     with the settings the build is about to write (``overrides``) in place of those on disk."""
-    import dataclasses
-
     from ..format.tree import SkillTree, check_pins, load_tree, skill_name
     from ..stack.verify import check_stack, seal
 
     def load(ref: str) -> SkillTree:
         tree = load_tree(ref, roots)
         given = (overrides or {}).get(skill_name(ref))
-        return dataclasses.replace(tree, settings=given[0], settings_source=given[1]) if given else tree
+        return tree.with_settings(*given) if given else tree
 
     prefix = os.path.join(os.fspath(steps_dir), "")
     report, candidate = check_stack(

@@ -14,8 +14,8 @@ import os
 import stat
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import blake3
 
@@ -45,13 +45,40 @@ def settings_digest(data: bytes) -> str:
     return "blake3:" + blake3.blake3(data).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class SkillFile:
-    """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``."""
+    """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``.
 
+    Immutable; equal and hashed by value.
+    """
+
+    # Plain classes, not dataclasses: this module is on `lodec verify`'s path for stacks that pin
+    # skills, and `dataclasses` imports `inspect` (~8 ms of start-up).
+    __slots__ = ("path", "mode", "data")
     path: str
     mode: int
     data: bytes
+
+    def __init__(self, path: str, mode: int, data: bytes) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "data", data)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SkillFile:
+            return NotImplemented
+        return (self.path, self.mode, self.data) == (other.path, other.mode, other.data)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.mode, self.data))
+
+    def __repr__(self) -> str:
+        return f"SkillFile(path={self.path!r}, mode={self.mode!r}, data={self.data!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: SkillFile is immutable")
+
+    def __reduce__(self) -> tuple[type[SkillFile], tuple[str, int, bytes]]:
+        return (SkillFile, (self.path, self.mode, self.data))
 
 
 def git_mode(st_mode: int) -> int:
@@ -138,19 +165,56 @@ def find_skill(ref: str, roots: Sequence[Path]) -> Path:
     raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
 
 
-@dataclass(frozen=True)
 class SkillTree:
     """A skill folder held in memory: ``ref`` (``skill:<name>``), where it was read from
-    (``source``: a folder, or a pack member label), its files and their tree digest."""
+    (``source``: a folder, or a pack member label), its files and their tree digest.
 
+    ``settings``: the skill's lodec settings when they live outside its folder
+    (``<name>.lodec.toml`` beside it), as read, and ``settings_source`` where;
+    ``None`` when the folder holds its own ``lodec.toml`` (or has none).
+    Immutable; equal and hashed by value.
+    """
+
+    __slots__ = ("ref", "source", "files", "digest", "settings", "settings_source")
     ref: str
     source: str
     files: tuple[SkillFile, ...]
     digest: str
-    #: The skill's lodec settings when they live outside its folder (``<name>.lodec.toml`` beside it),
-    #: as read; ``None`` when the folder holds its own ``lodec.toml`` (or has none).
-    settings: bytes | None = None
-    settings_source: str | None = None
+    settings: bytes | None
+    settings_source: str | None
+
+    def __init__(self, ref: str, source: str, files: tuple[SkillFile, ...], digest: str,
+                 settings: bytes | None = None, settings_source: str | None = None) -> None:
+        setter = object.__setattr__
+        setter(self, "ref", ref)
+        setter(self, "source", source)
+        setter(self, "files", files)
+        setter(self, "digest", digest)
+        setter(self, "settings", settings)
+        setter(self, "settings_source", settings_source)
+
+    def _fields(self) -> tuple[str, str, tuple[SkillFile, ...], str, bytes | None, str | None]:
+        return (self.ref, self.source, self.files, self.digest, self.settings, self.settings_source)
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if type(other) is SkillTree else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return ("SkillTree(ref={!r}, source={!r}, files={!r}, digest={!r}, settings={!r}, settings_source={!r})"
+                .format(*self._fields()))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: SkillTree is immutable")
+
+    def __reduce__(self) -> tuple[type[SkillTree], tuple[Any, ...]]:
+        return (SkillTree, self._fields())
+
+    def with_settings(self, settings: bytes | None, settings_source: str | None) -> SkillTree:
+        """This tree with other outside ``settings`` (and where they were read)."""
+        return SkillTree(self.ref, self.source, self.files, self.digest, settings, settings_source)
 
     @property
     def settings_digest(self) -> str | None:
