@@ -548,3 +548,36 @@ def test_an_unreachable_service_is_one_line_and_leaves_no_run(tmp_path: Path, mo
     assert code == 1 and "cannot connect to Temporal" in err and "[engine_unavailable]" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not list((tmp_path / "home" / "runs").glob("*"))
+
+
+def test_concurrency_classes_hold_across_workers(start_workers: Any, temporal_address: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers with room for two steps each: reads overlap, writes never overlap each other,
+    the exclusive step overlaps nothing (judged from the steps' own start and end times)."""
+    from datetime import datetime
+
+    folder = tmp_path / "stack"
+    for name, kind in (("reader", "read"), ("writer", "write"), ("solo", "exclusive")):
+        make_skill(folder / "skills", name, concurrency=kind)
+    stack = make_stack(folder, [step("r1", "reader", seconds="1"), step("r2", "reader", seconds="1"),
+                                step("x", "solo", seconds="1"), step("w1", "writer", seconds="1"),
+                                step("w2", "writer", seconds="1")], name="classes")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    start_workers("classes", {"worker-a": workspace, "worker-b": workspace}, sorted((folder / "skills").iterdir()),
+                  "--max-steps", "2")
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "submitter-home"))
+    code, record, err = _submit(temporal_address, "classes", tmp_path / "store", stack, workspace, "--jobs", "4")
+    assert code == 0, err
+
+    def span(name: str) -> tuple[datetime, datetime]:
+        r = record["steps"][name]
+        return tuple(datetime.fromisoformat(r[k].replace("Z", "+00:00")) for k in ("started", "ended"))  # type: ignore[return-value]
+
+    def overlap(a: str, b: str) -> bool:
+        (s1, e1), (s2, e2) = span(a), span(b)
+        return s1 < e2 and s2 < e1
+
+    assert overlap("r1", "r2")  # the check can see an overlap
+    assert not overlap("w1", "w2")
+    assert not any(overlap("x", other) for other in ("r1", "r2", "w1", "w2"))
