@@ -288,3 +288,37 @@ def test_unknown_keys_are_refused_so_nothing_is_dropped_silently() -> None:
     with pytest.raises(LodecError) as info:
         import_workflow_text("jobs: {a: {runs_on: x, steps: [{run: y}]}}\n", filename="w.yml")
     assert info.value.location == "/jobs/a/runs_on" and "would not fingerprint" in info.value.message
+
+
+# ------------------------------------------------------------------ attacks
+
+
+@pytest.mark.parametrize("attack, old, new", [
+    ("permissions-escalated", "permissions:\n  contents: read\n", "permissions: write-all\n"),
+    ("always-run-despite-failure", "    if: github.repository_owner == 'tokio-rs' && (contains(github.event."
+                                   "pull_request.labels.*.name, 'R-loom-sync')",
+     "    if: always() || github.repository_owner == 'tokio-rs' && (contains(github.event."
+     "pull_request.labels.*.name, 'R-loom-sync')"),
+    ("env-injected", "  RUST_BACKTRACE: 1\n", "  RUST_BACKTRACE: 1\n  LD_PRELOAD: /tmp/evil.so\n"),
+])
+def test_attack_a_behavioural_edit_after_approval_no_longer_verifies(attack: str, old: str, new: str,
+                                                                     tmp_path: Path, keys: dict[str, Path]) -> None:
+    """Alice approves the imported loom workflow; the workflow is then edited in one behavioural field and
+    re-imported over the approved stack, keeping her envelope. Signed verification must reject it."""
+    from tests.conftest import sign_cli, verify_signed
+
+    source = (CORPUS / LOOM).read_text()
+    assert source.count(old) == 1
+    (tmp_path / "loom.yml").write_text(source)
+    code, _o, err = run_cli("import", "github-actions", tmp_path / "loom.yml", "-o", tmp_path / "s")
+    assert code == 0, err
+    stack = tmp_path / "s" / "stack.json"
+    sign_cli(stack, keys["alice"], "--expires", "2027-01-01T00:00:00Z")
+    code, report, err = verify_signed(stack, "--key", f"{keys['alice']}.pub")
+    assert code == 0, (report, err)
+    (tmp_path / "loom.yml").write_text(source.replace(old, new))
+    code, _o, err = run_cli("import", "github-actions", tmp_path / "loom.yml", "-o", tmp_path / "s")
+    assert code == 0, err
+    code, report, _err = verify_signed(stack, "--key", f"{keys['alice']}.pub")
+    assert code == 1 and not report["ok"]
+    assert {p["code"] for p in report["problems"]} & {"digest_mismatch", "step_tampered"}
