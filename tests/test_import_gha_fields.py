@@ -235,6 +235,7 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
     import textwrap
 
     text = textwrap.dedent("""
+        env: {WHEN: 2024-01-01 10:00:00}
         jobs:
           a:
             runs-on: x
@@ -252,7 +253,7 @@ def test_every_problem_is_reported_at_once_with_its_place() -> None:
     with pytest.raises(ManyErrors) as info:
         import_workflow_text(text, filename="w.yml")
     places = [(e.code, e.location) for e in info.value.errors]
-    assert places == [("source_invalid", "/jobs/a/steps/0/bogus"), ("source_invalid", "/jobs/a/steps/1"),
+    assert places == [("source_invalid", "/env/WHEN"), ("source_invalid", "/jobs/a/steps/0/bogus"), ("source_invalid", "/jobs/a/steps/1"),
                       ("source_invalid", "/jobs/b/timeout")]
 
 

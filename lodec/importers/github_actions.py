@@ -360,7 +360,11 @@ class _Importer:
             if key is not True and key not in _WORKFLOW_KEYS:
                 self.collect(SourceError(f"unknown workflow key {_key_label(key)!r} (lodec would not fingerprint "
                                          "it)", file=self.filename, location=_pointer(_key_label(key))))
-        workflow = self.context(document, _WORKFLOW_FIELDS, "")
+        try:
+            workflow = self.context(document, _WORKFLOW_FIELDS, "")
+        except SourceError as exc:  # reported with the jobs' problems
+            self.collect(exc)
+            workflow = {}
 
         namer = _Namer()
         jobs: dict[str, _Job] = {}
