@@ -194,6 +194,8 @@ def test_code_review_and_compliance_stacks_run_across_two_workers_with_the_local
         assert "MISSING" not in journal
         prov = json.loads((run_dir / "provenance.json").read_text())
         assert len(prov["subject"]) == sum(len(r["artifacts"]) for r in record["steps"].values())
+        assert prov["predicate"]["runDetails"]["builder"]["id"].endswith("#temporal")
+        assert record["sandbox"].startswith(f"temporal://{temporal_address}/default/both-stacks; workers: bubblewrap")
         last = record["order"][-1]
         code, data, _ = run_cli("artifact", last, "--workspace", here, "--run", record["run"])
         assert code == 0 and json.loads(data)

@@ -225,12 +225,16 @@ def provenance(record: RunRecord, stack: VerifiedStack | None = None) -> dict[st
 
 
 def builder_id(record: RunRecord) -> str:
-    """``builder.id``: ``https://lodec.dev/builder/lodec@VERSION``, with ``#unsandboxed`` when the run was not
-    sandboxed (SLSA: a mode with other security properties has its own builder id)."""
+    """``builder.id``: ``https://lodec.dev/builder/lodec@VERSION``; ``#temporal`` for a run on Temporal
+    workers (``--engine temporal``: the trust model of ``docs/temporal.md``), ``#unsandboxed`` when the
+    run (or one of its workers) was not sandboxed, both as ``#temporal-unsandboxed`` (SLSA: a mode with
+    other security properties has its own builder id)."""
     base = f"{BUILDER}@{lodec_version()}"
     # A Temporal run's sandbox line lists its workers' mechanisms; one of them unsandboxed counts too.
     unsandboxed = record.sandbox.startswith("none") or "none (--allow-unsandboxed)" in record.sandbox
-    return base + "#unsandboxed" if unsandboxed else base
+    modes = [m for m, on in (("temporal", record.sandbox.startswith("temporal://")), ("unsandboxed", unsandboxed))
+             if on]
+    return base + ("#" + "-".join(modes) if modes else "")
 
 
 def lodec_version() -> str:
