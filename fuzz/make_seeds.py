@@ -43,6 +43,15 @@ def main() -> None:
     put("vein", bytes([index["skill-stack-v2"]]) + lodec.manifest_vein(stack.manifest).data)
     unlocked = {k: v for k, v in stack.manifest.items() if k != "skillDigests"}
     put("vein", bytes([index["skill-stack-v1"]]) + lodec.manifest_vein(unlocked).data)
+    # imported steps: a GitHub Actions step, an Argo task with a verbatim depends, a v2 step with a run condition
+    from lodec.importers.argo import import_argo
+    from lodec.importers.github_actions import import_workflow
+
+    gha = import_workflow(ROOT / "tests" / "corpus" / "github-actions" / "tokio-loom.yml").steps[1]
+    argo = import_argo(ROOT / "tests" / "corpus" / "argo" / "dag-enhanced-depends.yaml").steps[3]
+    v2 = {"stepName": "cleanup", "skillRef": "skill:tool", "dependsOn": ["build"], "runIf": "always"}
+    for name, record in (("gha-step-v1", gha), ("argo-step-v1", argo), ("skill-step-v2", v2)):
+        put("vein", bytes([index[name]]) + lodec.compile_value(record, lodec.builtin_schema(name)).data)
     # schemas
     for name in BUILTIN_SCHEMAS:
         put("schema", builtin_schema_bytes(name))
