@@ -323,3 +323,23 @@ def test_attack_a_behavioural_edit_after_approval_no_longer_verifies(attack: str
     code, report, _err = verify_signed(stack, "--key", f"{keys['alice']}.pub")
     assert code == 1 and not report["ok"]
     assert {p["code"] for p in report["problems"]} & {"digest_mismatch", "step_tampered"}
+
+
+CONDITION_COUNTS = {  # as docs/import-github-actions.md §Run conditions states them
+    "pydantic-ci.yml": {"success": 128, "always": 1, "verbatim": 18},
+    "ruff-ci.yaml": {"success": 175, "always": 1, "verbatim": 38},
+    "tokio-ci.yml": {"success": 209, "verbatim": 4},
+    "tokio-loom.yml": {"success": 18, "verbatim": 6},
+    "uv-ci.yml": {"success": 13, "always": 1, "verbatim": 18},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONDITION_COUNTS))
+def test_corpus_condition_mapping_counts(name: str) -> None:
+    from lodec.importers.github_actions import import_workflow
+
+    counts: dict[str, int] = {}
+    for step in import_workflow(CORPUS / name).steps:
+        kind = "verbatim" if "runIfExpression" in step else str(step.get("runIf", "success"))
+        counts[kind] = counts.get(kind, 0) + 1
+    assert counts == CONDITION_COUNTS[name]
