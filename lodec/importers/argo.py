@@ -339,9 +339,9 @@ class _Importer:
                 elif dep == task["name"]:
                     self.problem(f"task {task['name']!r} depends on itself", at)
             if "when" in task:
-                expressions["argo-when"] = str(task["when"])
+                expressions["argo-when"] = _text(task["when"])
             if target is not None:
-                expressions["argo-target"] = str(target)
+                expressions["argo-target"] = _text(target)
             if expressions:
                 record["runIfExpression"] = expressions
             if deps:
@@ -374,7 +374,7 @@ class _Importer:
                     # A group starts once every step of the group before it succeeded (Argo steps semantics).
                     record["dependsOn"] = list(previous)
                 if "when" in step:
-                    record["runIfExpression"] = {"argo-when": str(step["when"])}
+                    record["runIfExpression"] = {"argo-when": _text(step["when"])}
                 current.append(str(record["stepName"]))
                 out.append(record)
             previous = current or previous
@@ -418,6 +418,11 @@ class _Importer:
 def _skippable(name: str, tasks: list[tuple[str, dict[str, Any]]]) -> bool:
     """Whether task ``name`` has a ``when`` (Argo may skip it: then a bare dependency still runs)."""
     return any(t["name"] == name and "when" in t for _, t in tasks)
+
+
+def _text(value: Any) -> str:
+    """An expression as written: a string as is (NFC), any other YAML value as its JSON text (``true``, ``3``)."""
+    return nfc(value) if isinstance(value, str) else json.dumps(_plain(value), ensure_ascii=False)
 
 
 def _json(importer: _Importer, value: Any, where: str) -> str:
