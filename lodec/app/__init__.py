@@ -8,6 +8,7 @@ result; the Python API calls the same functions. Modules:
 - ``build``: compile, inspect, schema check, stack build, import;
 - ``signing``: keys, sign, pack, unpack;
 - ``runs``: skills, lock, plan, run, resolve, artifact, journal, analytics, runs list and discard;
+- ``engine``: run on Temporal workers (``run_temporal``) and be one (``serve_worker``); ``docs/temporal.md``;
 - ``distribute``: push a pack to an OCI registry or image layout; pull one, verified before it is written.
 
 Every use case that touches state takes the command's ``Workspace``. ``printable``

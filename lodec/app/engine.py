@@ -108,7 +108,6 @@ def run_temporal(target: str, workspace: Workspace, trust: TrustOptions | None, 
         EngineError: the Temporal service cannot be reached (``engine_unavailable``).
         Step failures and worker refusals do not raise: they are in the record.
     """
-    from ..files import read_bounded
     from ..run.executor import TRUST_LEVELS, new_run_id, prepare_run, utc_now
     from ..run.schedule import default_jobs
     from ..sign.dsse import MAX_ENVELOPE_BYTES
