@@ -139,3 +139,45 @@ def test_generic_schema_compile_inspect_roundtrip(tmp_path) -> None:  # type: ig
     assert code == 0, err
     assert (tmp_path / "again.vein").read_bytes() == vein.read_bytes()
     assert json.loads(out)["count"] == -9223372036854775808
+
+
+def _generic_canonical(schema: lodec.Schema) -> bytes:
+    """The schema's canonical CBOR by the generic encoder, which sorts every map itself."""
+    from lodec.format import cbor
+
+    doc: dict = {"schema": "lode", "version": schema.version, "name": schema.name,
+                 "fields": [{"id": f.id, "name": f.name, "type": f.type.spelling, "required": f.required}
+                            for f in schema.fields]}
+    if schema.reserved_ids or schema.reserved_names:
+        doc["reserved"] = [*sorted(schema.reserved_ids), *sorted(schema.reserved_names)]
+    return cbor.encode(doc)
+
+
+def test_schema_canonical_form_is_written_in_the_order_the_generic_encoder_sorts_it_into() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, schema_from_json
+
+    for name in BUILTIN_SCHEMAS:
+        schema = builtin_schema(name)
+        assert schema.canonical_cbor() == _generic_canonical(schema)
+
+    names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,63}", fullmatch=True)
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(names, min_size=1, max_size=6, unique=True), st.data())
+    def check(field_names: list[str], data: st.DataObject) -> None:
+        fields = [{"id": data.draw(st.integers(1, 2**32 - 1)), "name": n,
+                   "type": data.draw(st.sampled_from(["string", "int[]", "map<string,bytes>"])),
+                   "required": data.draw(st.booleans())} for n in field_names]
+        if len({f["id"] for f in fields}) != len(fields):
+            return
+        reserved = data.draw(st.lists(st.integers(1, 2**32 - 1), max_size=3, unique=True))
+        reserved = [r for r in reserved if r not in {f["id"] for f in fields}]
+        schema = schema_from_json({"schema": "lode", "version": data.draw(st.integers(1, 2**63 - 1)),
+                                   "name": data.draw(st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,20}", fullmatch=True)),
+                                   "fields": fields, "reserved": reserved})
+        assert schema.canonical_cbor() == _generic_canonical(schema)
+
+    check()

@@ -653,12 +653,13 @@ class _Compiled:
     the schema digest, copied per record.
     """
 
-    __slots__ = ("schema", "header", "shapes", "hasher", "self_fp")
+    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.header = header(schema)
         self.shapes: dict[tuple[int, ...], Callable[[dict[Any, Any], tuple[Any, ...]], Record | None]] = {}
+        self.seen: set[tuple[int, ...]] = set()  # valid shapes met once, not generated yet
         # fingerprint_bytes's state after the schema digest: copied per record, not derived again.
         self.hasher = blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT)
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
@@ -713,6 +714,11 @@ class _Compiled:
             previous = key
         present = set(keys)
         if any(f.required and f.id not in present for f in self.schema.fields):
+            return None
+        if keys not in self.seen and len(self.seen) < _MAX_SHAPES:
+            # Generating a checker costs about what the strict decoder spends on ten records:
+            # a shape seen once (a lone record, a small stack) is left to the strict decoder.
+            self.seen.add(keys)
             return None
         check = _generate_shape([by_id[k] for k in keys])
         if len(self.shapes) < _MAX_SHAPES:

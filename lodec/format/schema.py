@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import cbor
 from ..errors import LimitExceeded, LodecError, SchemaError
 from .fingerprint import schema_digest
-from ..limits import DEFAULT_LIMITS, Limits
+from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .strictjson import loads_strict
 
 if TYPE_CHECKING:
@@ -217,18 +217,23 @@ def schema_canonical_cbor(
     reserved_ids: frozenset[int],
     reserved_names: frozenset[str],
 ) -> bytes:
+    # Written in canonical key order (by encoded length, then bytes: name, fields, schema, version,
+    # reserved; id, name, type, required), so cbor2 encodes it as it is: cbor.encode would sort the
+    # same keys again, for every schema lodec loads (tests/test_schema.py compares the two).
     doc: dict[str, Any] = {
-        "schema": "lode",
-        "version": version,
         "name": name,
         "fields": [
             {"id": f.id, "name": f.name, "type": f.type.spelling, "required": f.required}
             for f in sorted(fields, key=lambda f: f.id)
         ],
+        "schema": "lode",
+        "version": version,
     }
     if reserved_ids or reserved_names:
         doc["reserved"] = [*sorted(reserved_ids), *sorted(reserved_names)]
-    return cbor.encode(doc)
+    if type(version) is not int or not INT64_MIN <= version <= INT64_MAX:
+        return cbor.encode(doc)  # refuses it as before
+    return cbor.encode_sorted(doc)
 
 
 class _FieldDoc:

@@ -34,12 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from ..format.codec import Vein, decode_vein, fast_vein_decoder, record_from_json
+from ..format.codec import Vein, decode_vein_reference, fast_vein_decoder, record_from_json
 from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import NAME_PATTERN, is_safe_name, name_problem, version_problem
-from ..format.schema import STEP_SCHEMAS, Schema, builtin_schema, skill_stack_schema, step_schema_for
+from ..format.schema import Schema, skill_stack_schema, step_schema_for
 from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from ..format.strictjson import loads_strict
 
@@ -289,13 +289,20 @@ def _step_decoder(step_schema: Schema | None, limits: Limits) -> Callable[[bytes
     """``fast_vein_decoder`` of ``step_schema``, or (``None``) of the built-in step schema a vein's header names."""
     if step_schema is not None:
         return fast_vein_decoder(step_schema, limits)
-    by_id = {s.schema_id: fast_vein_decoder(s, limits) for s in map(builtin_schema, STEP_SCHEMAS)}
+    by_id: dict[bytes, Callable[[bytes], Vein | None] | None] = {}
 
     def decode(data: bytes) -> Vein | None:
-        fast = by_id.get(data[5:13])
-        return None if fast is None else fast(data)
+        head = data[5:13]
+        fast = by_id.get(head, _UNSEEN)
+        if fast is _UNSEEN:  # the first vein with this schema id: only the schemas in use are loaded
+            schema = step_schema_for(data)
+            fast = by_id[head] = fast_vein_decoder(schema, limits) if schema.schema_id == head else None
+        return None if fast is None else fast(data)  # type: ignore[operator]
 
     return decode
+
+
+_UNSEEN: Any = object()
 _NAMES = re.compile(rf"(?:{NAME_PATTERN.pattern}\n)*")
 _PINS = re.compile(r"(?:blake3:[0-9a-f]{64})*")
 
@@ -530,7 +537,9 @@ def verify_steps(
         vein = fast(data)
         if vein is None:
             try:
-                vein = decode_vein(data, step_schema or step_schema_for(data), file=step_file(name), limits=limits)
+                # The fast path declined it: the reference decides (decode_vein would only try the fast path again).
+                vein = decode_vein_reference(data, step_schema or step_schema_for(data), file=step_file(name),
+                                             limits=limits)
             except LodecError as exc:
                 results.append(StepResult(name, "malformed", expected, None))
                 code = "schema_mismatch" if isinstance(exc, SchemaMismatch) else "step_malformed"
