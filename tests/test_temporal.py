@@ -425,6 +425,20 @@ def test_engine_options_are_usage_errors_where_they_do_not_apply(tmp_path: Path)
     assert code == 1 and "shared store must be an existing directory" in err
 
 
+def test_without_the_extra_the_engine_is_one_line_error_not_a_traceback(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes `import temporalio` raise ImportError, as in a base install.
+    for name in [m for m in sys.modules if m == "temporalio" or m.startswith(("temporalio.", "lodec.run.temporal"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "temporalio", None)
+    (tmp_path / "ws").mkdir()
+    code, _out, err = run_cli("worker", "--address", "127.0.0.1:1", "--store", tmp_path, "--workspace", tmp_path / "ws")
+    assert code == 1 and "pip install 'lodec[temporal]'" in err and "[engine_unavailable]" in err
+    code, _out, err = run_cli("run", CODE_REVIEW / "code-review-stack.json", "--engine", "temporal",
+                              "--address", "127.0.0.1:1", "--store", tmp_path, "--workspace", tmp_path / "ws")
+    assert code == 1 and "[engine_unavailable]" in err and "Traceback" not in err
+
+
 def test_run_conditions_are_honoured_as_locally(start_workers: Any, temporal_address: str, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "stack"

@@ -115,9 +115,10 @@ def run_temporal(target: str, workspace: Workspace, trust: TrustOptions | None, 
     from .signing import verified_pack_bytes
     from .verify import envelope_path_for, read_optional
 
-    _require_extra()
+    # A usage error is reported as one whether or not the extra is installed.
     if request.only or request.reuse is not None:
         raise OptionsError("--step and --reuse are local-engine options")
+    _require_extra()
     if request.allow_unsandboxed:
         raise OptionsError("--allow-unsandboxed is each worker's own choice (lodec worker --allow-unsandboxed)")
     if request.trust not in TRUST_LEVELS:
@@ -353,17 +354,18 @@ def serve_worker(workspace: Workspace, trust: TrustOptions | None, temporal: Tem
         OptionsError, LodecError: before serving (bad options, the store missing, the trust policy
             unreadable); EngineError: the service cannot be reached.
     """
-    from ..run.executor import prepare_run
-    from ..run.temporal.activities import WorkerSetup
-    from ..run.temporal.worker import serve
-
-    _require_extra()
+    # Options and the store are checked first: their errors do not depend on the extra.
     request = request or WorkerRequest()
     if request.skills_from not in SKILL_SOURCES:
         raise OptionsError(f"skills come from workspace or pack, not {request.skills_from!r}")
     if request.max_steps < 1:
         raise OptionsError("a worker runs at least one step at once")
     store = _store_dir(temporal.store)
+    _require_extra()
+    from ..run.executor import prepare_run
+    from ..run.temporal.activities import WorkerSetup
+    from ..run.temporal.worker import serve
+
     conn = temporal.connection()
     trust = trust or TrustOptions()
     from .options import trust_policy
