@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ from ..errors import LodecError
 AGENT_FILE = "agent.toml"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{(skill_md|skill_dir|output_dir|step|prompt)\}")
+#: Host folders the sandbox builds itself (a fresh /proc, /dev, /tmp) or shows with its secrets masked
+#: (/etc): an agent's ``paths`` entry that is, holds or lies inside one would show the host's instead
+#: (the host's processes and their environments, /etc/shadow, sockets under /run).
+RESERVED = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/run", "/etc", "/tmp", "/var/run", "/boot"))
 
 #: ``{prompt}``: what a general-purpose coding agent needs to be told (the request itself is on stdin).
 PROMPT = ("Carry out the Agent Skill whose instructions are in {skill_md} (its other files are in {skill_dir}) "
@@ -49,6 +54,38 @@ class AgentRunner:
         values = {"skill_md": skill_md, "skill_dir": skill_dir, "output_dir": output_dir, "step": step}
         values["prompt"] = PROMPT.format(**values, outputs=", ".join(outputs) or "(none)")
         return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in self.command]
+
+
+def path_problem(path: Path, inner: Sequence[Path] = ()) -> str | None:
+    """Why ``path`` (resolved, absolute) may not be shown to a step through the agent, or ``None``.
+
+    Refused: ``/``; a path that is, holds or lies inside a folder the sandbox builds or masks itself
+    (``RESERVED``; ``/tmp`` itself, not a folder inside it); a path that is, holds or lies inside one
+    of ``inner`` (the workspace, lodec's state, ``$LODEC_HOME``, a worker's shared store).
+    """
+    if path == path.parent:
+        return "is the root folder: it would show the whole host (its /proc, /etc secrets, every workspace)"
+    for r in RESERVED:
+        if path == r or r in path.parents and r != Path("/tmp") or path in r.parents:
+            return f"overlaps {r}, which the sandbox builds or masks itself"
+    for i in inner:
+        if path == i or i in path.parents or path in i.parents:
+            return f"overlaps {i} (the workspace or lodec's state), which a step must not see through the agent"
+    return None
+
+
+def check_paths(agent: AgentRunner, inner: Sequence[Path]) -> None:
+    """Refuse an agent runner whose ``paths`` would widen a step's view (``path_problem``).
+
+    Raises:
+        LodecError: ``agent_invalid``, naming the file and the path.
+    """
+    resolved = [Path(os.path.realpath(i)) for i in inner]
+    for path in agent.paths:
+        why = path_problem(path, resolved)
+        if why is not None:
+            raise LodecError(f"paths: {path} {why}. Nothing was started", code="agent_invalid", file=agent.source,
+                             location="paths")
 
 
 def load_agent(path: str | os.PathLike[str]) -> AgentRunner | None:
@@ -89,6 +126,9 @@ def load_agent(path: str | os.PathLike[str]) -> AgentRunner | None:
     for p in paths:
         if not os.path.isabs(p) or not os.path.exists(p):
             raise bad(f"{p!r} is not an absolute path that exists", "paths")
+        why = path_problem(Path(os.path.realpath(p)))
+        if why is not None:
+            raise bad(f"{p!r} {why}", "paths")
     env = doc.get("env", [])
     if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
         raise bad("must be an array of variable names", "env")

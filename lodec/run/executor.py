@@ -53,7 +53,7 @@ from .sandbox import (
 from .schedule import Batch, batches, may_start
 from ..files import open_regular, read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
-from .agent import AgentRunner
+from .agent import AgentRunner, path_problem
 from .skills import Skill, materialize, skill_from_tree
 
 TRUST_LEVELS = ("strict", "normal")
@@ -281,9 +281,9 @@ def _check_agent(run: PreparedRun, options: RunOptions) -> None:
                        "Nothing was started", code="agent_not_configured")
     inner = [ws.root.resolve(), *(p.resolve() for p in ws.state_paths()), ws.home.resolve()]
     for path in options.agent.paths:
-        if any(path == i or i in path.parents or path in i.parents for i in inner):
-            raise RunError(f"{options.agent.source}: paths: {path} overlaps the workspace or lodec's state, which a "
-                           "step must not see through the agent. Nothing was started", code="agent_invalid")
+        why = path_problem(path, inner)
+        if why is not None:
+            raise RunError(f"{options.agent.source}: paths: {path} {why}. Nothing was started", code="agent_invalid")
 
 
 def _check_selection(run: PreparedRun, options: RunOptions) -> None:

@@ -370,3 +370,54 @@ def test_attack_settings_planted_as_a_link_are_refused_not_followed(project: Pat
     assert not (project / "stack" / "stack.json").exists()
     code, _, err = run_cli("skill", "check", project / "stack" / "skills" / "doublecheck")
     assert code == 1 and "skill_link" in err
+
+
+PROBE = '''import glob, json, os, sys
+request = json.load(sys.stdin)
+seen = {}
+for path in ["/etc/shadow", *glob.glob("/proc/[0-9]*/environ")]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        continue
+    if path == "/etc/shadow" or b"REDTEAM_SECRET=" in data:
+        seen[path] = len(data)
+for name in request["step"]["outputs"]:
+    with open(os.path.join(sys.argv[1], name), "w") as fh:
+        json.dump(seen, fh)
+'''
+
+
+@pytest.mark.parametrize("shown", ["/", "/etc", "/proc", "/dev", "/run", "/tmp", "/etc/ssh"])
+def test_attack_agent_paths_showing_host_proc_or_etc_secrets_are_refused(
+        project: Path, tmp_path: Path, shown: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent.toml whose ``paths`` names a folder the sandbox builds or masks itself (``/proc``: every host
+    process and its environment; ``/etc``: /etc/shadow) would bind the host's over the sandbox's. Refused before
+    anything starts (agent_invalid), by a local run and by the loader every engine uses; the probing agent that
+    would read the host's secrets never runs."""
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    if not os.path.exists(shown):
+        pytest.skip(f"{shown} does not exist here")
+    assert build(project)[0] == 0
+    probe = tmp_path / "probe-agent" / "probe.py"
+    probe.parent.mkdir()
+    probe.write_text(PROBE)
+    monkeypatch.setenv("REDTEAM_SECRET", "hunter2")  # in lodec's environment, never passed to a step
+    agent = {"command": [sys.executable, str(probe), "{output_dir}"], "paths": [str(probe.parent), shown]}
+    (project / ".lodec" / "agent.toml").write_text(
+        f"command = {json.dumps(agent['command'])}\npaths = {json.dumps(agent['paths'])}\n")
+    code, record, err = run(project)
+    assert code == 1 and record["error"]["code"] == "agent_invalid", (record, err)
+    assert shown in record["error"]["message"]
+    assert not (project / ".lodec" / "runs").exists() or not any((project / ".lodec" / "runs").iterdir())
+    # Without the reserved folder the same probing agent runs, and sees none of the host's secrets: the test can fail.
+    (project / ".lodec" / "agent.toml").write_text(
+        f"command = {json.dumps(agent['command'])}\npaths = {json.dumps(agent['paths'][:1])}\n")
+    code, record, err = run(project)
+    assert code == 0, err
+    code, out, err = run_cli("artifact", "design", "--workspace", project)
+    assert code == 0, err
+    seen = json.loads(out)
+    assert not any(seen.values()) and not [k for k in seen if k.startswith("/proc")], seen  # /etc/shadow masked

@@ -192,10 +192,13 @@ class Activities:
         private_copy(step.skill, skill_dir)
         agent = None
         if step.skill.instruction_only:  # carried out by this worker's own agent runner (.lodec/agent.toml)
-            from ..agent import AGENT_FILE, load_agent
+            from ..agent import AGENT_FILE, check_paths, load_agent
 
+            ws = setup.workspace
             try:
-                agent = load_agent(setup.workspace.state / AGENT_FILE)
+                agent = load_agent(ws.state / AGENT_FILE)
+                if agent is not None:  # as a local run checks: nothing of the workspace, the state or the store
+                    check_paths(agent, [ws.root, *ws.state_paths(), ws.home, setup.store])
             except LodecError as exc:
                 self._refuse(exc.code, str(exc))
         ctx = StepContext(inp.ref.run, prepared.stack, setup.workspace, sandbox, self.store, inp.trust,
