@@ -320,3 +320,69 @@ def test_a_shape_met_once_is_left_to_the_strict_decoder_and_generated_when_met_a
     body = lodec.encode_record(schema, {"a": "x"}).body
     assert _fast_decode(body, schema, DEFAULT_LIMITS) is None and (1,) not in _compiled(schema).shapes
     assert _fast_decode(body, schema, DEFAULT_LIMITS) == {"a": "x"} and (1,) in _compiled(schema).shapes
+
+
+# ------------------------------------------------------------ the generated record check (compile, manifests)
+
+
+def _validates(schema: lodec.Schema, record: Any, limits: Limits) -> tuple[Any, ...]:
+    from lodec.format.codec import validate_record
+
+    try:
+        validate_record(schema, record, file="x", limits=limits)
+    except LodecError as exc:
+        return ("refused", type(exc).__name__, exc.code, exc.location, exc.message)
+    return ("accepted",)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**64), max_value=2**64), st.text(max_size=6),
+              st.binary(max_size=4), st.floats(allow_nan=False)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+@SETTINGS
+@given(schema_and_record(), st.data())
+def test_generated_record_check_agrees_with_validate_record(pair: tuple[lodec.Schema, dict[str, Any]],
+                                                            data: st.DataObject) -> None:
+    from lodec.format.codec import _compiled as compiled
+
+    schema, record = pair
+    record = dict(record)
+    for _ in range(data.draw(st.integers(min_value=0, max_value=2))):  # break it: other types, unknown or missing fields
+        op = data.draw(st.sampled_from(["replace", "drop", "add", "non_nfc", "surrogate"]))
+        name = data.draw(st.sampled_from([f.name for f in schema.fields]))
+        if op == "replace":
+            record[name] = data.draw(json_values)
+        elif op == "drop":
+            record.pop(name, None)
+        elif op == "add":
+            record[data.draw(st.text(max_size=5))] = data.draw(json_values)
+        elif op == "non_nfc":
+            record[name] = "e\u0301"
+        else:
+            record[name] = ["\ud800"] if data.draw(st.booleans()) else {"\ud800": "x"}
+    limits = Limits(max_text_bytes=data.draw(st.sampled_from([DEFAULT_LIMITS.max_text_bytes, 3])),
+                    max_entries=data.draw(st.sampled_from([DEFAULT_LIMITS.max_entries, 2])))
+    generic = _validates_generic(schema, record, limits)
+    fast = compiled(schema).valid(record, limits.max_text_bytes, limits.max_entries)
+    if fast:
+        assert generic == ("accepted",)
+    assert _validates(schema, record, limits) == generic
+    if generic == ("accepted",):
+        assert fast  # records of exact JSON types take the generated check
+
+
+def _validates_generic(schema: lodec.Schema, record: Any, limits: Limits) -> tuple[Any, ...]:
+    from lodec.format import codec
+
+    class Never:
+        def valid(self, *args: Any) -> bool:
+            return False
+
+    saved = codec._compiled
+    codec._compiled = lambda s: Never()  # type: ignore[assignment,return-value]
+    try:
+        return _validates(schema, record, limits)
+    finally:
+        codec._compiled = saved

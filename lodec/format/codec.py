@@ -283,6 +283,8 @@ def validate_record(schema: Schema, record: Record, *, file: str = "<record>", l
             out-of-range integer, non-NFC text (``location`` is a JSON pointer).
         LimitExceeded: a string, byte string or container is over its limit.
     """
+    if _compiled(schema).valid(record, limits.max_text_bytes, limits.max_entries):
+        return  # every check below would pass: the generated check says so in one call
     if not isinstance(record, dict):
         raise SourceError(f"expected an object, got {_json_type(record)}", code="wrong_type", file=file, location="/")
     by_name = schema.by_name
@@ -653,7 +655,7 @@ class _Compiled:
     the schema digest, copied per record.
     """
 
-    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp")
+    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp", "_valid")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -663,6 +665,13 @@ class _Compiled:
         # fingerprint_bytes's state after the schema digest: copied per record, not derived again.
         self.hasher = blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT)
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
+        self._valid: Callable[[Any, int, int], bool] | None = None
+
+    def valid(self, record: Any, max_text: int, max_entries: int) -> bool:
+        """True only if ``validate_record`` would accept ``record`` (``False``: let it find the problem)."""
+        if self._valid is None:
+            self._valid = _generate_validator(self.schema)
+        return self._valid(record, max_text, max_entries)
 
     def fast(self, body: bytes) -> Record | None:
         """The record if ``body`` is certainly canonical and of the schema, else ``None`` ("ask the strict decoder").
@@ -821,6 +830,71 @@ def _generate_shape(fields: list[Field]) -> Callable[[dict[Any, Any], tuple[Any,
     exec(compile("\n".join(lines), "<lodec fast decoder>", "exec"), namespace)
     check: Callable[[dict[Any, Any], tuple[Any, ...]], Record | None] = namespace["check"]
     return check
+
+
+def _text_ok(value: Any, max_text: int) -> bool:
+    """``value`` passes ``_check_scalar(value, "string")``: a ``str``, no lone surrogate, NFC, within ``max_text``."""
+    if type(value) is not str:
+        return False
+    if value.isascii():
+        return len(value) <= max_text
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return size <= max_text and is_nfc(value)
+
+
+_VALID_TEST = {
+    "string": "(type({v}) is str and {v}.isascii() and len({v}) <= max_text or _text_ok({v}, max_text))",
+    "int": "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)",
+    "bool": "type({v}) is bool",
+    "bytes": "(type({v}) is bytes and len({v}) <= max_text)",
+}
+
+
+def _valid_items(scalar: str, items: str) -> list[str]:
+    if scalar == "string":
+        return ["        try:",
+                f"            if not (all(map(str.isascii, {items})) and max(map(len, {items}), default=0) <= max_text)"
+                f" and not all(_text_ok(x, max_text) for x in {items}): return False",
+                "        except TypeError: return False"]
+    return [f"        if not all({_VALID_TEST[scalar].format(v='x')} for x in {items}): return False"]
+
+
+def _generate_validator(schema: Schema) -> Callable[[Any, int, int], bool]:
+    """Generate ``(record, max_text, max_entries) -> bool``: ``True`` only if ``validate_record`` accepts it.
+
+    The same checks written out once for the schema (exact types, so a
+    ``str`` subclass, say, is left to the generic checks); ``False`` sends
+    the caller to ``validate_record``'s checks, which name the problem.
+    """
+    lines = ["def valid(record, max_text, max_entries):",
+             "    if type(record) is not dict or not names.issuperset(record): return False"]
+    for f in schema.fields:
+        kind, scalar = f.type.kind, f.type.scalar
+        lines.append(f"    v = record.get({f.name!r}, ABSENT)")
+        lines.append("    if v is ABSENT:")
+        lines.append("        return False" if f.required else "        pass")
+        lines.append("    else:")
+        if kind == "scalar":
+            lines.append(f"        if not {_VALID_TEST[scalar].format(v='v')}: return False")
+            continue
+        container = "list" if kind == "array" else "dict"
+        lines.append(f"        if type(v) is not {container} or len(v) > max_entries: return False")
+        if kind == "map":
+            lines.extend(_valid_items("string", "v"))
+            lines.extend(_valid_items(scalar, "v.values()"))
+        else:
+            lines.extend(_valid_items(scalar, "v"))
+    lines.append("    return True")
+    namespace: dict[str, Any] = {"names": frozenset(schema.by_name), "ABSENT": _ABSENT, "_text_ok": _text_ok}
+    exec(compile("\n".join(lines), "<lodec record check>", "exec"), namespace)
+    valid: Callable[[Any, int, int], bool] = namespace["valid"]
+    return valid
+
+
+_ABSENT: Any = object()
 
 
 def _fast_limit(limits: Limits) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .codec import Vein, encode_record, record_from_json
-from ..errors import LodecError, UnsafeNameError
+from ..errors import FileUnreadable, LodecError, UnsafeNameError
 from ..files import read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import check_name
@@ -47,7 +47,15 @@ def compile_source(data: bytes, schema: Schema, *, file: str = "<source>", limit
 def compile_file(path: str | os.PathLike[str], schema: Schema, *, limits: Limits = DEFAULT_LIMITS) -> Vein:
     """Read and compile one source file. Raises ``LodecError`` subclasses naming ``path``."""
     label = str(path)
-    return compile_source(read_bounded(path, limits.max_file_bytes, follow=True), schema, file=label, limits=limits)
+    try:
+        # Read as named; only a link at the last component needs the path resolved first
+        # (read_bounded's follow=True: an lstat per component, for every source).
+        data = read_bounded(path, limits.max_file_bytes)
+    except FileUnreadable as exc:
+        if exc.code != "file_link":
+            raise
+        data = read_bounded(path, limits.max_file_bytes, follow=True)
+    return compile_source(data, schema, file=label, limits=limits)
 
 
 def output_name(vein: Vein, *, file: str = "<source>") -> str | None:
