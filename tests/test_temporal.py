@@ -597,3 +597,123 @@ def test_concurrency_classes_hold_across_workers(start_workers: Any, temporal_ad
     assert overlap("r1", "r2")  # the check can see an overlap
     assert not overlap("w1", "w2")
     assert not any(overlap("x", other) for other in ("r1", "r2", "w1", "w2"))
+
+
+if workflow is not None:
+
+    @workflow.defn(name="forger")
+    class Forger:
+        """A foreign workflow that schedules lodec's step activity with arguments of its own making: ``[queue, StepInput]``."""
+
+        @workflow.run
+        async def run(self, args: list[Any]) -> Any:
+            from datetime import timedelta
+
+            from temporalio.common import RetryPolicy
+
+            return await workflow.execute_activity("lodec-step", args[1], task_queue=args[0],
+                                                   start_to_close_timeout=timedelta(seconds=30),
+                                                   retry_policy=RetryPolicy(maximum_attempts=1))
+
+
+RECEIVER = '''
+arts = REQ.get("upstream_artifacts") or {}
+with open(os.path.join(os.environ["LODEC_WORKSPACE"], "canary"), "a") as fh:
+    for key, path in sorted(arts.items()):
+        fh.write(key + "=" + (open(path).read() if path else "-") + "\\n")
+for name in REQ["step"]["outputs"]:
+    write(name, "done\\n")
+'''
+
+
+def test_attack_forged_step_activity_arguments_are_refused_by_the_worker(
+        start_workers: Any, temporal_address: str, tmp_path: Path, keys: dict[str, Path]) -> None:
+    """Someone who can schedule activities on the workers' queue forges lodec-step's arguments for a signed
+    stack that does verify on the worker: a pack digest and a run id with path characters, a step name with
+    path characters and one not in the stack, an unknown trust level, and -- the one that worked before the
+    worker kept its own least trust -- ``trust = "normal"`` with an upstream artifact that does not re-hash,
+    which handed the step the tampered bytes. Each is refused or skipped; the receiving step never runs, until
+    the honest arguments show it does (the test can fail)."""
+    from temporalio.client import Client, WorkflowFailureError
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker import Worker as TemporalWorker
+
+    from lodec.run.temporal.types import PackRef, StepInput
+
+    folder = tmp_path / "stack"
+    make_skill(folder / "skills", "sleeper", concurrency="read")
+    make_skill(folder / "skills", "receiver", RECEIVER, write=["."])
+    stack = make_stack(folder, [step("first", "sleeper"), step("second", "receiver", deps=["first"])],
+                       name="forged-stack")
+    sign_cli(stack, keys["alice"])
+    code, out, err = run_cli("pack", stack, "-o", tmp_path / "good.lodepack", "--json")
+    assert code == 0, err
+    stack_digest = json.loads(run_cli("verify", "--json", stack, "--key", f"{keys['alice']}.pub")[1])["digest"]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("forged", {"guarded": workspace},
+                         [folder / "skills" / "sleeper", folder / "skills" / "receiver"],
+                         "--key", f"{keys['alice']}.pub")
+    store = tmp_path / "store"
+
+    def put(name: str, data: bytes) -> None:
+        (store / "blake3" / name[:2]).mkdir(parents=True, exist_ok=True)
+        (store / "blake3" / name[:2] / name[2:]).write_bytes(data)
+
+    good = (tmp_path / "good.lodepack").read_bytes()
+    pack_hex = blake3.blake3(good).hexdigest()
+    put(pack_hex, good)
+    honest = b"first\n"
+    art_hex = blake3.blake3(honest).hexdigest()
+    put(art_hex, b"tampered by someone with the store\n")
+    import hashlib
+    upstream = {"first": {"status": "succeeded", "skill": "skill:sleeper", "skillDigest": "blake3:" + "0" * 64,
+                          "fingerprint": "blake3:" + "0" * 64, "concurrency": "read",
+                          "artifacts": {"out.txt": {"blake3": art_hex, "sha256": hashlib.sha256(honest).hexdigest(),
+                                                    "size": len(honest)}}}}
+    run_id = "20261129T000000.000000Z-forged01"
+    ref = PackRef(run_id, f"blake3:{pack_hex}", str(store), stack_digest)
+    forged = {
+        "pack with path characters": StepInput(PackRef(run_id, "blake3:../../../../etc/passwd", str(store),
+                                                       stack_digest), "second", "strict", upstream),
+        "run id with path characters": StepInput(PackRef("../../../escape", ref.pack, str(store), stack_digest),
+                                                 "second", "strict", upstream),
+        "step with path characters": StepInput(ref, "../second", "strict", upstream),
+        "step not in the stack": StepInput(ref, "ghost", "strict", upstream),
+        "unknown trust": StepInput(ref, "second", "lenient", upstream),
+        "trust normal over a tampered upstream": StepInput(ref, "second", "normal", upstream),
+    }
+
+    async def forge(inputs: dict[str, StepInput]) -> dict[str, str]:
+        client = await Client.connect(temporal_address)
+        outcomes = {}
+        async with TemporalWorker(client, task_queue="forger-queue", workflows=[Forger],
+                                  workflow_runner=UnsandboxedWorkflowRunner()):
+            for i, (what, inp) in enumerate(inputs.items()):
+                try:
+                    result = await client.execute_workflow("forger", ["forged", inp], id=f"forge-{i}-{time.time()}",
+                                                           task_queue="forger-queue")
+                    outcomes[what] = f"{result['result']['status']}:{result['result'].get('reason')}"
+                except WorkflowFailureError as exc:
+                    cause = getattr(exc.cause, "cause", exc.cause)
+                    outcomes[what] = f"refused:{getattr(cause, 'type', '')}"
+        return outcomes
+
+    outcomes = asyncio.run(forge(forged))
+    assert outcomes == {
+        "pack with path characters": "refused:usage",
+        "run id with path characters": "refused:usage",
+        "step with path characters": "refused:step_not_found",
+        "step not in the stack": "refused:step_not_found",
+        "unknown trust": "refused:usage",
+        "trust normal over a tampered upstream": "skipped:upstream_untrusted",
+    }, outcomes
+    assert not (workspace / "canary").exists(), (workspace / "canary").read_text()
+    assert not list(tmp_path.rglob("escape")) and "second started" not in w.text()
+
+    # The honest arguments: the artifact re-hashes, the step runs and sees it.
+    blob = store / "blake3" / art_hex[:2] / art_hex[2:]
+    blob.write_bytes(honest)
+    outcomes = asyncio.run(forge({"honest": StepInput(ref, "second", "strict", upstream)}))
+    assert outcomes == {"honest": "succeeded:None"}, outcomes + w.text()
+    assert (workspace / "canary").read_text() == "first/out.txt=first\n\n"

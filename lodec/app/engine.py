@@ -333,12 +333,15 @@ def _copy_blob(shared: Any, local: Any, blake3_hex: str) -> None:
 class WorkerRequest:
     """How a worker runs: its ``identity`` (default ``<pid>@<host>``), steps at once (``max_steps``),
     whose skills run (``skills_from``: ``workspace``, its own installed copies, or ``pack``), and
-    whether steps may run unsandboxed where no sandbox works."""
+    whether steps may run unsandboxed where no sandbox works, and the least artifact ``trust`` it runs
+    steps at (``strict``: whatever a run asks, a step whose upstream artifacts do not all re-hash
+    does not start here; ``normal``: a run's ``--trust normal`` is honoured)."""
 
     identity: str | None = None
     max_steps: int = 2
     skills_from: str = "workspace"
     allow_unsandboxed: bool = False
+    trust: str = "strict"
 
 
 def serve_worker(workspace: Workspace, trust: TrustOptions | None, temporal: TemporalOptions,
@@ -360,6 +363,8 @@ def serve_worker(workspace: Workspace, trust: TrustOptions | None, temporal: Tem
         raise OptionsError(f"skills come from workspace or pack, not {request.skills_from!r}")
     if request.max_steps < 1:
         raise OptionsError("a worker runs at least one step at once")
+    if request.trust not in ("strict", "normal"):
+        raise OptionsError(f"--trust is strict or normal, not {request.trust!r}", param_hint="--trust")
     store = _store_dir(temporal.store)
     _require_extra()
     from ..run.executor import prepare_run
@@ -379,7 +384,7 @@ def serve_worker(workspace: Workspace, trust: TrustOptions | None, temporal: Tem
 
     identity = request.identity or f"{os.getpid()}@{socket.gethostname()}"
     setup = WorkerSetup(identity=identity, workspace=workspace, store=store, verify=verify,
-                        allow_unsandboxed=request.allow_unsandboxed, log=log)
+                        allow_unsandboxed=request.allow_unsandboxed, trust=request.trust, log=log)
     workspace.ensure_state()
 
     async def main() -> None:

@@ -556,10 +556,14 @@ def analytics(workspace_dir: str | None, as_json: bool) -> None:
                    "pack: run the skills the verified pack carries.")
 @click.option("--allow-unsandboxed", is_flag=True,
               help="Run steps without a sandbox where none works on this machine (their full access).")
+@click.option("--trust", "trust_level", type=click.Choice(["strict", "normal"]), default="strict", show_default=True,
+              help="The least artifact trust steps run at here. strict: a step whose upstream artifacts do not all "
+                   "re-hash does not start, whatever the run asked (the run's --trust travels through Temporal). "
+                   "normal: a run's --trust normal is honoured.")
 @workspace_option
 @trust_options
 def worker(engine: str, temporal: TemporalArgs, identity: str | None, max_steps: int, skills_from: str,
-           allow_unsandboxed: bool, workspace_dir: str | None, trust: TrustArgs) -> None:
+           allow_unsandboxed: bool, trust_level: str, workspace_dir: str | None, trust: TrustArgs) -> None:
     """Take lodec steps from a Temporal task queue and run them here, sealed, until SIGINT or SIGTERM.
 
     Before every activity the worker fetches the pack named by digest from --store, re-hashes it
@@ -581,7 +585,7 @@ def worker(engine: str, temporal: TemporalArgs, identity: str | None, max_steps:
     with outcome(False):
         serve_worker(_workspace(workspace_dir, trust.state), trust.options(), temporal.options(),
                      WorkerRequest(identity=identity, max_steps=max_steps, skills_from=skills_from,
-                                   allow_unsandboxed=allow_unsandboxed),
+                                   allow_unsandboxed=allow_unsandboxed, trust=trust_level),
                      log=lambda line: echo(printable(line), err=True), on_ready=ready)
 
 

@@ -32,7 +32,7 @@ from ...store.cas import MAX_ARTIFACT_BYTES, Store
 from ...store.records import StepResult
 from ...store.workspace import Workspace
 from .. import reports
-from ..executor import (PreparedRun, StepContext, choose_sandbox, describe_sandbox, execute_step, private_copy)
+from ..executor import (TRUST_LEVELS, PreparedRun, StepContext, choose_sandbox, describe_sandbox, execute_step, private_copy)
 from ..sandbox import Sandbox, probe_sandbox
 from .types import PLAN_ACTIVITY, STEP_ACTIVITY, PackRef, Plan, PlannedStep, StepInput, StepOutput
 
@@ -52,6 +52,9 @@ class WorkerSetup:
     store: Path
     verify: Callable[[Path], PreparedRun]
     allow_unsandboxed: bool = False
+    #: The least artifact trust steps run at here: ``strict`` overrides a run's ``normal`` (the trust level
+    #: travels through Temporal, which is not trusted for what a step is given).
+    trust: str = "strict"
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     #: A line for the worker's log (stderr) per activity start and end.
     log: Callable[[str], None] | None = None
@@ -167,18 +170,21 @@ class Activities:
         step = prepared.steps.get(inp.step)
         if step is None or not is_safe_name(inp.step):
             self._refuse("step_not_found", f'no step "{inp.step}" in {prepared.stack.name}')
+        if inp.trust not in TRUST_LEVELS:
+            self._refuse("usage", f"trust {inp.trust!r} is not one of {', '.join(TRUST_LEVELS)}")
+        trust = "strict" if "strict" in (inp.trust, setup.trust) else "normal"
         sandbox = self._sandbox_for(prepared)
         try:
             results = {d: msgspec.convert(v, StepResult) for d, v in inp.upstream.items()}
         except msgspec.ValidationError as exc:
             self._refuse("usage", f"upstream results of {inp.step} are not step results: {exc}")
-        artifacts, statuses = reports.upstream(step.deps, prepared, results, self.store, inp.trust)
+        artifacts, statuses = reports.upstream(step.deps, prepared, results, self.store, trust)
         # As locally: only a succeeded upstream vouches for its artifacts (a failed or skipped one,
         # upstream of an ``always`` or ``failure`` step, has none, which is no reason to refuse).
         untrusted = sorted(k for k, v in statuses.items() if v != "verified"
                            and (k.split("/", 1)[0] not in results
                                 or results[k.split("/", 1)[0]].status == "succeeded"))
-        if untrusted and inp.trust == "strict":
+        if untrusted and trust == "strict":
             result = StepResult(status="skipped", skill=str(step.record["skillRef"]), skillDigest=step.skill.digest,
                                 fingerprint=step.fingerprint, concurrency=step.concurrency,
                                 reason="upstream_untrusted", worker=setup.identity,
@@ -201,7 +207,7 @@ class Activities:
                     check_paths(agent, [ws.root, *ws.state_paths(), ws.home, setup.store])
             except LodecError as exc:
                 self._refuse(exc.code, str(exc))
-        ctx = StepContext(inp.ref.run, prepared.stack, setup.workspace, sandbox, self.store, inp.trust,
+        ctx = StepContext(inp.ref.run, prepared.stack, setup.workspace, sandbox, self.store, trust,
                           setup.environ, hidden=(setup.store,), agent=agent)
         self._log(f"▶ {inp.ref.run}/{inp.step} started (attempt {attempt})")
         result = execute_step(ctx, step, step_dir, skill_dir, artifacts, statuses, pids)
