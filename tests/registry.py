@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -275,6 +276,63 @@ class TokenServer:
         """The registry's ``auth.token`` section (``realm`` overrides where clients are sent)."""
         return (f"realm: {realm or self.realm}\nservice: {self.SERVICE}\nissuer: {self.ISSUER}\n"
                 f"rootcertbundle: {self.cert_file}")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_BLOB_GET = re.compile(r"/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
+
+
+class RedirectingRegistry:
+    """A loopback front of ``upstream`` that answers every blob ``GET`` with ``307`` to ``location(digest)``
+    (as registries do to send clients to object storage), and relays everything else unchanged."""
+
+    def __init__(self, upstream: RegistryServer, location: Callable[[str], str]) -> None:
+        self.redirected = 0
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                m = _BLOB_GET.match(self.path.split("?", 1)[0])
+                if m and self.command == "GET":
+                    front.redirected += 1
+                    self.send_response(307)
+                    self.send_header("Location", location(m.group(2)))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status, resp.reason)
+                for k, v in resp.getheaders():
+                    if k.lower() not in _HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                upstream_length = resp.getheader("Content-Length")
+                self.send_header("Content-Length", upstream_length if self.command == "HEAD" and upstream_length
+                                 else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -686,3 +686,45 @@ def test_text_output_and_progress_lines(signed_pack: Path, keys: dict[str, Path]
     assert "Pulled pack sha256:" in err and "digest checked" in err
     code, out, err = run_cli("push", signed_pack, f"oci-layout:{layout}", "-q")
     assert code == 0 and err == ""
+
+
+# ------------------------------------------------------------------ redirects
+
+
+@pytest.mark.parametrize("where", ["http://192.0.2.1/cdn/{digest}", "file:///etc/passwd",
+                                   "ftp://127.0.0.1/{digest}"])
+def test_attack_blob_redirect_to_plain_http_off_loopback_or_another_scheme_is_refused(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A registry (or whoever answers for it) sends the blob download elsewhere: to a plain-HTTP host off
+    loopback (192.0.2.1, TEST-NET-1: never contacted), to file://, to another scheme. lodec speaks TLS to
+    registries, plain HTTP only on loopback: the redirect is refused before anything is sent there, nothing is
+    written. A redirect to another loopback registry is followed (object storage is a normal place for blobs)."""
+    from lodec.dist import registry as client
+
+    from .registry import RedirectingRegistry
+
+    monkeypatch.setattr(client, "TIMEOUT_S", 3.0)  # were the refused host contacted, fail fast rather than hang
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    front = RedirectingRegistry(registry, lambda digest: where.format(digest=digest))
+    try:
+        out = tmp_path / "out" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(f"oci://{front.host}/{repo}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[registry_error]" in err and "redirect" in err, err
+        assert front.redirected == 1
+        assert_nothing_written(out)
+    finally:
+        front.stop()
+    # The same front sending blobs to the registry itself over loopback: followed, the pull verifies.
+    good = RedirectingRegistry(registry, lambda digest: f"http://{registry.host}/v2/{repo}/blobs/{digest}")
+    try:
+        out = tmp_path / "ok" / "cr.lodepack"
+        out.parent.mkdir()
+        code, doc, err = pull(f"oci://{good.host}/{repo}@{pushed['manifest']['digest']}", out,
+                              *keys_args(keys, "alice"))
+        assert code == 0, err
+        assert good.redirected >= 1 and out.read_bytes() == signed_pack.read_bytes()
+    finally:
+        good.stop()

@@ -53,6 +53,9 @@ _ERROR_BODY_BYTES = 64 * 1024
 _TOKEN_BYTES = 1024 * 1024
 _PARAM_RE = re.compile(r'([A-Za-z_]+)="([^"]*)"')
 TIMEOUT_S = 60.0
+#: Most redirects followed for one request.
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def _err(code: str, message: str, where: str) -> DistributionError:
@@ -125,14 +128,50 @@ class Registry:
 
     def _send(self, method: str, url: str, *, headers: dict[str, str] | None = None, data: bytes | None = None,
               stream: bool = False, params: dict[str, str] | None = None) -> requests.Response:
+        """One request, following at most ``MAX_REDIRECTS`` redirects of a ``GET`` or ``HEAD`` (blobs are often
+        served from object storage elsewhere), each checked by ``_check_redirect`` before it is followed; the
+        ``Authorization`` header is sent to the registry's own host only."""
+        headers = dict(headers or {})
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers)
+            if self._authorization is not None and "Authorization" not in sent and \
+                    urlsplit(url).netloc == self.ref.host:
+                sent["Authorization"] = self._authorization
+            resp = self._send_once(method, url, headers=sent, data=data, stream=stream, params=params)
+            location = resp.headers.get("Location")
+            if method not in ("GET", "HEAD") or resp.status_code not in _REDIRECTS or not location:
+                return resp
+            resp.close()
+            target = urljoin(url, location)
+            self._check_redirect(url, target)
+            if urlsplit(target).netloc != urlsplit(url).netloc:
+                headers.pop("Authorization", None)  # credentials go to the host they were meant for only
+            url, params = target, None
+        raise _err("registry_error", f"{method} {urlsplit(url).path}: more than {MAX_REDIRECTS} redirects", self.label)
+
+    def _check_redirect(self, source: str, target: str) -> None:
+        """Refuse a redirect that leaves what lodec speaks to registries: HTTPS, or plain HTTP to a loopback
+        host when the registry itself is on loopback over plain HTTP (``--plain-http``). No downgrade from
+        HTTPS, no other scheme (``file:``, ``ftp:``)."""
+        parts = urlsplit(target)
+        if parts.scheme == "https":
+            return
+        if parts.scheme == "http" and self.scheme == "http" and is_loopback(parts.hostname or ""):
+            return
+        why = ("plain HTTP off loopback" if parts.scheme == "http" and self.scheme == "http"
+               else "a downgrade from HTTPS" if parts.scheme == "http" else f"the scheme {parts.scheme or '(none)'}:")
+        raise _err("registry_error", f"{urlsplit(source).path}: the registry redirects to "
+                   f"{parts.scheme}://{parts.netloc}{parts.path[:80]}, {why}; lodec follows redirects over HTTPS "
+                   "only (plain HTTP on loopback for a --plain-http registry); refused before contacting it",
+                   self.label)
+
+    def _send_once(self, method: str, url: str, *, headers: dict[str, str], data: bytes | None, stream: bool,
+                   params: dict[str, str] | None) -> requests.Response:
         import requests
 
-        headers = dict(headers or {})
-        if self._authorization is not None and "Authorization" not in headers and urlsplit(url).netloc == self.ref.host:
-            headers["Authorization"] = self._authorization
         try:
             return self.session.request(method, url, headers=headers, data=data, stream=stream, params=params,
-                                        timeout=TIMEOUT_S, allow_redirects=method in ("GET", "HEAD"))
+                                        timeout=TIMEOUT_S, allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             raise _err("registry_unreachable", f"TLS failed ({_reason(exc)}); lodec speaks HTTPS to registries "
                        "(--plain-http is for a loopback test registry only)", self.label) from None
