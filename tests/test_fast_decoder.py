@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import lodec
 from lodec.errors import LodecError
 from lodec.format.codec import (
+    _GENERATE_AT,
     HEADER_SIZE,
     _compiled,
     _fast_decode,
@@ -76,8 +77,9 @@ def test_fast_path_accepts_every_canonical_record_as_the_reference_does(pair: tu
     vein = lodec.encode_record(schema, record)
     assert assert_agree(vein.data, schema)[0] == "accepted"
     # The fast path itself settles canonical records (else it would not be a fast path), from the
-    # second record of a shape on: the first is left to the strict decoder.
-    _fast_decode(vein.body, schema, DEFAULT_LIMITS)
+    # _GENERATE_AT-th record of a shape on: the first ones are left to the strict decoder.
+    for _ in range(_GENERATE_AT - 1):
+        _fast_decode(vein.body, schema, DEFAULT_LIMITS)
     assert _fast_decode(vein.body, schema, DEFAULT_LIMITS) is not None
 
 
@@ -87,7 +89,7 @@ def test_fast_path_and_reference_agree_on_mutated_records(pair: tuple[lodec.Sche
                                                           data: st.DataObject) -> None:
     schema, record = pair
     vein = lodec.encode_record(schema, record)
-    for _ in range(2):  # the shape is learned first: mutations then meet a warm cache
+    for _ in range(_GENERATE_AT):  # the shape is learned first: mutations then meet a warm cache
         assert_agree(vein.data, schema)
     body = bytearray(vein.body)
     for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
@@ -167,7 +169,7 @@ VALID = cbor2.dumps({1: "a", 2: "skill:x"})  # a2 01 61 61 02 67 ...
 def _learned() -> None:
     """Decode a valid two-field step first (twice: a shape's checker is made the second time it is
     met), so its shape (1, 2) is in the cache the attacks meet."""
-    for _ in range(2):
+    for _ in range(_GENERATE_AT):
         assert decode_vein(_step_vein(VALID), STEP).record == {"stepName": "a", "skillRef": "skill:x"}
     assert (1, 2) in _compiled(STEP).shapes
 
@@ -243,7 +245,7 @@ def test_many_shapes_past_the_cache_still_decode_alike() -> None:
     schema = schema_from_json({"schema": "lode", "version": 1, "name": "Wide", "fields": fields})
     for mask in range(1, 1 << 10, 3):  # 341 shapes: more than the cache keeps
         record = {f"f{i}": i for i in range(1, 11) if mask & (1 << (i - 1))}
-        for _ in range(2):
+        for _ in range(_GENERATE_AT):
             assert assert_agree(lodec.encode_record(schema, record).data, schema)[0] == "accepted"
     assert len(_compiled(schema).shapes) <= 256
 
@@ -314,11 +316,12 @@ def test_a_bad_entry_after_a_good_one_is_refused_by_the_entry_by_entry_reading(t
     assert refused[0] == "refused" and refused == _strict(vein, MAPS, DEFAULT_LIMITS, False)
 
 
-def test_a_shape_met_once_is_left_to_the_strict_decoder_and_generated_when_met_again() -> None:
+def test_the_first_records_of_a_shape_are_left_to_the_strict_decoder_then_the_checker_is_generated() -> None:
     schema = schema_from_json({"schema": "lode", "version": 1, "name": "Once", "fields": [
         {"id": 1, "name": "a", "type": "string", "required": True}]})
     body = lodec.encode_record(schema, {"a": "x"}).body
-    assert _fast_decode(body, schema, DEFAULT_LIMITS) is None and (1,) not in _compiled(schema).shapes
+    for _ in range(_GENERATE_AT - 1):
+        assert _fast_decode(body, schema, DEFAULT_LIMITS) is None and (1,) not in _compiled(schema).shapes
     assert _fast_decode(body, schema, DEFAULT_LIMITS) == {"a": "x"} and (1,) in _compiled(schema).shapes
 
 
@@ -365,6 +368,7 @@ def test_generated_record_check_agrees_with_validate_record(pair: tuple[lodec.Sc
     limits = Limits(max_text_bytes=data.draw(st.sampled_from([DEFAULT_LIMITS.max_text_bytes, 3])),
                     max_entries=data.draw(st.sampled_from([DEFAULT_LIMITS.max_entries, 2])))
     generic = _validates_generic(schema, record, limits)
+    compiled(schema).valid(record, limits.max_text_bytes, limits.max_entries)  # the first call only counts
     fast = compiled(schema).valid(record, limits.max_text_bytes, limits.max_entries)
     if fast:
         assert generic == ("accepted",)
@@ -386,3 +390,26 @@ def _validates_generic(schema: lodec.Schema, record: Any, limits: Limits) -> tup
         return _validates(schema, record, limits)
     finally:
         codec._compiled = saved
+
+
+# ------------------------------------------------------------ names and pins checked all at once
+
+
+name_like = st.one_of(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,130}", fullmatch=True), st.text(max_size=8),
+                      st.sampled_from(["a\nb", "a\n", "\n", "", ".x", "x" * 128, "x" * 129, "é"]))
+pin_like = st.one_of(st.from_regex(r"blake3:[0-9a-f]{64}", fullmatch=True), st.text(max_size=75),
+                     st.sampled_from(["blake3:" + "A" * 64, "blake3:" + "0" * 63, "blake3:" + "0" * 65,
+                                      "blake3:" + "0" * 63 + "blake3:" + "0" * 8]))
+
+
+@SETTINGS
+@given(st.lists(name_like, max_size=40), st.lists(pin_like, max_size=40))
+def test_names_and_pins_checked_at_once_agree_with_one_by_one(names: list[str], pins: list[str]) -> None:
+    from lodec.format.fingerprint import is_fingerprint
+    from lodec.names import is_safe_name
+    from lodec.stack.verify import _all_fingerprints, _all_safe_names
+
+    for n in (names, names * 3):  # below and above the size where the one-pass check takes over
+        assert _all_safe_names(n) == all(map(is_safe_name, n))
+    for p in (pins, pins * 3):
+        assert _all_fingerprints(p) == all(map(is_fingerprint, p))

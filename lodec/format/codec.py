@@ -655,21 +655,25 @@ class _Compiled:
     the schema digest, copied per record.
     """
 
-    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp", "_valid")
+    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp", "_valid", "_checked_once")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.header = header(schema)
         self.shapes: dict[tuple[int, ...], Callable[[dict[Any, Any], tuple[Any, ...]], Record | None]] = {}
-        self.seen: set[tuple[int, ...]] = set()  # valid shapes met once, not generated yet
+        self.seen: dict[tuple[int, ...], int] = {}  # valid shapes not generated yet: times met
         # fingerprint_bytes's state after the schema digest: copied per record, not derived again.
         self.hasher = blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT)
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
         self._valid: Callable[[Any, int, int], bool] | None = None
+        self._checked_once = False
 
     def valid(self, record: Any, max_text: int, max_entries: int) -> bool:
         """True only if ``validate_record`` would accept ``record`` (``False``: let it find the problem)."""
         if self._valid is None:
+            if not self._checked_once:  # a schema checked once (a manifest) is not worth generating for
+                self._checked_once = True
+                return False
             self._valid = _generate_validator(self.schema)
         return self._valid(record, max_text, max_entries)
 
@@ -724,10 +728,11 @@ class _Compiled:
         present = set(keys)
         if any(f.required and f.id not in present for f in self.schema.fields):
             return None
-        if keys not in self.seen and len(self.seen) < _MAX_SHAPES:
-            # Generating a checker costs about what the strict decoder spends on ten records:
-            # a shape seen once (a lone record, a small stack) is left to the strict decoder.
-            self.seen.add(keys)
+        met = self.seen.get(keys, 0) + 1
+        if met < _GENERATE_AT and len(self.seen) < _MAX_SHAPES:
+            # Generating a checker costs about what the strict decoder spends on several records:
+            # the first records of a shape (a lone record, a small stack) are left to the strict decoder.
+            self.seen[keys] = met
             return None
         check = _generate_shape([by_id[k] for k in keys])
         if len(self.shapes) < _MAX_SHAPES:
@@ -737,6 +742,8 @@ class _Compiled:
 
 #: Shapes remembered per schema.
 _MAX_SHAPES = 256
+#: A shape's checker is generated when the shape is met for this time.
+_GENERATE_AT = 3
 
 _COMPILED: dict[int, _Compiled] = {}
 

@@ -303,8 +303,15 @@ def _step_decoder(step_schema: Schema | None, limits: Limits) -> Callable[[bytes
 
 
 _UNSEEN: Any = object()
-_NAMES = re.compile(rf"(?:{NAME_PATTERN.pattern}\n)*")
-_PINS = re.compile(r"(?:blake3:[0-9a-f]{64})*")
+_BULK: dict[str, re.Pattern[str]] = {}  # compiled on first use: a small stack checks names one by one
+
+
+def _bulk(kind: str) -> re.Pattern[str]:
+    pattern = _BULK.get(kind)
+    if pattern is None:
+        source = rf"(?:{NAME_PATTERN.pattern}\n)*" if kind == "names" else r"(?:blake3:[0-9a-f]{64})*"
+        pattern = _BULK[kind] = re.compile(source)
+    return pattern
 
 
 def _all_safe_names(names: list[str]) -> bool:
@@ -313,18 +320,22 @@ def _all_safe_names(names: list[str]) -> bool:
     A name containing the separator would split into two chunks, so the
     separators are counted first.
     """
+    if len(names) < 16:
+        return all(map(is_safe_name, names))
     joined = "\n".join(names) + "\n"
-    return joined.count("\n") == len(names) and _NAMES.fullmatch(joined) is not None
+    return joined.count("\n") == len(names) and _bulk("names").fullmatch(joined) is not None
 
 
 def _all_fingerprints(pins: Iterable[str]) -> bool:
     """Whether every pin is ``blake3:<64 lowercase hex>`` (``is_fingerprint``), in one pass: each is 71 characters."""
     pins = list(pins)
+    if len(pins) < 16:
+        return all(map(is_fingerprint, pins))
     try:
         joined = "".join(pins)
     except TypeError:
         return False
-    return set(map(len, pins)) <= {71} and _PINS.fullmatch(joined) is not None
+    return set(map(len, pins)) <= {71} and _bulk("pins").fullmatch(joined) is not None
 
 
 def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
