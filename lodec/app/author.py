@@ -98,6 +98,7 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     from .build import schema_or_builtin
 
     src = load_stack_source(path or DEFAULT_SOURCE)
+    _check_destination(src)
     schema = schema_or_builtin(str(src.schema) if src.schema is not None else None, "skill-step-v1")
     steps_dir = src.manifest.parent / "steps"
     errors: list[LodecError] = []
@@ -277,6 +278,30 @@ def _pin_warnings(old: dict[str, Any] | None, pins: dict[str, str], file: str) -
         elif was is not None and now is None:
             out.append(BuildWarning("skill_pin_removed", file, f"{ref}: pin removed (no step uses it any more)"))
     return out
+
+
+def _check_destination(src: Any) -> None:
+    """Refuse a build that would write outside its stack source's folder, or through a link.
+
+    The manifest (and ``steps/`` beside it, whose stale ``*.vein`` files a build removes) must lie inside
+    the stack source's folder once links are resolved: a source pointing its ``manifest`` at another
+    stack's would overwrite that manifest and remove that stack's veins. A ``steps`` folder that is a
+    link is refused too (it could lead into a skill's folder).
+
+    Raises:
+        SourceError: ``source_invalid`` at ``/manifest``; LodecError: ``file_link`` for a linked ``steps``.
+    """
+    base = Path(os.path.realpath(Path(src.file).parent))
+    folder = Path(os.path.realpath(src.manifest.parent))
+    if folder != base and base not in folder.parents:
+        raise SourceError(f"the manifest {src.manifest} resolves to {folder / src.manifest.name}, outside the stack "
+                          f"source's folder {base}: a build writes only beside its source",
+                          code="source_invalid", file=src.file, location="/manifest")
+    steps_dir = src.manifest.parent / "steps"
+    if steps_dir.is_symlink() or src.manifest.is_symlink():
+        link = steps_dir if steps_dir.is_symlink() else src.manifest
+        raise LodecError(f"{link} is a symbolic link; lodec build does not write through links", code="file_link",
+                         file=str(link))
 
 
 def _stale_veins(steps_dir: Path, produced: set[str]) -> list[Path]:

@@ -256,3 +256,47 @@ def test_lock_after_sign_says_the_envelope_is_stale(demo: Path, keys: dict[str, 
     assert code == 0, err
     assert [w["code"] for w in json.loads(out)["warnings"]] == ["envelope_stale"]
     assert "no longer matches" in err and "sign again" in err
+
+
+def test_attack_a_manifest_path_escaping_the_source_folder_rewrites_and_deletes_nothing(
+        demo: Path, tmp_path: Path) -> None:
+    """A stack source (say, from a pull request) whose ``manifest`` points at another stack's: the build would
+    overwrite that stack's manifest and remove every vein of its steps folder that this source does not
+    produce. Refused (source_invalid at /manifest); the other stack is untouched."""
+    assert build(demo / "lodec-stack.toml", "--workspace", demo)[0] == 0
+    victim = snapshot(demo)
+    attacker = tmp_path / "attacker"
+    source_step(attacker, "x")
+    for manifest in ("../demo/stack.json", str(demo / "stack.json")):
+        stack_source(attacker, f'manifest = "{manifest}"\n')
+        code, out, err = build(attacker / "lodec-stack.toml", "--workspace", demo)
+        assert code == 1 and out["error"]["code"] == "source_invalid", (out, err)
+        assert out["error"]["location"] == "/manifest" and "outside" in out["error"]["message"]
+        assert snapshot(demo) == victim
+    # A link inside the source folder that leads out is the same escape.
+    (attacker / "out").symlink_to(demo)
+    stack_source(attacker, 'manifest = "out/stack.json"\n')
+    code, out, err = build(attacker / "lodec-stack.toml", "--workspace", demo)
+    assert code == 1 and out["error"]["code"] == "source_invalid", (out, err)
+    assert snapshot(demo) == victim
+    # The same source writing its own manifest builds: the refusal is about where, not what.
+    (attacker / "out").unlink()
+    shutil.copytree(demo / "skills", attacker / "skills")
+    stack_source(attacker)
+    code, out, err = build(attacker / "lodec-stack.toml", "--workspace", demo)
+    assert code == 0, err
+    assert json.loads((attacker / "stack.json").read_text())["steps"] == ["x"] and snapshot(demo) == victim
+
+
+def test_attack_a_steps_folder_linked_into_a_skill_folder_is_not_written_through(demo: Path) -> None:
+    """``steps`` beside the manifest planted as a link into the skill's folder: the build would write veins
+    into the skill (and remove *.vein files there). Refused (file_link); the skill folder is untouched."""
+    tool = demo / "skills" / "tool"
+    (tool / "old.vein").write_bytes(b"a file of the skill's own\n")
+    before = snapshot(tool)
+    (demo / "steps").symlink_to(tool)
+    code, out, err = build(demo / "lodec-stack.toml", "--workspace", demo)
+    assert code == 1 and out["error"]["code"] == "file_link", (out, err)
+    assert snapshot(tool) == before and not (demo / "stack.json").exists()
+    (demo / "steps").unlink()
+    assert build(demo / "lodec-stack.toml", "--workspace", demo)[0] == 0  # without the link it builds
