@@ -728,3 +728,70 @@ def test_attack_blob_redirect_to_plain_http_off_loopback_or_another_scheme_is_re
         assert good.redirected >= 1 and out.read_bytes() == signed_pack.read_bytes()
     finally:
         good.stop()
+
+
+def test_attack_layout_entries_and_blobs_leading_out_of_the_layout_are_refused_without_hanging(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """A layout prepared by someone else: index.json entries whose digest is a path (``../``, absolute), the pack
+    blob replaced by a FIFO (no writer: a blocking open would hang the pull), by a link to /dev/zero (endless
+    bytes) or to a file outside the layout. Each is refused with a one-line error; nothing is written."""
+    import os
+
+    layout = tmp_path / "transfer"
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    index_file = layout / "index.json"
+    original = index_file.read_bytes()
+    doc = json.loads(original)
+    for i, bad in enumerate(("sha256:../../../../etc/passwd", "/etc/passwd", "sha256:" + "A" * 64)):
+        entry = dict(doc["manifests"][0], digest=bad)
+        index_file.write_text(json.dumps({**doc, "manifests": [entry]}))
+        out = tmp_path / f"path{i}" / "cr.lodepack"
+        out.parent.mkdir()
+        code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[artifact_not_found]" in err, err  # the entry is not a sha256 descriptor: skipped
+        assert_nothing_written(out)
+    index_file.write_bytes(original)
+    blob = layout / "blobs" / "sha256" / pushed["layer"]["digest"].split(":")[1]
+    saved = blob.read_bytes()
+    outside = tmp_path / "outside.lodepack"
+    outside.write_bytes(saved)
+    for name, plant in (("fifo", lambda: os.mkfifo(blob)), ("zero", lambda: blob.symlink_to("/dev/zero")),
+                        ("outside", lambda: blob.symlink_to(outside))):
+        blob.unlink()
+        plant()
+        out = tmp_path / name / "cr.lodepack"
+        out.parent.mkdir()
+        code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+        assert code == 1 and ("FIFO" in err or "symbolic link" in err), (name, err)
+        assert err.count("\n") == 1, err
+        assert_nothing_written(out)
+    blob.unlink()
+    blob.write_bytes(saved)
+    out = tmp_path / "ok" / "cr.lodepack"
+    out.parent.mkdir()
+    assert pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))[0] == 0  # restored: it pulls
+
+
+def test_a_layout_holding_many_artifacts_still_finds_the_referrer_of_the_last_push(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """A layout used as an archive: 80 other artifacts pushed into it before this signed pack (other versions,
+    other tools' artifacts). Its referrer is found, however many entries come before it."""
+    from lodec.dist.layout import Layout
+    from lodec.dist.oci import ARTIFACT_TYPE, EMPTY_BLOB, PACK_MEDIA_TYPE, pack_manifest
+
+    layout = tmp_path / "archive"
+    store = Layout(layout)
+    store.put_blob(EMPTY_BLOB)
+    for i in range(80):
+        data = f"pack {i}".encode()
+        store.put_blob(data)
+        store.put_manifest(pack_manifest(Descriptor.of(PACK_MEDIA_TYPE, data), name="other", version=f"0.{i}"),
+                           f"0.{i}", artifact_type=ARTIFACT_TYPE)
+    pushed = push(signed_pack, f"oci-layout:{layout}:v1")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, doc, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+    assert code == 0, err
+    assert doc is not None and doc["referrer"]["digest"] == pushed["referrer"]["digest"]

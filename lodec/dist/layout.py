@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import DistributionError, FileMissing, LimitExceeded, LodecError
 from ..files import atomic_write, locked, read_bounded
 from .oci import (
+    ENVELOPE_ARTIFACT_TYPE,
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
@@ -35,6 +36,8 @@ from .oci import (
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
+#: Most envelope entries of ``index.json`` read to find the referrers of one manifest.
+MAX_LAYOUT_SCAN = 4096
 
 
 class Layout:
@@ -113,10 +116,22 @@ class Layout:
         return found[0]
 
     def referrers(self, digest: str) -> list[Descriptor]:
-        """The manifests listed in ``index.json`` whose ``subject`` is ``digest`` (at most ``MAX_REFERRERS`` read)."""
-        out = []
-        candidates = [d for d in self._index() if d.media_type == MANIFEST_MEDIA_TYPE and d.artifact_type is not None]
-        for d in candidates[:MAX_REFERRERS]:
+        """The envelope referrers listed in ``index.json`` whose ``subject`` is ``digest``.
+
+        Only entries whose ``artifactType`` is a lodec envelope's are read (a layout used as an archive
+        lists every version's pack manifest too), at most ``MAX_LAYOUT_SCAN`` of them; reading stops once
+        more than ``MAX_REFERRERS`` match (the pull then refuses, as for a registry listing too many).
+
+        Raises:
+            LimitExceeded: more than ``MAX_LAYOUT_SCAN`` envelope entries would have to be read.
+        """
+        out: list[Descriptor] = []
+        candidates = [d for d in self._index()
+                      if d.media_type == MANIFEST_MEDIA_TYPE and d.artifact_type == ENVELOPE_ARTIFACT_TYPE]
+        if len(candidates) > MAX_LAYOUT_SCAN:
+            raise LimitExceeded(f"index.json lists {len(candidates)} envelope referrers; lodec reads at most "
+                                f"{MAX_LAYOUT_SCAN}", file=self.label)
+        for d in candidates:
             try:
                 doc = parse_json(self.read_blob(d), self.label)
             except DistributionError:
@@ -124,6 +139,8 @@ class Layout:
             subject = doc.get("subject")
             if isinstance(subject, dict) and subject.get("digest") == digest:
                 out.append(d)
+                if len(out) > MAX_REFERRERS:
+                    break
         return out
 
     # ------------------------------------------------------------ the store interface (lodec.dist.transfer)
