@@ -795,3 +795,70 @@ def test_a_layout_holding_many_artifacts_still_finds_the_referrer_of_the_last_pu
     code, doc, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
     assert code == 0, err
     assert doc is not None and doc["referrer"]["digest"] == pushed["referrer"]["digest"]
+
+
+def test_attack_hostile_manifests_duplicate_keys_deep_nesting_swapped_media_type_are_refused(
+    registry: RegistryServer, repo: str, signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """Manifests a registry stores as sent, made to be read one way by the registry (Go: the last duplicate key
+    wins) and another by a lenient client: ``layers`` given twice (a decoy pack, then the real one), 5 000
+    levels of nesting in an unknown field, the manifest declaring itself an image index. Each refused
+    (artifact_invalid), nothing written."""
+    from lodec.dist.oci import EMPTY_BLOB, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE
+
+    pushed = push(signed_pack, f"oci://{registry.host}/{repo}:v1")
+    store = Registry(parse_reference(f"oci://{registry.host}/{repo}"), push=True, plain_http=True)
+    store.put_blob(EMPTY_BLOB)
+    decoy = b"a decoy that is not the signed pack"
+    store.put_blob(decoy)
+    real = json.dumps({**pushed["layer"], "mediaType": "application/vnd.lodec.lodepack.v1"})
+    fake = json.dumps(Descriptor.of("application/vnd.lodec.lodepack.v1", decoy).to_json())
+    empty = json.dumps(Descriptor.of("application/vnd.oci.empty.v1+json", EMPTY_BLOB).to_json())
+    head = (f'{{"schemaVersion":2,"mediaType":"{MANIFEST_MEDIA_TYPE}","artifactType":"application/vnd.lodec.stack.v1",'
+            f'"config":{empty},')
+    hostile = {
+        "duplicate": (head + f'"layers":[{fake}],"layers":[{real}]}}').encode(),
+        "nested": (head + f'"layers":[{real}],"x":' + "[" * 5000 + "]" * 5000 + "}").encode(),
+        "index": (head.replace(MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE) + f'"layers":[{real}]}}').encode(),
+    }
+    pulled = []
+    for name, data in hostile.items():
+        try:
+            store._put_manifest(data, name, MANIFEST_MEDIA_TYPE)
+        except Exception as exc:  # the registry refused to store it: nothing for a client to misread
+            assert "registry_error" in repr(exc) or "400" in str(exc), exc
+            continue
+        out = tmp_path / name / "cr.lodepack"
+        out.parent.mkdir()
+        code, _, err = pull(f"oci://{registry.host}/{repo}:{name}", out, *keys_args(keys, "alice"))
+        assert code == 1 and "[artifact_invalid]" in err, (name, err)
+        assert_nothing_written(out)
+        pulled.append(name)
+    assert "duplicate" in pulled and "nested" in pulled, pulled  # the registry stored these as sent
+
+
+def test_attack_a_referrers_list_of_a_million_entries_is_refused_unfetched(
+    registry: RegistryServer, referrers_proxy: ReferrersProxy, repo: str, signed_pack: Path,
+    keys: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The referrers API answers with more envelope referrers than anyone signs (a million would be ~200 MB:
+    the 4 MiB bound stops it; 20 000 fit under it, and lodec fetches at most 64). Refused before any is
+    fetched, nothing written."""
+    pushed = push(signed_pack, f"oci://{referrers_proxy.host}/{repo}:v1")
+    digest = pushed["manifest"]["digest"]
+    key = (repo, digest)
+    saved = list(referrers_proxy.referrers.get(key, []))
+    # lodec hangs up on an answer over its bound: the proxy's "broken pipe" is expected, not printed.
+    monkeypatch.setattr(referrers_proxy.server, "handle_error", lambda *args: None)
+    try:
+        for count, expected in ((1_000_000, "limit_exceeded"), (20_000, "limit_exceeded")):
+            referrers_proxy.referrers[key] = [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 500,
+                 "digest": "sha256:" + f"{i:064x}", "artifactType": ENVELOPE_ARTIFACT_TYPE} for i in range(count)]
+            out = tmp_path / str(count) / "cr.lodepack"
+            out.parent.mkdir()
+            code, _, err = pull(f"oci://{referrers_proxy.host}/{repo}@{digest}", out, *keys_args(keys, "alice"))
+            assert code == 1 and f"[{expected}]" in err, err
+            assert_nothing_written(out)
+    finally:
+        referrers_proxy.referrers[key] = saved
