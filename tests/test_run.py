@@ -513,7 +513,7 @@ def test_runs_list_and_discard_dry_run_lists_exactly_what_discard_deletes(projec
     _, first, _ = run_json(stack, project / "ws", "--allow-unsandboxed")
     _, second, _ = run_json(stack, project / "ws", "--allow-unsandboxed")
     code, out, _ = run_cli("runs", "list", "--json", "--workspace", project / "ws")
-    assert [r["run"] for r in json.loads(out)] == [first["run"], second["run"]]
+    assert [r["run"] for r in json.loads(out)["runs"]] == [first["run"], second["run"]]
 
     home = project / "lodec-home"
     before = {p for p in home.rglob("*") if p.is_file()}
@@ -553,7 +553,7 @@ def test_run_record_journal_and_provenance(project: Path) -> None:
     assert code == 0, err
     run_dir = project / "lodec-home" / "runs" / record["run"]
     on_disk = json.loads((run_dir / "run.json").read_text())
-    assert on_disk == record
+    assert record.pop("ok") is True and on_disk == record  # --json: the envelope's ok, then run.json
     manifest = json.loads(stack.read_text())
     assert record["skills"] == manifest["skillDigests"]
     for name in ("a", "b"):

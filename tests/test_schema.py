@@ -112,7 +112,7 @@ def test_schema_check_cli_ok_and_error(tmp_path) -> None:  # type: ignore[no-unt
     code, out, err = run_cli("schema", "check", bad)
     assert code == 1 and err.count("\n") == 1 and "/fields/1/id" in err and "'b'" in err
     code, out, _ = run_cli("schema", "check", "--json", bad)
-    assert code == 1 and json.loads(out)[0]["error"]["location"] == "/fields/1/id"
+    assert code == 1 and json.loads(out)["schemas"][0]["error"]["location"] == "/fields/1/id"
 
 
 def test_generic_schema_compile_inspect_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]

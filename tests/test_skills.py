@@ -129,7 +129,7 @@ def test_skill_check_prints_the_digest(tmp_path: Path) -> None:
     folder = make_skill(tmp_path, "probe", concurrency="read", env=["HOME"])
     code, out, err = run_cli("skill", "check", folder, "--json")
     assert code == 0, err
-    [row] = json.loads(out)
+    [row] = json.loads(out)["skills"]
     assert row["digest"] == _independent_tree_digest(folder)
     assert row["concurrency"] == "read" and row["capabilities"]["env"] == ["HOME"]
     assert row["capabilities"]["network"] is False
@@ -146,7 +146,7 @@ def test_skill_add_copies_into_the_state_and_refuses_a_clash(tmp_path: Path, lod
     code, _out, err = run_cli("skill", "add", folder)
     assert code == 1 and "[skill_exists]" in err
     code, out, _ = run_cli("skill", "list", "--json")
-    assert [r["name"] for r in json.loads(out)] == ["probe"]
+    assert [r["name"] for r in json.loads(out)["skills"]] == ["probe"]
 
 
 def test_skill_add_refuses_an_invalid_skill_and_writes_nothing(tmp_path: Path, lodec_home: Path,

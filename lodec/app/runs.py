@@ -403,6 +403,24 @@ def journal(workspace: Workspace, run_id: str | None = None) -> str:
     return journal_markdown(run_record(workspace, run_id), Store(workspace.cas))
 
 
+def journal_data(workspace: Workspace, run_id: str | None = None) -> dict[str, Any]:
+    """The journal as data: run ``run_id``'s record (``run.json``, default: the latest completed run)
+    and ``"artifacts"``: ``[{"step", "output", "blake3", "sha256", "size", "state"}]``, each
+    re-hashed now (``state``: ``verified``, ``tampered`` or ``missing``).
+
+    Raises:
+        RunError: ``run_not_found``.
+    """
+    from ..run.reports import artifact_rows
+    from ..store.cas import Store
+
+    record = run_record(workspace, run_id)
+    artifacts = [{"step": step, "output": output, "blake3": digest.blake3, "sha256": digest.sha256,
+                  "size": digest.size, "state": state}
+                 for step, output, digest, state in artifact_rows(record, Store(workspace.cas))]
+    return {**record.to_dict(), "artifacts": artifacts}
+
+
 def runs(workspace: Workspace) -> list[RunRecord]:
     """Every readable run record of the workspace, oldest first."""
     from ..store.records import list_runs

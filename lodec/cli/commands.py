@@ -14,7 +14,7 @@ import click
 
 from .. import __version__
 from .options import CONTEXT, json_option, TrustArgs, trust_options, workspace_option
-from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out
+from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out, result
 
 
 @click.group(context_settings=CONTEXT)
@@ -52,7 +52,7 @@ def schema() -> None:
 
 @schema.command("check", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@json_option("Print a JSON list of results.")
+@json_option('Print {"ok", "schemas": [{"file", "ok", "name", "version", "fields", "digest"} or {"file", "ok", "error"}]}.')
 def schema_check(files: tuple[str, ...], as_json: bool) -> None:
     """Validate FILES (.lode schemas) and print each schema's digest.
 
@@ -64,7 +64,7 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
 
     results = build.check_schemas(files)
     if as_json:
-        emit([r.to_dict() for r in results])
+        result({"schemas": [r.to_dict() for r in results]}, ok=all(r.error is None for r in results))
     else:
         for r in results:
             if r.error is not None:
@@ -85,7 +85,7 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
                    "Default: the built-in skill-step-v1.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="The .vein path for one source; a directory for several (or ending in /).")
-@json_option("Print a JSON list: source, output, bytes, fingerprint.")
+@json_option('Print {"ok", "compiled": [{"source", "output", "bytes", "fingerprint"}]}.')
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success (errors still go to stderr).")
 def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_json: bool, quiet: bool) -> None:
     """Compile SOURCES (strict JSON records) into canonical .vein files.
@@ -100,8 +100,8 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
     with outcome(as_json), _progress(len(sources), "Compiling", quiet or as_json) as bar:
         compiled = build.compile_sources(sources, output, schema_path, progress=bar.update)
     if as_json:
-        emit([{"source": c.source, "output": str(c.output), "bytes": c.vein.size, "fingerprint": c.vein.fingerprint}
-              for c in compiled])
+        result({"compiled": [{"source": c.source, "output": str(c.output), "bytes": c.vein.size,
+                              "fingerprint": c.vein.fingerprint} for c in compiled]})
     elif not quiet:
         for c in compiled:
             echo(f"Compiled {c.source} → {c.output} ({c.vein.size} bytes)")
@@ -133,7 +133,7 @@ def _progress(total: int, label: str, silent: bool) -> Any:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-s", "--schema", "schema_path", type=click.Path(dir_okay=False),
               help="The .lode schema. Default: found from the header among the built-in schemas.")
-@json_option("Also print the header and the fingerprint.")
+@json_option('Print {"ok", "file", "header", "schema", "bytes", "fingerprint", "record"}.')
 def inspect(file: str, schema_path: str | None, as_json: bool) -> None:
     """Decode FILE (.vein) and print its record as source JSON.
 
@@ -144,7 +144,10 @@ def inspect(file: str, schema_path: str | None, as_json: bool) -> None:
 
     with outcome(as_json):
         inspected = build.inspect_vein(file, schema_path)
-    emit(inspected.to_dict() if as_json else inspected.record)
+    if as_json:
+        result(inspected.to_dict())
+    else:
+        emit(inspected.record)
 
 
 # ------------------------------------------------------------------- stack
@@ -334,7 +337,7 @@ def _passphrase(var: str | None) -> bytes | None:
 @click.option("--passphrase-env", "passphrase_env", metavar="VAR",
               help="Encrypt NAME.key with the passphrase in environment variable VAR.")
 @click.option("--force", is_flag=True, help="Replace existing NAME.key / NAME.pub.")
-@json_option('Print {"private", "public", "keyid"}.')
+@json_option('Print {"ok", "private", "public", "keyid"}.')
 def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bool) -> None:
     """Write NAME.key (PKCS#8 PEM, mode 0600) and NAME.pub (SubjectPublicKeyInfo PEM).
 
@@ -348,7 +351,7 @@ def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bo
     with outcome(as_json):
         k = signing.generate_key_pair(name, passphrase=passphrase, force=force)
     if as_json:
-        emit({"private": str(k.private), "public": str(k.public), "keyid": k.keyid})
+        result({"private": str(k.private), "public": str(k.public), "keyid": k.keyid})
     else:
         enc = ", encrypted" if k.encrypted else ""
         echo(f"Wrote {k.private} (private{enc}, mode 0600) and {k.public}")
@@ -358,7 +361,7 @@ def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bo
 @key.command("id", context_settings=CONTEXT)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--passphrase-env", "passphrase_env", metavar="VAR", help="Passphrase of an encrypted private key.")
-@json_option('Print {"file", "keyid"}.')
+@json_option('Print {"ok", "file", "keyid"}.')
 def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     """Print the keyid of FILE: a public key (PEM or ssh-ed25519) or a private key.
 
@@ -372,7 +375,7 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     with outcome(as_json):
         keyid = signing.key_id(file, passphrase=passphrase)
     if as_json:
-        emit({"file": file, "keyid": keyid})
+        result({"file": file, "keyid": keyid})
     else:
         echo(keyid)
 
@@ -393,7 +396,7 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="Envelope to write. Default: STACK.json.dsse beside the manifest.")
 @click.option("--now", "now_text", metavar="TIMESTAMP", help="Reference time. Default: the current time.")
-@json_option('Print {"envelope", "keyid", "added", "signatures", "expires"}.')
+@json_option('Print {"ok", "envelope", "keyid", "added", "signatures", "expires", "stack", "version", "digest"}.')
 def sign(
     manifest: str,
     key_path: str,
@@ -428,7 +431,7 @@ def sign(
         signed = signing.sign_manifest(manifest, key_path, now=now, expires=expires, passphrase=passphrase,
                                        steps_dir=steps_dir, envelope=envelope_path)
     if as_json:
-        emit(signed.to_dict())
+        result(signed.to_dict())
     else:
         verb = "Signed" if signed.added else "Already signed by this key:"
         echo(f"{verb} {signed.stack} {signed.version} → {signed.envelope} ({signed.signatures} signature(s), "
@@ -447,7 +450,7 @@ def sign(
 @click.option("--envelope", "envelope_path", type=click.Path(dir_okay=False),
               help="DSSE envelope to include. Default: STACK.json.dsse beside the manifest, if present.")
 @workspace_option
-@json_option('Print {"output", "bytes", "steps", "skills", "signed", "digest"}.')
+@json_option('Print {"ok", "output", "bytes", "steps", "skills", "signed", "digest"}.')
 def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str | None, workspace_dir: str | None,
          as_json: bool) -> None:
     """Write one file holding STACK.json, its step veins, the schemas, the signatures and the pinned skills.
@@ -469,7 +472,7 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
         packed = signing.pack_manifest(manifest, output, steps_dir=steps_dir, envelope=envelope_path,
                                        workspace=workspace)
     if as_json:
-        emit(packed.to_dict())
+        result(packed.to_dict())
     else:
         signed = "signed" if packed.signed else "UNSIGNED"
         skills = f"{len(packed.skills)} skills, " if packed.skills else ""
@@ -538,7 +541,7 @@ def import_() -> None:
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
 @click.option("--require-pinned", is_flag=True,
               help="Refuse (exit 1, nothing written) an action or reusable workflow not pinned to a full commit SHA.")
-@json_option("Print a JSON summary (with the unpinned actions).")
+@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned", "pins"}.')
 def import_github_actions(workflow: str, output: str, name: str | None, version: str, require_pinned: bool,
                           as_json: bool) -> None:
     """Turn a GitHub Actions WORKFLOW into step sources, compiled steps (gha-step-v1) and a stack.
@@ -573,7 +576,7 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
                        f"({', '.join(sorted({p['status'] for p in own}))}), versioned with the workflow itself"),
              err=True)
     if as_json:
-        emit(imported.to_dict())
+        result(imported.to_dict())
     else:
         echo(f"Imported {workflow} → {imported.stack}: {imported.name}, {imported.steps} steps")
         echo(f"Manifest digest: {imported.digest}")
@@ -586,7 +589,7 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
               help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
 @click.option("--name", help="Stack name. Default: metadata.name (or generateName), made safe.")
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@json_option("Print a JSON summary.")
+@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned"}.')
 def import_argo(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
     """Turn an Argo Workflow or WorkflowTemplate into steps (argo-step-v1) and a stack.
 
@@ -613,7 +616,7 @@ def import_argo(workflow: str, output: str, name: str | None, version: str, as_j
               help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
 @click.option("--name", help="Stack name. Default: the stack's name, made safe.")
 @click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@json_option("Print a JSON summary.")
+@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned"}.')
 def import_nanostack(stack_file: str, output: str, name: str | None, version: str, as_json: bool) -> None:
     """Turn a Nanostack custom stack (stack.json) into SkillSteps (skill-step-v1) and a stack.
 
@@ -631,7 +634,7 @@ def import_nanostack(stack_file: str, output: str, name: str | None, version: st
 
 def _imported(imported: Any, as_json: bool) -> None:
     if as_json:
-        emit(imported.to_dict())
+        result(imported.to_dict())
     else:
         echo(printable(f"Imported {imported.workflow} → {imported.stack}: {imported.name}, {imported.steps} steps"))
         echo(f"Manifest digest: {imported.digest}")

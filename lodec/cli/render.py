@@ -87,6 +87,16 @@ def emit(obj: Any) -> None:
     echo(json_text(obj))
 
 
+def result(obj: dict[str, Any], ok: bool = True) -> None:
+    """Print a command's ``--json`` result in the one envelope every command uses.
+
+    A JSON object with ``ok`` first and always present (``obj``'s own ``ok``
+    wins over ``ok``), then the command's members; a failure is
+    ``{"ok": false, "error", ["errors"], ["problems"]}`` (``fail``).
+    """
+    emit({"ok": ok, **obj})
+
+
 def error_line(exc: LodecError) -> str:
     """The one-line form of an error: ``lodec: FILE: LOCATION: message [code]`` (``printable``)."""
     return f"lodec: {printable(str(exc))} [{exc.code}]"
@@ -98,9 +108,9 @@ def problem_line(problem: Any) -> str:
 
 
 def fail(exc: LodecError, as_json: bool) -> NoReturn:
-    """Report ``exc`` (with ``--json`` also ``{"ok": false, "error": ...}`` on stdout) and exit 1.
+    """Report ``exc`` (with ``--json`` also ``{"ok": false, "error", ["errors"], ["problems"]}`` on stdout), exit 1.
 
-    A ``VerificationFailed`` carrying a report first prints each of its problems.
+    A ``VerificationFailed`` carrying a report first prints each of its problems (``--json``: ``"problems"``).
     """
     report = getattr(exc, "report", None)
     if report is not None and not as_json:
@@ -111,6 +121,8 @@ def fail(exc: LodecError, as_json: bool) -> NoReturn:
         doc: dict[str, Any] = {"ok": False, "error": exc.to_dict()}
         if len(every) > 1:
             doc["errors"] = [e.to_dict() for e in every]
+        if report is not None:  # what made the stack fail (NotVerified: sign, pack, ...), as verify --json lists it
+            doc["problems"] = [p.to_dict() for p in report.problems]
         echo(json_text(doc, indent=None))
     for e in every:
         echo(error_line(e), err=True)

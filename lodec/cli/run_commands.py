@@ -16,7 +16,7 @@ import click
 from ..app import Workspace
 from .options import (CONTEXT, TemporalArgs, TrustArgs, json_option, steps_option, temporal_options, trust_options,
                       workspace_option)
-from .render import echo, emit, error_line, first_use_note, outcome, printable
+from .render import echo, emit, error_line, first_use_note, outcome, printable, result
 
 
 def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Workspace:
@@ -33,7 +33,7 @@ def skill() -> None:
 
 @skill.command("check", context_settings=CONTEXT)
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
-@json_option("Print a JSON list: name, digest, command, capabilities.")
+@json_option('Print {"ok", "skills": [{"name", "ok", "digest", "command", "capabilities", ...} or {"name", "ok", "error"}]}.')
 def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
     """Validate skill FOLDERS: SKILL.md under the Agent Skills spec (skills-ref), lodec.toml, no links.
 
@@ -43,8 +43,9 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
 
     rows = app.check_skills(folders)
     if as_json:
-        emit([{**r.to_dict(), "path": str(r.folder)} if r.skill is None else
-              {k: v for k, v in r.to_dict().items() if k != "shadowed"} for r in rows])
+        result({"skills": [{**r.to_dict(), "path": str(r.folder)} if r.skill is None else
+                           {k: v for k, v in r.to_dict().items() if k != "shadowed"} for r in rows]},
+               ok=all(r.skill is not None for r in rows))
         sys.exit(1 if any(r.skill is None for r in rows) else 0)
     for r in rows:
         if r.skill is None:
@@ -63,7 +64,7 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
 @skill.command("add", context_settings=CONTEXT)
 @click.argument("folder", type=click.Path(file_okay=False))
 @workspace_option
-@json_option("Print the installed skill as JSON.")
+@json_option('Print {"ok", "name", "ref", "digest", "path", ...}: the installed skill.')
 def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
     """Validate FOLDER, then copy it into the state directory's skills/ (refuses a name clash).
 
@@ -75,7 +76,7 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
     with outcome(as_json):
         installed, dest = app.add_skill(folder, _workspace(workspace_dir))
     if as_json:
-        emit({**installed.to_dict(), "path": str(dest)})
+        result({**installed.to_dict(), "path": str(dest)})
     else:
         echo(f"Added {installed.ref} → {dest} ({installed.digest})")
 
@@ -84,14 +85,14 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=False),
               help="Also list skills/ beside this STACK.json (searched first).")
 @workspace_option
-@json_option("Print a JSON list.")
+@json_option('Print {"ok", "skills": [{"name", "ok", "shadowed", "digest", ...}]}, in lookup order.')
 def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool) -> None:
     """List the skills lodec would find, in lookup order; the first of a name wins."""
     from ..app import runs as app
 
     rows = [r.to_dict() for r in app.list_skills(_workspace(workspace_dir), stack_path)]
     if as_json:
-        emit(rows)
+        result({"skills": rows})
         return
     if not rows:
         echo("No skills found (lodec skill add DIR installs one).")
@@ -199,7 +200,7 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: T
 @temporal_options
 @workspace_option
 @trust_options
-@json_option("Print the run record (run.json) on stdout.")
+@json_option('Print {"ok", ...}: "ok" (the run succeeded), then the run record (run.json).')
 def run(
     target: str,
     steps_dir: str | None,
@@ -261,7 +262,7 @@ def run(
                 raise OptionsError(f"{name} applies to --engine temporal", param_hint=name)
             record = app.run(target, workspace, trust.options(), request, steps_dir=steps_dir)
     if as_json:
-        emit(record.to_dict())
+        result(record.to_dict(), ok=record.status == "succeeded")
     else:
         counts: dict[str, int] = {}
         for rec in record.steps.values():
@@ -417,7 +418,7 @@ def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_
             workspace_dir: str | None, trust: TrustArgs) -> None:
     """Print STEP's upstream artifacts and their statuses, re-hashing each artifact.
 
-    {"step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
+    {"ok", "step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
     "upstream_status": {...: "verified"|"integrity_mismatch"|"missing"|"skipped"}}
     """
     from ..app import runs as app
@@ -425,7 +426,7 @@ def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_
     with outcome(False, target):
         resolved = app.resolve(target, step, _workspace(workspace_dir, trust.state), trust.options(), run_id=run_id,
                                level=trust_level, steps_dir=steps_dir)
-    emit(resolved.to_dict())
+    result(resolved.to_dict())
 
 
 # ------------------------------------------------------------------ records
@@ -438,7 +439,7 @@ def runs() -> None:
 
 @runs.command("list", context_settings=CONTEXT)
 @workspace_option
-@json_option("Print a JSON list of run summaries.")
+@json_option('Print {"ok", "runs": [{"run", "status", "stack", "version", "started", "duration_ms", "steps"}]}.')
 def runs_list(workspace_dir: str | None, as_json: bool) -> None:
     """List runs, oldest first: id, status, stack, version, duration."""
     from ..app import runs as app
@@ -448,7 +449,7 @@ def runs_list(workspace_dir: str | None, as_json: bool) -> None:
          "started": r.started, "duration_ms": r.duration_ms, "steps": {s: v.status for s, v in r.steps.items()}}
         for r in app.runs(_workspace(workspace_dir))]
     if as_json:
-        emit(rows)
+        result({"runs": rows})
         return
     if not rows:
         echo("No runs yet.")
@@ -461,7 +462,7 @@ def runs_list(workspace_dir: str | None, as_json: bool) -> None:
 @click.argument("run_id", metavar="RUN_ID")
 @click.option("--dry-run", is_flag=True, help="List exactly what would be deleted; delete nothing.")
 @workspace_option
-@json_option('Print {"run", "dry_run", "files"}.')
+@json_option('Print {"ok", "run", "dry_run", "files"}.')
 def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json: bool) -> None:
     """Delete a run: its folder, and artifacts no other run records. Nothing else."""
     from ..app import runs as app
@@ -469,7 +470,7 @@ def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json:
     with outcome(as_json):
         files = app.discard(_workspace(workspace_dir), run_id, dry_run=dry_run)
     if as_json:
-        emit({"run": run_id, "dry_run": dry_run, "files": [str(p) for p in files]})
+        result({"run": run_id, "dry_run": dry_run, "files": [str(p) for p in files]})
         return
     for p in files:
         echo(str(p))
@@ -480,17 +481,29 @@ def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json:
 @click.command(context_settings=CONTEXT)
 @click.argument("run_id", metavar="[RUN_ID]", required=False)
 @workspace_option
-def journal(run_id: str | None, workspace_dir: str | None) -> None:
+@json_option('Print {"ok", ...run.json, "artifacts": [{"step", "output", "blake3", "sha256", "size", "state"}]}.')
+def journal(run_id: str | None, workspace_dir: str | None, as_json: bool) -> None:
     """Print a run's journal (default: the latest completed run), re-checking every artifact digest.
 
     A section per step: status, headline, artifacts; an artifact whose bytes
-    changed since the run is marked TAMPERED.
+    changed since the run is marked TAMPERED. With --json: the run record
+    and every artifact's state now (verified, tampered or missing).
+
+    \b
+      lodec journal
+      lodec journal 20261121T101500.123456Z-3f9a1c2e --json
     """
     from ..app import runs as app
 
-    with outcome():
-        text = app.journal(_workspace(workspace_dir), run_id)
-    click.echo(text, nl=False)
+    with outcome(as_json):
+        if as_json:
+            data = app.journal_data(_workspace(workspace_dir), run_id)
+        else:
+            text = app.journal(_workspace(workspace_dir), run_id)
+    if as_json:
+        result(data)
+    else:
+        click.echo(text, nl=False)
 
 
 @click.command(context_settings=CONTEXT)
@@ -518,14 +531,14 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
 
 @click.command(context_settings=CONTEXT)
 @workspace_option
-@json_option("Print the figures as JSON.")
+@json_option('Print {"ok", "runs", "runs_by_status", "run_duration_ms", "steps", "artifacts", "tampered"}.')
 def analytics(workspace_dir: str | None, as_json: bool) -> None:
     """Runs by status; per step, counts by status and duration p50/p95; artifacts re-checked."""
     from ..app import runs as app
 
     figures = app.analytics(_workspace(workspace_dir))
     if as_json:
-        emit(figures)
+        result(figures)
         return
     echo(f"{figures['runs']} run(s): " + (", ".join(f"{n} {s}" for s, n in figures["runs_by_status"].items())
                                           or "none"))

@@ -344,7 +344,7 @@ def test_skill_add_installs_outside_settings_beside_the_installed_folder(tmp_pat
     assert independent_tree_digest(installed / "doublecheck") == independent_tree_digest(DOUBLECHECK)
     code, out, err = run_cli("skill", "list", "--workspace", repo, "--json")
     assert code == 0, err
-    (row,) = json.loads(out)
+    (row,) = json.loads(out)["skills"]
     assert row["name"] == "doublecheck" and row["runner"] == "agent"
     assert row["settingsDigest"] == "blake3:" + blake3.blake3(BESIDE.encode()).hexdigest()
 

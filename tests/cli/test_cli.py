@@ -29,7 +29,7 @@ def test_compile_prints_seed_style_lines(tmp_path: Path) -> None:
 def test_compile_many_into_directory_with_json(tmp_path: Path) -> None:
     code, stdout, _ = run_cli("compile", *SEED_SOURCES.values(), "-o", tmp_path / "steps", "--json")
     assert code == 0
-    results = json.loads(stdout)
+    results = json.loads(stdout)["compiled"]
     assert sorted(Path(r["output"]).name for r in results) == ["ai-review.vein", "lint.vein", "static-analysis.vein"]
     for r in results:
         name = Path(r["output"]).stem

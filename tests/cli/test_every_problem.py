@@ -58,7 +58,7 @@ def test_skill_check_reports_every_folder(tmp_path: Path) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 2 and str(no_sidecar) in lines[0] and "badname" in lines[1]
     code, out, _err = run_cli("skill", "check", good, no_sidecar, bad_name, "--json")
-    rows = json.loads(out)
+    rows = json.loads(out)["skills"]
     assert code == 1 and [r["ok"] for r in rows] == [True, False, False]
     assert rows[0]["name"] == "good" and rows[1]["error"]["code"] == "skill_invalid"
 
