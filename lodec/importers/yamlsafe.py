@@ -11,6 +11,11 @@ known in O(1) since that node is complete), and the nesting depth; past
 either limit it stops at once. Loading is then linear in the file's size, in
 time and memory, and so is every walk of the result.
 
+Duplicate keys in one mapping (``a`` and ``"a"``, ``1`` and ``0x1`` too) are
+refused, as the YAML spec says and as GitHub Actions and Argo do: PyYAML
+alone would keep the last one silently, so a reviewer reading the first
+``run:`` would approve another command than the one imported.
+
 Merge keys (``<<``, or a ``!!merge`` tag) are refused as the mapping holding
 them is composed, before PyYAML's constructor would copy their keys (a chain
 of them is quadratic); neither GitHub Actions nor Argo supports them. No
@@ -90,10 +95,24 @@ class BoundedLoader(yaml.SafeLoader):
 
     def compose_mapping_node(self, anchor: Any) -> Any:
         node = super().compose_mapping_node(anchor)
+        seen: set[Any] = set()
         for key, _value in node.value:
             if key.tag == _MERGE_TAG:  # a plain ``<<`` key, or an explicit ``!!merge`` tag
                 raise _Stop("uses merge keys ('<<'), which neither GitHub Actions nor Argo supports", key.start_mark,
                             False)
+            if isinstance(key, yaml.ScalarNode):
+                # PyYAML keeps the last of duplicate keys silently; GitHub Actions and Argo (Go's yaml.v3)
+                # refuse the file: what lodec pins must be what they would run, so refuse it too.
+                value = self.construct_object(key)
+                try:
+                    duplicate = (key.tag, value) in seen
+                    seen.add((key.tag, value))
+                except TypeError:  # an unhashable value: PyYAML's constructor reports it
+                    continue
+                if duplicate:
+                    raise _Stop(f"has the key {key.value!r} twice in one mapping (YAML forbids duplicate keys; "
+                                "GitHub Actions and Argo refuse them, PyYAML would keep the last)", key.start_mark,
+                                False)
         return node
 
     def _count(self, n: int, mark: Any) -> None:
