@@ -542,3 +542,31 @@ def test_invalid_key_lifecycle_entries_name_the_place(tmp_path: Path, body: str,
     policy.write_text("version = 1\n" + body + '\n[[rules]]\nstacks = "*"\nkeys = ["carol"]\nthreshold = 1\n')
     code, _, err = run_cli("verify", tmp_path / "x.json", "--policy", policy)
     assert code == 1 and f"{policy}: {where}:" in err and "[policy_invalid]" in err, err
+
+
+def test_attack_revocation_is_not_bypassed_by_keyid_spelling_or_key_encoding(
+    signed_stack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """Revocation dodged by spelling: a keyid written in capitals or with ``SHA256:`` would match no key and
+    revoke nothing, so it is refused outright (policy_invalid at its place); and the revoked key trusted again
+    under another label, written inline in OpenSSH form instead of its PEM file, is still revoked (keyids are
+    computed from the key, not from how the policy spells it)."""
+    from cryptography.hazmat.primitives import serialization
+
+    bob = keyid_of(keys, "bob")
+    for spelled in (bob.upper(), "SHA256:" + bob.split(":")[1], bob.split(":")[1], " " + bob):
+        policy = lifecycle_policy(tmp_path, keys)
+        policy.write_text(policy.read_text().replace("revoked = []", f'revoked = ["{spelled}"]'))
+        code, _, err = run_cli("verify", signed_stack, "--policy", policy, "--now", VERIFY_AT,
+                               "--state", tmp_path / "state.json")
+        assert code == 1 and f"{policy}: /revoked/0:" in err and "[policy_invalid]" in err, (spelled, err)
+    pem = Path(f"{keys['bob']}.pub").read_bytes()
+    ssh = serialization.load_pem_public_key(pem).public_bytes(serialization.Encoding.OpenSSH,
+                                                               serialization.PublicFormat.OpenSSH).decode()
+    policy = tmp_path / "inline.toml"
+    policy.write_text(f'version = 1\nrevoked = ["{bob}"]\n\n[keys]\nalice = "{keys["alice"]}.pub"\n'
+                      f'robert = "{ssh}"\n\n[[rules]]\nstacks = "*"\nkeys = ["alice", "robert"]\nthreshold = 2\n')
+    code, report, _ = verify_signed(signed_stack, "--policy", str(policy))
+    assert code == 1 and [p["code"] for p in report["problems"]] == ["signature_revoked", "threshold_not_met"]
+    policy.write_text(policy.read_text().replace(f'revoked = ["{bob}"]', "revoked = []"))
+    assert verify_signed(signed_stack, "--policy", str(policy))[0] == 0  # the inline key is bob's: it counts
