@@ -471,3 +471,53 @@ def test_attack_outside_settings_swapped_by_an_earlier_step_mid_run_do_not_widen
     code, record, err = run_json(stack, ws)
     assert code == 1 and not (ws / "planted").exists()
     assert "planter.lodec.toml" in json.dumps(record) and record["ok"] is False, (record, err)
+
+
+ENV_PROBE = '''import json, os, sys
+request = json.load(sys.stdin)
+for name in request["step"]["outputs"]:
+    with open(os.path.join(sys.argv[1], name), "w") as fh:
+        json.dump(sorted(k for k in os.environ if k.startswith(("REDTEAM", "LODEC_HOME", "LODEC_REGISTRY"))), fh)
+'''
+
+
+@pytest.mark.parametrize("toml, code", [
+    ('env = ["LODEC_HOME"]', "agent_invalid"),
+    ('env = ["LODEC_REGISTRY_PASSWORD"]', "agent_invalid"),
+    ('env = ["A=B"]', "agent_invalid"),
+    ('paths = ["{ws}/src"]', "agent_invalid"),
+    ('paths = ["{ws}/.lodec"]', "agent_invalid"),
+    ('paths = ["{ws}/.."]', "agent_invalid"),
+    ('paths = ["{home}"]', "agent_invalid"),
+])
+def test_attack_agent_env_and_paths_reaching_lodec_state_or_the_workspace_are_refused(
+        project: Path, tmp_path: Path, toml: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """agent.toml passing lodec's own variables (LODEC_*: its home, a registry password) into the sandbox, or
+    showing the workspace (beyond the skill's capabilities), lodec's state or $LODEC_HOME through ``paths``:
+    refused before anything starts. A secret in lodec's environment reaches the agent only when listed."""
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    assert build(project)[0] == 0
+    (project / "src").mkdir()
+    home = tmp_path / "lodec-home"
+    home.mkdir(exist_ok=True)
+    probe = tmp_path / "probe-agent" / "probe.py"
+    probe.parent.mkdir()
+    probe.write_text(ENV_PROBE)
+    monkeypatch.setenv("REDTEAM_SECRET", "hunter2")
+    monkeypatch.setenv("LODEC_REGISTRY_PASSWORD", "hunter3")
+    command = f"command = {json.dumps([sys.executable, str(probe), '{output_dir}'])}\n"
+    base = f'paths = ["{probe.parent}"]\n'
+    extra = toml.replace("{ws}", str(project)).replace("{home}", str(home))
+    agent_toml = project / ".lodec" / "agent.toml"
+    agent_toml.write_text(command + (extra + "\n" if extra.startswith("paths") else base + extra + "\n")
+                          .replace('paths = ["', f'paths = ["{probe.parent}", "', 1))
+    got, record, err = run(project)
+    assert got == 1 and record["error"]["code"] == code, (record, err)
+    assert not (project / ".lodec" / "runs").exists() or not any((project / ".lodec" / "runs").iterdir())
+    # The agent sees a secret of lodec's environment only when agent.toml lists it, never LODEC_*.
+    for listed, seen in (("", []), ('env = ["REDTEAM_SECRET"]\n', ["REDTEAM_SECRET"])):
+        agent_toml.write_text(command + base + listed)
+        got, record, err = run(project)
+        assert got == 0, err
+        assert json.loads(run_cli("artifact", "design", "--workspace", project)[1]) == seen
