@@ -862,3 +862,25 @@ def test_attack_a_referrers_list_of_a_million_entries_is_refused_unfetched(
             assert_nothing_written(out)
     finally:
         referrers_proxy.referrers[key] = saved
+
+
+def test_attack_pull_output_planted_as_a_link_is_replaced_not_written_through(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """``-o PACK`` and ``PACK.dsse`` planted as links to a file elsewhere (say ~/.bashrc): a refused pull leaves
+    the links and their targets alone; a verified pull replaces the links with the files, the targets unchanged."""
+    layout = tmp_path / "transfer"
+    push(signed_pack, f"oci-layout:{layout}:v1")
+    victim = tmp_path / "victim.rc"
+    victim.write_text("export PATH=/usr/bin\n")
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    out.symlink_to(victim)
+    out.with_name(out.name + ".dsse").symlink_to(victim)
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "mallory"))  # not a signer: refused
+    assert code == 1 and out.is_symlink() and victim.read_text() == "export PATH=/usr/bin\n", err
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+    assert code == 0, err
+    assert not out.is_symlink() and out.read_bytes() == signed_pack.read_bytes()
+    assert not out.with_name(out.name + ".dsse").is_symlink()
+    assert victim.read_text() == "export PATH=/usr/bin\n"
