@@ -74,6 +74,33 @@ def path_problem(path: Path, inner: Sequence[Path] = ()) -> str | None:
     return None
 
 
+def resolve_program(name: str, path_env: str, inner: Sequence[Path]) -> str | None:
+    """The absolute path the agent's ``command[0]`` names, looked up on the host, or ``None`` if not found.
+
+    An absolute name is kept. A bare name is looked up in ``path_env`` (``PATH``) as ``execvp`` would,
+    but skipping entries that are relative or lie inside one of ``inner`` (the workspace, lodec's state):
+    inside the sandbox the workspace may be visible, and a ``bin/`` of the project on ``PATH`` would let
+    the repository's own file stand in for the operator's agent (and receive its ``env``, an API key). A
+    name with a ``/`` that is not absolute is refused (``None``): it would be relative to the step's
+    working folder.
+    """
+    if os.path.isabs(name):
+        return name
+    if "/" in name:
+        return None
+    resolved_inner = [Path(os.path.realpath(i)) for i in inner]
+    for entry in path_env.split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        folder = Path(os.path.realpath(entry))
+        if any(folder == i or i in folder.parents for i in resolved_inner):
+            continue
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
 def check_paths(agent: AgentRunner, inner: Sequence[Path]) -> None:
     """Refuse an agent runner whose ``paths`` would widen a step's view (``path_problem``).
 

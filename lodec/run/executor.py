@@ -53,7 +53,7 @@ from .sandbox import (
 from .schedule import Batch, batches, may_start
 from ..files import open_regular, read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
-from .agent import AgentRunner, path_problem
+from .agent import AgentRunner, path_problem, resolve_program
 from .skills import Skill, materialize, skill_from_tree
 
 TRUST_LEVELS = ("strict", "normal")
@@ -590,6 +590,15 @@ def execute_step(ctx: StepContext, step: PreparedStep, step_dir: Path, skill_dir
         env = step_environment(ctx.environ, (*cfg.env, *agent.env), lodec_env)
         command = agent.argv(skill_md=skill_md, skill_dir=skill_path, output_dir=out_path, step=step.name,
                              outputs=list(step.outputs))
+        program = resolve_program(command[0], env.get("PATH", ""),
+                                  [root, *ctx.workspace.state_paths(), ctx.workspace.home, *ctx.hidden])
+        if program is None:
+            result = _base(step)
+            result.reason = "agent_invalid"
+            result.detail = (f"{agent.source}: command {command[0]!r} is not an absolute path nor a program on PATH "
+                             "outside the workspace and lodec's state")
+            return result
+        command[0] = program
     else:
         env = step_environment(ctx.environ, cfg.env, lodec_env)
         command = [f"{skill_path}/{cfg.command[0]}", *cfg.command[1:]]

@@ -521,3 +521,44 @@ def test_attack_agent_env_and_paths_reaching_lodec_state_or_the_workspace_are_re
         got, record, err = run(project)
         assert got == 0, err
         assert json.loads(run_cli("artifact", "design", "--workspace", project)[1]) == seen
+
+
+NAMED_AGENT = '''#!{python}
+import json, os, sys
+request = json.load(sys.stdin)
+for name in request["step"]["outputs"]:
+    with open(os.path.join(sys.argv[1], name), "w") as fh:
+        json.dump({{"agent": "{who}", "key": os.environ.get("REDTEAM_API_KEY")}}, fh)
+'''
+
+
+def test_attack_a_project_bin_on_path_does_not_stand_in_for_the_agent(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """agent.toml names the agent by a bare name (``my-agent``), and the operator's PATH has the project's own
+    ``bin/`` first (direnv, ./node_modules/.bin). The repository plants ``bin/my-agent``; with the skill allowed
+    to read the workspace, the sandbox's PATH lookup would run the repository's file as the agent, handing it
+    the agent's API key. lodec resolves the name on the host, outside the workspace and its state: the
+    operator's agent runs, and run.json records its absolute path."""
+    if not SANDBOX.available:
+        unavailable(f"no sandbox here: {SANDBOX.reason}")
+    source = project / "stack" / "lodec-stack.toml"
+    source.write_text(source.read_text().replace("network = false\n", 'network = false\nread = ["."]\n', 1))
+    assert build(project)[0] == 0
+    planted, operator = project / "bin" / "my-agent", tmp_path / "agent-bin" / "my-agent"
+    for path, who in ((planted, "the repository"), (operator, "the operator")):
+        path.parent.mkdir()
+        path.write_text(NAMED_AGENT.format(python=sys.executable, who=who))
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{planted.parent}{os.pathsep}{operator.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("REDTEAM_API_KEY", "sk-operator")
+    (project / ".lodec" / "agent.toml").write_text(
+        f'command = ["my-agent", "{{output_dir}}"]\npaths = ["{operator.parent}"]\nenv = ["REDTEAM_API_KEY"]\n')
+    code, record, err = run(project)
+    assert code == 0, err
+    got = json.loads(run_cli("artifact", "design", "--workspace", project)[1])
+    assert got == {"agent": "the operator", "key": "sk-operator"}, got
+    assert record["steps"]["design"]["agent"][0] == str(operator)
+    # A relative path with a slash (relative to the step's working folder) is refused, the step not started.
+    (project / ".lodec" / "agent.toml").write_text('command = ["bin/my-agent", "{output_dir}"]\n')
+    code, record, err = run(project)
+    assert code == 1 and record["steps"]["design"]["reason"] == "agent_invalid", (record, err)
