@@ -711,9 +711,11 @@ def test_attack_forged_step_activity_arguments_are_refused_by_the_worker(
     assert not (workspace / "canary").exists(), (workspace / "canary").read_text()
     assert not list(tmp_path.rglob("escape")) and "second started" not in w.text()
 
-    # The honest arguments: the artifact re-hashes, the step runs and sees it.
+    # The honest arguments: the artifact re-hashes, the step runs and sees it. The store path the workflow
+    # names is only for the record: the worker reads its own --store, not a path it is handed.
     blob = store / "blake3" / art_hex[:2] / art_hex[2:]
     blob.write_bytes(honest)
-    outcomes = asyncio.run(forge({"honest": StepInput(ref, "second", "strict", upstream)}))
+    elsewhere = PackRef(run_id, ref.pack, "/nonexistent/not-the-store/../../etc", stack_digest)
+    outcomes = asyncio.run(forge({"honest": StepInput(elsewhere, "second", "strict", upstream)}))
     assert outcomes == {"honest": "succeeded:None"}, outcomes + w.text()
     assert (workspace / "canary").read_text() == "first/out.txt=first\n\n"
