@@ -142,6 +142,16 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     overrides = _settings_from_source(src, refs, errors)
     skills, skill_errors = load_skills(refs, roots, settings=overrides)
     errors.extend(e.with_file(src.file) if e.file is None else e for e in skill_errors)
+    base = Path(os.path.realpath(Path(src.file).parent))
+    for skill in skills.values():
+        folder = Path(os.path.realpath(skill.source.parent))
+        if skill.name in overrides and folder != base and base not in folder.parents:
+            # The settings file goes beside the folder run finds: here an installed skill shared by other stacks.
+            errors.append(SourceError(
+                f"skill:{skill.name} is found in {skill.source}, outside the stack source's folder {base}: its "
+                f"settings would be written over {folder / (skill.name + '.lodec.toml')}, for every stack that uses "
+                f"it; copy the skill into {src.skills_dir} to set them here", code="source_invalid", file=src.file,
+                location=f"/skill/{skill.name}"))
     if errors:
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
     assert manifest is not None

@@ -562,3 +562,33 @@ def test_attack_a_project_bin_on_path_does_not_stand_in_for_the_agent(
     (project / ".lodec" / "agent.toml").write_text('command = ["bin/my-agent", "{output_dir}"]\n')
     code, record, err = run(project)
     assert code == 1 and record["steps"]["design"]["reason"] == "agent_invalid", (record, err)
+
+
+def test_attack_stack_source_settings_do_not_rewrite_an_installed_skills_settings(tmp_path: Path) -> None:
+    """A stack source (a repository's lodec-stack.toml) with ``[skill.doublecheck]`` settings widening its
+    capabilities, for a skill the operator installed into the workspace's state (``lodec skill add``): the
+    build would write them over the installed ``doublecheck.lodec.toml`` in ``.lodec/skills``, outside the
+    stack source's folder. Refused (source_invalid at /skill/doublecheck); the installed settings are
+    untouched. With the skill copied into the stack's own skills/ the same source builds."""
+    if not DOUBLECHECK.is_dir():
+        unavailable(f"the skills corpus is not at {CORPUS}")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    shutil.copytree(DOUBLECHECK, tmp_path / "src" / "doublecheck")
+    (tmp_path / "src" / "doublecheck.lodec.toml").write_text(BESIDE)
+    assert run_cli("skill", "add", tmp_path / "src" / "doublecheck", "--workspace", repo)[0] == 0
+    installed = repo / ".lodec" / "skills" / "doublecheck.lodec.toml"
+    before = installed.read_bytes()
+    (repo / "stack").mkdir()
+    (repo / "stack" / "lodec-stack.toml").write_text(
+        'name = "wider"\nversion = "1.0.0"\ndescription = "d"\n\n[[steps]]\nstepName = "check"\n'
+        'skillRef = "skill:doublecheck"\noutputs = ["check.json"]\n\n[skill.doublecheck]\nconcurrency = "write"\n'
+        'timeout = 60\n\n[skill.doublecheck.capabilities]\nnetwork = true\nwrite = ["."]\n')
+    code, out, err = build(repo)
+    assert code == 1 and out["error"]["code"] == "source_invalid", (out, err)
+    assert out["error"]["location"] == "/skill/doublecheck" and "outside" in out["error"]["message"]
+    assert installed.read_bytes() == before and not (repo / "stack" / "stack.json").exists()
+    shutil.copytree(DOUBLECHECK, repo / "stack" / "skills" / "doublecheck")
+    code, out, err = build(repo)
+    assert code == 0, err
+    assert (repo / "stack" / "skills" / "doublecheck.lodec.toml").exists() and installed.read_bytes() == before
