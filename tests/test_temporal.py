@@ -719,3 +719,51 @@ def test_attack_forged_step_activity_arguments_are_refused_by_the_worker(
     outcomes = asyncio.run(forge({"honest": StepInput(elsewhere, "second", "strict", upstream)}))
     assert outcomes == {"honest": "succeeded:None"}, outcomes + w.text()
     assert (workspace / "canary").read_text() == "first/out.txt=first\n\n"
+
+
+TWICE_READER = '''
+path = REQ["upstream_artifacts"]["first/out.txt"]
+before = open(path).read()
+print("read once", flush=True)
+time.sleep(float(INPUTS.get("seconds", "3")))
+after = open(path).read()
+for name in REQ["step"]["outputs"]:
+    write(name, json.dumps([before, after]))
+'''
+
+
+def test_attack_an_artifact_rewritten_in_the_shared_store_after_its_check_does_not_reach_the_step(
+        start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
+    """Whoever can write the shared store (any machine mounting it) rewrites a verified artifact in place
+    after the worker re-hashed it, while the downstream step is reading it. The step reads a private copy of
+    the bytes that re-hashed: both its reads see what first wrote."""
+    folder = tmp_path / "stack"
+    make_skill(folder / "skills", "sleeper", concurrency="read")
+    make_skill(folder / "skills", "reader", TWICE_READER, concurrency="read")
+    stack = make_stack(folder, [step("first", "sleeper"), step("second", "reader", deps=["first"], seconds="3")],
+                       name="reread-stack")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (w,) = start_workers("reread", {"worker": workspace}, [folder / "skills" / "sleeper", folder / "skills" / "reader"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    submitter = subprocess.Popen(
+        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
+         "--address", temporal_address, "--task-queue", "reread", "--store", str(tmp_path / "store"), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    digest = blake3.blake3(b"first\n").hexdigest()
+    blob = tmp_path / "store" / "blake3" / digest[:2] / digest[2:]
+    deadline = time.monotonic() + 60
+    while "second started" not in w.text():
+        assert time.monotonic() < deadline and submitter.poll() is None, w.text()
+        time.sleep(0.05)
+    time.sleep(1.0)  # the step has read once and sleeps
+    blob.chmod(0o644)
+    with open(blob, "r+b") as fh:  # in place: the same inode a bind mount of the store path would show
+        fh.write(b"EVIL!\n")
+    out, err = submitter.communicate(timeout=120)
+    assert submitter.returncode == 0, err.decode() + w.text()
+    record = json.loads(out)
+    second = record["steps"]["second"]["artifacts"]["out.txt"]["blake3"]
+    shown = (tmp_path / "store" / "blake3" / second[:2] / second[2:]).read_text()
+    assert json.loads(shown) == ["first\n", "first\n"], shown

@@ -179,6 +179,24 @@ class Activities:
         except msgspec.ValidationError as exc:
             self._refuse("usage", f"upstream results of {inp.step} are not step results: {exc}")
         artifacts, statuses = reports.upstream(step.deps, prepared, results, self.store, trust)
+        base = setup.workspace.state / "worker" / inp.ref.run / f"{inp.step}.{attempt}"
+        base.mkdir(parents=True)
+        # The shared store is reachable by every machine that mounts it: a verified artifact is read once,
+        # re-hashed from the bytes read, and the step is given a private copy of those bytes (a file rewritten
+        # in the store after the check, or while the step runs, does not reach it).
+        for key, host in artifacts.items():
+            if host is None or statuses.get(key) != "verified":
+                continue
+            dep, output = key.split("/", 1)
+            status, data = self.store.read(results[dep].artifacts[output].blake3, MAX_ARTIFACT_BYTES)
+            if data is None:
+                statuses[key] = status
+                artifacts[key] = host if status == "integrity_mismatch" and trust == "normal" else None
+                continue
+            copy = base / "in" / dep / output
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(copy, data, mode=0o444)
+            artifacts[key] = str(copy)
         # As locally: only a succeeded upstream vouches for its artifacts (a failed or skipped one,
         # upstream of an ``always`` or ``failure`` step, has none, which is no reason to refuse).
         untrusted = sorted(k for k, v in statuses.items() if v != "verified"
@@ -192,8 +210,6 @@ class Activities:
             result.upstream_status = statuses
             self._log(f"– {inp.ref.run}/{inp.step} skipped: {result.detail}")
             return StepOutput(msgspec.to_builtins(result), describe_sandbox(sandbox, prepared))
-        base = setup.workspace.state / "worker" / inp.ref.run / f"{inp.step}.{attempt}"
-        base.mkdir(parents=True)
         skill_dir, step_dir = base / "skill", base / "step"
         private_copy(step.skill, skill_dir)
         agent = None
