@@ -717,7 +717,7 @@ def test_attack_forged_step_activity_arguments_are_refused_by_the_worker(
     blob.write_bytes(honest)
     elsewhere = PackRef(run_id, ref.pack, "/nonexistent/not-the-store/../../etc", stack_digest)
     outcomes = asyncio.run(forge({"honest": StepInput(elsewhere, "second", "strict", upstream)}))
-    assert outcomes == {"honest": "succeeded:None"}, outcomes + w.text()
+    assert outcomes == {"honest": "succeeded:None"}, (outcomes, w.text())
     assert (workspace / "canary").read_text() == "first/out.txt=first\n\n"
 
 

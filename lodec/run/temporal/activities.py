@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -179,8 +180,11 @@ class Activities:
         except msgspec.ValidationError as exc:
             self._refuse("usage", f"upstream results of {inp.step} are not step results: {exc}")
         artifacts, statuses = reports.upstream(step.deps, prepared, results, self.store, trust)
-        base = setup.workspace.state / "worker" / inp.ref.run / f"{inp.step}.{attempt}"
-        base.mkdir(parents=True)
+        # A folder of its own per activity execution: the same step delivered twice (a duplicate task, a
+        # foreign workflow reusing a run id) neither collides nor shares files.
+        runs = setup.workspace.state / "worker" / inp.ref.run
+        runs.mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix=f"{inp.step}.{attempt}.", dir=runs))
         # The shared store is reachable by every machine that mounts it: a verified artifact is read once,
         # re-hashed from the bytes read, and the step is given a private copy of those bytes (a file rewritten
         # in the store after the check, or while the step runs, does not reach it).
