@@ -308,7 +308,10 @@ def _step_lines(event: Any, github: bool) -> None:
          err=True)
     for line in tail:
         echo(f"  | {line}", err=True)
-    echo("::endgroup::" if github else f"  full log: lodec logs {name} --run {event.run}", err=True)
+    if github:  # the group folds the lines; where the whole log is stays visible after it
+        echo("::endgroup::", err=True)
+    where = f" ({event.stderr})" if github else ""
+    echo(f"  full log: lodec logs {name} --run {event.run}{where}", err=True)
 
 
 def _gh_data(text: str) -> str:

@@ -61,6 +61,9 @@ def test_under_github_actions_a_failure_is_an_annotation(
     start = lines.index("::group::publish: the last 20 lines of stderr")
     assert lines[start + 20] == "  | error: registry token \\x1b[31mmissing\\x1b[0m"
     assert lines[start + 21] == "::endgroup::"
+    # where the whole log is, as in a plain log (it was missing under GitHub Actions)
+    assert lines[start + 22].startswith("  full log: lodec logs publish --run ")
+    assert lines[start + 22].endswith("/steps/publish/stderr.log)")
 
 
 def test_logs_prints_what_the_step_wrote(failing: tuple[Path, Path]) -> None:
