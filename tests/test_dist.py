@@ -884,3 +884,22 @@ def test_attack_pull_output_planted_as_a_link_is_replaced_not_written_through(
     assert not out.is_symlink() and out.read_bytes() == signed_pack.read_bytes()
     assert not out.with_name(out.name + ".dsse").is_symlink()
     assert victim.read_text() == "export PATH=/usr/bin\n"
+
+
+def test_attack_push_into_a_layout_whose_blobs_folder_is_a_link_writes_nothing_elsewhere(
+    signed_pack: Path, tmp_path: Path
+) -> None:
+    """A layout directory prepared by someone else (a USB stick) whose ``blobs`` or ``blobs/sha256`` is a link
+    to a folder outside it (say ~/.ssh): a push would write the blobs there. Refused (layout_invalid); nothing
+    is written through the link, and index.json is not touched."""
+    for linked in ("blobs", "blobs/sha256"):
+        layout = tmp_path / linked.replace("/", "-") / "transfer"
+        elsewhere = tmp_path / linked.replace("/", "-") / "elsewhere"
+        elsewhere.mkdir(parents=True)
+        layout.mkdir()
+        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        (layout / linked).parent.mkdir(parents=True, exist_ok=True)
+        (layout / linked).symlink_to(elsewhere)
+        code, _, err = run_cli("push", signed_pack, f"oci-layout:{layout}:v1")
+        assert code == 1 and "[layout_invalid]" in err and "link" in err, err
+        assert list(elsewhere.rglob("*")) == [] and not (layout / "index.json").exists()

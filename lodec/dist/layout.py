@@ -190,6 +190,12 @@ class Layout:
             self._check_layout()
         elif not (self.root / "oci-layout").exists():
             atomic_write(self.root / "oci-layout", LAYOUT_FILE)
+        # Blobs are written under blobs/sha256: a link there (a layout prepared by someone else) would have
+        # them written into whatever folder it points at.
+        for sub in (self.root / "blobs", self.root / "blobs" / "sha256"):
+            if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
+                raise DistributionError(f"{sub} is a symbolic link or not a folder; lodec writes blobs only "
+                                        "inside the layout", code="layout_invalid", file=os.fspath(sub))
 
     def write_blob(self, data: bytes) -> str:
         """Store ``data`` under its digest (kept when already there with the right bytes); return the digest."""
