@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lodec.errors import LimitExceeded, LodecError, SourceError
+from lodec.errors import FileMissing, FileUnreadable, LimitExceeded, LodecError, SourceError
 from lodec.importers.github_actions import (
     MAX_WORKFLOW_BYTES,
     RECORD_FIELDS,
@@ -953,16 +953,16 @@ def test_import_workflow_rejects_bad_utf8(tmp_path: Path) -> None:
 
 
 def test_import_workflow_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SourceError) as info:
+    """A missing file is file_not_found (FileMissing), as for every other command (docs/errors.md)."""
+    with pytest.raises(FileMissing) as info:
         import_workflow(tmp_path / "absent.yml")
-    assert info.value.message == "cannot read workflow: No such file or directory"
-    assert info.value.code == "source_invalid"
+    assert info.value.code == "file_not_found" and info.value.file == str(tmp_path / "absent.yml")
 
 
 def test_import_workflow_refuses_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(SourceError) as info:
+    with pytest.raises(FileUnreadable) as info:
         import_workflow(tmp_path)
-    assert info.value.message == "cannot read workflow: not a regular file"
+    assert info.value.code == "file_unreadable" and "not a regular file" in info.value.message
     assert info.value.file == str(tmp_path)
 
 

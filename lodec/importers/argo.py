@@ -21,7 +21,6 @@ depends logic":
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -72,10 +71,8 @@ def import_argo(path: str | os.PathLike[str]) -> ArgoImport:
         data = read_bounded(path, MAX_ARGO_BYTES, follow=True)
     except LimitExceeded:
         raise LimitExceeded(f"Argo file is larger than {MAX_ARGO_BYTES} bytes", file=label) from None
-    except FileMissing:
-        raise SourceError(f"cannot read Argo file: {os.strerror(errno.ENOENT)}", file=label) from None
-    except FileUnreadable as exc:
-        raise SourceError(f"cannot read Argo file: {exc.message}", file=label) from None
+    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
+        raise exc.with_file(label) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -25,7 +25,6 @@ and the limits in full.
 from __future__ import annotations
 
 import datetime
-import errno
 import json
 import math
 import os
@@ -182,20 +181,18 @@ def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
     Raises:
         LimitExceeded: the file is larger than :data:`MAX_WORKFLOW_BYTES`
             (checked before it is parsed).
-        SourceError: the file cannot be read (``cannot read workflow: ...``;
-            a missing file included), is not UTF-8 (location
-            ``@<byte offset>``), or is not a workflow lodec can import.
+        FileMissing: no such file (``file_not_found``).
+        FileUnreadable: not a regular file, or no permission (``file_unreadable``).
+        SourceError: the file is not UTF-8 (location ``@<byte offset>``), or
+            is not a workflow lodec can import.
     """
     label = os.fspath(path)
     try:
         data = read_bounded(path, MAX_WORKFLOW_BYTES, follow=True)
     except LimitExceeded:
         raise LimitExceeded(f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes", file=label) from None
-    except FileMissing:
-        # Worded like the other read errors, which carry the OS's strerror.
-        raise SourceError(f"cannot read workflow: {os.strerror(errno.ENOENT)}", file=label) from None
-    except FileUnreadable as exc:
-        raise SourceError(f"cannot read workflow: {exc.message}", file=label) from None
+    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
+        raise exc.with_file(label) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -20,7 +20,6 @@ an unknown key are refused. Every problem is reported at once.
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -61,10 +60,8 @@ def import_nanostack(path: str | os.PathLike[str]) -> NanostackImport:
         data = read_bounded(path, MAX_NANOSTACK_BYTES, follow=True)
     except LimitExceeded:
         raise LimitExceeded(f"stack file is larger than {MAX_NANOSTACK_BYTES} bytes", file=label) from None
-    except FileMissing:
-        raise SourceError(f"cannot read stack file: {os.strerror(errno.ENOENT)}", file=label) from None
-    except FileUnreadable as exc:
-        raise SourceError(f"cannot read stack file: {exc.message}", file=label) from None
+    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
+        raise exc.with_file(label) from None
     return import_nanostack_bytes(data, filename=label)
 
 

@@ -82,3 +82,14 @@ def lodec_decodes(path: Path) -> bool:
     import lodec
 
     return lodec.decode_vein(path.read_bytes(), lodec.skill_step_schema()).size == path.stat().st_size
+
+
+@pytest.mark.parametrize("kind", ["github-actions", "argo", "nanostack"])
+def test_import_of_a_missing_file_is_file_not_found(tmp_path: Path, kind: str) -> None:
+    """Each importer names a missing input as every other command does: file_not_found, one line."""
+    missing = tmp_path / "absent.yml"
+    code, out, err = run_cli("import", kind, missing, "-o", tmp_path / "out", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "file_not_found"
+    code, _out, err = run_cli("import", kind, missing, "-o", tmp_path / "out")
+    assert code == 1 and err == f"lodec: {missing}: no such file [file_not_found]\n"
+    assert not (tmp_path / "out").exists()
