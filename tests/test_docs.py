@@ -97,3 +97,26 @@ def test_readme_run_walkthrough_runs(tmp_path, monkeypatch) -> None:  # type: ig
     words = shlex.split(lines[2].split(";")[0])
     code, _out, err = run_cli(*words[1:])
     assert code == 1 and "skill:eslint-check drifted: pinned blake3:ecdb6336" in err and "[skill_drifted]" in err
+
+
+def test_architecture_names_every_module_and_readme_every_package_and_doc() -> None:
+    """docs/architecture.md's module map names every module; README's Layout every package, Documents every doc."""
+    arch = (ROOT / "docs" / "architecture.md").read_text()
+    modules = arch.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z_.]+)`(?: \([a-z]+\))? \| (.*) \|$", modules, re.M))
+    missing = []
+    for path in sorted((ROOT / "lodec").rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        name = path.stem
+        if name == "__init__" and package != "lodec.cli":
+            continue
+        if package not in rows or f"`{name}`" not in rows[package]:
+            missing.append(f"{package}.{name}")
+    assert missing == []
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1]
+    packages = {p.parent.name for p in (ROOT / "lodec").glob("*/__init__.py")}
+    assert {p for p in packages if f"`{p}/`" not in layout} == set()
+    documents = readme.split("## Documents", 1)[1].split("\n## ", 1)[0]
+    docs = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert {d for d in docs if f"docs/{d}" not in documents} == set()
