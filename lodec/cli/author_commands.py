@@ -36,6 +36,10 @@ def build(source: str | None, workspace_dir: str | None, as_json: bool, quiet: b
     nothing changed writes nothing); a changed skill pin, and a signature
     envelope beside the manifest that no longer matches it, are warned about
     on stderr. Exit 0 built and verified, 1 any problem (nothing written).
+
+    \b
+      lodec build
+      lodec build stacks/code-review/lodec-stack.toml --json
     """
     from ..app import author
 

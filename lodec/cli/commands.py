@@ -59,6 +59,9 @@ def schema_check(files: tuple[str, ...], as_json: bool) -> None:
     A schema is {"schema": "lode", "version": N, "name": ..., "fields": [...],
     "reserved": [...]}; each field has a unique positive "id", a unique "name",
     a "type" (string, int, bool, bytes, T[] or map<string,T>) and "required".
+
+    \b
+      lodec schema check schemas/skill-step-v1.lode
     """
     from ..app import build
 
@@ -94,6 +97,10 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
     to OUTPUT/<stepName>.vein (or <name>.vein for schemas without stepName).
     Every source is checked before anything is written; files are written
     atomically. Prints the size and the BLAKE3 fingerprint of each.
+
+    \b
+      lodec compile steps/lint-step.json -o stacks/code-review/steps/lint.vein
+      lodec compile src/*.json -o steps/ --json
     """
     from ..app import build
 
@@ -139,6 +146,10 @@ def inspect(file: str, schema_path: str | None, as_json: bool) -> None:
 
     Decoding proves canonical form; compiling the printed JSON again gives
     identical bytes.
+
+    \b
+      lodec inspect stacks/code-review/steps/lint.vein
+      lodec inspect step.vein -s my-schema.lode --json
     """
     from ..app import build
 
@@ -199,6 +210,10 @@ def stack_build(
     Refuses duplicate step names, dangling dependsOn, cycles, and an entry
     point that is not a root. `lodec verify` expects the veins in steps/
     beside the manifest, named <stepName>.vein.
+
+    \b
+      lodec stack build steps/*.vein --name code-review-pipeline --version 1.0.0 \
+          --description "Lint, analyze, review" --entry lint -o code-review-stack.json
     """
     from ..app import build
 
@@ -291,7 +306,10 @@ def check_pins(target: str, steps_dir: str | None, trust: TrustArgs, workspace_d
     (a tag, branch, short SHA or image tag, which can be moved to other code
     after approval). One line per unpinned reference, with its step, job and
     vein; a summary line. Exit 1 if any is unpinned, 0 otherwise.
+
+    \b
       lodec check-pins /tmp/tokio/stack.json
+      lodec check-pins release.lodepack --key alice.pub --json
     """
     from ..app import Workspace
     from ..app.pins import check_pins as check
@@ -344,6 +362,10 @@ def key_generate(name: str, passphrase_env: str | None, force: bool, as_json: bo
     NAME may include a directory (keys/alice). Keep NAME.key secret; give
     NAME.pub to whoever verifies. The keyid printed is the SHA-256 of the
     public key's DER encoding (see `lodec key id`).
+
+    \b
+      lodec key generate alice
+      lodec key generate keys/bob --passphrase-env BOB_PASSPHRASE
     """
     from ..app import signing
 
@@ -368,6 +390,10 @@ def key_id(file: str, passphrase_env: str | None, as_json: bool) -> None:
     keyid = "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo, the
     same for a key in PEM or OpenSSH form:
     openssl pkey -pubin -in K.pub -outform DER | sha256sum
+
+    \b
+      lodec key id alice.pub
+      lodec key id ~/.ssh/id_ed25519.pub
     """
     from ..app import signing
 
@@ -464,6 +490,9 @@ def pack(manifest: str, output: str, steps_dir: str | None, envelope_path: str |
     them). Format: docs/pack-format.md. Consumers run
     `lodec verify NAME.lodepack --key ...`, `lodec run NAME.lodepack --key ...`
     or `lodec unpack`.
+
+    \b
+      lodec pack code-review-stack.json -o code-review.lodepack
     """
     from ..app import Workspace, signing
 
@@ -557,6 +586,10 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
     kept verbatim (lodec run refuses it). A key lodec does not know is
     refused; every problem is listed at once. See docs/import-github-actions.md.
     Then: `lodec verify OUTPUT/stack.json`, `lodec plan OUTPUT/stack.json`.
+
+    \b
+      lodec import github-actions .github/workflows/ci.yml -o imported/
+      lodec import github-actions ci.yml -o imported/ --require-pinned
     """
     from ..app import build
 
@@ -602,6 +635,9 @@ def import_argo(workflow: str, output: str, name: str | None, version: str, as_j
     (lodec run refuses those). The task, the template it calls and the
     workflow spec are fingerprinted. See docs/import-argo.md. Then:
     `lodec verify OUTPUT/stack.json`, `lodec plan OUTPUT/stack.json`.
+
+    \b
+      lodec import argo workflow.yaml -o imported/
     """
     from ..app import build
 
@@ -624,6 +660,9 @@ def import_nanostack(stack_file: str, output: str, name: str | None, version: st
     skill becomes skill:<name> with inputs path and concurrency (add the
     skill, `lodec lock`, run); a built-in phase becomes nanostack:<phase>.
     See docs/import-nanostack.md.
+
+    \b
+      lodec import nanostack stack.json -o imported/
     """
     from ..app import build
 

@@ -38,6 +38,9 @@ def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
     """Validate skill FOLDERS: SKILL.md under the Agent Skills spec (skills-ref), lodec.toml, no links.
 
     Prints each skill's tree digest, the value `lodec lock` pins.
+
+    \b
+      lodec skill check stacks/code-review/skills/*
     """
     from ..app import runs as app
 
@@ -70,6 +73,9 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
 
     Inside a git repository that is <root>/.lodec/skills/; outside git,
     $LODEC_HOME/skills (default ~/.lodec/skills).
+
+    \b
+      lodec skill add stacks/code-review/skills/eslint-check
     """
     from ..app import runs as app
 
@@ -87,7 +93,12 @@ def skill_add(folder: str, workspace_dir: str | None, as_json: bool) -> None:
 @workspace_option
 @json_option('Print {"ok", "skills": [{"name", "ok", "shadowed", "digest", ...}]}, in lookup order.')
 def skill_list(stack_path: str | None, workspace_dir: str | None, as_json: bool) -> None:
-    """List the skills lodec would find, in lookup order; the first of a name wins."""
+    """List the skills lodec would find, in lookup order; the first of a name wins.
+
+    \b
+      lodec skill list
+      lodec skill list --stack stacks/code-review/code-review-stack.json
+    """
     from ..app import runs as app
 
     rows = [r.to_dict() for r in app.list_skills(_workspace(workspace_dir), stack_path)]
@@ -119,6 +130,9 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
     stack, then <git root>/.lodec/skills, then $LODEC_HOME/skills. The
     manifest is rewritten atomically; sign it again afterwards, since the
     pins are part of the signed bytes.
+
+    \b
+      lodec lock stacks/code-review/code-review-stack.json
     """
     from ..app import runs as app
 
@@ -157,6 +171,10 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: T
     {"step": NAME, "cannot_run": [{"code": ..., "reason": ...}]}, and a
     summary on stderr. Exit 0 either way once the stack verifies; `lodec run`
     is what refuses.
+
+    \b
+      lodec plan stacks/code-review/code-review-stack.json --workspace stacks/code-review/fixture
+      lodec plan /tmp/argo/stack.json
     """
     from ..app import runs as app
 
@@ -423,6 +441,9 @@ def resolve(target: str, step: str, run_id: str | None, trust_level: str, steps_
 
     {"ok", "step", "run", "upstream_artifacts": {"<step>/<output>": path|null},
     "upstream_status": {...: "verified"|"integrity_mismatch"|"missing"|"skipped"}}
+
+    \b
+      lodec resolve stacks/code-review/code-review-stack.json ai-review
     """
     from ..app import runs as app
 
@@ -444,7 +465,12 @@ def runs() -> None:
 @workspace_option
 @json_option('Print {"ok", "runs": [{"run", "status", "stack", "version", "started", "duration_ms", "steps"}]}.')
 def runs_list(workspace_dir: str | None, as_json: bool) -> None:
-    """List runs, oldest first: id, status, stack, version, duration."""
+    """List runs, oldest first: id, status, stack, version, duration.
+
+    \b
+      lodec runs list
+      lodec runs list --json
+    """
     from ..app import runs as app
 
     rows: list[dict[str, Any]] = [
@@ -467,7 +493,11 @@ def runs_list(workspace_dir: str | None, as_json: bool) -> None:
 @workspace_option
 @json_option('Print {"ok", "run", "dry_run", "files"}.')
 def runs_discard(run_id: str, dry_run: bool, workspace_dir: str | None, as_json: bool) -> None:
-    """Delete a run: its folder, and artifacts no other run records. Nothing else."""
+    """Delete a run: its folder, and artifacts no other run records. Nothing else.
+
+    \b
+      lodec runs discard 20261121T101500.123456Z-3f9a1c2e --dry-run
+    """
     from ..app import runs as app
 
     with outcome(as_json):
@@ -536,7 +566,12 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
 @workspace_option
 @json_option('Print {"ok", "runs", "runs_by_status", "run_duration_ms", "steps", "artifacts", "tampered"}.')
 def analytics(workspace_dir: str | None, as_json: bool) -> None:
-    """Runs by status; per step, counts by status and duration p50/p95; artifacts re-checked."""
+    """Runs by status; per step, counts by status and duration p50/p95; artifacts re-checked.
+
+    \b
+      lodec analytics
+      lodec analytics --json
+    """
     from ..app import runs as app
 
     figures = app.analytics(_workspace(workspace_dir))

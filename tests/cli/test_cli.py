@@ -283,3 +283,25 @@ def test_verify_fast_path_defers_to_click_for_an_unreadable_path(
     code, _out, err = run_cli("verify", target)
     assert proc.returncode == code == 2
     assert "is not readable" in err and err.splitlines()[-1] == proc.stderr.splitlines()[-1]
+
+
+def test_every_command_help_teaches_by_example() -> None:
+    """Each command's --help shows at least one example command line of that very command."""
+    import click
+
+    from lodec.cli.group import main
+
+    lacking = []
+
+    def walk(cmd: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, (*path, name))
+            return
+        code, out, _ = run_cli(*path, "--help")
+        assert code == 0
+        if not any(line.strip().startswith("lodec " + " ".join(path)) for line in out.splitlines()):
+            lacking.append(" ".join(path))
+
+    walk(main, ())
+    assert lacking == []
