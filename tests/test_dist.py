@@ -681,7 +681,8 @@ def test_text_output_and_progress_lines(signed_pack: Path, keys: dict[str, Path]
                              "--key", f"{keys['bob']}.pub", "--threshold", "2", "--now", VERIFY_AT,
                              "--state", tmp_path / "state.json")
     assert code == 0, err
-    assert "Verified code-review-pipeline 1.0.0 from oci-layout:" in out and "Signed by 2 trusted key(s)" in out
+    assert "Verified code-review-pipeline 1.0.0 from oci-layout:" in out and "Signed by 2 of 2 required trusted key(s): " in out
+    assert "; expires 2027-01-01T00:00:00Z" in out  # threshold and expiry, as lodec verify prints them
     assert f"Wrote {target} and {target}.dsse" in out
     assert "Pulled pack sha256:" in err and "digest checked" in err
     code, out, err = run_cli("push", signed_pack, f"oci-layout:{layout}", "-q")

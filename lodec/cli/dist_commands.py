@@ -12,7 +12,7 @@ from collections.abc import Callable
 import click
 
 from .options import CONTEXT, TrustArgs, json_option, trust_options, workspace_option
-from .render import echo, emit, first_use_note, outcome, printable, report_out
+from .render import echo, emit, first_use_note, outcome, printable, report_out, signed_line
 
 _PLAIN_HTTP = click.option("--plain-http", "plain_http", is_flag=True,
                            help="Speak HTTP, not HTTPS: only for a registry on loopback (localhost, 127.0.0.0/8, "
@@ -127,7 +127,7 @@ def pull(reference: str, output: str, trust: TrustArgs, workspace_dir: str | Non
          f"{printable(result.pulled.reference)} ({len(report.steps)} steps)")
     v = report.verified
     if v is not None and v.envelope is not None:
-        echo(f"Signed by {len(v.signed_by)} trusted key(s): {', '.join(printable(k) for k in v.signed_by)}")
+        echo(signed_line(report))  # as lodec verify prints it
     echo(f"Wrote {printable(output)}" + (f" and {printable(result.files[0])}" if len(result.files) > 1 else ""))
 
 

@@ -135,10 +135,15 @@ def verified_lines(report: Any, note: str = "") -> str:
     line = (f"Verified {printable(str(report.stack))} {printable(str(report.version))}: {len(report.steps)} steps, "
             f"manifest digest {report.digest}")
     if v.envelope is not None:
-        sig = report.signature
-        line += (f"\nSigned by {len(v.signed_by)} of {sig.threshold} required trusted key(s): "
-                 f"{', '.join(printable(k) for k in v.signed_by)}; expires {sig.expires}")
+        line += "\n" + signed_line(report)
     return line + note
+
+
+def signed_line(report: Any) -> str:
+    """``Signed by N of T required trusted key(s): KEYIDS; expires TS`` for a verified, signed report."""
+    v, sig = report.verified, report.signature
+    return (f"Signed by {len(v.signed_by)} of {sig.threshold} required trusted key(s): "
+            f"{', '.join(printable(k) for k in v.signed_by)}; expires {sig.expires}")
 
 
 def rejected(report: Any, label: str) -> None:
