@@ -767,3 +767,60 @@ def test_attack_an_artifact_rewritten_in_the_shared_store_after_its_check_does_n
     second = record["steps"]["second"]["artifacts"]["out.txt"]["blake3"]
     shown = (tmp_path / "store" / "blake3" / second[:2] / second[2:]).read_text()
     assert json.loads(shown) == ["first\n", "first\n"], shown
+
+
+def test_attack_the_same_write_step_delivered_twice_at_once_does_not_overlap_on_a_worker(
+        start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
+    """A foreign workflow (or a duplicated task) delivers the same ``write`` step twice at once to a worker
+    with room for two steps, and an ``exclusive`` one beside them. The workflow's schedule is not there to
+    keep them apart: the worker's own per-workspace locks do. No two of the three overlap; two ``read``
+    steps delivered the same way do overlap (the check can see an overlap)."""
+    import itertools
+    from datetime import datetime
+
+    from temporalio.client import Client
+    from temporalio.worker import UnsandboxedWorkflowRunner
+    from temporalio.worker import Worker as TemporalWorker
+
+    from lodec.run.temporal.types import PackRef, StepInput
+
+    folder = tmp_path / "stack"
+    make_skill(folder / "skills", "writer", concurrency="write")
+    make_skill(folder / "skills", "solo", concurrency="exclusive")
+    make_skill(folder / "skills", "reader", concurrency="read")
+    stack = make_stack(folder, [step("w", "writer", seconds="1.5"), step("x", "solo", seconds="1.5"),
+                                step("r", "reader", seconds="1.5")], name="twice")
+    code, out, err = run_cli("pack", stack, "-o", tmp_path / "twice.lodepack")
+    assert code == 0, err
+    data = (tmp_path / "twice.lodepack").read_bytes()
+    digest = json.loads(run_cli("verify", "--json", stack)[1])["digest"]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    start_workers("twice", {"worker": workspace}, sorted((folder / "skills").iterdir()), "--max-steps", "3")
+    hexd = blake3.blake3(data).hexdigest()
+    (tmp_path / "store" / "blake3" / hexd[:2]).mkdir(parents=True)
+    (tmp_path / "store" / "blake3" / hexd[:2] / hexd[2:]).write_bytes(data)
+    ref = PackRef("20261129T000000.000000Z-twice001", f"blake3:{hexd}", str(tmp_path / "store"), digest)
+    counter = itertools.count()
+
+    async def deliver(names: list[str]) -> list[dict[str, Any]]:
+        client = await Client.connect(temporal_address)
+        async with TemporalWorker(client, task_queue="forger-twice", workflows=[Forger],
+                                  workflow_runner=UnsandboxedWorkflowRunner()):
+            return await asyncio.gather(*(
+                client.execute_workflow("forger", ["twice", StepInput(ref, name, "strict")],
+                                        id=f"twice-{next(counter)}-{time.time()}", task_queue="forger-twice")
+                for name in names))
+
+    def spans(outputs: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
+        assert all(o["result"]["status"] == "succeeded" for o in outputs), outputs
+        return [tuple(datetime.fromisoformat(o["result"][k].replace("Z", "+00:00")) for k in ("started", "ended"))
+                for o in outputs]  # type: ignore[misc]
+
+    def overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
+        return a[0] < b[1] and b[0] < a[1]
+
+    w1, w2, x = spans(asyncio.run(deliver(["w", "w", "x"])))
+    assert not overlap(w1, w2) and not overlap(w1, x) and not overlap(w2, x), (w1, w2, x)
+    r1, r2 = spans(asyncio.run(deliver(["r", "r"])))
+    assert overlap(r1, r2), (r1, r2)

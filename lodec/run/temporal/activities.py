@@ -16,7 +16,8 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -26,7 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ...errors import LodecError, VerificationFailed
-from ...files import atomic_write, read_bounded
+from ...files import atomic_write, locked, read_bounded
 from ...format.fingerprint import is_fingerprint
 from ...names import is_safe_name
 from ...store.cas import MAX_ARTIFACT_BYTES, Store
@@ -149,13 +150,15 @@ class Activities:
         """
         info = activity.info()
         pids: dict[str, int] = {}
-        work = asyncio.ensure_future(asyncio.to_thread(self._run_step, inp, info.attempt, pids))
+        cancelled = threading.Event()
+        work = asyncio.ensure_future(asyncio.to_thread(self._run_step, inp, info.attempt, pids, cancelled))
         beat = max(0.2, (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 5.0)
         try:
             while not work.done():
                 activity.heartbeat(inp.step)
                 await asyncio.wait({work}, timeout=beat)
         except asyncio.CancelledError:
+            cancelled.set()
             for pid in list(pids.values()):
                 try:
                     os.killpg(pid, signal.SIGKILL)
@@ -165,7 +168,9 @@ class Activities:
             raise
         return work.result()
 
-    def _run_step(self, inp: StepInput, attempt: int, pids: dict[str, int]) -> StepOutput:
+    def _run_step(self, inp: StepInput, attempt: int, pids: dict[str, int],
+                  cancelled: threading.Event | None = None) -> StepOutput:
+        cancelled = cancelled or threading.Event()
         setup = self.setup
         prepared = self.verified(inp.ref)
         step = prepared.steps.get(inp.step)
@@ -229,13 +234,40 @@ class Activities:
                 self._refuse(exc.code, str(exc))
         ctx = StepContext(inp.ref.run, prepared.stack, setup.workspace, sandbox, self.store, trust,
                           setup.environ, hidden=(setup.store,), agent=agent)
-        self._log(f"▶ {inp.ref.run}/{inp.step} started (attempt {attempt})")
-        result = execute_step(ctx, step, step_dir, skill_dir, artifacts, statuses, pids)
+        with self._concurrency(step.concurrency, cancelled):
+            self._log(f"▶ {inp.ref.run}/{inp.step} started (attempt {attempt})")
+            result = execute_step(ctx, step, step_dir, skill_dir, artifacts, statuses, pids)
         result.worker = setup.identity
         logs = [self._keep(step_dir / f"{s}.log") for s in ("stdout", "stderr")]
         mark = "✓" if result.status == "succeeded" else "✗"
         self._log(f"{mark} {inp.ref.run}/{inp.step} {result.status}" + (f": {result.reason}" if result.reason else ""))
         return StepOutput(msgspec.to_builtins(result), describe_sandbox(sandbox, prepared), logs[0], logs[1])
+
+    @contextmanager
+    def _concurrency(self, concurrency: str, cancelled: threading.Event) -> Iterator[None]:
+        """Hold this workspace's concurrency locks for a step of class ``concurrency`` (``read``, ``write``,
+        ``exclusive``; ``docs/skill-contract.md`` §Concurrency) while it runs.
+
+        The workflow schedules by class, but a duplicated task or a foreign workflow could deliver two
+        writers at once: every worker on this workspace (flock, so across processes) holds ``exclusive.lock``
+        shared for ``read``/``write`` steps and exclusively for ``exclusive`` ones, and ``write.lock``
+        exclusively for ``write`` steps. Waiting polls, so a cancelled attempt stops waiting and never starts.
+        """
+        folder = self.setup.workspace.state / "worker"
+        wanted = [(folder / "exclusive.lock", concurrency != "exclusive")]
+        if concurrency == "write":
+            wanted.append((folder / "write.lock", False))
+        with ExitStack() as held:
+            for path, shared in wanted:
+                while True:
+                    try:
+                        held.enter_context(locked(path, shared=shared, wait=False))
+                        break
+                    except BlockingIOError:
+                        if cancelled.wait(0.1):
+                            raise LodecError("cancelled while waiting for another step of this workspace",
+                                             code="interrupted") from None
+            yield
 
     def _keep(self, log: Path) -> str | None:
         """Put a step log into the shared store (the submitter copies it into its run); its blake3."""
