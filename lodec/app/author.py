@@ -361,9 +361,7 @@ description: {description}
 
 # {name}
 
-Instructions for whoever carries out this skill: an agent (this skill has no
-program of its own, so lodec hands this file to the workspace's agent runner)
-or, once you add one, the skill's own program.
+{intro}
 
 ## Input
 
@@ -375,6 +373,14 @@ The lodec step request, JSON on standard input: the step's `inputs`, and
 Write each file the step declares in its `outputs` into the folder named by
 `$LODEC_OUTPUT_DIR` (the request's `output_dir`), and nothing else.
 """
+
+_INTRO_AGENT = """Instructions for whoever carries out this skill: an agent (this skill has no
+program of its own, so lodec hands this file to the workspace's agent runner)
+or, once you add one, the skill's own program."""
+
+_INTRO_PROGRAM = """What this skill does, for the people and agents who read it. lodec runs its
+program, `scripts/run` (the `command` of `{name}.lodec.toml` beside this
+folder), with the step request on standard input."""
 
 _SETTINGS = """# lodec's settings for the skill {name}: how to run it and what it may touch (docs/skill-contract.md).
 # Kept beside the folder, not in it, so {name}/ stays a plain Agent Skill whose digest is its own bytes.
@@ -454,7 +460,9 @@ def init_skill(name: str, parent: str = ".", *, description: str | None = None, 
     try:
         draft = tmp / name
         draft.mkdir()
-        (draft / "SKILL.md").write_text(_SKILL_MD.format(name=name, description=json.dumps(text)), encoding="utf-8")
+        (draft / "SKILL.md").write_text(_SKILL_MD.format(
+            name=name, description=json.dumps(text),
+            intro=(_INTRO_PROGRAM.format(name=name) if program else _INTRO_AGENT)), encoding="utf-8")
         if program:
             (draft / "scripts").mkdir()
             (draft / "scripts" / "run").write_text(_PROGRAM, encoding="utf-8")

@@ -258,8 +258,12 @@ def test_skill_init_scaffolds_a_valid_skill_that_builds_and_runs(tmp_path: Path)
 
     assert validate(skills / "release-notes") == []
     assert made["digest"] == independent_tree_digest(skills / "release-notes")
+    assert "has no\nprogram of its own" in text  # instructions only: the agent runner carries it out
     code, out, err = run_cli("skill", "init", "notes-tool", "--dir", skills, "--program")
     assert code == 0, err
+    program_md = (skills / "notes-tool" / "SKILL.md").read_text()
+    assert "no\nprogram of its own" not in program_md and "agent runner" not in program_md  # it has one
+    assert "`scripts/run`" in program_md and "notes-tool.lodec.toml" in program_md
     assert run_cli("skill", "check", skills / "release-notes", skills / "notes-tool")[0] == 0
     # It refuses what exists, and a name the specification refuses, leaving nothing behind.
     code, _, err = run_cli("skill", "init", "release-notes", "--dir", skills)
