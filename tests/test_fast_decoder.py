@@ -413,3 +413,15 @@ def test_names_and_pins_checked_at_once_agree_with_one_by_one(names: list[str], 
         assert _all_safe_names(n) == all(map(is_safe_name, n))
     for p in (pins, pins * 3):
         assert _all_fingerprints(p) == all(map(is_fingerprint, p))
+
+
+def test_a_process_that_reads_many_schemas_keeps_a_bounded_number_of_decoders() -> None:
+    from lodec.format import codec
+
+    for i in range(3 * codec._MAX_COMPILED):  # as a worker verifying many packs parses each pack's schemas
+        schema = schema_from_json({"schema": "lode", "version": 1, "name": f"S{i}", "fields": [
+            {"id": 1, "name": "a", "type": "string", "required": True}]})
+        vein = lodec.encode_record(schema, {"a": str(i)})
+        for _ in range(_GENERATE_AT):
+            assert decode_vein(vein.data, schema).record == {"a": str(i)}
+    assert len(codec._COMPILED) <= codec._MAX_COMPILED

@@ -748,9 +748,16 @@ _GENERATE_AT = 3
 _COMPILED: dict[int, _Compiled] = {}
 
 
+#: Schemas with a _Compiled kept at once: a long-running process that reads many packs (each carries its
+#: schemas, parsed anew) keeps the latest, not every one it ever saw.
+_MAX_COMPILED = 64
+
+
 def _compiled(schema: Schema) -> _Compiled:
     c = _COMPILED.get(id(schema))
     if c is None or c.schema is not schema:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.pop(next(iter(_COMPILED), None), None)  # the oldest (threads may race here: no KeyError)
         c = _COMPILED[id(schema)] = _Compiled(schema)
     return c
 
