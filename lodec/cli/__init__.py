@@ -215,6 +215,15 @@ class _Main:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
             _fast_path(sys.argv[1:])
+            try:
+                return _group()()
+            except SystemExit as done:
+                if "temporalio" in sys.modules:
+                    # The Temporal SDK's Rust threads can outlive the interpreter's teardown and abort or
+                    # crash it (temporalio/sdk-python#300): a failed connection exited 134 or 139 about
+                    # one time in eight. Everything is written and flushed by now, so skip the teardown.
+                    _leave(done)
+                raise
         return _group()(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
