@@ -413,6 +413,9 @@ def test_pull_without_keys_or_unsigned_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", [
     "oci://", "oci://host", "oci://host/", "oci://host/Upper:v1", "oci://host/repo:bad tag", "oci://host/r@sha256:12",
     "oci://ho st/r:v1", "docker://host/r:v1", "oci-layout:", "oci-layout:dir@md5:00",
+    # path characters in a repository or tag (they end up in request paths):
+    "oci://host/repo:..", "oci://host/../repo:v1", "oci://host/repo/..:v1", "oci://host/repo:v1%2f..",
+    "oci://host/repo:../../x", "oci://host/repo:.hidden", "oci://host//etc/passwd:v1", "oci://host/repo:v1?x=1",
 ])
 def test_malformed_references_are_refused(text: str) -> None:
     with pytest.raises(ReferenceInvalid):
