@@ -907,3 +907,28 @@ def test_attack_push_into_a_layout_whose_blobs_folder_is_a_link_writes_nothing_e
         code, _, err = run_cli("push", signed_pack, f"oci-layout:{layout}:v1")
         assert code == 1 and "[layout_invalid]" in err and "link" in err, err
         assert list(elsewhere.rglob("*")) == [] and not (layout / "index.json").exists()
+
+
+def test_attack_huge_index_or_manifest_in_a_layout_is_refused_unread(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """A layout whose index.json is 5 MiB (padding after the JSON), or whose index entry claims a 1 GiB manifest:
+    refused by size (limit_exceeded) before it is read or parsed; nothing written."""
+    layout = tmp_path / "transfer"
+    push(signed_pack, f"oci-layout:{layout}:v1")
+    index_file = layout / "index.json"
+    original = index_file.read_bytes()
+    index_file.write_bytes(original + b" " * (5 * 1024 * 1024))
+    out = tmp_path / "big" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+    assert code == 1 and "[limit_exceeded]" in err, err
+    assert_nothing_written(out)
+    doc = json.loads(original)
+    doc["manifests"][0]["size"] = 1 << 30
+    index_file.write_text(json.dumps(doc))
+    out = tmp_path / "claimed" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+    assert code == 1 and "[limit_exceeded]" in err, err
+    assert_nothing_written(out)
