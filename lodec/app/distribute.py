@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DistributionError
+from ..errors import DistributionError, LodecError
 from .options import OptionsError, TrustOptions
 from .verify import NotVerified, VerifyResult, verify_target
 
@@ -103,6 +103,10 @@ def push(pack_file: str, target: str, *, plain_http: bool = False, progress: Pro
     if ref.digest is not None:
         raise OptionsError("push names a tag, not a digest (the digest is the result)", param_hint="REFERENCE")
     data = read_bounded(pack_file, MAX_PACK_BYTES, follow=True)
+    if data.lstrip()[:1] == b"{":  # the manifest given where its pack belongs: say what to push instead
+        raise LodecError("a stack manifest, not a pack: push the .lodepack that `lodec pack STACK.json -o "
+                         "NAME.lodepack` writes (it carries the steps, skills and signatures)",
+                         code="bad_magic", file=pack_file, location="byte 0 (header)")
     pack = read_pack(data, file=pack_file)
     report = verify_pack(pack, file=pack_file)
     if not report.ok:

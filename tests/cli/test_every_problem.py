@@ -93,3 +93,14 @@ def test_import_of_a_missing_file_is_file_not_found(tmp_path: Path, kind: str) -
     code, _out, err = run_cli("import", kind, missing, "-o", tmp_path / "out")
     assert code == 1 and err == f"lodec: {missing}: no such file [file_not_found]\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_push_of_a_manifest_says_to_push_its_pack(tmp_path: Path) -> None:
+    """A new user's first push names the manifest; the error says what to push, not 'not a vein file'."""
+    from tests.conftest import ROOT
+
+    manifest = ROOT / "stacks" / "code-review" / "code-review-stack.json"
+    code, _out, err = run_cli("push", manifest, f"oci-layout:{tmp_path / 'layout'}")
+    assert code == 1 and err.count("\n") == 1 and err.rstrip().endswith("[bad_magic]")
+    assert "a stack manifest, not a pack" in err and "lodec pack STACK.json -o NAME.lodepack" in err
+    assert not (tmp_path / "layout").exists()
