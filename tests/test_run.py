@@ -753,10 +753,13 @@ def test_unknown_step_and_reuse_without_step_are_refused(project: Path) -> None:
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--step", "nope")
     assert code == 1 and "[step_not_found]" in err and 'no step "nope"' in err
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--reuse", "latest")
+    assert code == 2 and "--step" in err  # a usage error, before any run is looked for
+    code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--step", "a",
+                              "--reuse", "latest")
     assert code == 1 and "run_not_found" in err  # no earlier run yet
     run_json(stack, project / "ws", "--allow-unsandboxed")
     code, _out, err = run_cli("run", stack, "--workspace", project / "ws", "--allow-unsandboxed", "--reuse", "latest")
-    assert code != 0 and "--step" in err
+    assert code == 2 and "--step" in err
 
 
 def test_discarding_the_reused_run_keeps_blobs_the_partial_run_stands_on(project: Path) -> None:

@@ -19,7 +19,7 @@ from ..run.executor import PreparedRun, StepEvent
 from ..run.skills import Skill, skill_pins
 from ..store.records import RunRecord
 from ..store.workspace import Workspace
-from .options import TrustOptions
+from .options import OptionsError, TrustOptions
 from .verify import VerifyResult, verify_target
 
 if TYPE_CHECKING:
@@ -230,6 +230,8 @@ def run(target: str, workspace: Workspace, trust: TrustOptions | None = None, re
     from ..store.records import latest_run, list_runs, read_run
 
     request = request or RunRequest()
+    if request.reuse is not None and not request.only:
+        raise OptionsError("reusing a run needs the steps to run again (--step NAME)", param_hint="--reuse")
     prepared = prepare(target, workspace, trust, steps_dir=steps_dir, on_verified=request.on_verified)
     reuse = None
     if request.reuse == "latest":

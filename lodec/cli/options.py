@@ -117,6 +117,9 @@ class TemporalArgs:
         if self.store is None:
             raise OptionsError("the Temporal engine needs --store DIR, a directory every worker reaches",
                                param_hint="--store")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "--tls-key" if self.tls_key is None else "--tls-cert"
+            raise OptionsError("mutual TLS needs both --tls-cert and --tls-key", param_hint=missing)
         return TemporalOptions(self.address, self.store, self.namespace, self.task_queue, self.tls, self.tls_ca,
                                self.tls_cert, self.tls_key, self.tls_server_name, self.api_key_env,
                                heartbeat_s, attempts)

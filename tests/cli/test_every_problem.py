@@ -104,3 +104,18 @@ def test_push_of_a_manifest_says_to_push_its_pack(tmp_path: Path) -> None:
     assert code == 1 and err.count("\n") == 1 and err.rstrip().endswith("[bad_magic]")
     assert "a stack manifest, not a pack" in err and "lodec pack STACK.json -o NAME.lodepack" in err
     assert not (tmp_path / "layout").exists()
+
+
+def test_options_that_do_not_go_together_are_usage_errors(tmp_path: Path) -> None:
+    """Exit 2 (usage), before anything is verified or connected: --reuse without --step, and a client
+    certificate without its key (both were exit 1 with a 'usage' code)."""
+    from tests.conftest import ROOT
+
+    stack = ROOT / "stacks" / "code-review" / "code-review-stack.json"
+    code, _out, err = run_cli("run", stack, "--reuse", "latest", "--workspace", tmp_path)
+    assert code == 2 and "--step" in err and "Usage:" in err
+    (tmp_path / "c.pem").write_text("x")
+    for command in (("run", stack, "--engine", "temporal"), ("worker", "--workspace", tmp_path)):
+        code, _out, err = run_cli(*command, "--address", "127.0.0.1:1", "--store", tmp_path,
+                                  "--tls-cert", tmp_path / "c.pem")
+        assert code == 2 and "mutual TLS needs both --tls-cert and --tls-key" in err, (command, err)
