@@ -135,6 +135,16 @@ class FileUnwritable(LodecError):
     code = "file_unwritable"
 
 
+class OutputUnwritable(FileUnwritable):
+    """Standard output cannot be written (a full disk, an I/O error). Code ``output_unwritable``.
+
+    The CLI reports it on stderr and exits 1 instead of a traceback; a closed pipe
+    (``lodec … | head``) ends the command quietly with exit 1 instead.
+    """
+
+    code = "output_unwritable"
+
+
 class StateInvalid(LodecError):
     """The rollback state file is malformed. Code ``state_invalid``.
 

@@ -25,6 +25,7 @@ import os
 import sys
 
 from .. import __version__
+from ..errors import OutputUnwritable
 from . import render
 
 TYPE_CHECKING = False
@@ -214,9 +215,16 @@ class _Main:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
-            _fast_path(sys.argv[1:])
             try:
+                _fast_path(sys.argv[1:])
                 return _group()()
+            except OutputUnwritable as failed:
+                render.leave_on_output_failure(failed)
+            except OSError as exc:
+                # click writes --help and its usage errors itself; lodec's own file errors are LodecErrors.
+                if exc.errno not in render.OUTPUT_ERRNOS:
+                    raise
+                render.leave_on_output_failure(render.output_failed(exc))
             except SystemExit as done:
                 if "temporalio" in sys.modules:
                     # The Temporal SDK's Rust threads can outlive the interpreter's teardown and abort or

@@ -14,6 +14,7 @@ on as JSON ``\\u`` escapes, which decode to the same values.
 
 from __future__ import annotations
 
+import errno
 import sys
 
 TYPE_CHECKING = False
@@ -71,15 +72,73 @@ def usage_error(message: str, param_hint: str | None = None) -> Exception:
 
 
 def echo(message: str, err: bool = False) -> None:
-    """``click.echo``; on the fast path the same bytes are written without importing click."""
-    if not fast or "\x1b" in message:  # click.echo strips ANSI codes when not writing to a terminal
-        import click
+    """``click.echo``; on the fast path the same bytes are written without importing click.
 
-        click.echo(message, err=err)
-        return
-    stream = sys.stderr if err else sys.stdout
-    stream.write(message + "\n")
-    stream.flush()
+    Raises:
+        OutputUnwritable: stdout (not stderr) could not be written (``ENOSPC``, ``EIO``, ``EPIPE``).
+    """
+    try:
+        if not fast or "\x1b" in message:  # click.echo strips ANSI codes when not writing to a terminal
+            import click
+
+            click.echo(message, err=err)
+            return
+        stream = sys.stderr if err else sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+    except OSError as exc:
+        if err:
+            raise
+        raise output_failed(exc) from exc
+
+
+def write_out(data: str | bytes) -> None:
+    """Write ``data`` to stdout as it is (bytes to the binary stream, no newline added), like ``cat``.
+
+    Raises:
+        OutputUnwritable: as ``echo``.
+    """
+    import click
+
+    try:
+        click.echo(data, nl=False)
+    except OSError as exc:
+        raise output_failed(exc) from exc
+
+
+#: errno values that mean "standard output cannot take more": a full disk or quota, a file too large, I/O, a closed pipe.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
+
+
+def output_failed(exc: OSError) -> Exception:
+    """``exc`` (an ``OSError`` writing stdout) as an ``OutputUnwritable`` carrying its ``errno``."""
+    from ..errors import OutputUnwritable
+
+    failed = OutputUnwritable(f"cannot write the output: {exc.strerror or exc}", file="<stdout>")
+    failed.errno = exc.errno  # type: ignore[attr-defined]
+    return failed
+
+
+def leave_on_output_failure(exc: BaseException) -> None:
+    """End the process for an ``OutputUnwritable``: one line on stderr (none for a closed pipe), exit 1.
+
+    Standard output is pointed at ``/dev/null`` first, so the interpreter's own final flush
+    cannot fail again with a traceback (the recipe in Python's ``signal`` module docs, "Note on SIGPIPE").
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    if getattr(exc, "errno", None) != errno.EPIPE:
+        try:
+            sys.stderr.write(error_line(exc) + "\n")  # type: ignore[arg-type]
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    sys.exit(1)
 
 
 def emit(obj: Any) -> None:

@@ -16,7 +16,7 @@ import click
 from ..app import Workspace
 from .options import (CONTEXT, TemporalArgs, TrustArgs, json_option, steps_option, temporal_options, trust_options,
                       workspace_option)
-from .render import echo, emit, error_line, first_use_note, outcome, printable, result
+from .render import echo, emit, error_line, first_use_note, outcome, printable, result, write_out
 
 
 def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Workspace:
@@ -362,7 +362,7 @@ def logs(step: str, run_id: str | None, stream: str, workspace_dir: str | None) 
 
     with outcome():
         data = app.read_log(_workspace(workspace_dir), step, stream=stream, run_id=run_id)
-    click.echo(data, nl=False)  # the bytes as written, like cat
+    write_out(data)  # the bytes as written, like cat
 
 
 # ------------------------------------------------------------------ diff
@@ -536,7 +536,7 @@ def journal(run_id: str | None, workspace_dir: str | None, as_json: bool) -> Non
     if as_json:
         result(data)
     else:
-        click.echo(text, nl=False)
+        write_out(text)
 
 
 @click.command(context_settings=CONTEXT)
@@ -559,7 +559,7 @@ def artifact(step: str, output: str | None, run_id: str | None, workspace_dir: s
 
     with outcome():
         data = app.read_artifact(_workspace(workspace_dir), step, output, run_id=run_id)
-    click.echo(data, nl=False)  # bytes go to the binary stream unchanged
+    write_out(data)  # bytes go to the binary stream unchanged
 
 
 @click.command(context_settings=CONTEXT)
