@@ -511,10 +511,20 @@ def test_credentials_from_a_docker_credential_helper_and_from_the_environment(
 # ------------------------------------------------------------------ the whole way
 
 
+@pytest.mark.parametrize("transfer", ["registry", "oci-layout"])
 def test_a_stack_signed_by_two_people_pushed_then_pulled_on_a_clean_machine_verifies_and_runs(
-    registry: RegistryServer, repo: str, keys: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    transfer: str, request: pytest.FixtureRequest, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from .conftest import EXPIRES, ROOT
+
+    if transfer == "registry":
+        registry: RegistryServer = request.getfixturevalue("registry")
+        where = f"oci://{registry.host}/{request.getfixturevalue('repo')}"
+        pull_ref, pull_args = f"{where}:1.0.0", ["--plain-http"]
+    else:  # air-gapped: the layout directory is all that crosses to the consumer
+        where = f"oci-layout:{tmp_path / 'usb'}"
+        pull_ref, pull_args = f"{where}:1.0.0", []
 
     example = ROOT / "stacks" / "code-review"
     publisher = tmp_path / "publisher"
@@ -523,7 +533,7 @@ def test_a_stack_signed_by_two_people_pushed_then_pulled_on_a_clean_machine_veri
     manifest.with_name(manifest.name + ".dsse").unlink(missing_ok=True)
     sign_cli(manifest, keys["alice"], "--expires", EXPIRES)
     sign_cli(manifest, keys["bob"])
-    pushed = push(make_pack(manifest, tmp_path / "cr.lodepack"), f"oci://{registry.host}/{repo}")
+    pushed = push(make_pack(manifest, tmp_path / "cr.lodepack"), where)
     shutil.rmtree(publisher)  # the publisher's files, skills included, are gone
     (tmp_path / "cr.lodepack").unlink()
 
@@ -537,8 +547,7 @@ def test_a_stack_signed_by_two_people_pushed_then_pulled_on_a_clean_machine_veri
     monkeypatch.setenv("LODEC_HOME", str(machine / "home"))
     monkeypatch.chdir(machine)
     trusted = ["--key", "keys/alice.pub", "--key", "keys/bob.pub", "--threshold", "2", "--now", VERIFY_AT]
-    code, out, err = run_cli("pull", f"oci://{registry.host}/{repo}:1.0.0", "-o", "cr.lodepack", "--plain-http",
-                             "--json", *trusted)
+    code, out, err = run_cli("pull", pull_ref, "-o", "cr.lodepack", *pull_args, "--json", *trusted)
     assert code == 0, err
     assert json.loads(out)["manifest"]["digest"] == pushed["manifest"]["digest"]
     code, out, err = run_cli("run", "cr.lodepack", *trusted, "--workspace", "project", "--json")
