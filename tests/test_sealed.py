@@ -561,3 +561,32 @@ def test_discard_during_a_run_is_refused_and_deletes_nothing(tmp_path: Path, ws:
     assert code == 0, err
     code, out, err = run_cli("artifact", "slow", "--workspace", ws)
     assert code == 0 and out == "same bytes\n", err
+
+
+@pytest.mark.parametrize("entry", ["/tmp", "/dev", "/proc/self", "/run"])
+def test_attack_a_path_entry_naming_tmp_or_proc_does_not_show_the_hosts(
+    tmp_path: Path, ws: Path, home: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """lodec shows the folders on ``PATH`` to steps read-only (the commands they run). An entry that is a folder
+    the sandbox makes itself (``/tmp`` on someone's PATH, ``/dev``, ``/proc/self``, ``/run``) would be bound over
+    the sandbox's own: the host's /tmp, with this test's fake home and its private key in it. Such entries are
+    not shown; the key stays unreadable."""
+    if not os.path.isdir(entry):
+        pytest.skip(f"{entry} is not a folder here")
+    monkeypatch.setenv("PATH", f"{entry}{os.pathsep}{os.environ['PATH']}")
+    key = home / ".ssh" / "id_ed25519"
+    code, record, report, err = _probe_run(tmp_path, ws, [["read", str(key)], ["read", str(ws / ".env")]])
+    assert code == 0, err
+    seen = _outcomes(report)
+    assert seen[f"read {key}"].startswith("err:") and seen[f"read {ws / '.env'}"].startswith("err:"), seen
+    assert _nowhere(ws / ".lodec", CANARY) == []
+
+
+def test_path_entries_naming_folders_the_sandbox_makes_are_never_shown() -> None:
+    """The unit behind the attack above, for a workspace outside /tmp (the tests' own live under it, which
+    already keeps /tmp from being shown): none of /tmp, /var/tmp, /dev, /proc/..., /run/... is a tool folder."""
+    from lodec.run.sandbox import _tool_dirs_for
+
+    entries = ["/tmp", "/var/tmp", "/dev", "/dev/shm", "/proc/self", "/sys", "/run", "/run/user"]
+    shown = _tool_dirs_for((Path("/nonexistent-workspace"),), (), os.pathsep.join(entries))
+    assert not [d for d in shown if str(d) in entries or str(d).startswith(("/proc", "/dev", "/run", "/sys"))], shown

@@ -69,6 +69,10 @@ IN_DIR = f"{SANDBOX_ROOT}/in"
 
 #: System folders bound read-only when they exist.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+#: Folders the sandbox makes itself, never shown from the host through a PATH or import-path entry.
+SANDBOX_MADE = (Path("/tmp"), Path("/var/tmp"))
+#: Trees the sandbox makes itself or that hold the host's processes, devices and sockets.
+SANDBOX_MADE_TREES = ("/proc", "/sys", "/dev", "/run")
 #: Secrets under /etc, masked inside the read-only /etc (files by /dev/null, folders by an empty tmpfs).
 ETC_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers",
                     "/etc/security/opasswd")
@@ -310,6 +314,10 @@ def _tool_dirs_for(exclude: tuple[Path, ...], import_path: tuple[str, ...], path
         except OSError:
             continue
         if not c.is_dir() or c == Path("/") or any(_inside(c, Path(s)) for s in SYSTEM_DIRS):
+            continue
+        # Folders the sandbox makes itself (a private /tmp, a new /proc and /dev, /run/lodec): a PATH entry
+        # naming one (or inside /proc, /sys, /dev, /run) would bind the host's over the sandbox's own.
+        if c in SANDBOX_MADE or any(_inside(c, Path(s)) for s in SANDBOX_MADE_TREES):
             continue
         if not always and any(_inside(c, e) or _inside(e, c) for e in exclude):
             continue
