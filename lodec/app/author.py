@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LodecError, ManyErrors, SourceError, StackError
+from ..errors import FileMissing, LodecError, ManyErrors, SourceError, StackError
 from ..store.workspace import Workspace
 
 
@@ -97,7 +97,13 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     from ..stack.source import DEFAULT_SOURCE, load_stack_source
     from .build import schema_or_builtin
 
-    src = load_stack_source(path or DEFAULT_SOURCE)
+    try:
+        src = load_stack_source(path or DEFAULT_SOURCE)
+    except FileMissing as exc:
+        if path is not None:
+            raise
+        raise FileMissing(f"no stack source here: write one (docs/stack-source.md; `lodec skill init NAME` scaffolds "
+                          "a skill for it), or name it: lodec build PATH", file=exc.file) from None
     _check_destination(src)
     schema = schema_or_builtin(str(src.schema) if src.schema is not None else None, "skill-step-v1")
     steps_dir = src.manifest.parent / "steps"

@@ -119,3 +119,15 @@ def test_options_that_do_not_go_together_are_usage_errors(tmp_path: Path) -> Non
         code, _out, err = run_cli(*command, "--address", "127.0.0.1:1", "--store", tmp_path,
                                   "--tls-cert", tmp_path / "c.pem")
         assert code == 2 and "mutual TLS needs both --tls-cert and --tls-key" in err, (command, err)
+
+
+def test_build_with_no_stack_source_here_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lodec build` in a folder without lodec-stack.toml: one line that says what a stack source is and where
+    its format is documented, not only 'no such file'."""
+    monkeypatch.chdir(tmp_path)
+    code, _out, err = run_cli("build")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("lodec: lodec-stack.toml: no stack source here") and "docs/stack-source.md" in err
+    assert err.rstrip().endswith("[file_not_found]")
+    code, _out, err = run_cli("build", tmp_path / "other.toml")  # a path given: the plain error
+    assert code == 1 and err == f"lodec: {tmp_path / 'other.toml'}: no such file [file_not_found]\n"
