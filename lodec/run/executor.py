@@ -109,7 +109,8 @@ def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> Prepare
             read from disk again).
 
     Raises:
-        RunError: ``stack_unlocked`` (no ``skillDigests``: run ``lodec lock``),
+        RunError: ``skill_not_lodec`` (a step's ``skillRef`` names another system's step: ``gha:``,
+            ``argo:``, ``nanostack:``), ``stack_unlocked`` (no ``skillDigests``: run ``lodec lock``),
             ``skill_drifted`` (a tree that does not hash to its pin),
             ``skill_not_found`` (a used skill without a tree), ``skill_invalid``
             (no valid ``SKILL.md`` / ``lodec.toml``), ``output_name_unsafe``,
@@ -117,6 +118,13 @@ def prepare_run(stack: VerifiedStack, trees: Mapping[str, SkillTree]) -> Prepare
             ``condition_unsupported`` (a verbatim ``runIfExpression`` lodec
             cannot evaluate); the message lists every problem.
     """
+    foreign = sorted({ref for v in stack.steps.values() if not (ref := str(v.record["skillRef"])).startswith("skill:")})
+    if foreign:  # an imported workflow: `lodec lock` cannot pin what another system runs, so do not send users there
+        users = sum(1 for v in stack.steps.values() if str(v.record["skillRef"]) in foreign)
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RunError(f"stack {stack.name}: {users} of {len(stack.steps)} steps name what another system runs "
+                       f"({shown}), not lodec skills (skill:<name>): it was imported for review (verify, diff, "
+                       "check-pins); `lodec plan` lists each step lodec cannot run", code="skill_not_lodec")
     pins: dict[str, str] | None = stack.manifest.get("skillDigests")
     if pins is None:
         raise RunError(f"stack {stack.name} pins no skills; run `lodec lock` on it first (and sign again)",

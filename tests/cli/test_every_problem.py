@@ -131,3 +131,17 @@ def test_build_with_no_stack_source_here_says_what_to_do(tmp_path: Path, monkeyp
     assert err.rstrip().endswith("[file_not_found]")
     code, _out, err = run_cli("build", tmp_path / "other.toml")  # a path given: the plain error
     assert code == 1 and err == f"lodec: {tmp_path / 'other.toml'}: no such file [file_not_found]\n"
+
+
+def test_run_of_an_imported_workflow_says_it_cannot_run_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An imported Argo workflow: `lodec run` says its steps are another system's (skill_not_lodec) instead of
+    sending the user to `lodec lock`, which refuses every gha:/argo: reference."""
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("LODEC_HOME", str(tmp_path / "home"))
+    out_dir = tmp_path / "argo"
+    assert run_cli("import", "argo", ROOT / "tests/corpus/argo/dag-diamond.yaml", "-o", out_dir)[0] == 0
+    code, _out, err = run_cli("run", out_dir / "stack.json", "--workspace", tmp_path)
+    assert code == 1 and err.count("\n") == 1 and err.rstrip().endswith("[skill_not_lodec]"), err
+    assert "argo:" in err and "lodec plan" in err and "lodec lock" not in err
+    assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
