@@ -559,7 +559,7 @@ def unpack(
 
 @click.group("import", context_settings=CONTEXT)
 def import_() -> None:
-    """Import workflows from other systems as SkillStep sources and a stack."""
+    """Import GitHub Actions, Argo Workflows and Nanostack workflows as step sources and a stack, for review."""
 
 
 @import_.command("github-actions", context_settings=CONTEXT)

@@ -28,14 +28,18 @@ def _workspace(workspace_dir: str | None, state_path: str | None = None) -> Work
 
 @click.group(context_settings=CONTEXT)
 def skill() -> None:
-    """Check, install and list skills (Agent Skills folders with a lodec.toml; docs/skill-contract.md)."""
+    """Scaffold, check, install and list skills: Agent Skills folders (SKILL.md) and lodec's settings for them.
+
+    The settings live in the folder's lodec.toml, beside it as NAME.lodec.toml (a published folder stays
+    byte-identical), or in the stack source as [skill.NAME]; docs/skill-contract.md.
+    """
 
 
 @skill.command("check", context_settings=CONTEXT)
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
 @json_option('Print {"ok", "skills": [{"name", "ok", "digest", "command", "capabilities", ...} or {"name", "ok", "error"}]}.')
 def skill_check(folders: tuple[str, ...], as_json: bool) -> None:
-    """Validate skill FOLDERS: SKILL.md under the Agent Skills spec (skills-ref), lodec.toml, no links.
+    """Validate skill FOLDERS: SKILL.md under the Agent Skills spec (skills-ref), their settings, no links.
 
     Prints each skill's tree digest, the value `lodec lock` pins.
 

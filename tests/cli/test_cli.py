@@ -305,3 +305,12 @@ def test_every_command_help_teaches_by_example() -> None:
 
     walk(main, ())
     assert lacking == []
+
+
+def test_group_help_describes_what_the_group_does_now() -> None:
+    """skill: settings outside the folder and skill init; import: the three importers (both help texts
+    predated them)."""
+    code, out, _ = run_cli("skill", "--help")
+    assert code == 0 and "Scaffold" in out and "NAME.lodec.toml" in out and "[skill.NAME]" in out
+    code, out, _ = run_cli("import", "--help")
+    assert code == 0 and "Argo Workflows" in out and "Nanostack" in out and "SkillStep sources" not in out
