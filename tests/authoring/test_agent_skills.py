@@ -307,7 +307,8 @@ def test_a_pack_refuses_outside_settings_it_cannot_carry(project: Path, tmp_path
     assert code == 1 and "pack_settings_unsupported" in err and not (tmp_path / "x.lodepack").exists()
 
 
-def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path) -> None:
+@pytest.mark.parametrize("from_root", [False, True], ids=["env-set", "from-repo-root"])
+def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path, from_root: bool) -> None:
     import re
     import subprocess
 
@@ -318,12 +319,17 @@ def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path) -> None:
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Use an Agent Skill\n", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
-    env.update(SKILLS=str(BRAINSTORMING.parent), LODEC_SRC=str(ROOT), TMPDIR=str(tmp_path),
-               HOME=str(tmp_path / "home"), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    before = snapshot(BRAINSTORMING)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_") and k != "SKILLS"}
+    env.update(TMPDIR=str(tmp_path), HOME=str(tmp_path / "home"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    if from_root:  # a new user in the repository's root, nothing set: the README's defaults
+        cwd, skills = ROOT, ROOT / "tests" / "corpus" / "skills" / "superpowers" / "brainstorming"
+    else:
+        cwd, skills = tmp_path, BRAINSTORMING
+        env.update(SKILLS=str(BRAINSTORMING.parent), LODEC_SRC=str(ROOT))
+    before = snapshot(skills)
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
+                          cwd=cwd, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Built and verified design-review 1.0.0" in done.stdout
     printed = re.search(r"^\{.*\}$", done.stdout, re.M)
@@ -331,7 +337,7 @@ def test_readme_use_an_agent_skill_runs_word_for_word(tmp_path: Path) -> None:
     artifact = json.loads(printed.group(0))
     assert artifact["skill"] == "brainstorming" and artifact["inputs"] == {"idea": "a sign-up form"}
     assert done.stdout.rstrip().endswith("untouched")
-    assert snapshot(BRAINSTORMING) == before
+    assert snapshot(skills) == before
 
 
 def test_skill_add_installs_outside_settings_beside_the_installed_folder(tmp_path: Path) -> None:
