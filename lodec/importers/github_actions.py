@@ -305,6 +305,11 @@ RECORD_FIELDS = ("stepName", "skillRef", "dependsOn", "inputs", "runIf", "runIfE
 _EXACT_IFS = {"success()": "success", "failure()": "failure", "always()": "always", "!cancelled()": "always"}
 
 
+# A status-check function call (GitHub matches function names case-insensitively). An ``if:`` without one
+# is evaluated as ``success() && (<if>)``.
+_STATUS_FUNCTION = re.compile(r"\b(?:success|failure|always|cancelled)\s*\(", re.IGNORECASE)
+
+
 def _if_kind(text: str | None) -> str | None:
     """``success``/``failure``/``always`` for an ``if:`` a run condition states exactly (absent: ``success``),
     else ``None``."""
@@ -602,15 +607,24 @@ class _Importer:
           are faithful; an exact step-level condition beside a job that may be
           skipped (``needs:``, or a job ``if:`` other than ``always()``) is not;
         * a later step on ``success()`` is exact when the step before is
-          faithful; on ``failure()`` when also the job always runs (no
-          ``needs:`` and no ``if:`` but ``success()``/``always()``, or ``if:
-          always()``); on ``always()`` when the job always runs.
+          faithful; on ``failure()`` when also the job always runs and has no
+          ``needs:``; on ``always()`` when the job always runs (no ``needs:``
+          and no ``if:`` but ``success()``/``always()``, or ``if: always()``);
+        * a needed job is faithful to the jobs needing it only when its last
+          step is and it cannot run after a failed or skipped ancestor: GitHub
+          judges job-level ``success()``/``failure()`` over every ancestor job.
 
         Anything else gets ``runIfExpression`` ``{"github-actions": ...}``
         with the ``if:`` as written (``success()`` where GitHub's implicit
         default is what lodec cannot state).
         """
         faithful: dict[str, bool] = {}
+        # Per job: whether its last step's status says whether the job AND every ancestor job succeeded (or
+        # the chain was skipped). GitHub judges a job's success()/failure() over all its ancestors, not only
+        # its needs: after `z` fails, `a` (needs z, if: always()) runs and succeeds, yet `b` (needs a) is
+        # skipped and `c` (needs a, if: failure()) runs. A job that can run after a failed or skipped
+        # ancestor (an if: with a status function other than success(), given needs) is not faithful.
+        job_faithful: dict[str, bool] = {}
         order = topological_order({j.job_id: [n for n, _ in j.needs] for j in jobs.values()})
         for job_id in order:
             job = jobs[job_id]
@@ -618,8 +632,10 @@ class _Importer:
             always_runs = job_kind == "always" or (not job.needs and job_kind == "success")
             for k, record in enumerate(job.records):
                 step_if, step_kind = job.step_ifs[k], _if_kind(job.step_ifs[k])
-                upstream = [str(d) for d in record.get("dependsOn", [])]  # type: ignore[attr-defined]
-                ups_faithful = all(faithful[d] for d in upstream)
+                if k == 0:
+                    ups_faithful = all(job_faithful[n] for n, _ in job.needs)
+                else:
+                    ups_faithful = faithful[str(job.records[k - 1]["stepName"])]
                 if k == 0:
                     if step_kind == "success":
                         kind = job_kind
@@ -634,7 +650,9 @@ class _Importer:
                     if kind == "success":
                         exact = ups_faithful
                     elif kind == "failure":
-                        exact = always_runs and ups_faithful
+                        # Step-level failure() may also see a failed ancestor job ("returns true if any
+                        # ancestor job fails"): exact only in a job that has no ancestors.
+                        exact = always_runs and not job.needs and ups_faithful
                     else:
                         exact = kind == "always" and always_runs
                     parts = [step_if] if step_if is not None else []
@@ -649,6 +667,9 @@ class _Importer:
                 faithful[str(record["stepName"])] = (
                     step_kind == "success" and not job.step_coe[k] and not job.continue_on_error
                     and (ups_faithful or (k == 0 and job_kind == "always")))
+            job_faithful[job_id] = faithful[str(job.records[-1]["stepName"])] and (
+                not job.needs or job_kind == "success"
+                or (job_kind is None and not _STATUS_FUNCTION.search(str(job.job_if))))
 
     def refuse_cycles(self, jobs: dict[str, _Job]) -> None:
         """Fail on the first ``needs:`` cycle met in file order."""
