@@ -160,7 +160,9 @@ def lock(manifest: str, steps_dir: str | None, workspace_dir: str | None, as_jso
 @steps_option
 @workspace_option
 @trust_options
-def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: TrustArgs) -> None:
+@json_option('Print {"ok", "stack", "version", "digest", "runnable", "batches": [...], "cannot_run": [...]}: the '
+             'same lines in one object.')
+def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: TrustArgs, as_json: bool) -> None:
     """Print the schedule as JSON lines: {"batch": N, "type": "read|write|exclusive|unknown", "steps": [...]}.
 
     Works on any stack that verifies. A batch lists as "runIf" its steps that
@@ -182,8 +184,13 @@ def plan(target: str, steps_dir: str | None, workspace_dir: str | None, trust: T
     """
     from ..app import runs as app
 
-    with outcome(False, target):
+    with outcome(as_json, target):
         planned = app.plan(target, _workspace(workspace_dir, trust.state), trust.options(), steps_dir=steps_dir)
+    if as_json:
+        result({"stack": planned.name, "version": planned.version, "digest": planned.digest,
+                "runnable": planned.runnable, "batches": [b.to_dict() for b in planned.batches],
+                "cannot_run": planned.blocked_lines()})
+        return
     for batch in planned.batches:
         echo(json.dumps(batch.to_dict()))
     for line in planned.blocked_lines():

@@ -76,6 +76,8 @@ def test_every_json_command_prints_one_envelope(tmp_path: Path, monkeypatch: pyt
     envelope(("verify", stack, "--json"), seen)
     envelope(("check-pins", stack, "--json"), seen)
     envelope(("lock", stack, "--json"), seen)
+    planned = envelope(("plan", stack, "--workspace", "stacks/code-review/fixture", "--json"), seen)
+    assert planned["runnable"] is True and planned["batches"][0] == {"batch": 1, "type": "read", "steps": ["lint"]}
     envelope(("key", "generate", str(tmp_path / "alice"), "--json"), seen)
     envelope(("key", "id", str(tmp_path / "alice.pub"), "--json"), seen)
     envelope(("sign", stack, "--key", str(tmp_path / "alice.key"), "--json"), seen)
@@ -102,6 +104,8 @@ def test_every_json_command_prints_one_envelope(tmp_path: Path, monkeypatch: pyt
     envelope(("import", "github-actions", "tests/corpus/github-actions/uv-ci.yml", "-o", str(tmp_path / "gha"),
               "--json"), seen)
     envelope(("import", "argo", "tests/corpus/argo/dag-diamond.yaml", "-o", str(tmp_path / "argo"), "--json"), seen)
+    argo_plan = envelope(("plan", str(tmp_path / "argo" / "stack.json"), "--json"), seen)
+    assert argo_plan["runnable"] is False and argo_plan["cannot_run"][0]["cannot_run"][0]["code"] == "skill_not_lodec"
     envelope(("import", "nanostack", "tests/corpus/nanostack/compliance-release-stack.json", "-o",
               str(tmp_path / "nano"), "--json"), seen)
 
