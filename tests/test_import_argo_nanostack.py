@@ -120,6 +120,61 @@ def test_depends_expressions_map_exactly_or_stay_verbatim() -> None:
     assert _cond(s["after-gated-ok"]) == "success"
 
 
+def test_dependencies_on_a_task_argo_goes_on_past_stay_verbatim() -> None:
+    # Argo resolves `dependencies: [cont]` to `(cont || cont.Failed)` when cont has continueOn.failed
+    # (workflow/common/ancestry.go): it runs `legacy` after cont failed, where lodec's success would skip it.
+    # A loop ends Skipped when its list is empty ("Skipped, empty params", workflow/controller/dag.go), and a
+    # daemon task counts as done once Daemoned: a bare name accepts both.
+    s = _argo("""
+        - {name: cont, template: t, continueOn: {failed: true}}
+        - {name: legacy, template: t, dependencies: [cont]}
+        - {name: loop, template: t, withParam: "{{workflow.parameters.list}}"}
+        - {name: after-loop, template: t, depends: loop}
+        - {name: legacy-loop, template: t, dependencies: [loop]}
+        - {name: loop-failed, template: t, depends: loop.Failed}
+        - {name: loop-ok, template: t, depends: loop.Succeeded}
+        - {name: svc, template: d}
+        - {name: client, template: t, depends: svc}
+        - {name: shared, templateRef: {name: lib, template: x}}
+        - {name: after-shared, template: t, depends: shared}
+        - {name: plain, template: t}
+        - {name: after-plain, template: t, dependencies: [plain]}
+    """, extra="  - name: d\n    daemon: true\n    container: {image: redis}\n")
+    assert _cond(s["legacy"]) == {"argo-depends": "(cont || cont.Failed)"}
+    assert _cond(s["after-loop"]) == {"argo-depends": "loop"}
+    assert _cond(s["legacy-loop"]) == {"argo-depends": "loop"}
+    assert _cond(s["loop-failed"]) == {"argo-depends": "loop.Failed"}
+    assert _cond(s["loop-ok"]) == "success"
+    assert _cond(s["client"]) == {"argo-depends": "svc"}
+    assert _cond(s["after-shared"]) == {"argo-depends": "shared"}
+    assert _cond(s["after-plain"]) == "success"
+
+
+def test_a_steps_group_after_a_step_argo_goes_on_past_stays_verbatim() -> None:
+    text = textwrap.dedent("""
+        apiVersion: argoproj.io/v1alpha1
+        kind: Workflow
+        metadata: {name: steps-loose}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+            - - {name: one, template: t}
+            - - {name: two, template: t}
+            - - {name: gate, template: t, when: "{{steps.one.outputs.result}} == go"}
+              - {name: flaky, template: t, continueOn: {error: true}}
+            - - {name: last, template: t}
+          - name: t
+            script: {image: python, source: print(1)}
+    """)
+    steps = {str(s["stepName"]): s for s in import_argo_text(text, filename="s.yaml").steps}
+    assert "runIfExpression" not in steps["two"]
+    # Argo starts `last` after gate was skipped or flaky errored; lodec's success over them would not.
+    assert steps["last"]["runIfExpression"] == {"argo-depends": "gate && (flaky || flaky.Errored)"}
+    assert steps["last"]["dependsOn"] == ["gate", "flaky"]
+
+
 def test_steps_template_groups_depend_on_the_group_before() -> None:
     text = textwrap.dedent("""
         apiVersion: argoproj.io/v1alpha1

@@ -295,9 +295,12 @@ class _Importer:
                 self.problem("a task cannot have both 'dependencies' and 'depends'", at)
             names[task["name"]] = namer.claim(task["name"])
             tasks.append((at, task))
-        # A task can only succeed or fail when it has no upstream and no `when` (nothing can skip or omit it).
-        plain = {t["name"]: not t.get("dependencies") and not t.get("depends") and "when" not in t
+        # A task can only succeed or fail when it has no upstream and nothing can skip it (`when`, an empty
+        # loop) or make it Daemoned.
+        may_skip = {t["name"]: _may_skip(t, by_name) for _, t in tasks}
+        plain = {t["name"]: not t.get("dependencies") and not t.get("depends") and not may_skip[t["name"]]
                  for _, t in tasks}
+        by_task = {t["name"]: t for _, t in tasks}
         target = dag.get("target")
         out: list[dict[str, object]] = []
         for at, task in tasks:
@@ -311,8 +314,10 @@ class _Importer:
                     self.problem("'dependencies' must be a list of task names", at + "/dependencies")
                     listed = []
                 deps = list(dict.fromkeys(listed))
-                if any(_skippable(d, tasks) for d in deps):
-                    expressions["argo-depends"] = " && ".join(deps)
+                # Argo reads `dependencies: [A]` as `A`, or `(A || A.Failed)` etc. when A has continueOn
+                # (workflow/common/ancestry.go, expandDependency): kept verbatim in that resolved form.
+                if any(may_skip.get(d, False) or _continues_on(by_task.get(d)) for d in deps):
+                    expressions["argo-depends"] = " && ".join(_resolved(d, by_task.get(d)) for d in deps)
             elif "depends" in task:
                 text = task["depends"]
                 if not isinstance(text, str) or not text.strip():
@@ -324,7 +329,7 @@ class _Importer:
                 if parsed is not None:
                     deps, tree = parsed
                     known = {d: plain.get(d, False) for d in deps}
-                    unskippable = {d: not _skippable(d, tasks) for d in deps}
+                    unskippable = {d: not may_skip.get(d, True) for d in deps}
                     kind = _exact_condition(tree, known, unskippable) if all(d in names for d in deps) else None
                     if kind is None:
                         expressions["argo-depends"] = text.strip()
@@ -355,11 +360,16 @@ class _Importer:
             self.fail("'steps' must be a non-empty list of step groups", where + "/steps")
         namer = _Namer()
         previous: list[str] = []
+        # The group before, as Argo reads it: each step's name and whether Argo goes on past it other than
+        # on success (skipped by `when` or an empty loop, Daemoned, or failed/errored with continueOn).
+        previous_steps: list[tuple[str, dict[str, Any]]] = []
         out: list[dict[str, object]] = []
         for g, group in enumerate(groups):
             at_group = f"{where}/steps/{g}"
             entries = group if isinstance(group, list) else [group]
             current: list[str] = []
+            current_steps: list[tuple[str, dict[str, Any]]] = []
+            loose = [(n, st) for n, st in previous_steps if _may_skip(st, by_name) or _continues_on(st)]
             for i, step in enumerate(entries):
                 at = f"{at_group}/{i}" if isinstance(group, list) else at_group
                 if not isinstance(step, dict) or not isinstance(step.get("name"), str) or not step["name"]:
@@ -370,11 +380,19 @@ class _Importer:
                 if previous:
                     # A group starts once every step of the group before it succeeded (Argo steps semantics).
                     record["dependsOn"] = list(previous)
+                expressions: dict[str, str] = {}
+                if loose:
+                    # lodec's success over the group before would skip where Argo goes on.
+                    expressions["argo-depends"] = " && ".join(_resolved(n, st) for n, st in previous_steps)
                 if "when" in step:
-                    record["runIfExpression"] = {"argo-when": _text(step["when"])}
+                    expressions["argo-when"] = _text(step["when"])
+                if expressions:
+                    record["runIfExpression"] = expressions
                 current.append(str(record["stepName"]))
+                current_steps.append((step["name"], step))
                 out.append(record)
             previous = current or previous
+            previous_steps = current_steps or previous_steps
         return out
 
     # -- one call ------------------------------------------------------------
@@ -412,9 +430,40 @@ class _Importer:
         return record
 
 
-def _skippable(name: str, tasks: list[tuple[str, dict[str, Any]]]) -> bool:
-    """Whether task ``name`` has a ``when`` (Argo may skip it: then a bare dependency still runs)."""
-    return any(t["name"] == name and "when" in t for _, t in tasks)
+_LOOPS = ("withItems", "withParam", "withSequence")
+
+
+def _may_skip(task: dict[str, Any], by_name: dict[str, tuple[int, dict[str, Any]]]) -> bool:
+    """Whether Argo may end ``task`` other than Succeeded/Failed/Errored, which a bare dependency (``A`` =
+    ``A.Succeeded || A.Skipped || A.Daemoned``) and the next group of a steps template accept: a ``when``
+    (Skipped), a loop (an empty ``withParam``/``withItems`` is "Skipped, empty params"), or a template that may be
+    a daemon (Daemoned, while still running): ``daemon: true``, or a ``templateRef`` lodec cannot see."""
+    if "when" in task or any(k in task for k in _LOOPS):
+        return True
+    if isinstance(task.get("template"), str):
+        called = by_name.get(task["template"], (0, {}))[1]
+        return bool(called.get("daemon"))
+    if isinstance(task.get("inline"), dict):
+        return bool(task["inline"].get("daemon"))
+    return True
+
+
+def _continues_on(task: dict[str, Any] | None) -> bool:
+    """Whether ``task`` has a ``continueOn`` (``failed``/``error``): Argo goes on past its failure."""
+    cont = task.get("continueOn") if task else None
+    return isinstance(cont, dict) and bool(cont.get("failed") or cont.get("error"))
+
+
+def _resolved(name: str, task: dict[str, Any] | None) -> str:
+    """``name`` as a dependency the way Argo resolves one (``A``; ``(A || A.Failed)`` with continueOn)."""
+    cont = task.get("continueOn") if task else None
+    extra = []
+    if isinstance(cont, dict):
+        if cont.get("error"):
+            extra.append(f"{name}.Errored")
+        if cont.get("failed"):
+            extra.append(f"{name}.Failed")
+    return f"({' || '.join([name, *extra])})" if extra else name
 
 
 def _text(value: Any) -> str:
