@@ -23,10 +23,16 @@ def test_a_worker_that_cannot_connect_exits_1_every_time(tmp_path: Path) -> None
     except ImportError:
         unavailable("the temporal extra is not installed (pip install -e '.[temporal]')")
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    from concurrent.futures import ThreadPoolExecutor
+
+    def once(_: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lodec", "worker", "--address", address, "--store",
+                               str(tmp_path), "--workspace", str(tmp_path)], capture_output=True, text=True, timeout=60)
+
     codes = []
-    for _ in range(30):
-        done = subprocess.run([sys.executable, "-m", "lodec", "worker", "--address", address, "--store", str(tmp_path),
-                               "--workspace", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # 30 runs: a one-in-eight crash shows up all but ~2% of times
+        runs = list(pool.map(once, range(30)))
+    for done in runs:
         codes.append(done.returncode)
         assert "Fatal Python error" not in done.stderr, done.stderr[-2000:]
         assert done.stderr.startswith(f"lodec: cannot connect to Temporal at {address}"), done.stderr
