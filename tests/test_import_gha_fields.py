@@ -387,3 +387,47 @@ def test_corpus_condition_mapping_counts(name: str) -> None:
         kind = "verbatim" if "runIfExpression" in step else str(step.get("runIf", "success"))
         counts[kind] = counts.get(kind, 0) + 1
     assert counts == CONDITION_COUNTS[name]
+
+
+# ------------------------------------------------------------------ more keys, at every level
+
+_SMALL = """
+name: W
+on: {push: {branches: [main]}}
+defaults: {run: {shell: bash}}
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    outputs: {o: "${{ steps.s.outputs.o }}"}
+    environment: {name: prod, url: "https://example.org"}
+    steps:
+      - id: s
+        uses: docker://alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000
+        with: {entrypoint: /bin/sh, args: -c true}
+        timeout-minutes: "${{ fromJSON(inputs.t) }}"
+      - run: echo done
+"""
+_SMALL_CHANGES: list[tuple[str, Callable[[Doc], None], str]] = [
+    ("on branches", lambda d: d[True]["push"].update(branches=["dev"]), "j.s"),
+    ("workflow defaults.run.shell", lambda d: d["defaults"]["run"].update(shell="sh"), "j.s"),
+    ("job outputs", lambda d: d["jobs"]["j"]["outputs"].update(o="${{ steps.s.outputs.p }}"), "j.s"),
+    ("job environment url", lambda d: d["jobs"]["j"]["environment"].update(url="https://evil.example"), "j.s"),
+    ("step timeout-minutes expression", lambda d: d["jobs"]["j"]["steps"][0].update(
+        {"timeout-minutes": "${{ fromJSON(inputs.u) }}"}), "j.s"),
+    ("docker action entrypoint", lambda d: d["jobs"]["j"]["steps"][0]["with"].update(entrypoint="/bin/bash"), "j.s"),
+    ("docker action args", lambda d: d["jobs"]["j"]["steps"][0]["with"].update(args="-c false"), "j.s"),
+    ("docker action image", lambda d: d["jobs"]["j"]["steps"][0].update(uses="docker://alpine:3"), "j.s"),
+    # a step's id names it, so the next step's dependsOn (and fingerprint) changes with it
+    ("step id", lambda d: d["jobs"]["j"]["steps"][0].update(id="t"), "j.1"),
+]
+
+
+@pytest.mark.parametrize("field, change, step", _SMALL_CHANGES, ids=[c[0] for c in _SMALL_CHANGES])
+def test_more_keys_at_every_level_change_the_fingerprint(field: str, change: Callable[[Doc], None], step: str,
+                                                         tmp_path: Path) -> None:
+    base = yaml.safe_load(_SMALL)
+    changed = copy.deepcopy(base)
+    change(changed)
+    digest_a, steps_a = _import(base, tmp_path / "a")
+    digest_b, steps_b = _import(changed, tmp_path / "b")
+    assert digest_a != digest_b and steps_a[step] != steps_b[step], field
