@@ -22,12 +22,12 @@ bytes, ``lodec.app.verify`` compares each carried skill with its pin, and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from .codec import decode_vein, encode_record
 from ..errors import DecodeError, LimitExceeded, UnsafeNameError
 from ..limits import Limits
 from ..names import is_safe_name
+from .records import FrozenRecord
 from .schema import Schema, lodepack_schema, lodepack_v2_schema, skill_tree_schema
 from .tree import MAX_FILES, MAX_TREE_BYTES, SkillFile
 from .unicode import is_nfc
@@ -47,9 +47,10 @@ SKILL_TREE_LIMITS = Limits(max_file_bytes=MAX_MEMBER_BYTES, max_text_bytes=MAX_M
 #: The two git modes a skill file can have (``docs/skill-contract.md``), by ``skill-tree-v1`` field.
 _MODE_FIELDS = {0o644: "files", 0o755: "executables"}
 
+_NO_SKILLS: Mapping[str, tuple[SkillFile, ...]] = {}  # the default's marker, never stored
 
-@dataclass(frozen=True)
-class Pack:
+
+class Pack(FrozenRecord):
     """A decoded pack (not yet verified).
 
     Attributes:
@@ -62,6 +63,7 @@ class Pack:
             path bytes (``read_tree``'s order); empty for a ``lodepack-v1`` pack.
     """
 
+    __slots__ = ("manifest_name", "manifest", "envelope", "step_schema", "stack_schema", "steps", "data", "skills")
     manifest_name: str
     manifest: bytes
     envelope: bytes | None
@@ -69,7 +71,20 @@ class Pack:
     stack_schema: bytes
     steps: Mapping[str, bytes]
     data: bytes
-    skills: Mapping[str, tuple[SkillFile, ...]] = field(default_factory=dict)
+    skills: Mapping[str, tuple[SkillFile, ...]]
+
+    def __init__(self, manifest_name: str, manifest: bytes, envelope: bytes | None, step_schema: bytes,
+                 stack_schema: bytes, steps: Mapping[str, bytes], data: bytes,
+                 skills: Mapping[str, tuple[SkillFile, ...]] = _NO_SKILLS) -> None:
+        setter = object.__setattr__
+        setter(self, "manifest_name", manifest_name)
+        setter(self, "manifest", manifest)
+        setter(self, "envelope", envelope)
+        setter(self, "step_schema", step_schema)
+        setter(self, "stack_schema", stack_schema)
+        setter(self, "steps", steps)
+        setter(self, "data", data)
+        setter(self, "skills", {} if skills is _NO_SKILLS else skills)  # a fresh dict each, as default_factory
 
 
 def build_pack(

@@ -14,10 +14,10 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
 
 from ..errors import EnvelopeError, LimitExceeded, LodecError
 from ..limits import Limits
+from ..format.records import FrozenRecord
 from ..format.strictjson import loads_strict
 
 #: Largest envelope file read (bytes). An envelope holds one payload of a few
@@ -63,21 +63,30 @@ def b64decode(text: str) -> bytes:
         raise ValueError(f"not base64 ({exc})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class Signature:
+class Signature(FrozenRecord):
     """One envelope signature: raw ``sig`` bytes and the ``keyid`` hint (or ``None``)."""
 
+    __slots__ = ("keyid", "sig")
     keyid: str | None
     sig: bytes
 
+    def __init__(self, keyid: str | None, sig: bytes) -> None:
+        object.__setattr__(self, "keyid", keyid)
+        object.__setattr__(self, "sig", sig)
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+
+class Envelope(FrozenRecord):
     """A DSSE envelope: ``payload_type``, raw ``payload`` bytes, ``signatures``."""
 
+    __slots__ = ("payload_type", "payload", "signatures")
     payload_type: str
     payload: bytes
     signatures: tuple[Signature, ...]
+
+    def __init__(self, payload_type: str, payload: bytes, signatures: tuple[Signature, ...]) -> None:
+        object.__setattr__(self, "payload_type", payload_type)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "signatures", signatures)
 
     def pae(self) -> bytes:
         """The bytes every signature is over."""

@@ -16,10 +16,10 @@ The keyid is only a hint in envelopes (DSSE v1): trust decisions use the key.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import KeyInvalid
+from ..format.records import FrozenRecord
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 MAX_KEY_FILE_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(FrozenRecord):
     """A trusted or signing public key.
 
     Attributes:
@@ -37,9 +36,15 @@ class PublicKey:
         source: where it came from (a path or label), for messages.
     """
 
+    __slots__ = ("key", "keyid", "source")
     key: Ed25519PublicKey
     keyid: str
     source: str
+
+    def __init__(self, key: Ed25519PublicKey, keyid: str, source: str) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "keyid", keyid)
+        object.__setattr__(self, "source", source)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True if ``signature`` (64 bytes, RFC 8032) is valid for ``message`` under this key."""
@@ -58,12 +63,16 @@ class PublicKey:
         return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@dataclass(frozen=True)
-class PrivateKey:
+class PrivateKey(FrozenRecord):
     """A signing key with its public half (``public.keyid`` names it)."""
 
+    __slots__ = ("key", "public")
     key: Ed25519PrivateKey
     public: PublicKey
+
+    def __init__(self, key: Ed25519PrivateKey, public: PublicKey) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "public", public)
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature (RFC 8032, deterministic) of ``message``."""

@@ -47,34 +47,44 @@ import fnmatch
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..errors import EnvelopeError
+from ..format.records import FrozenRecord
 from ..names import is_safe_name
 from .keys import PublicKey, load_public_key, parse_public_key
 from .statement import format_time, parse_time
 
 MAX_POLICY_BYTES = 1024 * 1024
+_NO_WINDOWS: Mapping[str, KeyWindow] = {}  # the default's marker, never stored
 
 
-@dataclass(frozen=True)
-class TrustRule:
+class TrustRule(FrozenRecord):
     """One rule: stack-name ``pattern``, distinct trusted ``keys``, ``threshold`` (1 <= t <= len(keys))."""
 
+    __slots__ = ("pattern", "keys", "threshold")
     pattern: str
     keys: tuple[PublicKey, ...]
     threshold: int
 
+    def __init__(self, pattern: str, keys: tuple[PublicKey, ...], threshold: int) -> None:
+        object.__setattr__(self, "pattern", pattern)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "threshold", threshold)
 
-@dataclass(frozen=True)
-class KeyWindow:
+
+class KeyWindow(FrozenRecord):
     """A key's validity window: aware UTC bounds, either may be ``None`` (open)."""
 
-    not_before: datetime | None = None
-    not_after: datetime | None = None
+    __slots__ = ("not_before", "not_after")
+    not_before: datetime | None
+    not_after: datetime | None
+
+    def __init__(self, not_before: datetime | None = None, not_after: datetime | None = None) -> None:
+        object.__setattr__(self, "not_before", not_before)
+        object.__setattr__(self, "not_after", not_after)
 
     def holds(self, now: datetime) -> bool:
         """``not_before <= now < not_after`` (an open bound always holds)."""
@@ -91,8 +101,7 @@ class KeyWindow:
         return "valid " + " ".join(parts)
 
 
-@dataclass(frozen=True)
-class TrustPolicy:
+class TrustPolicy(FrozenRecord):
     """Ordered rules; ``rule_for(name)`` is the first that matches.
 
     ``revoked``: keyids whose signatures count for nothing. ``windows``:
@@ -100,10 +109,19 @@ class TrustPolicy:
     time counts for nothing. ``key_status`` judges one key.
     """
 
+    __slots__ = ("rules", "source", "revoked", "windows")
     rules: tuple[TrustRule, ...]
-    source: str = "<policy>"
-    revoked: frozenset[str] = frozenset()
-    windows: Mapping[str, KeyWindow] = field(default_factory=dict)
+    source: str
+    revoked: frozenset[str]
+    windows: Mapping[str, KeyWindow]
+
+    def __init__(self, rules: tuple[TrustRule, ...], source: str = "<policy>",
+                 revoked: frozenset[str] = frozenset(), windows: Mapping[str, KeyWindow] = _NO_WINDOWS) -> None:
+        setter = object.__setattr__
+        setter(self, "rules", rules)
+        setter(self, "source", source)
+        setter(self, "revoked", revoked)
+        setter(self, "windows", {} if windows is _NO_WINDOWS else windows)  # a fresh dict each, as default_factory
 
     def key_status(self, keyid: str, now: datetime | None) -> str:
         """``valid``, ``revoked`` or ``outside_window`` for a trusted key at ``now``.

@@ -16,23 +16,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..errors import LodecError, StateInvalid
 from ..format.fingerprint import is_fingerprint
+from ..format.records import FrozenRecord
 from ..format.strictjson import loads_strict
 
 STATE_FORMAT = "lodec-trusted-stacks-v1"
 MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class TrustedVersion:
+class TrustedVersion(FrozenRecord):
     """The highest version of one stack verified so far, and its canonical manifest digest."""
 
+    __slots__ = ("version", "digest", "verified_at")
     version: str
     digest: str
     verified_at: str
+
+    def __init__(self, version: str, digest: str, verified_at: str) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "verified_at", verified_at)
 
 
 def parse_state(data: bytes, *, file: str = "<state>") -> dict[str, TrustedVersion]:

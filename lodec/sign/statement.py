@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import EnvelopeError, LodecError
 # file_digests is re-exported: lodec.sign.signer, lodec.sign.trust and lodec.app.signing import it from here.
 from ..format.fingerprint import file_digests, is_fingerprint
+from ..format.records import FrozenRecord
 from ..limits import Limits
 from ..format.strictjson import loads_strict
 
@@ -51,8 +51,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_json_depth=16)
 
 
-@dataclass(frozen=True, slots=True)
-class Approval:
+class Approval(FrozenRecord):
     """What a statement approves.
 
     Attributes:
@@ -62,11 +61,21 @@ class Approval:
         subject_digests: ``{"blake3": hex, "sha256": hex}`` of the manifest file bytes.
     """
 
+    __slots__ = ("name", "version", "digest", "expires", "subject_digests")
     name: str
     version: str
     digest: str
     expires: datetime
     subject_digests: dict[str, str]
+
+    def __init__(self, name: str, version: str, digest: str, expires: datetime,
+                 subject_digests: dict[str, str]) -> None:
+        setter = object.__setattr__
+        setter(self, "name", name)
+        setter(self, "version", version)
+        setter(self, "digest", digest)
+        setter(self, "expires", expires)
+        setter(self, "subject_digests", subject_digests)
 
 
 def format_time(when: datetime) -> str:

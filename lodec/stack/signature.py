@@ -6,13 +6,15 @@ does not pay for defining them at start-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..format.records import FrozenRecord, Record
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureCheck:
+class SignatureCheck(FrozenRecord):
     """The outcome of one envelope signature.
 
     ``status``: ``valid`` (counts toward the threshold), ``duplicate`` (valid,
@@ -26,17 +28,24 @@ class SignatureCheck:
     verified under, if any.
     """
 
+    __slots__ = ("index", "keyid", "status", "key")
     index: int
     keyid: str | None
     status: str
     key: str | None
 
+    def __init__(self, index: int, keyid: str | None, status: str, key: str | None) -> None:
+        setter = object.__setattr__
+        setter(self, "index", index)
+        setter(self, "keyid", keyid)
+        setter(self, "status", status)
+        setter(self, "key", key)
+
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "keyid": self.keyid, "status": self.status, "key": self.key}
 
 
-@dataclass(slots=True)
-class SignatureReport:
+class SignatureReport(Record):
     """What signed verification (``lodec.sign.trust``) found, whether or not the stack verified.
 
     Attributes:
@@ -50,14 +59,28 @@ class SignatureReport:
         expires_at: ``expires`` as an aware UTC ``datetime``.
     """
 
+    __slots__ = ("now", "rule", "threshold", "signed_by", "signatures", "expires", "envelope", "expires_at")
     now: str
-    rule: str | None = None
-    threshold: int | None = None
-    signed_by: tuple[str, ...] = ()
-    signatures: tuple[SignatureCheck, ...] = ()
-    expires: str | None = None
-    envelope: bytes | None = None
-    expires_at: datetime | None = None
+    rule: str | None
+    threshold: int | None
+    signed_by: tuple[str, ...]
+    signatures: tuple[SignatureCheck, ...]
+    expires: str | None
+    envelope: bytes | None
+    expires_at: datetime | None
+
+    def __init__(self, now: str, rule: str | None = None, threshold: int | None = None,
+                 signed_by: tuple[str, ...] = (), signatures: tuple[SignatureCheck, ...] = (),
+                 expires: str | None = None, envelope: bytes | None = None,
+                 expires_at: datetime | None = None) -> None:
+        self.now = now
+        self.rule = rule
+        self.threshold = threshold
+        self.signed_by = signed_by
+        self.signatures = signatures
+        self.expires = expires
+        self.envelope = envelope
+        self.expires_at = expires_at
 
     def to_dict(self) -> dict[str, Any]:
         """The ``"trust"`` member of ``--json``: ``{"now", "rule", "threshold", "signedBy", "signatures", "expires"}``."""
