@@ -26,6 +26,8 @@ from ..errors import LodecError
 AGENT_FILE = "agent.toml"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PLACEHOLDER = re.compile(r"\{(skill_md|skill_dir|output_dir|step|prompt)\}")
+#: Anything that reads as a placeholder; one lodec does not know is a mistyped one, refused rather than passed on.
+_ANY_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 #: Host folders the sandbox builds itself (a fresh /proc, /dev, /tmp) or shows with its secrets masked
 #: (/etc): an agent's ``paths`` entry that is, holds or lies inside one would show the host's instead
 #: (the host's processes and their environments, /etc/shadow, sockets under /run).
@@ -122,7 +124,8 @@ def load_agent(path: str | os.PathLike[str]) -> AgentRunner | None:
         LodecError: ``agent_invalid``: not TOML, an unknown key, a missing or
             empty ``command``, a ``paths`` entry that is not an absolute
             folder or file, an ``env`` entry that is not a variable name (or is
-            ``LODEC_*``). ``file_link`` for a link planted there.
+            ``LODEC_*``), an unknown ``{placeholder}`` in ``command``. ``file_link``
+            for a link planted there.
     """
     import tomllib
 
@@ -147,6 +150,11 @@ def load_agent(path: str | os.PathLike[str]) -> AgentRunner | None:
     if (not isinstance(command, list) or not 1 <= len(command) <= 64
             or not all(isinstance(a, str) and a and "\0" not in a for a in command)):
         raise bad("must be an array of 1 to 64 non-empty strings: the agent's argv", "command")
+    for n, arg in enumerate(command):
+        for m in _ANY_PLACEHOLDER.finditer(arg):
+            if not _PLACEHOLDER.fullmatch(m.group(0)):
+                raise bad(f"unknown placeholder {m.group(0)} (known: {{skill_md}}, {{skill_dir}}, {{output_dir}}, "
+                          "{step}, {prompt})", f"command/{n}")
     paths = doc.get("paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise bad("must be an array of absolute paths", "paths")

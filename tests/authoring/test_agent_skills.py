@@ -602,3 +602,19 @@ def test_attack_stack_source_settings_do_not_rewrite_an_installed_skills_setting
     code, out, err = build(repo)
     assert code == 0, err
     assert (repo / "stack" / "skills" / "doublecheck.lodec.toml").exists() and installed.read_bytes() == before
+
+
+@pytest.mark.parametrize("arg", ["{output_di}", "--out={outputs}", "{SKILL_MD}"])
+def test_a_mistyped_placeholder_in_the_agent_command_is_refused_naming_it(tmp_path: Path, arg: str) -> None:
+    from lodec.errors import LodecError
+    from lodec.run.agent import load_agent
+
+    path = tmp_path / "agent.toml"
+    path.write_text(f"command = {json.dumps([sys.executable, '{skill_md}', arg])}\n")
+    with pytest.raises(LodecError) as caught:
+        load_agent(path)
+    assert caught.value.code == "agent_invalid" and caught.value.location == "command/2"
+    assert arg[arg.index("{"):arg.index("}") + 1] in str(caught.value)
+    fine = [sys.executable, "{skill_md}", '{"json": 1}', "--step={step}"]
+    path.write_text(f"command = {json.dumps(fine)}\n")
+    assert load_agent(path) is not None  # known placeholders and braces that are not placeholders pass
