@@ -160,7 +160,7 @@ def check_signed_stack(
     try:
         envelope = parse_envelope(envelope_bytes, file=envelope_file)
     except LodecError as exc:
-        report.add(exc.code, None, f"{exc} [{exc.code}]")
+        report.add(exc.code, None, str(exc))
         return report, None
 
     # The payload is parsed once, here; nothing in it is trusted before stage 3.
@@ -211,7 +211,7 @@ def check_signed_stack(
             raise payload_error
         approval = statement_from_json(payload_doc, file=envelope_file)
     except LodecError as exc:
-        report.add(exc.code, None, f"{exc} [{exc.code}]")
+        report.add(exc.code, None, str(exc))
         return report, None
     sig.expires = format_time(approval.expires)
 

@@ -328,3 +328,16 @@ def test_manifest_listing_steps_out_of_topological_order_still_checks_graph(seed
 def test_self_dependency_smuggled_into_manifest_is_refused(seed_stack: Path) -> None:
     repin(seed_stack, b'{"stepName":"lint","skillRef":"skill:eslint-check","dependsOn":["lint"]}', drop_entry=True)
     rejected(seed_stack, "self_dependency")
+
+
+@pytest.mark.parametrize("envelope", [b'{"payload":', b'{"payloadType": "application/vnd.in-toto+json", '
+                                      b'"payload": "bm90IGpzb24=", "signatures": []}'])
+def test_a_bad_envelope_problem_line_names_its_code_once(seed_stack: Path, envelope: bytes, tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    assert run_cli("key", "generate", key)[0] == 0
+    seed_stack.with_name(seed_stack.name + ".dsse").write_bytes(envelope)
+    code, _out, err = run_cli("verify", seed_stack, "--key", f"{key}.pub")
+    assert code == 1
+    line = next(line for line in err.splitlines() if ".dsse" in line)
+    codes = [part.split("]")[0] for part in line.split("[")[1:]]
+    assert len(codes) == 1 and codes[0].startswith(("envelope_", "statement_", "signature")), line
