@@ -75,6 +75,8 @@ CHANGES: list[tuple[str, str, Callable[[Doc], None], str]] = [
     ("workflow permissions", LOOM, _set(top, "permissions", {"contents": "write"}), "loom-sync.0"),
     ("workflow concurrency", LOOM, lambda d: d["concurrency"].update({"cancel-in-progress": False}), "loom-sync.0"),
     ("workflow defaults", LOOM, _set(top, "defaults", {"run": {"shell": "bash"}}), "loom-sync.0"),
+    # ${{ github.workflow }} is the name: tokio-loom's concurrency group is built from it.
+    ("workflow name", LOOM, _set(top, "name", "Loom (renamed)"), "loom-sync.0"),
     ("job env", LOOM, _set(sync, "env", {"A": "1"}), "loom-sync.0"),
     ("job if", LOOM, _set(sync, "if", "github.repository_owner == 'someone-else'"), "loom-sync.0"),
     ("job runs-on", LOOM, _set(sync, "runs-on", "ubuntu-22.04"), "loom-sync.0"),
@@ -135,7 +137,7 @@ def test_an_untouched_job_keeps_its_fingerprints(tmp_path: Path) -> None:
 def test_only_display_names_leave_the_digest_alone(tmp_path: Path) -> None:
     base = _load(LOOM)
     changed = copy.deepcopy(base)
-    changed["name"] = "Loom renamed"  # the stack's description: in the manifest, not in steps
+    changed["run-name"] = "another run name"
     _job(changed, "loom-sync")["name"] = "another display name"
     _step(changed, "loom-sync", 1)["name"] = "another step name"
     _, a = _import(base, tmp_path / "a")

@@ -290,15 +290,16 @@ _JOB_KEYS = {"name", "permissions", "needs", "if", "runs-on", "snapshot", "envir
 _STEP_KEYS = {"id", "if", "name", "uses", "run", "working-directory", "shell", "with", "env",
               "continue-on-error", "timeout-minutes"}
 # YAML key -> record field; each value is recorded as canonical JSON (``_canonical_json``).
+# The workflow's ``name:`` is also ``${{ github.workflow }}`` (concurrency groups use it), so it is recorded too.
 _WORKFLOW_FIELDS = {"on": "workflowOn", "env": "workflowEnv", "permissions": "workflowPermissions",
-                    "concurrency": "workflowConcurrency", "defaults": "workflowDefaults"}
+                    "concurrency": "workflowConcurrency", "defaults": "workflowDefaults", "name": "workflowName"}
 _JOB_FIELDS = {"env": "jobEnv", "if": "jobIf", "runs-on": "jobRunsOn", "permissions": "jobPermissions",
                "container": "jobContainer", "services": "jobServices", "timeout-minutes": "jobTimeoutMinutes",
                "continue-on-error": "jobContinueOnError", "strategy": "jobStrategy",
                "concurrency": "jobConcurrency", "defaults": "jobDefaults", "environment": "jobEnvironment",
                "outputs": "jobOutputs", "secrets": "jobSecrets", "snapshot": "jobSnapshot"}
 _STEP_FIELDS = {"env": "env", "if": "if", "timeout-minutes": "timeoutMinutes", "continue-on-error": "continueOnError"}
-#: The record's keys in schema order (``schemas/gha-step-v1.lode``, field ids 1-33).
+#: The record's keys in schema order (``schemas/gha-step-v1.lode``, field ids 1-34).
 RECORD_FIELDS = ("stepName", "skillRef", "dependsOn", "inputs", "runIf", "runIfExpression", "job",
                  *_STEP_FIELDS.values(), *(f for f in _JOB_FIELDS.values()), *_WORKFLOW_FIELDS.values())
 # The forms of ``if:`` a run condition states exactly (after removing ``${{ }}`` and spaces).
