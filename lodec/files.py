@@ -20,6 +20,8 @@ The rule is documented in ``docs/errors.md`` (§Links and special files).
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -159,19 +161,54 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _stage(target: Path, data: bytes, mode: int, *, fsync: bool) -> str:
-    """Write ``data`` to a new temp file beside ``target`` (mode ``mode``, fsynced if ``fsync``); return its path.
+# Temp names: ``.<name>.<8 hex>.tmp`` beside the target (as long as ``tempfile.mkstemp``'s), the 8 hex digits
+# from the process id and a per-process counter. Predictable names are safe because the file is created with
+# O_CREAT | O_EXCL | O_NOFOLLOW: anything already there (a leftover, another writer's file, a planted link) is
+# never opened, only skipped for the next name.
+_counter = itertools.count()
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_TMP_ATTEMPTS = 10000  # as tempfile.TMP_MAX
 
-    The temp file is removed if writing it fails.
+
+def _umask() -> int | None:
+    """The process umask, read without changing it (``os.umask`` sets it, racing other threads); None if unknown."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _chmod_needed(mode: int) -> bool:
+    """Whether a file created with ``mode`` needs an ``fchmod`` to end with exactly ``mode`` (the umask strips bits)."""
+    umask = _umask()
+    return umask is None or bool(mode & umask)
+
+
+def _stage(parent: str, name: str, data: bytes, mode: int, *, fsync: bool, chmod: bool) -> str:
+    """Write ``data`` to a new temp file in ``parent`` beside ``name``; return its path.
+
+    The file ends with exactly ``mode`` (created with it; ``fchmod`` too if ``chmod``, when the umask would strip
+    bits) and is fsynced if ``fsync``. It is removed if writing it fails.
     """
-    import tempfile  # only writers pay for it
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    pid = os.getpid() << 16
+    for _ in range(_TMP_ATTEMPTS):
+        tmp = os.path.join(parent, f".{name}.{(pid + next(_counter)) & 0xFFFFFFFF:08x}.tmp")
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no unused temporary file name", os.path.join(parent, f".{name}.*.tmp"))
     try:
         try:
             _write_all(fd, data)
-            os.fchmod(fd, mode)
+            if chmod:
+                os.fchmod(fd, mode)
             if fsync:
                 os.fsync(fd)
         finally:
@@ -210,7 +247,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     target = Path(path)
     tmp = None
     try:
-        tmp = _stage(target, data, mode, fsync=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _stage(str(target.parent), target.name, data, mode, fsync=True, chmod=_chmod_needed(mode))
         os.replace(tmp, target)
     except BaseException as exc:
         if tmp is not None:
@@ -241,11 +279,17 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
         return
     staged: list[tuple[str, Path]] = []
     current = ""
+    made: set[Path] = set()
+    chmod = _chmod_needed(mode)
     try:
         for path, data in items:
             target = Path(path)
             current = os.fspath(path)
-            staged.append((_stage(target, data, mode, fsync=False), target))
+            parent = target.parent
+            if parent not in made:
+                parent.mkdir(parents=True, exist_ok=True)
+                made.add(parent)
+            staged.append((_stage(str(parent), target.name, data, mode, fsync=False, chmod=chmod), target))
         os.sync()
         for tmp, target in staged:
             current = str(target)

@@ -315,6 +315,56 @@ def test_atomic_write_replaces_a_link_and_never_writes_through_it(tmp_path: Path
     assert not (tmp_path / "out").is_symlink() and (tmp_path / "out").read_bytes() == b"data"
     assert (tmp_path / "victim").read_bytes() == b"victim"
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000, 0o777])
+@pytest.mark.parametrize("mode", [0o644, 0o755, 0o600])
+@pytest.mark.parametrize("many", [False, True])
+def test_atomic_writes_give_exactly_the_mode_whatever_the_umask(tmp_path: Path, umask: int, mode: int,
+                                                                many: bool) -> None:
+    targets = [tmp_path / "sub" / "a.vein", tmp_path / "sub" / "b.vein"]
+    old = os.umask(umask)
+    try:
+        if many:
+            atomic_write_many([(t, t.name.encode()) for t in targets], mode=mode)
+        else:
+            for t in targets:
+                atomic_write(t, t.name.encode(), mode=mode)
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE(t.stat().st_mode) for t in targets] == [mode, mode]
+    assert [t.read_bytes() for t in targets] == [b"a.vein", b"b.vein"] and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_symlinks_planted_at_the_predictable_temp_names_are_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, many: bool
+) -> None:
+    """Temp names come from the pid and a counter; a link (or any file) already at one is skipped, not opened."""
+    import itertools
+
+    import lodec.files as files
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"victim")
+    victim.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(files, "_counter", itertools.count())
+    targets = [out / "a.vein", out / "b.vein"] if many else [out / "a.vein"]
+    planted = []
+    for target in targets:
+        for n in range(5):  # the first names each write would try, all taken
+            link = out / f".{target.name}.{((os.getpid() << 16) + n) & 0xFFFFFFFF:08x}.tmp"
+            link.symlink_to(victim)
+            planted.append(link)
+    if many:
+        atomic_write_many([(t, b"data") for t in targets])
+    else:
+        atomic_write(targets[0], b"data")
+    assert victim.read_bytes() == b"victim" and stat.S_IMODE(victim.stat().st_mode) == 0o600  # not fchmod-ed
+    assert [t.read_bytes() for t in targets] == [b"data"] * len(targets)
+    assert all(p.is_symlink() and os.readlink(p) == str(victim) for p in planted)
+    assert sorted(p.name for p in out.iterdir() if not p.is_symlink()) == sorted(t.name for t in targets)
+
 
 def test_atomic_write_into_a_read_only_directory_is_file_unwritable(tmp_path: Path) -> None:
     ro = tmp_path / "ro"
