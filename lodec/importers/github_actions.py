@@ -303,7 +303,9 @@ _STEP_FIELDS = {"env": "env", "if": "if", "timeout-minutes": "timeoutMinutes", "
 RECORD_FIELDS = ("stepName", "skillRef", "dependsOn", "inputs", "runIf", "runIfExpression", "job",
                  *_STEP_FIELDS.values(), *(f for f in _JOB_FIELDS.values()), *_WORKFLOW_FIELDS.values())
 # The forms of ``if:`` a run condition states exactly (after removing ``${{ }}`` and spaces).
-_EXACT_IFS = {"success()": "success", "failure()": "failure", "always()": "always", "!cancelled()": "always"}
+# ``!cancelled()`` is not among them: GitHub cancels a job itself too (timeout-minutes, fail-fast,
+# cancel-in-progress), and there ``always()`` runs while ``!cancelled()`` does not; lodec has no such state.
+_EXACT_IFS = {"success()": "success", "failure()": "failure", "always()": "always"}
 
 
 # A status-check function call (GitHub matches function names case-insensitively). An ``if:`` without one
