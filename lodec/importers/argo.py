@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, NoReturn
 
-from ..errors import FileMissing, FileUnreadable, LimitExceeded, LodecError, ManyErrors, SourceError
-from ..files import read_bounded
+from ..errors import LimitExceeded, LodecError, ManyErrors, SourceError
 from ..format.unicode import nfc
 from ..names import check_name
-from .github_actions import _kind, _Namer, safe_name
+from .common import Namer, read_source_text, safe_name, yaml_kind
 from .yamlsafe import load_yaml
 
-__all__ = ["ArgoImport", "MAX_ARGO_BYTES", "RECORD_FIELDS", "import_argo", "import_argo_text"]
+__all__ = ["MAX_ARGO_BYTES", "RECORD_FIELDS", "ArgoImport", "import_argo", "import_argo_text"]
 
 #: Largest Argo file accepted, in UTF-8 bytes (as for GitHub Actions workflows).
 MAX_ARGO_BYTES = 1024 * 1024
@@ -66,18 +65,7 @@ def import_argo(path: str | os.PathLike[str]) -> ArgoImport:
         SourceError: unreadable, not UTF-8, not YAML, or not an Argo workflow lodec can import;
             ``ManyErrors`` of them when there are several (every problem at once).
     """
-    label = os.fspath(path)
-    try:
-        data = read_bounded(path, MAX_ARGO_BYTES, follow=True)
-    except LimitExceeded:
-        raise LimitExceeded(f"Argo file is larger than {MAX_ARGO_BYTES} bytes", file=label) from None
-    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
-        raise exc.with_file(label) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError("Argo file is not valid UTF-8", file=label, location=f"@{exc.start}") from exc
-    return import_argo_text(text, filename=label)
+    return import_argo_text(read_source_text(path, MAX_ARGO_BYTES, "Argo file"), filename=os.fspath(path))
 
 
 def import_argo_text(text: str, *, filename: str) -> ArgoImport:
@@ -218,7 +206,7 @@ class _Importer:
             raise LimitExceeded(f"Argo file is {size} bytes; the limit is {MAX_ARGO_BYTES}", file=self.filename)
         doc = load_yaml(text, file=self.filename, what="the Argo file")
         if not isinstance(doc, dict):
-            self.fail(f"the top level must be a mapping, got {_kind(doc)}")
+            self.fail(f"the top level must be a mapping, got {yaml_kind(doc)}")
         kind = doc.get("kind")
         if kind not in KINDS:
             self.fail(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", "/kind")
@@ -228,7 +216,7 @@ class _Importer:
         meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         spec = doc.get("spec")
         if not isinstance(spec, dict):
-            self.fail(f"'spec' must be a mapping, got {_kind(spec)}", "/spec")
+            self.fail(f"'spec' must be a mapping, got {yaml_kind(spec)}", "/spec")
         templates = spec.get("templates")
         if not isinstance(templates, list) or not templates:
             self.fail("'spec.templates' must be a non-empty list", "/spec/templates")
@@ -282,7 +270,7 @@ class _Importer:
             self.fail("'dag.tasks' must be a non-empty list", where + "/dag/tasks")
         tasks: list[tuple[str, dict[str, Any]]] = []
         names: dict[str, str] = {}
-        namer = _Namer()
+        namer = Namer()
         for i, task in enumerate(dag["tasks"]):
             at = f"{where}/dag/tasks/{i}"
             if not isinstance(task, dict) or not isinstance(task.get("name"), str) or not task["name"]:
@@ -358,7 +346,7 @@ class _Importer:
         groups = template["steps"]
         if not isinstance(groups, list) or not groups:
             self.fail("'steps' must be a non-empty list of step groups", where + "/steps")
-        namer = _Namer()
+        namer = Namer()
         previous: list[str] = []
         # The group before, as Argo reads it: each step's name and whether Argo goes on past it other than
         # on success (skipped by `when` or an empty loop, Daemoned, or failed/errored with continueOn).
@@ -488,7 +476,7 @@ def _plain(value: Any) -> Any:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise TypeError(f"a key must be a string, got {_kind(k)} (quote it)")
+                raise TypeError(f"a key must be a string, got {yaml_kind(k)} (quote it)")
             out[nfc(k)] = _plain(v)
         return out
     if value is None or isinstance(value, (bool, int, float)):

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import NoReturn
 
-from ..errors import FileMissing, FileUnreadable, LimitExceeded, LodecError, ManyErrors, SourceError
-from ..files import read_bounded
+from ..errors import LimitExceeded, LodecError, ManyErrors, SourceError
 from ..format.strictjson import pointer as json_pointer
-from ..names import MAX_NAME_LENGTH, check_name
-from ..stack.graph import first_cycle, topological_order
 from ..format.unicode import nfc
+from ..names import check_name
+from ..stack.graph import first_cycle, topological_order
+from .common import Namer, read_source_text, safe_name, yaml_kind
 from .yamlsafe import load_yaml
 
 __all__ = [
@@ -57,8 +57,6 @@ MAX_WORKFLOW_BYTES = 1024 * 1024
 
 # Step-level keys copied into ``inputs`` next to the ``with:`` entries.
 _STEP_LEVEL_INPUTS = ("run", "shell", "working-directory")
-
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -187,19 +185,7 @@ def import_workflow(path: str | os.PathLike[str]) -> WorkflowImport:
             is not a workflow lodec can import.
     """
     label = os.fspath(path)
-    try:
-        data = read_bounded(path, MAX_WORKFLOW_BYTES, follow=True)
-    except LimitExceeded:
-        raise LimitExceeded(f"workflow is larger than {MAX_WORKFLOW_BYTES} bytes", file=label) from None
-    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
-        raise exc.with_file(label) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            "workflow is not valid UTF-8", file=label, location=f"@{exc.start}"
-        ) from exc
-    return import_workflow_text(text, filename=label)
+    return import_workflow_text(read_source_text(path, MAX_WORKFLOW_BYTES, "workflow"), filename=label)
 
 
 def import_workflow_text(text: str, *, filename: str) -> WorkflowImport:
@@ -226,44 +212,6 @@ def import_workflow_text(text: str, *, filename: str) -> WorkflowImport:
             as ``/jobs/build/steps/3``.
     """
     return _Importer(filename).run(text)
-
-
-def safe_name(raw: str, *, fallback: str = "step") -> str:
-    """Make ``raw`` fit the name rule of :mod:`lodec.names`.
-
-    NFC-normalise, replace every character outside ``[A-Za-z0-9._-]`` with
-    ``-``, strip leading characters that are not a letter or digit (use
-    ``fallback`` if nothing is left), keep at most 128 characters.
-    Uniqueness is not handled here.
-
-    >>> safe_name("build (linux/x64).cache")
-    'build--linux-x64-.cache'
-    >>> safe_name("__init.0")
-    'init.0'
-    """
-    name = _UNSAFE_NAME_CHARS.sub("-", nfc(raw))
-    name = name.lstrip("._-")[:MAX_NAME_LENGTH]
-    return name or fallback
-
-
-class _Namer:
-    """Hands out safe names that are unique across one workflow."""
-
-    def __init__(self) -> None:
-        # Compared in lower case: names become file names, and two names that
-        # differ only in case would clash on case-insensitive file systems.
-        self._taken: set[str] = set()
-
-    def claim(self, raw: str) -> str:
-        base = safe_name(raw)
-        name = base
-        counter = 1
-        while name.lower() in self._taken:
-            counter += 1
-            suffix = f"-{counter}"
-            name = base[: MAX_NAME_LENGTH - len(suffix)] + suffix
-        self._taken.add(name.lower())
-        return check_name(name)
 
 
 @dataclass
@@ -352,13 +300,13 @@ class _Importer:
             )
         document = load_yaml(text, file=self.filename, what="the workflow")
         if not isinstance(document, dict):
-            self.fail(f"the top level must be a mapping, got {_kind(document)}")
+            self.fail(f"the top level must be a mapping, got {yaml_kind(document)}")
 
         jobs_node = document.get("jobs")
         if jobs_node is None:
             self.fail("the workflow has no 'jobs'", "/jobs")
         if not isinstance(jobs_node, dict):
-            self.fail(f"'jobs' must be a mapping, got {_kind(jobs_node)}", "/jobs")
+            self.fail(f"'jobs' must be a mapping, got {yaml_kind(jobs_node)}", "/jobs")
         if not jobs_node:
             self.fail("'jobs' is empty", "/jobs")
         for key in document:
@@ -371,7 +319,7 @@ class _Importer:
             self.collect(exc)
             workflow = {}
 
-        namer = _Namer()
+        namer = Namer()
         jobs: dict[str, _Job] = {}
         for job_key, job_node in jobs_node.items():
             try:
@@ -437,11 +385,11 @@ class _Importer:
                 out[k] = "blake3:" + blake3(literal).hexdigest()
         return out
 
-    def job(self, job_key: object, job_node: object, namer: _Namer, workflow: dict[str, str]) -> _Job | None:
+    def job(self, job_key: object, job_node: object, namer: Namer, workflow: dict[str, str]) -> _Job | None:
         job_id = self.key(job_key, "job id", _pointer("jobs", _key_label(job_key)))
         where = _pointer("jobs", job_id)
         if not isinstance(job_node, dict):
-            self.fail(f"job {job_id!r} must be a mapping, got {_kind(job_node)}", where)
+            self.fail(f"job {job_id!r} must be a mapping, got {yaml_kind(job_node)}", where)
         for key in job_node:
             if key not in _JOB_KEYS:
                 self.fail(f"unknown job key {_key_label(key)!r} (lodec would not fingerprint it)",
@@ -477,7 +425,7 @@ class _Importer:
             self.fail(f"job {job_id!r} has neither 'steps' nor 'uses'", where)
         if not isinstance(steps_node, list):
             self.fail(
-                f"'steps' of job {job_id!r} must be a list, got {_kind(steps_node)}",
+                f"'steps' of job {job_id!r} must be a list, got {yaml_kind(steps_node)}",
                 where + "/steps",
             )
         if not steps_node:
@@ -505,10 +453,10 @@ class _Importer:
         return _Job(job_id, where, records, needs, job_if, coe, ifs, coes)
 
     def step(
-        self, job_id: str, index: int, node: object, where: str, namer: _Namer
+        self, job_id: str, index: int, node: object, where: str, namer: Namer
     ) -> tuple[dict[str, object], str | None, bool]:
         if not isinstance(node, dict):
-            self.fail(f"a step must be a mapping, got {_kind(node)}", where)
+            self.fail(f"a step must be a mapping, got {yaml_kind(node)}", where)
         for key in node:
             if key not in _STEP_KEYS:
                 self.fail(f"unknown step key {_key_label(key)!r} (lodec would not fingerprint it)",
@@ -556,14 +504,14 @@ class _Importer:
             entries = [(item, f"{where}/needs/{i}") for i, item in enumerate(node)]
         else:
             self.fail(
-                f"'needs' must be a job id or a list of job ids, got {_kind(node)}",
+                f"'needs' must be a job id or a list of job ids, got {yaml_kind(node)}",
                 where + "/needs",
             )
         result: list[tuple[str, str]] = []
         seen: set[str] = set()
         for item, pointer in entries:
             if not isinstance(item, str):
-                self.fail(f"a 'needs' entry must be a job id, got {_kind(item)}", pointer)
+                self.fail(f"a 'needs' entry must be a job id, got {yaml_kind(item)}", pointer)
             job_id = self.text(item, pointer)
             if job_id not in seen:
                 seen.add(job_id)
@@ -727,7 +675,7 @@ class _Importer:
 
     def uses(self, node: object, where: str) -> str:
         if not isinstance(node, str) or not node.strip():
-            self.fail(f"'uses' must be a non-empty string, got {_kind(node)}", where)
+            self.fail(f"'uses' must be a non-empty string, got {yaml_kind(node)}", where)
         return self.text(node, where)
 
     def with_inputs(self, node: object, where: str) -> dict[str, str]:
@@ -735,7 +683,7 @@ class _Importer:
         if node is None:
             return {}
         if not isinstance(node, dict):
-            self.fail(f"'with' must be a mapping, got {_kind(node)}", where)
+            self.fail(f"'with' must be a mapping, got {yaml_kind(node)}", where)
         inputs: dict[str, str] = {}
         for raw_key, raw_value in node.items():
             key = self.key(raw_key, "input name", _pointer_join(where, _key_label(raw_key)))
@@ -755,7 +703,7 @@ class _Importer:
             hint = " (YAML 1.1 reads on/off/yes/no as booleans: quote the key)"
         elif raw is None or isinstance(raw, (int, float)):
             hint = " (quote the key)"
-        self.fail(f"{what} must be a string, got {_kind(raw)}{hint}", where)
+        self.fail(f"{what} must be a string, got {yaml_kind(raw)}{hint}", where)
 
     def scalar_text(
         self, value: object, where: str, *, what: str = "value", strict: bool = False
@@ -769,7 +717,7 @@ class _Importer:
         if isinstance(value, str):
             return self.text(value, where)
         if strict:
-            self.fail(f"{what} must be a string, got {_kind(value)} (quote it)", where)
+            self.fail(f"{what} must be a string, got {yaml_kind(value)} (quote it)", where)
         if value is None:
             return ""
         if isinstance(value, bool):
@@ -784,7 +732,7 @@ class _Importer:
             self.fail(f"{what} is a YAML timestamp: quote it to keep it as written", where)
         if isinstance(value, datetime.date):
             return value.isoformat()
-        self.fail(f"{what} must be a scalar, got {_kind(value)}", where)
+        self.fail(f"{what} must be a scalar, got {yaml_kind(value)}", where)
 
     # -- stack-level fields ------------------------------------------------
 
@@ -816,11 +764,11 @@ class _Importer:
         elif isinstance(node, (list, dict)):
             events = list(node)  # a mapping's keys are its events
         else:
-            self.fail(f"'on' must be an event, a list or a mapping, got {_kind(node)}", "/on")
+            self.fail(f"'on' must be an event, a list or a mapping, got {yaml_kind(node)}", "/on")
         names: set[str] = set()
         for event in events:
             if not isinstance(event, str):
-                self.fail(f"an event name must be a string, got {_kind(event)}", "/on")
+                self.fail(f"an event name must be a string, got {yaml_kind(event)}", "/on")
             names.add(self.text(event, "/on"))
         return sorted(names)
 
@@ -871,21 +819,4 @@ def _key_label(key: object) -> str:
         return "true" if key else "false"
     if key is None:
         return "null"
-    return str(key) if isinstance(key, (int, float)) else f"<{_kind(key)}>"
-
-
-def _kind(value: object) -> str:
-    """A short, bounded description of a YAML value's type (never its content)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
+    return str(key) if isinstance(key, (int, float)) else f"<{yaml_kind(key)}>"

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from ..errors import FileMissing, FileUnreadable, LimitExceeded, LodecError, ManyErrors, SourceError
-from ..files import read_bounded
+from ..errors import (
+    LodecError,
+    ManyErrors,
+    SourceError,
+)
 from ..format.strictjson import loads_strict
 from ..format.unicode import nfc
 from ..names import check_name, is_safe_name
 from ..stack.graph import first_cycle
-from .github_actions import safe_name
+from .common import read_source, safe_name
 
 __all__ = ["MAX_NANOSTACK_BYTES", "NanostackImport", "import_nanostack", "import_nanostack_bytes"]
 
@@ -55,14 +58,7 @@ class NanostackImport:
 
 def import_nanostack(path: str | os.PathLike[str]) -> NanostackImport:
     """Read a Nanostack ``stack.json`` and import it. Raises ``SourceError`` / ``ManyErrors`` / ``LimitExceeded``."""
-    label = os.fspath(path)
-    try:
-        data = read_bounded(path, MAX_NANOSTACK_BYTES, follow=True)
-    except LimitExceeded:
-        raise LimitExceeded(f"stack file is larger than {MAX_NANOSTACK_BYTES} bytes", file=label) from None
-    except (FileMissing, FileUnreadable) as exc:  # file_not_found / file_unreadable, as every command
-        raise exc.with_file(label) from None
-    return import_nanostack_bytes(data, filename=label)
+    return import_nanostack_bytes(read_source(path, MAX_NANOSTACK_BYTES, "stack file"), filename=os.fspath(path))
 
 
 def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
