@@ -45,10 +45,16 @@ def test_generated_keys_read_the_same_by_both_paths() -> None:
         assert ours(pem) == reference(pem)
 
 
-def test_mutations_get_the_loaders_verdict() -> None:
+def test_attack_key_files_crafted_for_the_fast_path_get_the_loaders_key_and_keyid() -> None:
+    """A trusted key file that lodec's fast path might read as a different key (and keyid) than the
+    PEM loader: another line layout, a second key appended, a look-alike OID, a bad point, trailing bytes.
+    Each gets exactly the loader's verdict, key and keyid, or trust would name a key nobody configured."""
     good = keys.generate_key().public.pem()
+    other = keys.generate_key().public.pem()
     der = base64.b64decode(good.split(b"\n")[1])
     variants = [
+        good + other,                         # two keys in one file: the loader takes the first
+        other.replace(b"-----END PUBLIC KEY-----\n", b"") + good.replace(b"-----BEGIN PUBLIC KEY-----\n", b""),
         good.replace(b"\n", b"\r\n"),
         good + b"\n\n",
         good.replace(b"PUBLIC KEY", b"PUBLIC  KEY"),
