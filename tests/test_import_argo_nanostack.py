@@ -81,6 +81,22 @@ def _argo(tasks: str, extra: str = "") -> dict[str, dict[str, object]]:
     return {str(s["stepName"]): s for s in import_argo_text(text, filename="w.yaml").steps}
 
 
+def _argo_steps(groups: str, kind: str = "Workflow") -> dict[str, dict[str, object]]:
+    """Import a ``kind`` whose entrypoint is a steps template of ``groups``, each step calling script ``t``."""
+    text = textwrap.dedent(f"""
+        apiVersion: argoproj.io/v1alpha1
+        kind: {kind}
+        metadata: {{name: steps-demo}}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            steps:
+        """) + textwrap.indent(textwrap.dedent(groups).strip("\n"), " " * 4) + \
+        "\n  - name: t\n    script: {image: python, source: print(1)}\n"
+    return {str(s["stepName"]): s for s in import_argo_text(text, filename="s.yaml").steps}
+
+
 def _cond(step: dict[str, object]) -> object:
     return step.get("runIfExpression") or step.get("runIf", "success")
 
@@ -151,24 +167,13 @@ def test_dependencies_on_a_task_argo_goes_on_past_stay_verbatim() -> None:
 
 
 def test_a_steps_group_after_a_step_argo_goes_on_past_stays_verbatim() -> None:
-    text = textwrap.dedent("""
-        apiVersion: argoproj.io/v1alpha1
-        kind: Workflow
-        metadata: {name: steps-loose}
-        spec:
-          entrypoint: main
-          templates:
-          - name: main
-            steps:
-            - - {name: one, template: t}
-            - - {name: two, template: t}
-            - - {name: gate, template: t, when: "{{steps.one.outputs.result}} == go"}
-              - {name: flaky, template: t, continueOn: {error: true}}
-            - - {name: last, template: t}
-          - name: t
-            script: {image: python, source: print(1)}
+    steps = _argo_steps("""
+        - - {name: one, template: t}
+        - - {name: two, template: t}
+        - - {name: gate, template: t, when: "{{steps.one.outputs.result}} == go"}
+          - {name: flaky, template: t, continueOn: {error: true}}
+        - - {name: last, template: t}
     """)
-    steps = {str(s["stepName"]): s for s in import_argo_text(text, filename="s.yaml").steps}
     assert "runIfExpression" not in steps["two"]
     # Argo starts `last` after gate was skipped or flaky errored; lodec's success over them would not.
     assert steps["last"]["runIfExpression"] == {"argo-depends": "gate && (flaky || flaky.Errored)"}
@@ -176,23 +181,12 @@ def test_a_steps_group_after_a_step_argo_goes_on_past_stays_verbatim() -> None:
 
 
 def test_steps_template_groups_depend_on_the_group_before() -> None:
-    text = textwrap.dedent("""
-        apiVersion: argoproj.io/v1alpha1
-        kind: WorkflowTemplate
-        metadata: {name: steps-demo}
-        spec:
-          entrypoint: main
-          templates:
-          - name: main
-            steps:
-            - - {name: one, template: t}
-            - - {name: two-a, template: t}
-              - {name: two-b, template: t, when: "{{steps.one.outputs.result}} == go"}
-            - - {name: three, templateRef: {name: shared, template: deploy}}
-          - name: t
-            script: {image: python, source: print(1)}
-    """)
-    steps = {str(s["stepName"]): s for s in import_argo_text(text, filename="s.yaml").steps}
+    steps = _argo_steps("""
+        - - {name: one, template: t}
+        - - {name: two-a, template: t}
+          - {name: two-b, template: t, when: "{{steps.one.outputs.result}} == go"}
+        - - {name: three, templateRef: {name: shared, template: deploy}}
+    """, kind="WorkflowTemplate")
     assert "dependsOn" not in steps["one"]
     assert steps["two-a"]["dependsOn"] == ["one"] and steps["two-b"]["dependsOn"] == ["one"]
     assert steps["three"]["dependsOn"] == ["two-a", "two-b"]
