@@ -254,11 +254,16 @@ def test_nanostack_mapping_and_problems() -> None:
     doc["skills"][0]["depends_on"] = ["plan"]
     doc["phase_graph"][1]["depends_on"] = ["nowhere"]
     doc["extra"] = 1
+    doc["phase_graph"].append("not-an-object")
+    doc["skills"][1]["colour"] = "red"
+    last = len(doc["phase_graph"]) - 1
     with pytest.raises(LodecError) as info:
         import_nanostack_bytes(json.dumps(doc).encode(), filename="stack.json")
     assert isinstance(info.value, ManyErrors)
-    assert [e.location for e in info.value.errors] == ["/extra", "/phase_graph/1/depends_on",
-                                                      "/skills/0/depends_on"]
+    assert [e.location for e in info.value.errors] == ["/extra", f"/phase_graph/{last}",
+                                                      "/phase_graph/1/depends_on", "/skills/0/depends_on",
+                                                      "/skills/1/colour"]
+    assert "a phase must be an object" in info.value.errors[1].message
 
 
 def test_an_imported_stack_packs_verifies_and_plans_as_a_pack(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ an unknown key are refused. Every problem is reported at once.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -91,14 +92,19 @@ def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
 
     graph: dict[str, list[str]] = {}
     where_of: dict[str, str] = {}
-    for i, phase in enumerate(phases):
-        at = f"/phase_graph/{i}"
-        if not isinstance(phase, dict):
-            problem("a phase must be an object", at)
-            continue
-        for key in phase:
-            if key not in _PHASE_KEYS:
-                problem(f"unknown key {key!r}", f"{at}/{key}")
+    def entries(node: list[Any], where: str, what: str, keys: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each object of ``node`` with its location; a non-object or an unknown key is a problem."""
+        for i, entry in enumerate(node):
+            at = f"{where}/{i}"
+            if not isinstance(entry, dict):
+                problem(f"a {what} must be an object", at)
+                continue
+            for key in entry:
+                if key not in keys:
+                    problem(f"unknown key {key!r}", f"{at}/{key}")
+            yield at, entry
+
+    for at, phase in entries(phases, "/phase_graph", "phase", _PHASE_KEYS):
         pname = phase.get("name")
         if not isinstance(pname, str) or not is_safe_name(pname):
             problem(f"phase name {pname!r} is not a safe name (1-128 of A-Z a-z 0-9 . _ -)", f"{at}/name")
@@ -125,14 +131,7 @@ def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
                     where_of[cycle[0]] + "/depends_on")
 
     custom: dict[str, dict[str, Any]] = {}
-    for i, skill in enumerate(skills_node):
-        at = f"/skills/{i}"
-        if not isinstance(skill, dict):
-            problem("a skill must be an object", at)
-            continue
-        for key in skill:
-            if key not in _SKILL_KEYS:
-                problem(f"unknown key {key!r}", f"{at}/{key}")
+    for at, skill in entries(skills_node, "/skills", "skill", _SKILL_KEYS):
         sname = skill.get("name")
         if not isinstance(sname, str) or sname not in graph:
             problem(f"skill {sname!r} is not a phase of 'phase_graph'", f"{at}/name")
