@@ -8,12 +8,13 @@ input or verification failed, 2 usage error.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from .. import __version__
-from .options import CONTEXT, json_option, TrustArgs, trust_options, workspace_option
+from .options import CONTEXT, F, json_option, TrustArgs, trust_options, workspace_option
 from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out, result
 
 
@@ -562,15 +563,33 @@ def import_() -> None:
     """Import GitHub Actions, Argo Workflows and Nanostack workflows as step sources and a stack, for review."""
 
 
-@import_.command("github-actions", context_settings=CONTEXT)
-@click.argument("workflow", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
-@click.option("--name", help="Stack name. Default: the workflow file's stem, made safe.")
-@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@click.option("--require-pinned", is_flag=True,
-              help="Refuse (exit 1, nothing written) an action or reusable workflow not pinned to a full commit SHA.")
-@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned", "pins"}.')
+def _import_command(command: str, source: str, metavar: str, name_help: str, *,
+                    extra: tuple[Callable[[F], F], ...] = (), json_fields: str = "") -> Callable[[F], F]:
+    """``lodec import <command> SOURCE -o DIR [--name] [--version] [extra...] [--json]``: what every importer takes."""
+
+    def wrap(f: F) -> F:
+        decorators = [
+            import_.command(command, context_settings=CONTEXT),
+            click.argument(source, metavar=metavar, type=click.Path(dir_okay=False)),
+            click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+                         help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into."),
+            click.option("--name", help=name_help),
+            click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version."),
+            *extra,
+            json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned"' + json_fields + "}."),
+        ]
+        for decorate in reversed(decorators):
+            f = decorate(f)
+        return f
+
+    return wrap
+
+
+@_import_command("github-actions", "workflow", "WORKFLOW", "Stack name. Default: the workflow file's stem, made safe.",
+                 extra=(click.option("--require-pinned", is_flag=True,
+                                     help="Refuse (exit 1, nothing written) an action or reusable workflow not pinned "
+                                          "to a full commit SHA."),),
+                 json_fields=', "pins"')
 def import_github_actions(workflow: str, output: str, name: str | None, version: str, require_pinned: bool,
                           as_json: bool) -> None:
     """Turn a GitHub Actions WORKFLOW into step sources, compiled steps (gha-step-v1) and a stack.
@@ -608,21 +627,10 @@ def import_github_actions(workflow: str, output: str, name: str | None, version:
         echo(printable(f"lodec: note: {workflow}: {len(own)} reference(s) are this repository's own "
                        f"({', '.join(sorted({p['status'] for p in own}))}), versioned with the workflow itself"),
              err=True)
-    if as_json:
-        result(imported.to_dict())
-    else:
-        echo(f"Imported {workflow} → {imported.stack}: {imported.name}, {imported.steps} steps")
-        echo(f"Manifest digest: {imported.digest}")
+    _imported(imported, as_json)
 
 
-
-@import_.command("argo", context_settings=CONTEXT)
-@click.argument("workflow", metavar="WORKFLOW.yaml", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
-@click.option("--name", help="Stack name. Default: metadata.name (or generateName), made safe.")
-@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned"}.')
+@_import_command("argo", "workflow", "WORKFLOW.yaml", "Stack name. Default: metadata.name (or generateName), made safe.")
 def import_argo(workflow: str, output: str, name: str | None, version: str, as_json: bool) -> None:
     """Turn an Argo Workflow or WorkflowTemplate into steps (argo-step-v1) and a stack.
 
@@ -646,13 +654,7 @@ def import_argo(workflow: str, output: str, name: str | None, version: str, as_j
     _imported(imported, as_json)
 
 
-@import_.command("nanostack", context_settings=CONTEXT)
-@click.argument("stack_file", metavar="STACK.json", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Directory to write src/<stepName>.json, steps/<stepName>.vein and stack.json into.")
-@click.option("--name", help="Stack name. Default: the stack's name, made safe.")
-@click.option("--version", "version", default="1.0.0", show_default=True, help="Stack version.")
-@json_option('Print {"ok", "workflow", "stack", "name", "steps", "digest", "unpinned"}.')
+@_import_command("nanostack", "stack_file", "STACK.json", "Stack name. Default: the stack's name, made safe.")
 def import_nanostack(stack_file: str, output: str, name: str | None, version: str, as_json: bool) -> None:
     """Turn a Nanostack custom stack (stack.json) into SkillSteps (skill-step-v1) and a stack.
 
