@@ -444,12 +444,10 @@ def init_skill(name: str, parent: str = ".", *, description: str | None = None, 
             Agent Skills specification refuses: lowercase letters, digits and single hyphens, at most 64),
             ``file_unwritable``.
     """
-    import shutil
     import tempfile
 
     from ..errors import SkillError
-    from ..files import atomic_write
-    from ..run.skills import load_skill
+    from ..run.skills import add_skill
 
     base = Path(parent)
     folder, settings = base / name, base / f"{name}.lodec.toml"
@@ -458,31 +456,26 @@ def init_skill(name: str, parent: str = ".", *, description: str | None = None, 
             raise SkillError(f"{path} already exists", code="skill_exists", file=str(path))
     text = (description or f"Describe what {name} does and when an agent should use it.").strip()
     settings_text = _SETTINGS.format(name=name, command='command = ["scripts/run"]\n' if program else "").encode()
+    draft = folder
     try:
         base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=base))
+        with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=base) as tmp:
+            draft = Path(tmp) / name
+            draft.mkdir()
+            (draft / "SKILL.md").write_text(_SKILL_MD.format(
+                name=name, description=json.dumps(text),
+                intro=(_INTRO_PROGRAM.format(name=name) if program else _INTRO_AGENT)), encoding="utf-8")
+            if program:
+                (draft / "scripts").mkdir()
+                (draft / "scripts" / "run").write_text(_PROGRAM, encoding="utf-8")
+                (draft / "scripts" / "run.py").write_text(_PROGRAM_PY, encoding="utf-8")
+                os.chmod(draft / "scripts" / "run", 0o755)
+            (Path(tmp) / f"{name}.lodec.toml").write_bytes(settings_text)
+            # Validated as `lodec skill check` validates, then put in place as `lodec skill add` installs.
+            skill, _ = add_skill(draft, base)
     except OSError as exc:
         raise SkillError(f"cannot create: {exc.strerror or exc}", code="file_unwritable", file=str(base)) from None
-    try:
-        draft = tmp / name
-        draft.mkdir()
-        (draft / "SKILL.md").write_text(_SKILL_MD.format(
-            name=name, description=json.dumps(text),
-            intro=(_INTRO_PROGRAM.format(name=name) if program else _INTRO_AGENT)), encoding="utf-8")
-        if program:
-            (draft / "scripts").mkdir()
-            (draft / "scripts" / "run").write_text(_PROGRAM, encoding="utf-8")
-            (draft / "scripts" / "run.py").write_text(_PROGRAM_PY, encoding="utf-8")
-            os.chmod(draft / "scripts" / "run", 0o755)
-        (tmp / f"{name}.lodec.toml").write_bytes(settings_text)
-        skill = load_skill(draft)  # the Agent Skills validator (skills-ref) and lodec's settings, as skill check
-        os.rename(draft, folder)
-        atomic_write(settings, settings_text)
-    except OSError as exc:
-        raise SkillError(f"cannot create: {exc.strerror or exc}", code="file_unwritable", file=str(folder)) from None
     except LodecError as exc:
         raise SkillError(exc.message.replace(str(draft), str(folder)), code=exc.code, file=str(folder),
                          location=exc.location) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return InitSkill(folder, settings, skill.digest, program)
