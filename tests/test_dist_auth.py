@@ -64,8 +64,9 @@ def test_a_malformed_auth_entry_is_a_clear_error(doc: object, tmp_path: Path) ->
     assert err.value.code == "registry_auth" and err.value.location == "/auths/r.example/auth"
 
 
-def test_a_config_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text('{"auths": {"r.example": {}, "r.example": {}}}')
+@pytest.mark.parametrize("text", ['{"auths": {"r.example": {}, "r.example": {}}}', '["auths"]'])
+def test_a_config_file_that_is_not_a_json_object_is_a_clear_error(text: str, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(text)
     with pytest.raises(DistributionError) as err:
         find_credentials("r.example", {"DOCKER_CONFIG": str(tmp_path)})
     assert err.value.code == "registry_auth" and "config.json" in str(err.value)

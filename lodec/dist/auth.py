@@ -27,10 +27,10 @@ from pathlib import Path
 
 import msgspec
 
-from ..errors import DistributionError, FileMissing, LodecError
+from ..errors import DistributionError, FileMissing
 from ..files import read_bounded
-from ..format.strictjson import loads_strict
 from ..limits import Limits
+from .oci import parse_json
 
 USERNAME_ENV = "LODEC_REGISTRY_USERNAME"
 PASSWORD_ENV = "LODEC_REGISTRY_PASSWORD"
@@ -96,12 +96,7 @@ def find_credentials(host: str, env: Mapping[str, str] | None = None) -> Credent
     except FileMissing:
         return None
     where = os.fspath(path)
-    try:
-        doc = loads_strict(data, file=where, limits=_CONFIG_LIMITS)
-    except LodecError as exc:
-        raise _auth_error(f"not valid JSON: {exc.message}", where, exc.location) from None
-    if not isinstance(doc, dict):
-        raise _auth_error("not a JSON object", where)
+    doc = parse_json(data, where, limits=_CONFIG_LIMITS, error=_auth_error)
     keys = _keys_for(host)
     helpers = doc.get("credHelpers")
     if isinstance(helpers, dict):

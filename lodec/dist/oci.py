@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -134,14 +135,20 @@ def invalid(message: str, where: str, location: str | None = None) -> Distributi
     return DistributionError(message, code="artifact_invalid", file=where, location=location)
 
 
-def parse_json(data: bytes, where: str) -> dict[str, Any]:
-    """A manifest or index as a JSON object (strict, at most ``MAX_MANIFEST_BYTES``)."""
+def parse_json(data: bytes, where: str, *, limits: Limits = _JSON_LIMITS,
+               error: Callable[..., DistributionError] = invalid) -> dict[str, Any]:
+    """A manifest or index (or any ``limits``-bounded JSON document) as a JSON object, parsed strictly.
+
+    Raises:
+        DistributionError: from ``error(message, where[, location])`` (default
+            ``artifact_invalid``): not strict JSON within ``limits``, or not an object.
+    """
     try:
-        doc = loads_strict(data, file=where, limits=_JSON_LIMITS)
+        doc = loads_strict(data, file=where, limits=limits)
     except LodecError as exc:
-        raise invalid(f"not valid JSON: {exc.message}", where, exc.location) from None
+        raise error(f"not valid JSON: {exc.message}", where, exc.location) from None
     if not isinstance(doc, dict):
-        raise invalid("not a JSON object", where)
+        raise error("not a JSON object", where)
     return doc
 
 
