@@ -110,7 +110,52 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgra
         "proxy-authenticate"}
 
 
-class ReferrersProxy:
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _forward(handler: BaseHTTPRequestHandler, port: int, body: bytes,
+             added: Callable[[http.client.HTTPResponse, bytes], dict[str, str]] | None = None) -> None:
+    """Relay ``handler``'s request to ``127.0.0.1:port`` and its answer back (plus ``added(resp, data)`` headers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP}
+    conn.request(handler.command, handler.path, body=body or None, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    extra = added(resp, data) if added else {}
+    handler.send_response(resp.status, resp.reason)
+    for k, v in resp.getheaders():
+        if k.lower() not in _HOP and k.lower() != "content-length":
+            handler.send_header(k, v)
+    for k, v in extra.items():
+        handler.send_header(k, v)
+    upstream_length = resp.getheader("Content-Length")
+    handler.send_header("Content-Length", upstream_length if handler.command == "HEAD" and upstream_length
+                        else str(len(data)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+    conn.close()
+
+
+class _LoopbackServer:
+    """A ``ThreadingHTTPServer`` on ``127.0.0.1:<free port>`` serving ``handler`` from a daemon thread."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ReferrersProxy(_LoopbackServer):
     """A loopback reverse proxy adding the distribution spec v1.1 referrers API to ``upstream``."""
 
     def __init__(self, upstream: RegistryServer) -> None:
@@ -119,12 +164,7 @@ class ReferrersProxy:
         self.api_calls = 0
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(_QuietHandler):
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -140,46 +180,26 @@ class ReferrersProxy:
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                extra = {}
-                m = _MANIFEST_PUT.match(self.path)
-                if self.command == "PUT" and m and resp.status == 201:
+                put = _MANIFEST_PUT.match(self.path) if self.command == "PUT" else None
+
+                def record_subject(resp: http.client.HTTPResponse, data: bytes) -> dict[str, str]:
+                    if put is None or resp.status != 201:
+                        return {}
                     doc = json.loads(body)
                     subject = doc.get("subject")
-                    if isinstance(subject, dict):
-                        entry = {"mediaType": doc.get("mediaType"), "size": len(body),
-                                 "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
-                                 "artifactType": doc.get("artifactType")}
-                        proxy.referrers.setdefault((m.group(1), subject["digest"]), []).append(entry)
-                        extra["OCI-Subject"] = subject["digest"]
-                self.send_response(resp.status, resp.reason)
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP and k.lower() != "content-length":
-                        self.send_header(k, v)
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                upstream_length = resp.getheader("Content-Length")
-                self.send_header("Content-Length", upstream_length if self.command == "HEAD" and upstream_length
-                                 else str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                    if not isinstance(subject, dict):
+                        return {}
+                    entry = {"mediaType": doc.get("mediaType"), "size": len(body),
+                             "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                             "artifactType": doc.get("artifactType")}
+                    proxy.referrers.setdefault((put.group(1), subject["digest"]), []).append(entry)
+                    return {"OCI-Subject": subject["digest"]}
+
+                _forward(self, proxy.upstream.port, body, record_subject)
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def registry_binary() -> str | None:
@@ -187,7 +207,7 @@ def registry_binary() -> str | None:
         "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None)
 
 
-class TokenServer:
+class TokenServer(_LoopbackServer):
     """A Docker-style token server on loopback (the ``Bearer`` challenge's realm) for ``RegistryServer(token=...)``.
 
     ``GET /token?service=S&scope=repository:NAME:ACTIONS`` with Basic
@@ -267,25 +287,19 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
+        self.realm = f"http://{self.host}/token"
 
     def registry_config(self, realm: str | None = None) -> str:
         """The registry's ``auth.token`` section (``realm`` overrides where clients are sent)."""
         return (f"realm: {realm or self.realm}\nservice: {self.SERVICE}\nissuer: {self.ISSUER}\n"
                 f"rootcertbundle: {self.cert_file}")
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 _BLOB_GET = re.compile(r"/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
 
 
-class RedirectingRegistry:
+class RedirectingRegistry(_LoopbackServer):
     """A loopback front of ``upstream`` that answers every blob ``GET`` with ``307`` to ``location(digest)``
     (as registries do to send clients to object storage), and relays everything else unchanged."""
 
@@ -293,12 +307,7 @@ class RedirectingRegistry:
         self.redirected = 0
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(_QuietHandler):
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -310,30 +319,8 @@ class RedirectingRegistry:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                conn = http.client.HTTPConnection("127.0.0.1", upstream.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status, resp.reason)
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP and k.lower() != "content-length":
-                        self.send_header(k, v)
-                upstream_length = resp.getheader("Content-Length")
-                self.send_header("Content-Length", upstream_length if self.command == "HEAD" and upstream_length
-                                 else str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
+                _forward(self, upstream.port, body)
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
