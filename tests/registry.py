@@ -324,3 +324,25 @@ class RedirectingRegistry(_LoopbackServer):
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
 
         self._serve(Handler)
+
+
+class ObjectStorage(_LoopbackServer):
+    """Loopback "object storage" for ``RedirectingRegistry``: ``GET /<digest>`` answers the blob's bytes
+    straight from ``registry``'s storage, and records the ``Authorization`` header of every request
+    (``None`` when absent) in ``authorizations``."""
+
+    def __init__(self, registry: RegistryServer) -> None:
+        self.authorizations: list[str | None] = []
+        store = self
+
+        class Handler(_QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                store.authorizations.append(self.headers.get("Authorization"))
+                path = registry.blob_file(self.path.lstrip("/"))
+                data = path.read_bytes() if path.is_file() else b""
+                self.send_response(200 if data else 404)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._serve(Handler)

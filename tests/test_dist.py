@@ -481,6 +481,34 @@ def test_credentials_from_the_docker_config_file_push_and_pull(
     assert out.read_bytes() == signed_pack.read_bytes()
 
 
+def test_attack_registry_credentials_are_not_sent_to_the_host_a_blob_download_is_redirected_to(
+    private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry sends blob downloads to object storage on another host (here another loopback port): lodec
+    follows, but the registry's credentials stay with the registry; the storage host never sees them."""
+    from .registry import ObjectStorage, RedirectingRegistry
+
+    docker_config(tmp_path / "empty", {}, monkeypatch)
+    monkeypatch.setenv("LODEC_REGISTRY_USERNAME", "tester")
+    monkeypatch.setenv("LODEC_REGISTRY_PASSWORD", "correct horse")
+    storage = ObjectStorage(private_registry)
+    front = RedirectingRegistry(private_registry, lambda digest: f"http://{storage.host}/{digest}")
+    try:
+        ref = f"oci://{front.host}/team/redirected:v1"
+        push(signed_pack, ref)
+        out = tmp_path / "out" / "cr.lodepack"
+        out.parent.mkdir()
+        code, _, err = pull(ref, out, *keys_args(keys, "alice"))
+        assert code == 0, err
+        assert out.read_bytes() == signed_pack.read_bytes()
+        assert front.redirected >= 1 and storage.authorizations, "the blob download was not redirected"
+        assert storage.authorizations == [None] * len(storage.authorizations), storage.authorizations
+    finally:
+        front.stop()
+        storage.stop()
+
+
 def test_credentials_from_a_docker_credential_helper_and_from_the_environment(
     private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
