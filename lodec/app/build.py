@@ -221,10 +221,11 @@ def build_stack(
 
     from ..format.schema import step_schema_for
 
+    given = schema_or_builtin(schema_path, "") if schema_path is not None else None  # read once, not per vein
+
     def read(p: str) -> Vein:
         data = read_bounded(p, DEFAULT_LIMITS.max_file_bytes, follow=True)
-        schema = schema_or_builtin(schema_path, "") if schema_path is not None else step_schema_for(data)
-        return decode_vein(data, schema, file=p)
+        return decode_vein(data, given if given is not None else step_schema_for(data), file=p)
 
     decoded = [read(p) for p in veins]
     manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,

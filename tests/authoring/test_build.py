@@ -300,3 +300,22 @@ def test_attack_a_steps_folder_linked_into_a_skill_folder_is_not_written_through
     assert snapshot(tool) == before and not (demo / "stack.json").exists()
     (demo / "steps").unlink()
     assert build(demo / "lodec-stack.toml", "--workspace", demo)[0] == 0  # without the link it builds
+
+
+def test_stack_build_with_a_schema_reads_every_vein_under_it(tmp_path: Path) -> None:
+    schema = ROOT / "schemas" / "skill-step-v1.lode"
+    veins = []
+    for step in ("lint", "analyze"):
+        veins.append(tmp_path / f"{step}.vein")
+        code, _out, err = run_cli("compile", ROOT / "steps" / f"{step}-step.json", "-s", schema, "-o", veins[-1])
+        assert code == 0, err
+    common = ("stack", "build", *veins, "--name", "n", "--version", "1.0.0", "--description", "d")
+    code, _out, err = run_cli(*common, "-s", schema, "-o", tmp_path / "given.json")
+    assert code == 0, err
+    code, _out, err = run_cli(*common, "-o", tmp_path / "headers.json")
+    assert code == 0, err
+    assert (tmp_path / "given.json").read_bytes() == (tmp_path / "headers.json").read_bytes()
+    # A schema the veins were not compiled under is refused, naming the vein; nothing is written.
+    code, _out, err = run_cli(*common, "-s", "skill-step-v2", "-o", tmp_path / "wrong.json")
+    assert code == 1 and "lint.vein" in err and "schema_mismatch" in err, err
+    assert not (tmp_path / "wrong.json").exists()
