@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +303,7 @@ def import_github_actions(workflow: str, output: str, *, name: str | None = None
     rows = pin_rows(imported.steps)
     for row in rows:
         row["place"] = imported.places.get(row["step"], "") if row["field"] == "uses" else ""
-    return ImportedStack(done.workflow, done.stack, done.name, done.steps, done.digest, done.unpinned, tuple(rows))
+    return replace(done, pins=tuple(rows))
 
 
 def _write_import(source: str, out: Path, records: Sequence[dict[str, Any]], schema_name: str, *, name: str,
