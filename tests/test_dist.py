@@ -365,6 +365,24 @@ def test_oci_layout_tampered_blob_is_refused_and_nothing_written(
         assert_nothing_written(out)
 
 
+def test_oci_layout_push_again_keeps_good_blobs_and_rewrites_a_damaged_one(
+    signed_pack: Path, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    layout = tmp_path / "transfer"
+    first = push(signed_pack, f"oci-layout:{layout}:v1")
+    again = push(signed_pack, f"oci-layout:{layout}:v1")
+    assert again["manifest"] == first["manifest"] and again["uploaded"] == 0 and again["skipped"] == 3
+    blob = layout / "blobs" / "sha256" / first["layer"]["digest"].split(":", 1)[1]
+    blob.write_bytes(b"\0" * blob.stat().st_size)  # damaged in place: same size, wrong bytes
+    repaired = push(signed_pack, f"oci-layout:{layout}:v1")
+    assert repaired["uploaded"] == 1 and repaired["skipped"] == 2
+    assert blob.read_bytes() == signed_pack.read_bytes()
+    out = tmp_path / "out" / "cr.lodepack"
+    out.parent.mkdir()
+    code, _, err = pull(f"oci-layout:{layout}:v1", out, *keys_args(keys, "alice"))
+    assert code == 0 and out.read_bytes() == signed_pack.read_bytes(), err
+
+
 def test_oci_layout_swapped_referrer_is_refused(
     signed_pack: Path, signed_stack: Path, keys: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -159,20 +159,20 @@ class Layout:
         return self.referrers(digest), "layout"
 
     def put_blob(self, data: bytes) -> bool:
-        """Store ``data``; ``False`` when it was already there."""
+        """Store ``data`` under its digest; ``False`` when it was already there with the right bytes."""
         self._prepare()
         path = self._blob_path(sha256_digest(data))
         try:
             if read_bounded(path, len(data)) == data:
                 return False
         except LodecError:
-            pass
-        self.write_blob(data)
+            pass  # absent, or wrong: written anew
+        atomic_write(path, data)
         return True
 
     def put_manifest(self, data: bytes, tag: str | None, *, artifact_type: str) -> Descriptor:
         """Store a manifest and list it in ``index.json`` (tagged ``tag``, or untagged for a referrer)."""
-        self.write_blob(data)
+        self.put_blob(data)
         desc = Descriptor.of(MANIFEST_MEDIA_TYPE, data, artifact_type=artifact_type)
         self.add_to_index(desc, tag)
         return desc
@@ -196,19 +196,6 @@ class Layout:
             if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
                 raise DistributionError(f"{sub} is a symbolic link or not a folder; lodec writes blobs only "
                                         "inside the layout", code="layout_invalid", file=os.fspath(sub))
-
-    def write_blob(self, data: bytes) -> str:
-        """Store ``data`` under its digest (kept when already there with the right bytes); return the digest."""
-        self._prepare()
-        digest = sha256_digest(data)
-        path = self._blob_path(digest)
-        try:
-            if read_bounded(path, len(data)) == data:
-                return digest
-        except LodecError:
-            pass  # absent, or wrong: written anew
-        atomic_write(path, data)
-        return digest
 
     def add_to_index(self, desc: Descriptor, tag: str | None) -> None:
         """List ``desc`` in ``index.json``: tagged ``tag`` (the tag moves from any other manifest), or untagged
