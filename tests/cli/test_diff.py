@@ -62,3 +62,19 @@ def test_diff_refuses_a_stack_that_does_not_verify(tmp_path: Path) -> None:
     (new.parent / "steps" / "a.vein").write_bytes(b"VEIN\x01broken")
     code, _out, err = run_cli("diff", old, new)
     assert code == 1 and "[step_malformed]" in err and "does not verify" in err
+
+
+def test_attack_an_update_widening_write_and_env_behind_a_narrowed_read_is_flagged(tmp_path: Path) -> None:
+    # The update trades a read path away so the capability lists keep their length, and gains a write path
+    # and a secret: a reviewer must still see both widenings.
+    make_skill(tmp_path / "v1" / "skills", "echo", read=["docs", "notes"], write=["out"], env=["HOME"])
+    old = make_stack(tmp_path / "v1", [step("a", "echo")])
+    make_skill(tmp_path / "v2" / "skills", "echo", read=["docs"], write=["out", ".git"], env=["HOME", "AWS_SECRET"])
+    new = make_stack(tmp_path / "v2", [step("a", "echo")])
+    code, out, err = run_cli("diff", old, new, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["widened"] is True and doc["steps"]["changed"] == {}
+    [skill] = doc["skills"]["changed"]
+    assert skill["widened"] == [{"where": "write", "old": ["out"], "new": ["out", ".git"]},
+                                {"where": "env", "old": ["HOME"], "new": ["HOME", "AWS_SECRET"]}]
