@@ -141,14 +141,13 @@ def _skill_change(old: SkillTree, new: SkillTree) -> SkillChange:
     change.added = sorted(set(fb) - set(fa))
     change.removed = sorted(set(fa) - set(fb))
     change.changed = sorted(p for p in set(fa) & set(fb) if (fa[p].data, fa[p].mode) != (fb[p].data, fb[p].mode))
-    ca, cb = _config(old), _config(new)
+    ca, cb = _config(old, fa), _config(new, fb)
     if ca is None or cb is None:
         return change
     if cb.network and not ca.network:
         change.widened.append(Change("network", ca.network, cb.network))
     for key in ("read", "write", "env"):
-        grown = sorted(set(getattr(cb, key)) - set(getattr(ca, key)))
-        if grown:
+        if set(getattr(cb, key)) - set(getattr(ca, key)):
             change.widened.append(Change(key, list(getattr(ca, key)), list(getattr(cb, key))))
     if _CONCURRENCY.index(cb.concurrency) > _CONCURRENCY.index(ca.concurrency):
         change.widened.append(Change("concurrency", ca.concurrency, cb.concurrency))
@@ -160,11 +159,11 @@ def _skill_change(old: SkillTree, new: SkillTree) -> SkillChange:
     return change
 
 
-def _config(tree: SkillTree) -> Any:
-    """The skill's ``lodec.toml`` settings, or ``None`` if they do not parse (the file diff still shows)."""
+def _config(tree: SkillTree, files: dict[str, Any]) -> Any:
+    """The skill's ``lodec.toml`` settings (``files``: its files by path), or ``None`` if they do not parse (the
+    file diff still shows)."""
     from ..run.skills import parse_config
 
-    files = {f.path: f for f in tree.files}
     sidecar = files.get("lodec.toml")
     data = tree.settings if tree.settings is not None else sidecar.data if sidecar is not None else None
     if data is None:
