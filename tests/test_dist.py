@@ -423,9 +423,17 @@ def test_plain_http_to_a_non_loopback_host_is_refused(command: str, signed_pack:
     assert not (tmp_path / "x.lodepack").exists()
 
 
-def test_pull_without_keys_or_unsigned_is_a_usage_error(tmp_path: Path) -> None:
-    code, _, err = run_cli("pull", f"oci-layout:{tmp_path}:v1", "-o", tmp_path / "x.lodepack")
-    assert code == 2 and "--unsigned" in err
+@pytest.mark.parametrize("command", ["pull", "unpack"])
+def test_pull_or_unpack_without_keys_or_unsigned_or_with_both_is_a_usage_error(
+    command: str, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    args = ([f"oci-layout:{tmp_path}:v1", "-o", tmp_path / "x.lodepack"] if command == "pull"
+            else [tmp_path / "x.lodepack", "-o", tmp_path / "out"])
+    code, _, err = run_cli(command, *args)
+    assert code == 2 and f"{command} verifies signatures first" in err and "--unsigned" in err, err
+    code, _, err = run_cli(command, *args, "--unsigned", "--key", f"{keys['alice']}.pub")
+    assert code == 2 and "--unsigned cannot be combined with --key" in err, err
+    assert not (tmp_path / "x.lodepack").exists() and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("text", [

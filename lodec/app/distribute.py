@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DistributionError, LodecError
 from .options import OptionsError, TrustOptions
+from .signing import require_trust_or_unsigned
 from .verify import NotVerified, VerifyResult, verify_target
 
 if TYPE_CHECKING:
@@ -184,11 +185,7 @@ def pull(reference: str, output: str, trust: TrustOptions, *, unsigned: bool = F
     ref = parse_target(reference, plain_http=plain_http)
     if ref.tag is None and ref.digest is None:
         raise OptionsError("name what to pull: REFERENCE:TAG or REFERENCE@sha256:...", param_hint="REFERENCE")
-    if not trust.signed and not unsigned:
-        raise OptionsError("pull verifies signatures first: add --key A.pub (or --policy FILE), "
-                           "or --unsigned for a pack you trust by other means")
-    if trust.signed and unsigned:
-        raise OptionsError("--unsigned cannot be combined with --key or --policy")
+    require_trust_or_unsigned(trust, unsigned, "pull")
     out = Path(output)
     if out.is_dir():
         raise OptionsError(f"{output} is a directory: -o names the .lodepack file to write", param_hint="-o")

@@ -287,15 +287,24 @@ def unpack_pack(pack_file: str, output: str, trust: TrustOptions, *, unsigned: b
         OptionsError: no keys or policy without ``unsigned``, or both.
         LodecError: ``output_not_empty``, ``file_unwritable``, or the pack cannot be read.
     """
-    if not trust.signed and not unsigned:
-        raise OptionsError("unpack verifies signatures first: add --key A.pub (or --policy FILE), "
-                           "or --unsigned for a pack you trust by other means")
-    if trust.signed and unsigned:
-        raise OptionsError("--unsigned cannot be combined with --key or --policy")
+    require_trust_or_unsigned(trust, unsigned, "unpack")
     result = verify_target(pack_file, workspace, trust)
     if not result.ok or result.pack is None:
         return Unpacked(result, ())
     return Unpacked(result, tuple(_write_members(result, output)))
+
+
+def require_trust_or_unsigned(trust: TrustOptions, unsigned: bool, command: str) -> None:
+    """Check that ``command`` (``unpack``, ``pull``) was given keys or a policy, or else ``--unsigned``.
+
+    Raises:
+        OptionsError: neither, or both.
+    """
+    if not trust.signed and not unsigned:
+        raise OptionsError(f"{command} verifies signatures first: add --key A.pub (or --policy FILE), "
+                           "or --unsigned for a pack you trust by other means")
+    if trust.signed and unsigned:
+        raise OptionsError("--unsigned cannot be combined with --key or --policy")
 
 
 def _write_members(result: VerifyResult, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -336,7 +345,6 @@ def _one_step_schema(stack: Any, manifest: str) -> str:
     Raises:
         LodecError: ``pack_mixed_schemas``: the steps use several step schemas.
     """
-    from ..errors import LodecError
     from ..format.schema import STEP_SCHEMAS, builtin_schema
 
     ids = {builtin_schema(n).schema_id: n for n in STEP_SCHEMAS}
