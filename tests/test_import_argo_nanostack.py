@@ -275,3 +275,30 @@ def test_an_imported_stack_packs_verifies_and_plans_as_a_pack(tmp_path: Path) ->
     assert code == 0 and json.loads(out)["ok"], err
     code, out, err = run_cli("plan", tmp_path / "s.lodepack", "--workspace", tmp_path)
     assert code == 0 and '"should-execute-3"' in out, err
+
+
+def test_attack_step_names_climbing_out_of_the_output_folder_write_only_inside_it(tmp_path: Path) -> None:
+    # Names a hostile workflow picks for its steps become file names under OUTPUT/src and OUTPUT/steps.
+    climb = "../../../escaped"
+    sources = {
+        "github-actions": ("wf.yml", "on: push\njobs:\n  '../../j':\n    runs-on: x\n    steps:\n"
+                                     f"    - id: '{climb}'\n      run: echo hi\n"),
+        "argo": ("wf.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: '../w'}\n"
+                            "spec:\n  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n"
+                            f"      - {{name: '{climb}', template: t}}\n  - name: t\n    container: {{image: busybox}}\n"),
+        "nanostack": ("stack.json", json.dumps({"name": "../s", "phase_graph": [{"name": climb}]})),
+    }
+    for kind, (filename, text) in sources.items():
+        work = tmp_path / kind / "a" / "b" / "c"
+        work.mkdir(parents=True)
+        (work / filename).write_text(text)
+        code, _out, err = run_cli("import", kind, work / filename, "-o", work / "out")
+        written = sorted(p.relative_to(tmp_path / kind) for p in (tmp_path / kind).rglob("*") if p.is_file())
+        assert not any("escaped" in p.parts[-1] and "out" not in p.parts for p in written), (kind, written)
+        if kind == "nanostack":  # refused: a phase name must already be safe
+            assert code == 1 and "/phase_graph/0/name" in err and not (work / "out").exists(), err
+            continue
+        assert code == 0, err
+        steps = [p.name for p in (work / "out" / "steps").iterdir()]
+        assert len(steps) == 1 and "/" not in steps[0] and not steps[0].startswith("."), steps
+        assert all(p.parts[:4] == ("a", "b", "c", "out") or p.name == filename for p in written), written
