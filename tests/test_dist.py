@@ -104,6 +104,7 @@ def test_push_then_pull_by_tag_and_by_digest_round_trips_the_bytes(
     pushed = push(signed_pack, f"oci://{registry.host}/{repo}")
     assert pushed["reference"] == f"oci://{registry.host}/{repo}:1.0.0"  # the tag defaults to the version
     digest = pushed["manifest"]["digest"]
+    assert pushed["pinned"] == f"oci://{registry.host}/{repo}@{digest}"
     for n, ref in enumerate((f"oci://{registry.host}/{repo}:1.0.0", f"oci://{registry.host}/{repo}@{digest}")):
         out = tmp_path / f"pulled{n}" / "cr.lodepack"
         out.parent.mkdir()
@@ -340,6 +341,7 @@ def test_oci_layout_round_trip_with_referrer(signed_pack: Path, keys: dict[str, 
         == [(digest, "v1"), (referrer, None)]
     ref_doc = json.loads((layout / "blobs" / "sha256" / referrer.split(":")[1]).read_text())
     assert ref_doc["subject"]["digest"] == digest and ref_doc["artifactType"] == ENVELOPE_ARTIFACT_TYPE
+    assert pushed["pinned"] == f"oci-layout:{layout}@{digest}"
     for n, ref in enumerate((f"oci-layout:{layout}:v1", f"oci-layout:{layout}@{digest}")):
         out = tmp_path / f"out{n}" / "cr.lodepack"
         out.parent.mkdir()

@@ -76,7 +76,7 @@ class PushResult:
                 "layer": {"digest": p.pack.digest, "size": p.pack.size},
                 "referrer": None if p.referrer is None else {"digest": p.referrer.digest, "size": p.referrer.size},
                 "referrers": p.referrers, "uploaded": p.uploaded, "skipped": p.skipped,
-                "pinned": p.reference.rsplit(":", 1)[0] + "@" + p.manifest.digest}
+                "pinned": p.pinned}
 
 
 def push(pack_file: str, target: str, *, plain_http: bool = False, progress: Progress | None = None) -> PushResult:

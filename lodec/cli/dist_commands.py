@@ -73,7 +73,7 @@ def push(pack_file: str, target: str, plain_http: bool, quiet: bool, as_json: bo
         echo(f"Envelope referrer: {p.referrer.digest} ({p.referrers})")
     # A command that works as printed: the same transport, and keys only for a signed pack.
     how = (" --plain-http" if plain_http else "") + (" --key KEY.pub" if result.signed else " --unsigned")
-    echo(f"Pull it with: lodec pull {printable(result.to_dict()['pinned'])} -o PACK.lodepack{how}")
+    echo(f"Pull it with: lodec pull {printable(p.pinned)} -o PACK.lodepack{how}")
 
 
 @click.command(context_settings=CONTEXT)

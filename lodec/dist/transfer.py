@@ -59,6 +59,7 @@ class Pushed(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         reference: where the pack is now, by tag (``oci://HOST/REPO:TAG``, ``oci-layout:DIR:TAG``).
+        pinned: the same, by the manifest's digest (``...@sha256:...``): exactly what was pushed.
         manifest: the pack manifest's descriptor (its digest pins this exact artifact).
         pack: the pack layer's descriptor.
         referrer: the envelope referrer's descriptor, or ``None`` for an unsigned pack.
@@ -68,6 +69,7 @@ class Pushed(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     reference: str
+    pinned: str
     manifest: Descriptor
     pack: Descriptor
     referrer: Descriptor | None
@@ -163,8 +165,8 @@ def push_pack(ref: Reference | str, pack: bytes, *, name: str, version: str, env
         referrer, source = store.attach(referrer_manifest(env, manifest), manifest,
                                         artifact_type=ENVELOPE_ARTIFACT_TYPE)
         say(f"Attached envelope referrer {referrer.digest} ({source})")
-    return Pushed(reference=str(ref), manifest=manifest, pack=layer, referrer=referrer, referrers=source,
-                  uploaded=uploaded, skipped=skipped)
+    return Pushed(reference=str(ref), pinned=str(ref.with_digest(manifest.digest)), manifest=manifest, pack=layer,
+                  referrer=referrer, referrers=source, uploaded=uploaded, skipped=skipped)
 
 
 def pull_pack(ref: Reference | str, *, plain_http: bool = False, store: Store | None = None,
