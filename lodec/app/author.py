@@ -95,7 +95,7 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
     from ..run.skills import load_skills, skill_pins
     from ..stack.manifest import build_manifest, lock_manifest, manifest_json
     from ..stack.source import DEFAULT_SOURCE, load_stack_source
-    from .build import schema_or_builtin
+    from .build import _same_bytes, schema_or_builtin
 
     try:
         src = load_stack_source(path or DEFAULT_SOURCE)
@@ -182,11 +182,11 @@ def build_source(path: str | None, workspace: Workspace) -> Built:
         if changed:
             writes.append((target, vein.data))
         built.steps.append(BuiltStep(name, label, target, vein.fingerprint, changed))
-    old = _read_json(src.manifest)
-    built.warnings.extend(_pin_warnings(old, pins, str(src.manifest)))
+    old_bytes = _read_manifest(src.manifest)  # read once: for the pin warnings and to skip an unchanged write
+    built.warnings.extend(_pin_warnings(_json_object(old_bytes), pins, str(src.manifest)))
     stale = _stale_veins(steps_dir, {f"{n}.vein" for n in by_name})
-    manifest_changed = not _same_bytes(src.manifest, manifest_bytes)
-    atomic_write_many([(p, d) for p, d in writes])
+    manifest_changed = old_bytes != manifest_bytes
+    atomic_write_many(writes)
     if manifest_changed:
         # Written after the veins: a manifest on disk means every step it pins is there.
         atomic_write_many([(src.manifest, manifest_bytes)])
@@ -262,20 +262,22 @@ def _verify(manifest: Path, manifest_bytes: bytes, veins: dict[str, Any], steps_
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
 
 
-def _same_bytes(path: Path, data: bytes) -> bool:
-    from .build import _same_bytes as same
-
-    return same(path, data)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """The manifest already at ``path``, or ``None`` (absent or not a JSON object: it is rebuilt anyway)."""
+def _read_manifest(path: Path) -> bytes | None:
+    """The bytes of the manifest already at ``path`` (a regular file, not followed), or ``None``."""
     from ..files import read_bounded
     from ..limits import DEFAULT_LIMITS
 
     try:
-        doc = json.loads(read_bounded(path, DEFAULT_LIMITS.max_file_bytes))
-    except (OSError, LodecError, ValueError):
+        return read_bounded(path, DEFAULT_LIMITS.max_file_bytes)
+    except (OSError, LodecError):
+        return None
+
+
+def _json_object(data: bytes | None) -> dict[str, Any] | None:
+    """``data`` as a JSON object, or ``None`` (absent or not a JSON object: the manifest is rebuilt anyway)."""
+    try:
+        doc = json.loads(data) if data is not None else None
+    except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
 

@@ -231,11 +231,11 @@ def build_stack(
     manifest = build_manifest(decoded, name=name, version=version, description=description, entry=entry,
                               metadata=dict(metadata or {}))
     digest = manifest_vein(manifest).fingerprint
-    from .author import BuildWarning, _envelope_warning, _read_json
+    from .author import BuildWarning, _envelope_warning, _json_object, _read_manifest
 
     data = manifest_json(manifest)
     warnings = []
-    before = _read_json(Path(output))
+    before = _json_object(_read_manifest(Path(output)))
     if before is not None and before.get("skillDigests"):
         warnings.append(BuildWarning("lock_dropped", output, "was locked (skillDigests); it is now written without "
                                      "skill pins: run `lodec lock` on it (or build it with `lodec build`, which "
