@@ -110,3 +110,24 @@ def test_a_missing_or_broken_credential_helper_is_a_clear_error(tmp_path: Path) 
     with pytest.raises(DistributionError) as err:
         find_credentials("h.example", env)
     assert "not a plain name" in err.value.message
+
+
+def test_attack_a_docker_config_naming_a_credential_helper_by_path_cannot_run_a_program_off_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile (or planted) Docker config names ``credHelpers`` ``x/../../evil``: without the plain-name rule,
+    ``docker-credential-x/../../evil`` is a relative path, and the program it resolves to from the current
+    directory would run (and be handed the server name). It is refused before anything runs."""
+    work = tmp_path / "a" / "b"
+    (work / "docker-credential-x").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    evil = tmp_path / "a" / "evil"
+    evil.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{\"Username\": \"u\", \"Secret\": \"s\"}}'\n")
+    evil.chmod(0o755)
+    monkeypatch.chdir(work)
+    (tmp_path / "conf").mkdir()
+    env = config(tmp_path / "conf", {"credHelpers": {"h.example": "x/../../evil"}})
+    with pytest.raises(DistributionError) as err:
+        find_credentials("h.example", env)
+    assert err.value.code == "registry_auth" and "not a plain name" in err.value.message
+    assert not marker.exists(), "the program named by path ran"
