@@ -302,3 +302,26 @@ def test_attack_step_names_climbing_out_of_the_output_folder_write_only_inside_i
         steps = [p.name for p in (work / "out" / "steps").iterdir()]
         assert len(steps) == 1 and "/" not in steps[0] and not steps[0].startswith("."), steps
         assert all(p.parts[:4] == ("a", "b", "c", "out") or p.name == filename for p in written), written
+
+
+def test_attack_a_key_spelled_twice_in_nfc_and_nfd_cannot_drop_one_value() -> None:
+    # YAML and Argo see two keys; NFC-normalising them for the record must not keep one and drop the other.
+    composed, decomposed = "\u00e9tape", "e\u0301tape"
+    text = textwrap.dedent(f"""
+        apiVersion: argoproj.io/v1alpha1
+        kind: Workflow
+        metadata: {{name: w}}
+        spec:
+          entrypoint: main
+          templates:
+          - name: main
+            dag:
+              tasks:
+              - {{name: a, template: t}}
+          - name: t
+            container: {{image: busybox, env: [{{name: X, value: v}}]}}
+            metadata: {{annotations: {{"{composed}": reviewed, "{decomposed}": hidden}}}}
+    """)
+    with pytest.raises(LodecError) as info:
+        import_argo_text(text, filename="w.yaml")
+    assert "given twice once normalised to NFC" in info.value.message and info.value.location == "/spec/templates/1"

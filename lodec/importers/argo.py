@@ -477,7 +477,10 @@ def _plain(value: Any) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"a key must be a string, got {yaml_kind(k)} (quote it)")
-            out[nfc(k)] = _plain(v)
+            key = nfc(k)
+            if key in out:  # two spellings of one key once NFC-normalised: keeping the last would drop one silently
+                raise ValueError(f"key {key!r} is given twice once normalised to NFC")
+            out[key] = _plain(v)
         return out
     if value is None or isinstance(value, (bool, int, float)):
         return value
