@@ -134,7 +134,7 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, follow: bool =
         if st.st_size > max_bytes:
             raise LimitExceeded(f"file is {st.st_size} bytes; the limit is {max_bytes}", file=label)
         data = os.read(fd, st.st_size + 1)
-        if len(data) > st.st_size or len(data) < st.st_size:
+        if len(data) != st.st_size:
             # Grew or shrank since fstat (or a short read): read to the end, bounded.
             chunks = [data]
             total = len(data)

@@ -42,7 +42,7 @@ from lodec.files import (
     read_bounded,
 )
 
-from .conftest import EXPIRES, ROOT, SIGNED_AT, VERIFY_AT, sign_cli
+from .conftest import EXPIRES, ROOT, SIGNED_AT, VERIFY_AT, sign_cli, unavailable
 
 #: Every subprocess must answer within this many seconds (a FIFO that blocks an open hangs forever).
 ANSWER_SECONDS = 5
@@ -761,3 +761,17 @@ def test_cli_run_with_a_read_only_state_directory_is_one_line(tmp_path: Path, ho
         code, _out, err = run(wrapped, cwd=tmp_path, env=home, timeout=60)
     assert_one_line_error(code, err, "[file_unwritable]")
     assert list((state / "runs").iterdir()) == []
+
+
+def test_a_file_whose_size_is_not_what_fstat_said_is_read_to_its_end_and_still_bounded() -> None:
+    """``/proc`` files report size 0 but have content, as a file that grew after the ``fstat`` would: the
+    read goes on to the end, and the bound still holds."""
+    from lodec.errors import LimitExceeded
+
+    path = "/proc/self/status"
+    if not os.path.exists(path) or os.stat(path).st_size != 0:
+        unavailable("needs procfs (/proc/self/status of size 0)")
+    data = read_bounded(path, 1 << 20)
+    assert data.startswith(b"Name:") and b"\nUmask:" in data
+    with pytest.raises(LimitExceeded):
+        read_bounded(path, 16)
