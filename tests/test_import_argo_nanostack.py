@@ -325,3 +325,14 @@ def test_attack_a_key_spelled_twice_in_nfc_and_nfd_cannot_drop_one_value() -> No
     with pytest.raises(LodecError) as info:
         import_argo_text(text, filename="w.yaml")
     assert "given twice once normalised to NFC" in info.value.message and info.value.location == "/spec/templates/1"
+
+
+@pytest.mark.parametrize("depends_on", [5, [["build"]], {"build": True}, [None]])
+def test_a_skill_depends_on_that_is_not_a_list_of_names_is_one_line(depends_on: object, tmp_path: Path) -> None:
+    doc = {"name": "s", "phase_graph": [{"name": "build"}, {"name": "a", "depends_on": ["build"]}],
+           "skills": [{"name": "a", "depends_on": depends_on}]}
+    (tmp_path / "stack.json").write_text(json.dumps(doc))
+    code, _out, err = run_cli("import", "nanostack", tmp_path / "stack.json", "-o", tmp_path / "out")
+    assert code == 1 and "Traceback" not in err, err
+    assert err.strip().endswith("/skills/0/depends_on: 'depends_on' must be a list of phase names [source_invalid]")
+    assert not (tmp_path / "out").exists()

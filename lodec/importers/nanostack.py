@@ -104,6 +104,13 @@ def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
                     problem(f"unknown key {key!r}", f"{at}/{key}")
             yield at, entry
 
+    def phase_names(value: object, where: str) -> list[str] | None:
+        """``depends_on`` as a list of phase names, repeats dropped; ``None`` (a problem) if it is not one."""
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            problem("'depends_on' must be a list of phase names", where)
+            return None
+        return list(dict.fromkeys(value))
+
     for at, phase in entries(phases, "/phase_graph", "phase", _PHASE_KEYS):
         pname = phase.get("name")
         if not isinstance(pname, str) or not is_safe_name(pname):
@@ -112,11 +119,7 @@ def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
         if pname in graph:
             problem(f"phase {pname!r} is given twice", f"{at}/name")
             continue
-        deps = phase.get("depends_on", [])
-        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-            problem("'depends_on' must be a list of phase names", f"{at}/depends_on")
-            deps = []
-        graph[pname] = list(dict.fromkeys(deps))
+        graph[pname] = phase_names(phase.get("depends_on", []), f"{at}/depends_on") or []
         where_of[pname] = at
     for pname, deps in graph.items():
         for dep in deps:
@@ -143,9 +146,11 @@ def import_nanostack_bytes(data: bytes, *, filename: str) -> NanostackImport:
             problem(f"concurrency must be one of {', '.join(_CONCURRENCY)}", f"{at}/concurrency")
         if not isinstance(skill.get("path", ""), str):
             problem("'path' must be a string", f"{at}/path")
-        if "depends_on" in skill and list(dict.fromkeys(skill["depends_on"] or [])) != graph[sname]:
-            problem(f"skill {sname!r} depends on {skill['depends_on']} but its phase on {graph[sname]}",
-                    f"{at}/depends_on")
+        if "depends_on" in skill:
+            deps = phase_names(skill["depends_on"] or [], f"{at}/depends_on")
+            if deps is not None and deps != graph[sname]:
+                problem(f"skill {sname!r} depends on {skill['depends_on']} but its phase on {graph[sname]}",
+                        f"{at}/depends_on")
         custom[sname] = skill
     if errors:
         raise errors[0] if len(errors) == 1 else ManyErrors(errors)
