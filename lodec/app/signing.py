@@ -211,7 +211,7 @@ def pack_manifest(manifest: str, output: str, *, steps_dir: str | None = None,
     """
     from ..files import atomic_write
     from ..sign.dsse import MAX_ENVELOPE_BYTES, parse_envelope
-    from ..sign.statement import file_digests
+    from ..format.fingerprint import file_digests
     from .verify import NotVerified
 
     result = verify_target(manifest, workspace, steps_dir=steps_dir, check_skills=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..errors import LodecError
+from ..format.fingerprint import file_digests
 from ..names import check_name
 from ..stack.verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
 from .policy import TrustRule
-from .statement import PAYLOAD_TYPE, build_statement, file_digests, format_time, parse_statement
+from .statement import PAYLOAD_TYPE, build_statement, format_time, parse_statement
 from .trust import check_signatures
 from .versions import check_version
 

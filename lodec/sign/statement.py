@@ -31,7 +31,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import EnvelopeError, LodecError
-# file_digests is re-exported: lodec.sign.signer, lodec.sign.trust and lodec.app.signing import it from here.
 from ..format.fingerprint import file_digests, is_fingerprint
 from ..format.records import FrozenRecord
 from ..limits import Limits

@@ -38,6 +38,7 @@ from typing import Any
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import name_problem
+from ..format.fingerprint import file_digests
 from ..format.schema import Schema
 from ..stack.signature import SignatureCheck, SignatureReport
 from ..stack.verify import (
@@ -53,7 +54,7 @@ from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
 from .state import TrustedVersion
-from .statement import PAYLOAD_TYPE, Approval, file_digests, format_time, load_payload, statement_from_json
+from .statement import PAYLOAD_TYPE, Approval, format_time, load_payload, statement_from_json
 from .versions import compare_versions, check_version
 
 ED25519_SIGNATURE_BYTES = 64
