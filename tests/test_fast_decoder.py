@@ -30,6 +30,7 @@ from lodec.format.codec import (
     _fast_decode,
     decode_vein,
     decode_vein_reference,
+    fast_vein_decoder,
     header,
 )
 from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, schema_from_json
@@ -59,6 +60,10 @@ def assert_agree(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIM
     reference = outcome(decode_vein_reference, data, schema, limits)
     for _ in range(_GENERATE_AT):
         assert outcome(decode_vein, data, schema, limits) == reference, data.hex()
+    # Stack verification's loop decoder: what it settles, the reference accepts alike.
+    vein = fast_vein_decoder(schema, limits)(data)
+    if vein is not None:
+        assert ("accepted", vein.record, vein.fingerprint, vein.data) == reference, data.hex()
     return reference
 
 
@@ -119,6 +124,7 @@ def test_fast_path_and_reference_agree_under_small_limits(pair: tuple[lodec.Sche
                                                           max_text: int, max_entries: int) -> None:
     schema, record = pair
     data = lodec.encode_record(schema, record).data
+    assert_agree(data, schema)  # the shape is learned first: a limit, not a cold cache, must refuse
     assert_agree(data, schema, Limits(max_text_bytes=max_text, max_entries=max_entries))
 
 
