@@ -24,9 +24,7 @@ credentials never cross the network in clear.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -38,7 +36,7 @@ from .oci import (
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
     Descriptor,
-    dumps,
+    index,
     parse_index,
     referrers_tag,
     sha256_digest,
@@ -279,7 +277,7 @@ class Registry:
         media_type = resp.headers.get("Content-Type", MANIFEST_MEDIA_TYPE).split(";")[0].strip()
         return Descriptor(media_type=media_type, digest=actual, size=len(data)), data
 
-    def get_blob(self, desc: Descriptor, progress: Callable[[int], None] | None = None) -> bytes:
+    def get_blob(self, desc: Descriptor) -> bytes:
         """The blob ``desc`` names: streamed, at most ``desc.size`` bytes, checked against ``desc.digest``.
 
         Raises:
@@ -296,17 +294,12 @@ class Registry:
             resp.close()
             raise _limit(f"the registry sends {length} bytes for a blob whose descriptor says "
                        f"{desc.size}", where)
-        digest = hashlib.sha256()
         buf = bytearray()
         for chunk in resp.iter_content(_CHUNK):
             buf += chunk
-            digest.update(chunk)
             if len(buf) > desc.size:
                 resp.close()
-                raise _limit(f"the registry sends more than the {desc.size} bytes its descriptor "
-                           "says", where)
-            if progress is not None:
-                progress(len(buf))
+                raise _limit(f"the registry sends more than the {desc.size} bytes its descriptor says", where)
         data = bytes(buf)
         check(data, desc, where)
         return data
@@ -369,19 +362,15 @@ class Registry:
             listed = []
         if not any(d.digest == desc.digest for d in listed):
             listed.append(desc)
-            index = dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE,
-                           "manifests": [d.to_json() for d in listed]})
-            self._put_manifest(index, tag, INDEX_MEDIA_TYPE)
+            self._put_manifest(index(listed), tag, INDEX_MEDIA_TYPE)
         return desc, "fallback"
 
-    def list_referrers(self, digest: str, artifact_type: str | None = None) -> tuple[list[Descriptor], str]:
+    def list_referrers(self, digest: str) -> tuple[list[Descriptor], str]:
         """The referrers of ``digest``: from the referrers API, or (on its 404) from the fallback tag.
 
         Returns ``(descriptors, "api" | "fallback")``; no fallback tag means no referrers.
         """
-        params = {"artifactType": artifact_type} if artifact_type else None
-        resp = self.request("GET", f"/referrers/{digest}", stream=True, params=params,
-                            headers={"Accept": INDEX_MEDIA_TYPE})
+        resp = self.request("GET", f"/referrers/{digest}", stream=True, headers={"Accept": INDEX_MEDIA_TYPE})
         if resp.status_code == 200:
             return parse_index(read_limited(resp, MAX_MANIFEST_BYTES, self.label), f"{self.label}/referrers"), "api"
         resp.close()
