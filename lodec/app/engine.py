@@ -16,18 +16,18 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LodecError
+from ..run.temporal.connect import Connection
 from .options import OptionsError, TrustOptions
 from .runs import RunRequest
 from .verify import verify_target
 
 if TYPE_CHECKING:
     from ..run.executor import PreparedRun
-    from ..run.temporal.connect import Connection
     from ..store.records import RunRecord
     from ..store.workspace import Workspace
 
@@ -36,8 +36,9 @@ SKILL_SOURCES = ("workspace", "pack")
 
 
 @dataclass(frozen=True)
-class TemporalOptions:
-    """Where the Temporal service is and how lodec uses it (``docs/temporal.md`` §Options).
+class TemporalOptions(Connection):
+    """Where the Temporal service is and how lodec uses it (``docs/temporal.md`` §Options): the
+    ``Connection`` fields, then these keyword-only ones.
 
     ``store``: the content-addressed directory every worker and the submitter reach (packs,
     artifacts, step logs). ``heartbeat_s``: a step's heartbeat timeout in seconds (a worker lost
@@ -45,35 +46,24 @@ class TemporalOptions:
     ``api_key_env``: the environment variable holding an API key (never on the command line).
     """
 
-    address: str
-    store: str
-    namespace: str = "default"
-    task_queue: str = "lodec"
-    tls: bool = False
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_server_name: str | None = None
-    api_key_env: str | None = None
-    heartbeat_s: float = 10.0
-    attempts: int = 3
+    store: str = field(kw_only=True)
+    api_key_env: str | None = field(default=None, kw_only=True)
+    heartbeat_s: float = field(default=10.0, kw_only=True)
+    attempts: int = field(default=3, kw_only=True)
 
     def connection(self) -> Connection:
-        """The ``Connection``; reads the API key from ``api_key_env``.
+        """The ``Connection``, its ``api_key`` read from ``api_key_env`` when that is set.
 
         Raises:
             OptionsError: ``api_key_env`` names an unset or empty variable.
         """
-        from ..run.temporal.connect import Connection
-
-        key = None
-        if self.api_key_env is not None:
-            key = os.environ.get(self.api_key_env) or None
-            if key is None:
-                raise OptionsError(f"--api-key-env {self.api_key_env}: the variable is unset or empty",
-                                   param_hint="--api-key-env")
-        return Connection(self.address, self.namespace, self.task_queue, self.tls, self.tls_ca, self.tls_cert,
-                          self.tls_key, self.tls_server_name, key)
+        if self.api_key_env is None:
+            return self
+        key = os.environ.get(self.api_key_env) or None
+        if key is None:
+            raise OptionsError(f"--api-key-env {self.api_key_env}: the variable is unset or empty",
+                               param_hint="--api-key-env")
+        return replace(self, api_key=key)
 
 
 def _require_extra() -> None:

@@ -120,9 +120,9 @@ class TemporalArgs:
         if (self.tls_cert is None) != (self.tls_key is None):
             missing = "--tls-key" if self.tls_key is None else "--tls-cert"
             raise OptionsError("mutual TLS needs both --tls-cert and --tls-key", param_hint=missing)
-        return TemporalOptions(self.address, self.store, self.namespace, self.task_queue, self.tls, self.tls_ca,
-                               self.tls_cert, self.tls_key, self.tls_server_name, self.api_key_env,
-                               heartbeat_s, attempts)
+        return TemporalOptions(self.address, self.namespace, self.task_queue, self.tls, self.tls_ca, self.tls_cert,
+                               self.tls_key, self.tls_server_name, store=self.store, api_key_env=self.api_key_env,
+                               heartbeat_s=heartbeat_s, attempts=attempts)
 
 
 _TEMPORAL_PARAMS = ("address", "store", "namespace", "task_queue", "tls", "tls_ca", "tls_cert", "tls_key",
