@@ -152,6 +152,31 @@ def _submit(address: str, queue: str, store: Path, stack: Path, workspace: Path,
     return code, (json.loads(out) if out.strip().startswith("{") else {}), err
 
 
+def _submit_in_background(address: str, queue: str, stack: Path, workspace: Path, tmp_path: Path,
+                          *extra: str) -> subprocess.Popen[bytes]:
+    """``_submit`` as a child process (its own LODEC_HOME), for tests acting on the store or workers mid-run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
+    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
+    return subprocess.Popen(
+        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
+         "--address", address, "--task-queue", queue, "--store", str(tmp_path / "store"), *extra, "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _await_line(workers: list[Any], text: str, submitter: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until one of ``workers`` logged ``text``; fail if the submitter ends or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while text not in "".join(w.text() for w in workers):
+        assert time.monotonic() < deadline and submitter.poll() is None, "".join(w.text() for w in workers)
+        time.sleep(0.05)
+
+
+def _stored(store: Path, data: bytes) -> Path:
+    """Where the shared store keeps ``data``."""
+    digest = blake3.blake3(data).hexdigest()
+    return store / "blake3" / digest[:2] / digest[2:]
+
+
 def _digests(record: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {s: {o: d["blake3"] for o, d in r["artifacts"].items()} for s, r in record["steps"].items()}
 
@@ -238,16 +263,8 @@ def test_a_worker_killed_mid_step_the_step_completes_on_the_other_worker(
     workspace.mkdir()
     a, b = start_workers("kill", {"worker-a": workspace, "worker-b": workspace},
                          [tmp_path / "stack" / "skills" / "sleeper"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
-    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
-    submitter = subprocess.Popen(
-        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
-         "--address", temporal_address, "--task-queue", "kill", "--store", str(tmp_path / "store"),
-         "--heartbeat", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    deadline = time.monotonic() + 60
-    while "slow started" not in a.text() + b.text():
-        assert time.monotonic() < deadline and submitter.poll() is None, a.text() + b.text()
-        time.sleep(0.05)
+    submitter = _submit_in_background(temporal_address, "kill", stack, workspace, tmp_path, "--heartbeat", "1")
+    _await_line([a, b], "slow started", submitter)
     victim, other = (a, b) if "slow started" in a.text() else (b, a)
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait()
@@ -267,18 +284,9 @@ def test_a_tampered_artifact_in_the_shared_store_is_integrity_mismatch_downstrea
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (w,) = start_workers("tamper", {"worker": workspace}, [tmp_path / "stack" / "skills" / "sleeper"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
-    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
-    submitter = subprocess.Popen(
-        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
-         "--address", temporal_address, "--task-queue", "tamper", "--store", str(tmp_path / "store"), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    digest = blake3.blake3(b"first\n").hexdigest()
-    blob = tmp_path / "store" / "blake3" / digest[:2] / digest[2:]
-    deadline = time.monotonic() + 60
-    while "middle started" not in w.text():
-        assert time.monotonic() < deadline and submitter.poll() is None, w.text()
-        time.sleep(0.05)
+    submitter = _submit_in_background(temporal_address, "tamper", stack, workspace, tmp_path)
+    blob = _stored(tmp_path / "store", b"first\n")
+    _await_line([w], "middle started", submitter)
     assert blob.exists()
     blob.chmod(0o644)
     blob.write_bytes(b"not what first wrote\n")
@@ -529,12 +537,7 @@ def test_sigterm_to_the_submitter_cancels_the_run_and_the_worker_kills_the_step(
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (w,) = start_workers("sigterm", {"worker": workspace}, [tmp_path / "stack" / "skills" / "sleeper"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
-    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
-    submitter = subprocess.Popen(
-        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
-         "--address", temporal_address, "--task-queue", "sigterm", "--store", str(tmp_path / "store"),
-         "--heartbeat", "1", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    submitter = _submit_in_background(temporal_address, "sigterm", stack, workspace, tmp_path, "--heartbeat", "1")
     w.wait_for("slow started")
     time.sleep(0.7)  # the submitter has seen "quick" end through its progress query
     submitter.send_signal(signal.SIGTERM)
@@ -745,18 +748,9 @@ def test_attack_an_artifact_rewritten_in_the_shared_store_after_its_check_does_n
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (w,) = start_workers("reread", {"worker": workspace}, [folder / "skills" / "sleeper", folder / "skills" / "reader"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LODEC_")}
-    env["LODEC_HOME"] = str(tmp_path / "submitter-home")
-    submitter = subprocess.Popen(
-        [sys.executable, "-m", "lodec", "run", str(stack), "--workspace", str(workspace), "--engine", "temporal",
-         "--address", temporal_address, "--task-queue", "reread", "--store", str(tmp_path / "store"), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    digest = blake3.blake3(b"first\n").hexdigest()
-    blob = tmp_path / "store" / "blake3" / digest[:2] / digest[2:]
-    deadline = time.monotonic() + 60
-    while "second started" not in w.text():
-        assert time.monotonic() < deadline and submitter.poll() is None, w.text()
-        time.sleep(0.05)
+    submitter = _submit_in_background(temporal_address, "reread", stack, workspace, tmp_path)
+    blob = _stored(tmp_path / "store", b"first\n")
+    _await_line([w], "second started", submitter)
     time.sleep(1.0)  # the step has read once and sleeps
     blob.chmod(0o644)
     with open(blob, "r+b") as fh:  # in place: the same inode a bind mount of the store path would show
