@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 from ..errors import FileUnwritable, LodecError, RunError, SkillError
 from ..names import is_safe_name
-from ..stack.conditions import Condition, condition_of, decide
+from ..stack.conditions import Condition, Decision, condition_of, decide
 from ..stack.verify import VerifiedStack
 from ..store import records
 from ..store.cas import MAX_ARTIFACT_BYTES, Store
@@ -50,7 +50,7 @@ from .sandbox import (
     probe_sandbox,
     step_environment,
 )
-from .schedule import Batch, batches, may_start
+from .schedule import Batch, batches, one_pass
 from ..files import open_regular, read_bounded
 from ..format.tree import SkillTree, read_tree, skill_name, tree_digest
 from .agent import AgentRunner, path_problem, resolve_program
@@ -434,30 +434,23 @@ class _Executor:
         step), so a run of N independent steps costs O(N) passes of O(1) each
         rather than O(N^2).
         """
-        changed = False
-        barrier = False  # set by a waiting exclusive step: later steps wait too, so it is not starved
-        i = 0
-        while i < len(pending) and len(running) < self.options.jobs:
-            name = pending[i]
-            step = self.run_plan.steps[name]
+        def decision(name: str) -> Decision:
             # A dependency neither selected nor reused never runs here: its artifacts are "missing".
             results = self.results
+            step = self.run_plan.steps[name]
             upstream = {d: (results[d].status, results[d].reason) if d in results else None for d in step.deps
                         if d in results or d in self.selected_set}
-            decision = decide(step.condition, upstream)
-            if decision.action == "skip":
-                del pending[i]
-                self._finish(name, _skipped(step, str(decision.reason), str(decision.detail)))
-                changed = True
-            elif barrier or decision.action == "wait":
-                i += 1
-            elif not may_start(step.concurrency, running.values(), self.options.jobs):
-                barrier = barrier or step.concurrency == "exclusive"
-                i += 1
+            return decide(step.condition, upstream)
+
+        changed = False
+        steps = self.run_plan.steps
+        for name, now in one_pass(pending, running.values, self.options.jobs, lambda n: steps[n].concurrency,
+                                  decision):
+            changed = True
+            if now.action == "skip":
+                self._finish(name, _skipped(steps[name], str(now.reason), str(now.detail)))
             else:
-                del pending[i]
-                changed = True
-                self._start(step, running)
+                self._start(steps[name], running)
         return changed
 
     def _start(self, step: PreparedStep, running: dict[str, str]) -> None:

@@ -10,8 +10,12 @@ the static view of it that ``lodec plan`` prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..stack.conditions import Decision
 
 
 def may_start(kind: str, running: Collection[str], jobs: int) -> bool:
@@ -25,6 +29,36 @@ def may_start(kind: str, running: Collection[str], jobs: int) -> bool:
     if kind == "write":
         return "write" not in running
     return True
+
+
+def one_pass(pending: list[str], running: Callable[[], Collection[str]], jobs: int, kind: Callable[[str], str],
+             decision: Callable[[str], Decision]) -> Iterator[tuple[str, Decision]]:
+    """One scheduling pass over ``pending`` (step names, topological order), shared by the local
+    executor and the Temporal workflow.
+
+    Yields ``(step, decision)`` for each step to skip (``decision.action == "skip"``) or start
+    (``"run"``), having removed it from ``pending``; the caller records the skip or starts the step
+    before asking for the next one, so ``running()`` (the concurrency kinds running now) and
+    ``decision(step)`` (``lodec.stack.conditions.decide`` for it) see the change. A step that must
+    wait stays. A waiting ``exclusive`` step holds back every later step, so it is not starved. The
+    pass stops while ``jobs`` steps run: nothing more can start, and skips wait for a later pass.
+    """
+    barrier = False
+    i = 0
+    while i < len(pending) and len(running()) < jobs:
+        name = pending[i]
+        now = decision(name)
+        if now.action == "skip":
+            del pending[i]
+            yield name, now
+        elif barrier or now.action == "wait":
+            i += 1
+        elif not may_start(kind(name), running(), jobs):
+            barrier = barrier or kind(name) == "exclusive"
+            i += 1
+        else:
+            del pending[i]
+            yield name, now
 
 
 @dataclass(frozen=True, slots=True)

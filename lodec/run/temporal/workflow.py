@@ -8,7 +8,8 @@ a file happens in the activities (``activities``), on workers that verify the pa
 The schedule is lodec's over the DAG a worker verified (the ``plan`` activity), exactly as the
 local executor applies it: each step's run condition (``lodec.stack.conditions.decide``:
 ``success``, ``failure``, ``always``; a step is skipped ``upstream_failed``,
-``upstream_skipped`` or ``condition_not_met`` as locally), then ``lodec.run.schedule.may_start``:
+``upstream_skipped`` or ``condition_not_met`` as locally), then ``lodec.run.schedule.may_start``, in the
+local executor's very pass (``lodec.run.schedule.one_pass``):
 at most ``jobs`` at once, read / write / exclusive as ``docs/skill-contract.md`` §Concurrency says. Each step is one activity (id = the step name), so it runs at most once
 per attempt; the activity retry policy is ``step_retry_policy``.
 """
@@ -25,8 +26,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from ...stack.conditions import Condition, decide
-    from ..schedule import may_start
+    from ...stack.conditions import Condition, Decision, decide
+    from ..schedule import one_pass
     from .types import (PLAN_ACTIVITY, REFUSALS, STEP_ACTIVITY, WORKFLOW, PackRef, Plan, PlannedStep, RunInput,
                         RunOutput, StepInput, StepOutput)
 
@@ -97,37 +98,27 @@ class RunWorkflow:
                  running: dict[str, Any]) -> bool:
         """One pass over ``pending`` in topological order: skip or start what can be (as the local
         executor's ``_advance``). Returns whether anything changed."""
-        changed = False
-        barrier = False  # a waiting exclusive step: later steps wait too, so it is not starved
-        i = 0
-        while i < len(pending) and len(running) < inp.jobs:
-            name = pending[i]
-            step = steps[name]
+        def decision(name: str) -> Decision:
             upstream = {d: (self._done[d].result["status"], self._done[d].result.get("reason"))
-                        if d in self._done else None for d in step.deps}
-            decision = decide(Condition(step.run_if), upstream)
-            kinds = [steps[r].concurrency for r in running]
-            if decision.action == "skip":
-                del pending[i]
-                self._done[name] = StepOutput(_skipped(step, str(decision.reason), str(decision.detail)), "")
-                changed = True
-            elif barrier or decision.action == "wait":
-                i += 1
-            elif not may_start(step.concurrency, kinds, inp.jobs):
-                barrier = barrier or step.concurrency == "exclusive"
-                i += 1
-            else:
-                del pending[i]
-                changed = True
-                results = {d: self._done[d].result for d in step.deps}
-                self._started.append(name)
-                running[name] = workflow.start_activity(
-                    STEP_ACTIVITY, StepInput(ref, name, inp.trust, results), result_type=StepOutput,
-                    activity_id=name, start_to_close_timeout=timedelta(seconds=step.timeout + STEP_MARGIN_S),
-                    heartbeat_timeout=timedelta(seconds=inp.heartbeat_s),
-                    retry_policy=step_retry_policy(inp.attempts))
-        return changed
+                        if d in self._done else None for d in steps[name].deps}
+            return decide(Condition(steps[name].run_if), upstream)
 
+        changed = False
+        for name, now in one_pass(pending, lambda: [steps[r].concurrency for r in running], inp.jobs,
+                                  lambda n: steps[n].concurrency, decision):
+            changed = True
+            step = steps[name]
+            if now.action == "skip":
+                self._done[name] = StepOutput(_skipped(step, str(now.reason), str(now.detail)), "")
+                continue
+            results = {d: self._done[d].result for d in step.deps}
+            self._started.append(name)
+            running[name] = workflow.start_activity(
+                STEP_ACTIVITY, StepInput(ref, name, inp.trust, results), result_type=StepOutput,
+                activity_id=name, start_to_close_timeout=timedelta(seconds=step.timeout + STEP_MARGIN_S),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_s),
+                retry_policy=step_retry_policy(inp.attempts))
+        return changed
 
 def _skipped(step: PlannedStep, reason: str, detail: str) -> dict[str, Any]:
     return {"status": "skipped", "skill": step.skill, "skillDigest": step.skill_digest,
