@@ -856,3 +856,29 @@ def test_reuse_latest_takes_the_newest_run_of_this_very_stack(project: Path) -> 
     code, again, err = run_json(stack, project / "ws", "--allow-unsandboxed", "--step", "b", "--reuse", "latest")
     assert code == 0, err
     assert again["reused"]["run"] == first["run"]
+
+
+def test_one_pass_holds_later_steps_behind_a_waiting_exclusive_step_and_yields_skips() -> None:
+    """The pass both engines schedule with: an exclusive step waiting for a running read holds back the
+    read after it (else a stream of reads would starve it), and a step its condition skips is yielded
+    to be recorded, whatever runs."""
+    from lodec.run.schedule import one_pass
+    from lodec.stack.conditions import Decision
+
+    kinds = {"lint": "exclusive", "scan": "read", "gone": "read"}
+    decisions = {"lint": Decision("run"), "scan": Decision("run"), "gone": Decision("skip", "upstream_failed", "x")}
+    running = ["read"]
+    pending = ["lint", "scan", "gone"]
+    moves = []
+    for name, now in one_pass(pending, lambda: running, 4, kinds.__getitem__, decisions.__getitem__):
+        moves.append((name, now.action))
+        if now.action == "run":
+            running.append(kinds[name])
+    assert moves == [("gone", "skip")]
+    assert pending == ["lint", "scan"]
+    running.clear()  # the read ended: the exclusive step starts, alone
+    started = []
+    for name, _ in one_pass(pending, lambda: running, 4, kinds.__getitem__, decisions.__getitem__):
+        started.append(name)
+        running.append(kinds[name])
+    assert started == ["lint"] and pending == ["scan"]
