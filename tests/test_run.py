@@ -226,7 +226,7 @@ def test_unlocked_stack_is_refused(project: Path) -> None:
     assert code == 1 and "[stack_unlocked]" in err and "lodec lock" in err
 
 
-def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
+def test_attack_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
     body = 'open(INPUTS["marker"], "w").write("ran")\n' + SLEEP_AND_WRITE
     make_skill(project / "stack" / "skills", "first", body)
     marker = project / "ws" / "marker"
@@ -240,7 +240,7 @@ def test_tampered_step_is_refused_and_nothing_runs(project: Path) -> None:
     assert not marker.exists()
 
 
-def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> None:
+def test_attack_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> None:
     # prepare_run holds the verified bytes; the run materialises those, not the folder as it is later.
     from lodec.app.verify import verify_target
     from lodec.run.executor import RunOptions, prepare_run, run_stack
@@ -258,7 +258,7 @@ def test_skill_edited_after_the_check_does_not_reach_the_run(project: Path) -> N
     assert record.steps["a"].headline == "honest"
 
 
-def test_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
+def test_attack_step_file_swapped_after_verification_does_not_reach_the_run(project: Path) -> None:
     # The request is built from the verified vein held in memory, not from steps/<name>.vein read again.
     import lodec
     from lodec.app.verify import verify_target
@@ -306,7 +306,7 @@ def _tamper_stack(project: Path) -> Path:
     ])
 
 
-def test_tampered_upstream_artifact_blocks_its_consumer_under_strict_trust(project: Path, unsandboxed: None) -> None:
+def test_attack_tampered_upstream_artifact_blocks_its_consumer_under_strict_trust(project: Path, unsandboxed: None) -> None:
     stack = _tamper_stack(project)
     code, record, _ = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 1
@@ -413,7 +413,7 @@ def loopback_server() -> Any:
 
 
 @pytest.mark.skipif(not SANDBOX.available, reason=f"no sandbox here: {SANDBOX.reason}")
-def test_skill_without_network_cannot_reach_a_loopback_server(project: Path, loopback_server: int) -> None:
+def test_attack_skill_without_network_cannot_reach_a_loopback_server(project: Path, loopback_server: int) -> None:
     skills = project / "stack" / "skills"
     make_skill(skills, "offline", PROBE_NETWORK, network=False)
     make_skill(skills, "online", PROBE_NETWORK, network=True)
@@ -443,7 +443,7 @@ def test_no_isolation_refuses_unless_allowed(project: Path, monkeypatch: pytest.
     assert marker.exists() and record["sandbox"].startswith("none")
 
 
-def test_undeclared_environment_variable_never_reaches_a_skill(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_attack_undeclared_environment_variable_never_reaches_a_skill(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LODEC_TEST_SECRET_TOKEN", "hunter2")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI")
     monkeypatch.setenv("DECLARED_SETTING", "visible")
@@ -709,7 +709,7 @@ def test_step_with_reuse_runs_only_that_step_on_the_earlier_artifacts(project: P
     assert json.loads(out)["upstream_status"] == {"a/out.txt": "verified"}
 
 
-def test_reused_artifact_tampered_since_is_caught_before_the_step_reads_it(project: Path) -> None:
+def test_attack_reused_artifact_tampered_since_is_caught_before_the_step_reads_it(project: Path) -> None:
     stack = _two_step_stack(project)
     code, first, err = run_json(stack, project / "ws", "--allow-unsandboxed")
     assert code == 0, err

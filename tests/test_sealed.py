@@ -175,7 +175,7 @@ def _nowhere(root: Path, secret: str) -> list[str]:
 # ------------------------------------------------------------------ reading
 
 
-def test_read_outside_declared_paths_sees_neither_home_keys_nor_workspace_secrets(
+def test_attack_read_outside_declared_paths_sees_neither_home_keys_nor_workspace_secrets(
     tmp_path: Path, ws: Path, home: Path, mechanism: str
 ) -> None:
     key, env = home / ".ssh" / "id_ed25519", ws / ".env"
@@ -195,7 +195,7 @@ def test_read_outside_declared_paths_sees_neither_home_keys_nor_workspace_secret
     assert _nowhere(ws / ".lodec", CANARY) == []  # not in the record, the logs or any artifact
 
 
-def test_read_path_planted_as_a_link_out_of_the_workspace_is_refused(tmp_path: Path, ws: Path, home: Path) -> None:
+def test_attack_read_path_planted_as_a_link_out_of_the_workspace_is_refused(tmp_path: Path, ws: Path, home: Path) -> None:
     # An earlier writer (or anyone) turns a declared read path into a link to the user's keys.
     (ws / "src").rename(ws / "src-real")
     (ws / "src").symlink_to(home / ".ssh")
@@ -208,7 +208,7 @@ def test_read_path_planted_as_a_link_out_of_the_workspace_is_refused(tmp_path: P
 # ------------------------------------------------------------------ writing
 
 
-def test_write_outside_declared_paths_changes_nothing_on_the_host(tmp_path: Path, ws: Path, home: Path) -> None:
+def test_attack_write_outside_declared_paths_changes_nothing_on_the_host(tmp_path: Path, ws: Path, home: Path) -> None:
     targets = [ws / "undeclared.txt", ws / "src" / "injected.py", home / ".bashrc", tmp_path / "outside.txt",
                Path("/usr/local/lodec-probe"), ws / "reports" / "declared.txt"]
     code, record, report, err = _probe_run(tmp_path, ws, [["write", str(t)] for t in targets])
@@ -225,7 +225,7 @@ def test_write_outside_declared_paths_changes_nothing_on_the_host(tmp_path: Path
 # ------------------------------------------------------------------ lodec's state
 
 
-def test_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
+def test_attack_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
     tmp_path: Path, ws: Path, mechanism: str
 ) -> None:
     # A first run leaves records, CAS blobs and installed skills; the attacker declares read=["."] and write=["."].
@@ -256,7 +256,7 @@ def test_state_directory_is_invisible_even_when_the_whole_workspace_is_declared(
     assert json.loads(earlier.read_text())["status"] == "succeeded"
 
 
-def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Path, mechanism: str) -> None:
+def test_attack_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Path, mechanism: str) -> None:
     folder = tmp_path / "stack"
     make_skill(folder / "skills", "probe", PROBE, read=("src",), write=("reports",))
     make_skill(folder / "skills", "honest", 'print("honest"); write("out.txt", "honest\\n")\n')
@@ -279,7 +279,7 @@ def test_a_step_cannot_rewrite_the_code_a_later_step_runs(tmp_path: Path, ws: Pa
 
 
 @pytest.mark.parametrize("network", [False, True])
-def test_lodec_environment_and_memory_are_out_of_reach(
+def test_attack_lodec_environment_and_memory_are_out_of_reach(
     tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, network: bool, mechanism: str
 ) -> None:
     monkeypatch.setenv("LODEC_TEST_WITHHELD", CANARY)  # in lodec's environment, not declared by the skill
@@ -301,7 +301,7 @@ def test_lodec_environment_and_memory_are_out_of_reach(
         assert seen["pids "] == "err:EACCES"
 
 
-def test_a_step_cannot_signal_or_stop_lodec(tmp_path: Path, ws: Path) -> None:
+def test_attack_a_step_cannot_signal_or_stop_lodec(tmp_path: Path, ws: Path) -> None:
     # Harmless signals only, so a broken sandbox fails this test instead of killing the tester's session:
     # SIGUSR2 at lodec (this process; the CLI runs in-process) is recorded by a handler, SIGSTOP at a
     # bystander shows as its state.
@@ -326,7 +326,7 @@ def test_a_step_cannot_signal_or_stop_lodec(tmp_path: Path, ws: Path) -> None:
         bystander.wait()
 
 
-def test_a_stopped_or_hung_step_cannot_pause_the_timeout(tmp_path: Path, ws: Path) -> None:
+def test_attack_a_stopped_or_hung_step_cannot_pause_the_timeout(tmp_path: Path, ws: Path) -> None:
     folder = tmp_path / "stack"
     # It tries to stop its parent (inside its namespace: its own init), then hangs.
     body = ('for pid in (1,):\n'
@@ -363,7 +363,7 @@ def _stops_growing(path: Path, seconds: float = 1.5) -> bool:
     return path.stat().st_size == size
 
 
-def test_a_daemon_started_by_a_step_dies_with_the_step(tmp_path: Path, ws: Path) -> None:
+def test_attack_a_daemon_started_by_a_step_dies_with_the_step(tmp_path: Path, ws: Path) -> None:
     folder = tmp_path / "stack"
     make_skill(folder / "skills", "daemon", DAEMON, write=("reports",))
     stack = make_stack(folder, [step("daemon", "daemon")])
@@ -435,7 +435,7 @@ def listeners() -> Any:
     udp.close()
 
 
-def test_a_step_without_network_reaches_no_host_service_over_tcp_or_udp(
+def test_attack_a_step_without_network_reaches_no_host_service_over_tcp_or_udp(
     tmp_path: Path, ws: Path, listeners: tuple[int, int, list[bytes]]
 ) -> None:
     tcp_port, udp_port, received = listeners
@@ -458,7 +458,7 @@ def test_a_step_without_network_reaches_no_host_service_over_tcp_or_udp(
     assert b"tcp-lodec-probe-packet" in received and b"udp-lodec-probe-packet" in received
 
 
-def test_a_step_cannot_inject_keystrokes_into_lodecs_terminal(tmp_path: Path, ws: Path) -> None:
+def test_attack_a_step_cannot_inject_keystrokes_into_lodecs_terminal(tmp_path: Path, ws: Path) -> None:
     import fcntl
     import termios
     import tty
@@ -501,7 +501,7 @@ def test_a_step_cannot_inject_keystrokes_into_lodecs_terminal(tmp_path: Path, ws
 # ------------------------------------------------------------------ planted files
 
 
-def test_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws: Path, home: Path) -> None:
+def test_attack_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws: Path, home: Path) -> None:
     folder = tmp_path / "stack"
     body = ('os.symlink(os.path.expanduser("~/.ssh/id_ed25519"), os.path.join(OUT, "a.txt"))\n'
             'os.mkfifo(os.path.join(OUT, "b.txt"))\n'
@@ -516,7 +516,7 @@ def test_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws
     assert _nowhere(ws / ".lodec", CANARY) == []
 
 
-def test_a_step_cannot_plant_a_link_at_its_own_log(tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_attack_a_step_cannot_plant_a_link_at_its_own_log(tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LODEC_TEST_WITHHELD", CANARY)
     runs = ws / ".lodec" / "runs"
     # Its own log, at the real path (the run id is in its environment): lodec would read a link planted there.
@@ -582,7 +582,7 @@ def test_attack_a_path_entry_naming_tmp_or_proc_does_not_show_the_hosts(
     assert _nowhere(ws / ".lodec", CANARY) == []
 
 
-def test_path_entries_naming_folders_the_sandbox_makes_are_never_shown() -> None:
+def test_attack_path_entries_naming_folders_the_sandbox_makes_are_never_shown() -> None:
     """The unit behind the attack above, for a workspace outside /tmp (the tests' own live under it, which
     already keeps /tmp from being shown): none of /tmp, /var/tmp, /dev, /proc/..., /run/... is a tool folder."""
     from lodec.run.sandbox import _tool_dirs_for

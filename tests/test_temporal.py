@@ -276,7 +276,7 @@ def test_a_worker_killed_mid_step_the_step_completes_on_the_other_worker(
     assert "slow started (attempt 2)" in other.text()
 
 
-def test_a_tampered_artifact_in_the_shared_store_is_integrity_mismatch_downstream(
+def test_attack_a_tampered_artifact_in_the_shared_store_is_integrity_mismatch_downstream(
         start_workers: Any, temporal_address: str, tmp_path: Path) -> None:
     stack = _slow_stack(tmp_path / "stack", step("first", "sleeper"),
                         step("middle", "sleeper", deps=["first"], seconds="3"),
