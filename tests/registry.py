@@ -58,7 +58,7 @@ class RegistryServer:
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
         )
         self.log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
+        self.proc = subprocess.Popen([registry_binary() or "docker-registry", "serve", str(config)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while True:
