@@ -622,6 +622,24 @@ def test_analytics_counts_steps_and_durations(project: Path) -> None:
     assert "3 run(s): 3 succeeded" in text
 
 
+def test_analytics_hashes_a_blob_many_runs_share_once_and_still_counts_each(project: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from lodec.app.runs import analytics
+    from lodec.store.cas import Store
+    from lodec.store.workspace import Workspace
+
+    make_skill(project / "stack" / "skills", "ok")
+    good = make_stack(project / "stack", [step("a", "ok")])
+    for _ in range(3):
+        run_json(good, project / "ws", "--allow-unsandboxed")
+    checked: list[str] = []
+    check = Store.check
+    monkeypatch.setattr(Store, "check", lambda self, hexd: checked.append(hexd) or check(self, hexd))
+    figures = analytics(Workspace.discover(project / "ws"))
+    assert figures["artifacts"] == {"verified": 3, "tampered": 0, "missing": 0}
+    assert len(checked) == 1 == len(set(checked))
+
+
 def test_percentile_is_nearest_rank() -> None:
     from lodec.run.reports import percentile
 

@@ -77,13 +77,19 @@ def upstream(
     return artifacts, statuses
 
 
-def artifact_rows(record: RunRecord, store: Store) -> Iterable[tuple[str, str, ArtifactDigest, str]]:
+def artifact_rows(record: RunRecord, store: Store,
+                  states: dict[str, str] | None = None) -> Iterable[tuple[str, str, ArtifactDigest, str]]:
     """``(step, output, digest, state)`` for every artifact of a run, re-hashed now:
-    ``verified``, ``tampered`` or ``missing``."""
+    ``verified``, ``tampered`` or ``missing``. ``states`` (blake3 hex -> state), when given, keeps
+    what this pass found, so a blob that several runs or outputs share is hashed once."""
+    states = {} if states is None else states
     for step, rec in record.steps.items():
         for output, digest in sorted(rec.artifacts.items()):
-            status = store.check(digest.blake3)
-            yield step, output, digest, {"integrity_mismatch": "tampered"}.get(status, status)
+            state = states.get(digest.blake3)
+            if state is None:
+                status = store.check(digest.blake3)
+                state = states[digest.blake3] = {"integrity_mismatch": "tampered"}.get(status, status)
+            yield step, output, digest, state
 
 
 def journal_markdown(record: RunRecord, store: Store) -> str:
@@ -284,6 +290,7 @@ def analytics(runs: Sequence[RunRecord], store: Store) -> dict[str, Any]:
     durations_by_step: dict[str, list[float]] = {}
     artifacts = {"verified": 0, "tampered": 0, "missing": 0}
     tampered: list[str] = []
+    states: dict[str, str] = {}  # runs share blobs (a rerun's unchanged outputs): hash each once
     for record in runs:
         by_status[record.status] = by_status.get(record.status, 0) + 1
         for name, rec in record.steps.items():
@@ -292,7 +299,7 @@ def analytics(runs: Sequence[RunRecord], store: Store) -> dict[str, Any]:
             durations = durations_by_step.setdefault(name, [])
             if rec.duration_ms is not None:
                 durations.append(rec.duration_ms)
-        for step, output, _digest, state in artifact_rows(record, store):
+        for step, output, _digest, state in artifact_rows(record, store, states):
             artifacts[state] += 1
             if state == "tampered":
                 tampered.append(f"{record.run}/{step}/{output}")
