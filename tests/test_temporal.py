@@ -373,7 +373,7 @@ def test_attack_nothing_executes_on_a_worker_given_a_pack_it_cannot_verify(
         client = await Client.connect(temporal_address)
         # 1. The lodec-run workflow itself, naming the unsigned pack.
         planned = await client.execute_workflow(
-            "lodec-run", RunInput(run=ref.run, pack=ref.pack, store=ref.store, stack=ref.stack, steps=["plant"]),
+            "lodec-run", RunInput(ref, steps=["plant"]),
             id="attack-run", task_queue="attack")
         # 2. The step activity scheduled straight from the attacker's own workflow and worker: the unsigned
         #    pack, the signed pack's digest over the unsigned bytes, and a digest the store does not hold.

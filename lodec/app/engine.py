@@ -129,11 +129,10 @@ def run_temporal(target: str, workspace: Workspace, trust: TrustOptions | None, 
     pack_digest = "blake3:" + shared.put(data).blake3
     run_id = new_run_id()
     jobs = request.jobs or default_jobs()
-    from ..run.temporal.types import RunInput
+    from ..run.temporal.types import PackRef, RunInput
 
-    inp = RunInput(run=run_id, pack=pack_digest, store=str(store_dir), stack=prepared.stack.digest,
-                   steps=list(prepared.order), jobs=jobs, trust=request.trust, heartbeat_s=temporal.heartbeat_s,
-                   attempts=temporal.attempts)
+    inp = RunInput(PackRef(run_id, pack_digest, str(store_dir), prepared.stack.digest), steps=list(prepared.order),
+                   jobs=jobs, trust=request.trust, heartbeat_s=temporal.heartbeat_s, attempts=temporal.attempts)
     return _Submitted(prepared, workspace, shared, conn, inp, request).run(utc_now)
 
 
@@ -156,7 +155,7 @@ class _Submitted:
         from ..store.records import RunRecord, StackRef
 
         stack, ws = self.prepared.stack, self.workspace
-        run_dir = ws.run_dir(self.inp.run)
+        run_dir = ws.run_dir(self.inp.ref.run)
         try:
             ws.ensure_state()
             (run_dir / "steps").mkdir(parents=True)
@@ -167,12 +166,12 @@ class _Submitted:
                                  file=str(exc.filename or run_dir)) from None
         t0 = time.monotonic()
         record = RunRecord(
-            format=records.RUN_FORMAT, run=self.inp.run, status="running",
+            format=records.RUN_FORMAT, run=self.inp.ref.run, status="running",
             stack=StackRef(name=stack.name, version=stack.version, digest=stack.digest,
                            signedBy=list(stack.signed_by)),
             skills={ref: s.digest for ref, s in sorted(self.prepared.skills.items())},
             workspace=str(ws.root), trust=self.inp.trust, jobs=self.inp.jobs,
-            sandbox=f"{self.conn.describe()} (pack {self.inp.pack})", started=utc_now(),
+            sandbox=f"{self.conn.describe()} (pack {self.inp.ref.pack})", started=utc_now(),
             order=list(self.prepared.order), steps={})
         from ..run.temporal.connect import EngineError
         from ..run.temporal.submit import follow
@@ -273,7 +272,7 @@ class _Submitted:
         from ..files import atomic_write
         from ..store.cas import MAX_ARTIFACT_BYTES
 
-        folder = self.workspace.step_dir(self.inp.run, name)
+        folder = self.workspace.step_dir(self.inp.ref.run, name)
         for stream, digest in (("stdout", output.stdout), ("stderr", output.stderr)):
             path = folder / f"{stream}.log"
             if digest is None or path.exists():
@@ -293,10 +292,10 @@ class _Submitted:
             self.seen_end.add(name)
         if self.request.events is None:
             return
-        folder = self.workspace.step_dir(self.inp.run, name)
+        folder = self.workspace.step_dir(self.inp.ref.run, name)
         ran = result is not None and result.started is not None
         try:
-            self.request.events(StepEvent(kind, self.inp.run, name, self.prepared.steps[name].concurrency, result,
+            self.request.events(StepEvent(kind, self.inp.ref.run, name, self.prepared.steps[name].concurrency, result,
                                           folder / "stdout.log" if ran else None,
                                           folder / "stderr.log" if ran else None))
         except OSError:

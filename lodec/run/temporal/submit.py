@@ -34,7 +34,7 @@ async def submit(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict
 
     client = await connect(conn, identity=identity)
     try:
-        handle = await client.start_workflow(WORKFLOW, inp, id=workflow_id(inp.run), task_queue=conn.task_queue,
+        handle = await client.start_workflow(WORKFLOW, inp, id=workflow_id(inp.ref.run), task_queue=conn.task_queue,
                                              result_type=RunOutput)
     except Exception as exc:
         raise EngineError(f"cannot start the run's workflow on {conn.describe()}: {exc}") from None
@@ -51,7 +51,7 @@ async def submit(conn: Connection, inp: RunInput, *, on_progress: Callable[[dict
         try:
             return result.result()
         except WorkflowFailureError as exc:
-            failed = EngineError(f"the run's workflow {workflow_id(inp.run)} failed: {exc.cause or exc}")
+            failed = EngineError(f"the run's workflow {workflow_id(inp.ref.run)} failed: {exc.cause or exc}")
             failed.started = True
             raise failed from None
     except asyncio.CancelledError:

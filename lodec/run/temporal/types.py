@@ -22,31 +22,29 @@ REFUSALS = ("verification_failed", "skill_drifted", "skill_not_found", "skill_in
 
 
 @dataclass
-class RunInput:
-    """A workflow's input: the pack's digest (``blake3:<hex>`` of the ``.lodepack`` bytes), the shared
-    content-addressed directory it was put in (as the submitter sees it), the verified stack's
-    canonical digest and its steps in topological order (as the submitter verified them), the run
-    id, and how to run: ``jobs`` at most at once, artifact ``trust``, and the activity policy."""
+class PackRef:
+    """Which pack a worker must fetch and verify, and the stack digest it must verify to: the run id,
+    the pack's digest (``blake3:<hex>`` of the ``.lodepack`` bytes), the shared content-addressed
+    directory it was put in (as the submitter sees it), the verified stack's canonical digest."""
 
     run: str
     pack: str
     store: str
     stack: str
+
+
+@dataclass
+class RunInput:
+    """A workflow's input: which pack to run (``ref``: run id, pack digest, store, stack digest, as
+    the submitter verified them), the stack's steps in topological order (as the submitter verified
+    them), and how to run: ``jobs`` at most at once, artifact ``trust``, and the activity policy."""
+
+    ref: PackRef
     steps: list[str]
     jobs: int = 4
     trust: str = "strict"
     heartbeat_s: float = 10.0
     attempts: int = 3
-
-
-@dataclass
-class PackRef:
-    """Which pack a worker must fetch and verify, and the stack digest it must verify to."""
-
-    run: str
-    pack: str
-    store: str
-    stack: str
 
 
 @dataclass

@@ -28,7 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from ...stack.conditions import Condition, Decision, decide
     from ..schedule import one_pass
-    from .types import (PLAN_ACTIVITY, REFUSALS, STEP_ACTIVITY, WORKFLOW, PackRef, Plan, PlannedStep, RunInput,
+    from .types import (PLAN_ACTIVITY, REFUSALS, STEP_ACTIVITY, WORKFLOW, Plan, PlannedStep, RunInput,
                         RunOutput, StepInput, StepOutput)
 
 #: Time a worker has to fetch and verify a pack and return the plan.
@@ -67,7 +67,7 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, inp: RunInput) -> RunOutput:
-        ref = PackRef(inp.run, inp.pack, inp.store, inp.stack)
+        ref = inp.ref
         try:
             plan = await workflow.execute_activity(
                 PLAN_ACTIVITY, ref, result_type=Plan, start_to_close_timeout=PLAN_TIMEOUT,
@@ -76,15 +76,15 @@ class RunWorkflow:
             code, detail = _cause(exc)
             return RunOutput(refused=code, detail=detail)
         order = [s.name for s in plan.steps]
-        if plan.digest != inp.stack or order != inp.steps:
+        if plan.digest != ref.stack or order != inp.steps:
             return RunOutput(refused="stack_mismatch", planned_by=plan.worker,
                              detail=f"worker {plan.worker} verified stack {plan.digest} with steps {order}; the "
-                                    f"submitter verified {inp.stack} with steps {inp.steps}")
+                                    f"submitter verified {ref.stack} with steps {inp.steps}")
         steps = {s.name: s for s in plan.steps}
         pending = list(order)
         running: dict[str, Any] = {}
         while pending or running:
-            while self._advance(inp, ref, steps, pending, running):
+            while self._advance(inp, steps, pending, running):
                 pass
             if running:
                 await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -94,7 +94,7 @@ class RunWorkflow:
                         self._done[name] = _outcome(handle, steps[name])
         return RunOutput(steps=dict(self._done), planned_by=plan.worker)
 
-    def _advance(self, inp: RunInput, ref: PackRef, steps: dict[str, PlannedStep], pending: list[str],
+    def _advance(self, inp: RunInput, steps: dict[str, PlannedStep], pending: list[str],
                  running: dict[str, Any]) -> bool:
         """One pass over ``pending`` in topological order: skip or start what can be (as the local
         executor's ``_advance``). Returns whether anything changed."""
@@ -114,7 +114,7 @@ class RunWorkflow:
             results = {d: self._done[d].result for d in step.deps}
             self._started.append(name)
             running[name] = workflow.start_activity(
-                STEP_ACTIVITY, StepInput(ref, name, inp.trust, results), result_type=StepOutput,
+                STEP_ACTIVITY, StepInput(inp.ref, name, inp.trust, results), result_type=StepOutput,
                 activity_id=name, start_to_close_timeout=timedelta(seconds=step.timeout + STEP_MARGIN_S),
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_s),
                 retry_policy=step_retry_policy(inp.attempts))
