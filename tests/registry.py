@@ -329,7 +329,8 @@ class RedirectingRegistry(_LoopbackServer):
 class ObjectStorage(_LoopbackServer):
     """Loopback "object storage" for ``RedirectingRegistry``: ``GET /<digest>`` answers the blob's bytes
     straight from ``registry``'s storage, and records the ``Authorization`` header of every request
-    (``None`` when absent) in ``authorizations``."""
+    (``None`` when absent) in ``authorizations``. A ``PUT`` (an upload sent here) is recorded and
+    answered ``500``: nothing is stored."""
 
     def __init__(self, registry: RegistryServer) -> None:
         self.authorizations: list[str | None] = []
@@ -344,5 +345,34 @@ class ObjectStorage(_LoopbackServer):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+                store.authorizations.append(self.headers.get("Authorization"))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._serve(Handler)
+
+
+class UploadElsewhere(_LoopbackServer):
+    """A loopback front of ``upstream`` that answers every blob upload start (``POST .../blobs/uploads/``)
+    itself with ``202`` and an upload ``Location`` on another host, ``elsewhere``; everything else is relayed."""
+
+    def __init__(self, upstream: RegistryServer, elsewhere: str) -> None:
+        class Handler(_QuietHandler):
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.command == "POST" and self.path.split("?", 1)[0].endswith("/blobs/uploads/"):
+                    self.send_response(202)
+                    self.send_header("Location", f"http://{elsewhere}/upload")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                _forward(self, upstream.port, body)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _relay
 
         self._serve(Handler)

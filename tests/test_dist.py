@@ -537,6 +537,28 @@ def test_attack_registry_credentials_are_not_sent_to_the_host_a_blob_download_is
         storage.stop()
 
 
+def test_attack_registry_credentials_are_not_sent_to_an_upload_location_on_another_host(
+    private_registry: RegistryServer, signed_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry (or whoever answers for it) starts a blob upload with a ``Location`` on another host: lodec
+    may send the blob there (registries do hand uploads to storage), but never the registry's credentials."""
+    from .registry import ObjectStorage, UploadElsewhere
+
+    docker_config(tmp_path / "empty", {}, monkeypatch)
+    monkeypatch.setenv("LODEC_REGISTRY_USERNAME", "tester")
+    monkeypatch.setenv("LODEC_REGISTRY_PASSWORD", "correct horse")
+    elsewhere = ObjectStorage(private_registry)
+    front = UploadElsewhere(private_registry, elsewhere.host)
+    try:
+        code, _, err = run_cli("push", signed_pack, f"oci://{front.host}/team/upload-elsewhere:v1", "--plain-http")
+        assert code == 1 and "Traceback" not in err, err  # the other host stores nothing: the push fails
+        assert elsewhere.authorizations, "the upload was not sent to the other host"
+        assert elsewhere.authorizations == [None] * len(elsewhere.authorizations), elsewhere.authorizations
+    finally:
+        front.stop()
+        elsewhere.stop()
+
+
 def test_credentials_from_a_docker_credential_helper_and_from_the_environment(
     private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
