@@ -41,6 +41,7 @@ from blake3 import blake3
 
 from .fingerprint import FINGERPRINT_CONTEXT, PREFIX, fingerprint_bytes, format_fingerprint
 from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
+from .records import FrozenRecord
 from .schema import Field, Schema
 from .strictjson import pointer
 from .unicode import UNICODE_VERSION, is_nfc
@@ -61,7 +62,7 @@ HEADER_SIZE = 13
 Record = dict[str, Any]
 
 
-class Vein:
+class Vein(FrozenRecord):
     """A decoded (or freshly encoded) vein. Immutable; equal when all four attributes are.
 
     Attributes:
@@ -72,7 +73,6 @@ class Vein:
         fingerprint: ``blake3:<64 hex>``.
     """
 
-    # A plain class, not a dataclass: `dataclasses` imports `inspect`, ~8 ms of every `lodec verify`.
     __slots__ = ("schema", "record", "data", "fingerprint")
     schema: Schema
     record: Record
@@ -86,25 +86,7 @@ class Vein:
         setter(self, "data", data)
         setter(self, "fingerprint", fingerprint)
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Vein:
-            return NotImplemented
-        return (self.schema, self.record, self.data, self.fingerprint) == (
-            other.schema, other.record, other.data, other.fingerprint)
-
-    __hash__ = None  # type: ignore[assignment]  # the record is a dict, as with the dataclass it replaces
-
-    def __repr__(self) -> str:
-        return f"Vein(schema={self.schema!r}, record={self.record!r}, data={self.data!r}, fingerprint={self.fingerprint!r})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: Vein is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: Vein is immutable")
-
-    def __reduce__(self) -> tuple[type[Vein], tuple[Schema, Record, bytes, str]]:
-        return (Vein, (self.schema, self.record, self.data, self.fingerprint))
+    __hash__ = None  # type: ignore[assignment]  # the record is a dict
 
     @property
     def body(self) -> bytes:

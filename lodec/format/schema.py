@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import cbor
 from ..errors import LimitExceeded, LodecError, SchemaError
 from .fingerprint import schema_digest
+from .records import FrozenRecord
 from ..limits import DEFAULT_LIMITS, INT64_MAX, INT64_MIN, Limits
 from .strictjson import loads_strict
 
@@ -37,29 +38,7 @@ MAX_FIELD_ID = 2**32 - 1
 SELF_FINGERPRINT_FIELD = "fingerprint"
 
 
-class _Frozen:
-    """Immutable slotted records, equal and hashed by ``_key()``: what ``dataclass(frozen=True)`` gave
-    these types, without importing ``dataclasses`` (and ``inspect``, ~8 ms) on every ``lodec verify``."""
-
-    __slots__ = ()
-
-    def _key(self) -> tuple[Any, ...]:
-        raise NotImplementedError
-
-    def __eq__(self, other: object) -> bool:
-        return self._key() == other._key() if type(other) is type(self) else NotImplemented  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
-
-
-class FieldType(_Frozen):
+class FieldType(FrozenRecord):
     """A parsed field type: ``kind`` is ``scalar``, ``array`` or ``map``; ``scalar`` the element type."""
 
     __slots__ = ("kind", "scalar")
@@ -69,15 +48,6 @@ class FieldType(_Frozen):
     def __init__(self, kind: str, scalar: str) -> None:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "scalar", scalar)
-
-    def _key(self) -> tuple[str, str]:
-        return (self.kind, self.scalar)
-
-    def __repr__(self) -> str:
-        return f"FieldType(kind={self.kind!r}, scalar={self.scalar!r})"
-
-    def __reduce__(self) -> tuple[type[FieldType], tuple[str, str]]:
-        return (FieldType, self._key())
 
     @property
     def spelling(self) -> str:
@@ -104,7 +74,7 @@ def parse_type(text: str) -> FieldType:
     )
 
 
-class Field(_Frozen):
+class Field(FrozenRecord):
     """One schema field: wire ``id``, source ``name``, ``type`` and ``required``."""
 
     __slots__ = ("id", "name", "type", "required")
@@ -120,21 +90,12 @@ class Field(_Frozen):
         setter(self, "type", type)
         setter(self, "required", required)
 
-    def _key(self) -> tuple[int, str, FieldType, bool]:
-        return (self.id, self.name, self.type, self.required)
-
-    def __repr__(self) -> str:
-        return f"Field(id={self.id!r}, name={self.name!r}, type={self.type!r}, required={self.required!r})"
-
-    def __reduce__(self) -> tuple[type[Field], tuple[int, str, FieldType, bool]]:
-        return (Field, self._key())
-
 
 _EMPTY_IDS: frozenset[int] = frozenset()
 _EMPTY_NAMES: frozenset[str] = frozenset()
 
 
-class Schema(_Frozen):
+class Schema(FrozenRecord):
     """A validated ``.lode`` schema. Immutable; equal (and hashed) by its definition and digest.
 
     Attributes:
@@ -189,17 +150,18 @@ class Schema(_Frozen):
         setter(self, "self_fingerprint", self_fingerprint)
         setter(self, "required_names", required_names)
 
-    def _key(self) -> tuple[Any, ...]:
-        # by_id, by_name, self_fingerprint and required_names follow from these.
+    def _values(self) -> tuple[Any, ...]:
+        # Equality, hash and repr by the definition: by_id, by_name, self_fingerprint and required_names
+        # follow from it (and the dicts are unhashable).
         return (self.name, self.version, self.fields, self.reserved_ids, self.reserved_names, self.source,
                 self.digest)
 
     def __repr__(self) -> str:
         return ("Schema(name={!r}, version={!r}, fields={!r}, reserved_ids={!r}, reserved_names={!r}, source={!r}, "
-                "digest={!r})".format(*self._key()))
+                "digest={!r})".format(*self._values()))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Schema, (*self._key(), self.by_id, self.by_name, self.self_fingerprint, self.required_names))
+        return (Schema, (*self._values(), self.by_id, self.by_name, self.self_fingerprint, self.required_names))
 
     @property
     def schema_id(self) -> bytes:

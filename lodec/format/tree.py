@@ -22,6 +22,7 @@ import blake3
 from ..errors import LimitExceeded, LodecError, SkillError
 from ..files import read_bounded
 from ..names import is_safe_name
+from .records import FrozenRecord
 from .unicode import is_nfc
 
 TREE_DOMAIN = b"lodec-skill-tree-v1\0"
@@ -45,14 +46,12 @@ def settings_digest(data: bytes) -> str:
     return "blake3:" + blake3.blake3(data).hexdigest()
 
 
-class SkillFile:
+class SkillFile(FrozenRecord):
     """One file of a skill: ``/``-separated relative ``path``, git-style ``mode`` (0o644/0o755), ``data``.
 
     Immutable; equal and hashed by value.
     """
 
-    # Plain classes, not dataclasses: this module is on `lodec verify`'s path for stacks that pin
-    # skills, and `dataclasses` imports `inspect` (~8 ms of start-up).
     __slots__ = ("path", "mode", "data")
     path: str
     mode: int
@@ -62,23 +61,6 @@ class SkillFile:
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "mode", mode)
         object.__setattr__(self, "data", data)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not SkillFile:
-            return NotImplemented
-        return (self.path, self.mode, self.data) == (other.path, other.mode, other.data)
-
-    def __hash__(self) -> int:
-        return hash((self.path, self.mode, self.data))
-
-    def __repr__(self) -> str:
-        return f"SkillFile(path={self.path!r}, mode={self.mode!r}, data={self.data!r})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: SkillFile is immutable")
-
-    def __reduce__(self) -> tuple[type[SkillFile], tuple[str, int, bytes]]:
-        return (SkillFile, (self.path, self.mode, self.data))
 
 
 def git_mode(st_mode: int) -> int:
@@ -165,7 +147,7 @@ def find_skill(ref: str, roots: Sequence[Path]) -> Path:
     raise SkillError(f"{ref} not found in {', '.join(str(r) for r in roots)}", code="skill_not_found")
 
 
-class SkillTree:
+class SkillTree(FrozenRecord):
     """A skill folder held in memory: ``ref`` (``skill:<name>``), where it was read from
     (``source``: a folder, or a pack member label), its files and their tree digest.
 
@@ -192,25 +174,6 @@ class SkillTree:
         setter(self, "digest", digest)
         setter(self, "settings", settings)
         setter(self, "settings_source", settings_source)
-
-    def _fields(self) -> tuple[str, str, tuple[SkillFile, ...], str, bytes | None, str | None]:
-        return (self.ref, self.source, self.files, self.digest, self.settings, self.settings_source)
-
-    def __eq__(self, other: object) -> bool:
-        return self._fields() == other._fields() if type(other) is SkillTree else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        return ("SkillTree(ref={!r}, source={!r}, files={!r}, digest={!r}, settings={!r}, settings_source={!r})"
-                .format(*self._fields()))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: SkillTree is immutable")
-
-    def __reduce__(self) -> tuple[type[SkillTree], tuple[Any, ...]]:
-        return (SkillTree, self._fields())
 
     def with_settings(self, settings: bytes | None, settings_source: str | None) -> SkillTree:
         """This tree with other outside ``settings`` (and where they were read)."""

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 from ..format.codec import Vein, decode_vein_reference, fast_vein_decoder, record_from_json
 from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
+from ..format.records import FrozenRecord, Record
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import NAME_PATTERN, is_safe_name, name_problem, version_problem
 from ..format.schema import Schema, skill_stack_schema, step_schema_for
@@ -52,10 +53,9 @@ StepReader = Callable[[str], "bytes | None"]
 P = ParamSpec("P")
 
 
-class Problem:
+class Problem(FrozenRecord):
     """One reason a stack is rejected: stable ``code``, ``step`` (or ``None``), ``message``. Immutable."""
 
-    # Plain classes, not dataclasses, on this module's start-up path: `dataclasses` imports `inspect`.
     __slots__ = ("code", "step", "message")
     code: str
     step: str | None
@@ -66,28 +66,11 @@ class Problem:
         object.__setattr__(self, "step", step)
         object.__setattr__(self, "message", message)
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Problem:
-            return NotImplemented
-        return (self.code, self.step, self.message) == (other.code, other.step, other.message)
-
-    def __hash__(self) -> int:
-        return hash((self.code, self.step, self.message))
-
-    def __repr__(self) -> str:
-        return f"Problem(code={self.code!r}, step={self.step!r}, message={self.message!r})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: Problem is immutable")
-
-    def __reduce__(self) -> tuple[type[Problem], tuple[str, str | None, str]]:
-        return (Problem, (self.code, self.step, self.message))
-
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "step": self.step, "message": self.message}
 
 
-class StepResult:
+class StepResult(Record):
     """Per-step outcome: ``status`` is ``verified``, ``tampered``, ``missing``,
     ``malformed``, ``renamed``, ``unpinned``, ``unlisted`` or ``unsafe_name``."""
 
@@ -100,23 +83,11 @@ class StepResult:
     def __init__(self, name: str, status: str, expected: str | None, actual: str | None) -> None:
         self.name, self.status, self.expected, self.actual = name, status, expected, actual
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not StepResult:
-            return NotImplemented
-        return (self.name, self.status, self.expected, self.actual) == (
-            other.name, other.status, other.expected, other.actual)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
-
-    def __repr__(self) -> str:
-        return (f"StepResult(name={self.name!r}, status={self.status!r}, expected={self.expected!r}, "
-                f"actual={self.actual!r})")
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "expected": self.expected, "actual": self.actual}
 
 
-class VerifiedStack:
+class VerifiedStack(FrozenRecord):
     """A stack that passed every check. Immutable.
 
     Attributes:
@@ -156,24 +127,7 @@ class VerifiedStack:
         setter(self, "signed_by", signed_by)
         setter(self, "expires", expires)
 
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.manifest_bytes, self.manifest, self.digest, self.steps, self.order, self.envelope,
-                self.signed_by, self.expires)
-
-    def __eq__(self, other: object) -> bool:
-        return self._fields() == other._fields() if type(other) is VerifiedStack else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # holds dicts, as the dataclass it replaces
-
-    def __repr__(self) -> str:
-        names = self.__slots__
-        return "VerifiedStack(" + ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields())) + ")"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: VerifiedStack is immutable")
-
-    def __reduce__(self) -> tuple[type[VerifiedStack], tuple[Any, ...]]:
-        return (VerifiedStack, self._fields())
+    __hash__ = None  # type: ignore[assignment]  # holds dicts
 
     @property
     def name(self) -> str:
@@ -184,7 +138,7 @@ class VerifiedStack:
         return str(self.manifest["version"])
 
 
-class VerificationReport:
+class VerificationReport(Record):
     """Everything verify found. ``ok`` is true only with no problems; then ``verified`` is set."""
 
     __slots__ = ("stack", "version", "digest", "steps", "problems", "verified", "signature")
@@ -205,17 +159,6 @@ class VerificationReport:
         self.steps = [] if steps is None else steps
         self.problems = [] if problems is None else problems
         self.verified, self.signature = verified, signature
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (self.stack, self.version, self.digest, self.steps, self.problems, self.verified, self.signature)
-
-    def __eq__(self, other: object) -> bool:
-        return self._fields() == other._fields() if type(other) is VerificationReport else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "VerificationReport(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._fields())) + ")"
 
     @property
     def ok(self) -> bool:
