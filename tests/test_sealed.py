@@ -501,11 +501,15 @@ def test_attack_a_step_cannot_inject_keystrokes_into_lodecs_terminal(tmp_path: P
 # ------------------------------------------------------------------ planted files
 
 
-def test_attack_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws: Path, home: Path) -> None:
+@pytest.mark.parametrize("planted", ["link", "fifo", "both"])
+def test_attack_outputs_planted_as_links_or_fifos_are_refused_unread(tmp_path: Path, ws: Path, home: Path,
+                                                                     planted: str) -> None:
+    # Each alone too: with both planted, either refusal would hide the other one's absence.
     folder = tmp_path / "stack"
-    body = ('os.symlink(os.path.expanduser("~/.ssh/id_ed25519"), os.path.join(OUT, "a.txt"))\n'
-            'os.mkfifo(os.path.join(OUT, "b.txt"))\n'
-            'print("planted")\n')
+    body = (('os.symlink(os.path.expanduser("~/.ssh/id_ed25519"), os.path.join(OUT, "a.txt"))\n'
+             if planted != "fifo" else 'write("a.txt", "plain\\n")\n')
+            + ('os.mkfifo(os.path.join(OUT, "b.txt"))\n' if planted != "link" else 'write("b.txt", "plain\\n")\n')
+            + 'print("planted")\n')
     make_skill(folder / "skills", "planter", body, env=("HOME",))
     stack = make_stack(folder, [step("plant", "planter", outputs=("a.txt", "b.txt"))])
     started = time.monotonic()
