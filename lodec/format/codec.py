@@ -928,10 +928,9 @@ def decode_body(body: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
             ``not_nfc``, ``empty_optional``, ``truncated`` ...) and the byte offset.
         LimitExceeded: a declared length or count over ``limits``.
     """
-    if len(body) <= _fast_limit(limits):
-        record = _compiled(schema).fast(body)
-        if record is not None:
-            return record
+    record = _fast_decode(body, schema, limits)
+    if record is not None:
+        return record
     return _strict_decode_body(body, schema, file=file, limits=limits, base=base)
 
 
