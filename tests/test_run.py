@@ -900,3 +900,29 @@ def test_one_pass_holds_later_steps_behind_a_waiting_exclusive_step_and_yields_s
         started.append(name)
         running.append(kinds[name])
     assert started == ["lint"] and pending == ["scan"]
+
+
+@pytest.mark.parametrize("kind", ["relative", "absolute"])
+def test_attack_a_run_record_naming_a_step_outside_its_run_does_not_make_logs_read_there(
+        project: Path, kind: str) -> None:
+    """Whoever can write a run.json (a shared workspace, a restored cache) adds a step whose name leads out
+    of runs/<id>/steps; ``lodec logs`` refuses that name instead of printing the file it leads to."""
+    from lodec.store.workspace import Workspace
+
+    make_skill(project / "stack" / "skills", "ok")
+    stack = make_stack(project / "stack", [step("a", "ok")])
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    workspace = Workspace.discover(project / "ws")
+    name = "../../../secret" if kind == "relative" else str(project / "secret")
+    path = workspace.run_dir(record["run"]) / "run.json"
+    data = json.loads(path.read_text())
+    data["steps"][name] = data["steps"]["a"]
+    path.chmod(0o644)
+    path.write_text(json.dumps(data))
+    target = workspace.step_dir(record["run"], name) / "stderr.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("SECRET-OUTSIDE-THE-RUN\n")
+    code, out, err = run_cli("logs", name, "--run", record["run"], "--workspace", project / "ws")
+    assert code == 1 and "SECRET-OUTSIDE-THE-RUN" not in out + err, out + err
+    assert "has no step" in err
