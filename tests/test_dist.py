@@ -559,6 +559,26 @@ def test_attack_registry_credentials_are_not_sent_to_an_upload_location_on_anoth
         elsewhere.stop()
 
 
+def test_attack_an_upload_location_over_plain_http_off_loopback_is_refused_before_sending(
+    registry: RegistryServer, repo: str, signed_pack: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --plain-http loopback registry hands the blob upload to plain HTTP off loopback (192.0.2.1, TEST-NET-1:
+    never contacted): the pack would cross the network in clear. Refused before anything is sent, as for a
+    redirect."""
+    from lodec.dist import registry as client
+
+    from .registry import UploadElsewhere
+
+    monkeypatch.setattr(client, "TIMEOUT_S", 3.0)  # were the refused host contacted, fail fast rather than hang
+    front = UploadElsewhere(registry, "192.0.2.1")
+    try:
+        code, _, err = run_cli("push", signed_pack, f"oci://{front.host}/{repo}:v1", "--plain-http")
+        assert code == 1 and "[registry_error]" in err and "sends the upload to http://192.0.2.1/upload" in err \
+            and "plain HTTP off loopback" in err, err
+    finally:
+        front.stop()
+
+
 def test_credentials_from_a_docker_credential_helper_and_from_the_environment(
     private_registry: RegistryServer, signed_pack: Path, keys: dict[str, Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch

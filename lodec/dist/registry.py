@@ -147,10 +147,10 @@ class Registry:
             url, params = target, None
         raise _err("registry_error", f"{method} {urlsplit(url).path}: more than {MAX_REDIRECTS} redirects", self.label)
 
-    def _check_redirect(self, source: str, target: str) -> None:
-        """Refuse a redirect that leaves what lodec speaks to registries: HTTPS, or plain HTTP to a loopback
-        host when the registry itself is on loopback over plain HTTP (``--plain-http``). No downgrade from
-        HTTPS, no other scheme (``file:``, ``ftp:``)."""
+    def _check_redirect(self, source: str, target: str, sent: str = "redirects") -> None:
+        """Refuse a redirect (or, ``sent="sends the upload"``, an upload location) that leaves what lodec speaks
+        to registries: HTTPS, or plain HTTP to a loopback host when the registry itself is on loopback over
+        plain HTTP (``--plain-http``). No downgrade from HTTPS, no other scheme (``file:``, ``ftp:``)."""
         parts = urlsplit(target)
         if parts.scheme == "https":
             return
@@ -158,7 +158,7 @@ class Registry:
             return
         why = ("plain HTTP off loopback" if parts.scheme == "http" and self.scheme == "http"
                else "a downgrade from HTTPS" if parts.scheme == "http" else f"the scheme {parts.scheme or '(none)'}:")
-        raise _err("registry_error", f"{urlsplit(source).path}: the registry redirects to "
+        raise _err("registry_error", f"{urlsplit(source).path}: the registry {sent} to "
                    f"{parts.scheme}://{parts.netloc}{parts.path[:80]}, {why}; lodec follows redirects over HTTPS "
                    "only (plain HTTP on loopback for a --plain-http registry); refused before contacting it",
                    self.label)
@@ -318,8 +318,7 @@ class Registry:
             raise _err("registry_error", f"POST /blobs/uploads/: {start.status_code} without an upload location",
                        self.label)
         url = urljoin(self.base + "/", location)
-        if urlsplit(url).scheme != self.scheme:
-            raise _err("registry_error", f"the upload location {location!r} changes the scheme", self.label)
+        self._check_redirect(f"{self.base}/blobs/uploads/", url, "sends the upload")
         url += ("&" if "?" in url else "?") + f"digest={quote(digest, safe='')}"
         done = self.request("PUT", url, data=data, ok=(201,),
                             headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
