@@ -247,6 +247,7 @@ NUMBERS = schema_from_json({"schema": "lode", "version": 1, "name": "Numbers", "
     {"id": 1, "name": "n", "type": "int", "required": True},
     {"id": 2, "name": "note", "type": "string", "required": False},
     {"id": 3, "name": "blob", "type": "bytes", "required": False},
+    {"id": 4, "name": "flag", "type": "bool", "required": False},
 ]})
 
 SCALAR_ATTACKS = {
@@ -257,12 +258,16 @@ SCALAR_ATTACKS = {
     "int_just_under_int64_min": b"\xa1\x01\x3b\x80\x00\x00\x00\x00\x00\x00\x00",
     "empty_optional_string": b"\xa2\x01\x01\x02\x60",
     "empty_optional_bytes": b"\xa2\x01\x01\x03\x40",
+    "int_for_bool": b"\xa2\x01\x01\x04\x01",
+    "null_for_bool": b"\xa2\x01\x01\x04\xf6",
+    "bool_for_int": b"\xa1\x01\xf5",
+    "text_for_bytes": b"\xa2\x01\x01\x03\x61y",
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCALAR_ATTACKS))
-def test_attack_out_of_range_int_or_empty_optional_is_refused_on_the_fast_path_too(name: str) -> None:
-    for good in ({"n": 2**63 - 1}, {"n": -(2**63), "note": "x"}, {"n": 1, "blob": b"y"}):
+def test_attack_wrong_scalar_out_of_range_int_or_empty_optional_is_refused_on_the_fast_path_too(name: str) -> None:
+    for good in ({"n": 2**63 - 1}, {"n": -(2**63), "note": "x"}, {"n": 1, "blob": b"y"}, {"n": 1, "flag": False}):
         assert assert_agree(lodec.encode_record(NUMBERS, good).data, NUMBERS)[0] == "accepted"
     shape = tuple(cbor2.loads(SCALAR_ATTACKS[name]))
     assert shape in _compiled(NUMBERS).shapes  # the attack meets a generated checker, not only the strict decoder
@@ -415,6 +420,31 @@ def test_generated_record_check_agrees_with_validate_record(pair: tuple[lodec.Sc
     assert _validates(schema, record, limits) == generic
     if generic == ("accepted",):
         assert fast  # records of exact JSON types take the generated check
+
+
+EVERY_TYPE = schema_from_json({"schema": "lode", "version": 1, "name": "EveryType", "fields": [
+    {"id": 1, "name": "n", "type": "int", "required": True},
+    {"id": 2, "name": "flag", "type": "bool", "required": False},
+    {"id": 3, "name": "blob", "type": "bytes", "required": False},
+    {"id": 4, "name": "ns", "type": "int[]", "required": False},
+    {"id": 5, "name": "blobs", "type": "map<string,bytes>", "required": False},
+]})
+
+
+@pytest.mark.parametrize("record", [
+    {"n": 2**63}, {"n": -(2**63) - 1}, {"n": True}, {"n": 1, "flag": 1}, {"n": 1, "flag": None},
+    {"n": 1, "blob": b"four"}, {"n": 1, "blob": "abc"}, {"n": 1, "ns": [1, 2**63]}, {"n": 1, "ns": [False]},
+    {"n": 1, "blobs": {"k": b"four"}}, {"n": 1, "blobs": {"k": "abc"}}, {"n": 1, "ns": [1, 2, 3]},
+], ids=repr)
+def test_generated_record_check_refuses_what_validate_record_refuses(record: dict[str, Any]) -> None:
+    from lodec.format.codec import _compiled as compiled
+
+    limits = Limits(max_text_bytes=3, max_entries=2)
+    generic = _validates_generic(EVERY_TYPE, record, limits)
+    assert generic[0] == "refused"
+    compiled(EVERY_TYPE).valid({"n": 1}, 3, 2)  # the first call only counts
+    assert not compiled(EVERY_TYPE).valid(record, limits.max_text_bytes, limits.max_entries)
+    assert _validates(EVERY_TYPE, record, limits) == generic
 
 
 def _validates_generic(schema: lodec.Schema, record: Any, limits: Limits) -> tuple[Any, ...]:
