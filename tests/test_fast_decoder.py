@@ -229,7 +229,7 @@ ATTACKS = {
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
-def test_a_round_trip_trick_is_refused_with_the_reference_error(name: str) -> None:
+def test_attack_round_trip_trick_is_refused_with_the_reference_error(name: str) -> None:
     _learned()
     data = _step_vein(ATTACKS[name])
     verdict = assert_agree(data, STEP)

@@ -155,7 +155,7 @@ def test_a_signed_pack_runs_with_only_the_pack_and_the_public_key(
         f"skill:{n}": f"{pack_file}#skills/{n}" for n in SKILLS}
 
 
-def test_a_pack_with_a_flipped_skill_byte_is_refused_and_nothing_runs(
+def test_attack_a_pack_with_a_flipped_skill_byte_is_refused_and_nothing_runs(
     signed_pack: Path, example: Path, keys: dict[str, Path], tmp_path: Path
 ) -> None:
     p = read_pack(signed_pack.read_bytes())
@@ -175,7 +175,7 @@ def test_a_pack_with_a_flipped_skill_byte_is_refused_and_nothing_runs(
     assert not (tmp_path / "home" / "runs").exists()
 
 
-def test_a_pack_with_a_changed_skill_mode_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+def test_attack_a_pack_with_a_changed_skill_mode_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     p = read_pack(signed_pack.read_bytes())
     files = tuple(SkillFile(f.path, 0o644, f.data) for f in p.skills["eslint-check"])  # lint.py no longer executable
     bad = repack(signed_pack, tmp_path / "mode.lodepack", skills={**p.skills, "eslint-check": files})
@@ -183,7 +183,7 @@ def test_a_pack_with_a_changed_skill_mode_is_refused(signed_pack: Path, keys: di
     assert code == 1 and [p["code"] for p in json.loads(out)["problems"]] == ["skill_drifted"]
 
 
-def test_a_pack_missing_a_pinned_skill_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+def test_attack_a_pack_missing_a_pinned_skill_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     p = read_pack(signed_pack.read_bytes())
     bad = repack(signed_pack, tmp_path / "short.lodepack",
                  skills={n: f for n, f in p.skills.items() if n != "code-review"})
@@ -193,7 +193,7 @@ def test_a_pack_missing_a_pinned_skill_is_refused(signed_pack: Path, keys: dict[
     assert "does not carry skills/code-review" in problems[0]["message"]
 
 
-def test_an_extra_unpinned_skill_member_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
+def test_attack_an_extra_unpinned_skill_member_is_refused(signed_pack: Path, keys: dict[str, Path], tmp_path: Path) -> None:
     p = read_pack(signed_pack.read_bytes())
     bad = repack(signed_pack, tmp_path / "extra.lodepack",
                  skills={**p.skills, "smuggled": (SkillFile("run.sh", 0o755, b"#!/bin/sh\nexit 0\n"),)})
@@ -207,7 +207,7 @@ def test_an_extra_unpinned_skill_member_is_refused(signed_pack: Path, keys: dict
 
 
 @pytest.mark.parametrize("path", ["../x", "/etc/x", "a/../../x", "./x", "a//b", "x\0y"])
-def test_a_skill_file_path_escaping_its_folder_is_refused_at_read(
+def test_attack_a_skill_file_path_escaping_its_folder_is_refused_at_read(
     signed_pack: Path, keys: dict[str, Path], tmp_path: Path, path: str
 ) -> None:
     # build_pack refuses such a path, so the member is written by hand (canonical CBOR).

@@ -70,7 +70,7 @@ def test_a_missing_steps_folder_reads_every_step_as_missing(tmp_path: Path) -> N
     assert fast(tmp_path / "no-such-folder", "plain") == ("bytes", None) == reference(tmp_path / "no-such-folder", "plain")
 
 
-def test_a_fifo_with_a_writer_feeding_a_valid_vein_is_refused(tmp_path: Path, seed_stack: Path) -> None:
+def test_attack_a_fifo_with_a_writer_feeding_a_valid_vein_is_refused(tmp_path: Path, seed_stack: Path) -> None:
     """The regular-file check is on the open descriptor: a FIFO that would deliver the right bytes is still refused."""
     steps = seed_stack.parent / "steps"
     victim = sorted(steps.glob("*.vein"))[0]

@@ -51,7 +51,7 @@ def test_untouched_seed_stack_verifies(seed: Stack) -> None:
 # ------------------------------------------------------------------ tamper, swap
 
 
-def test_edited_byte_in_a_step_is_refused(seed: Stack) -> None:
+def test_attack_edited_byte_in_a_step_is_refused(seed: Stack) -> None:
     data = bytearray(seed.steps["lint"])
     i = data.index(b".eslintrc")
     data[i + 1] = ord("E")  # same length, still canonical: only the fingerprint can tell
@@ -61,13 +61,13 @@ def test_edited_byte_in_a_step_is_refused(seed: Stack) -> None:
     assert problem.message.startswith('Step "lint" tampered: expected blake3:') and ", got blake3:" in problem.message
 
 
-def test_step_swapped_for_another_valid_step_is_refused(seed: Stack) -> None:
+def test_attack_step_swapped_for_another_valid_step_is_refused(seed: Stack) -> None:
     # Another stack's validly compiled "lint": right name, right schema, canonical, wrong pin.
     other = compile_step({"stepName": "lint", "skillRef": "skill:evil", "inputs": {"configPath": "/etc/passwd"}})
     assert_refused(verify(seed.with_step("lint", other.data)), "step_tampered")
 
 
-def test_step_reinterpreted_under_a_schema_with_the_same_field_ids_is_refused(seed: Stack) -> None:
+def test_attack_step_reinterpreted_under_a_schema_with_the_same_field_ids_is_refused(seed: Stack) -> None:
     # Same bodies, re-headed for a schema that gives field 2 another meaning: the
     # fingerprint covers the schema id, so no pin carries over.
     renamed = parse_schema(builtin_schema_bytes("skill-step-v1").replace(b'"skillRef"', b'"command"'))
@@ -75,7 +75,7 @@ def test_step_reinterpreted_under_a_schema_with_the_same_field_ids_is_refused(se
     assert_refused(verify(reheaded, step_schema=renamed), "step_tampered", "step_tampered", "step_tampered")
 
 
-def test_step_with_a_swapped_schema_header_is_refused(seed: Stack) -> None:
+def test_attack_step_with_a_swapped_schema_header_is_refused(seed: Stack) -> None:
     other = parse_schema(builtin_schema_bytes("skill-step-v1").replace(b'"version": 1', b'"version": 2'))
     data = header(other) + seed.steps["lint"][HEADER_SIZE:]
     assert_refused(verify(seed.with_step("lint", data)), "schema_mismatch")
@@ -84,7 +84,7 @@ def test_step_with_a_swapped_schema_header_is_refused(seed: Stack) -> None:
 # ------------------------------------------------------------------ add, remove, rename
 
 
-def test_step_added_without_a_pin_is_refused(seed: Stack) -> None:
+def test_attack_step_added_without_a_pin_is_refused(seed: Stack) -> None:
     extra = compile_step({"stepName": "deploy", "skillRef": "skill:deploy", "dependsOn": ["ai-review"]})
     attacked = seed.with_step("deploy", extra.data).with_doc(lambda d: d["steps"].append("deploy"))
     report = assert_refused(verify(attacked), "missing_pin")
@@ -93,23 +93,23 @@ def test_step_added_without_a_pin_is_refused(seed: Stack) -> None:
     ]
 
 
-def test_pin_added_without_a_listed_step_is_refused(seed: Stack) -> None:
+def test_attack_pin_added_without_a_listed_step_is_refused(seed: Stack) -> None:
     def edit(doc: dict) -> None:
         doc["stepFingerprints"]["deploy"] = "blake3:" + "ab" * 32
 
     assert_refused(verify(seed.with_doc(edit)), "unlisted_pin")
 
 
-def test_step_listed_twice_is_refused(seed: Stack) -> None:
+def test_attack_step_listed_twice_is_refused(seed: Stack) -> None:
     assert_refused(verify(seed.with_doc(lambda d: d["steps"].append("lint"))), "duplicate_step")
 
 
-def test_step_file_removed_is_refused(seed: Stack) -> None:
+def test_attack_step_file_removed_is_refused(seed: Stack) -> None:
     report = assert_refused(verify(seed.without_step("static-analysis")), "step_missing")
     assert {s.name: s.status for s in report.steps}["static-analysis"] == "missing"
 
 
-def test_step_removed_from_the_manifest_is_refused(seed: Stack) -> None:
+def test_attack_step_removed_from_the_manifest_is_refused(seed: Stack) -> None:
     def edit(doc: dict) -> None:
         doc["steps"].remove("static-analysis")
         del doc["stepFingerprints"]["static-analysis"]
@@ -119,7 +119,7 @@ def test_step_removed_from_the_manifest_is_refused(seed: Stack) -> None:
     assert step_problem(report, "dangling_dependency").step == "ai-review"
 
 
-def test_step_renamed_in_the_manifest_is_refused(seed: Stack) -> None:
+def test_attack_step_renamed_in_the_manifest_is_refused(seed: Stack) -> None:
     # The ai-review vein is served and pinned as "review"; its own stepName still says "ai-review".
     def edit(doc: dict) -> None:
         doc["steps"] = ["review" if n == "ai-review" else n for n in doc["steps"]]
@@ -133,14 +133,14 @@ def test_step_renamed_in_the_manifest_is_refused(seed: Stack) -> None:
 # ------------------------------------------------------------------ the graph
 
 
-def test_dependency_on_a_step_outside_the_stack_is_refused(seed: Stack) -> None:
+def test_attack_dependency_on_a_step_outside_the_stack_is_refused(seed: Stack) -> None:
     attacked = seed.repinned({"stepName": "lint", "skillRef": "skill:eslint-check", "dependsOn": ["fetch-secrets"]},
                              drop_entry=True)
     report = assert_refused(verify(attacked), "dangling_dependency")
     assert "fetch-secrets" in step_problem(report, "dangling_dependency").message
 
 
-def test_cycle_smuggled_into_the_manifest_is_refused(seed: Stack) -> None:
+def test_attack_cycle_smuggled_into_the_manifest_is_refused(seed: Stack) -> None:
     # lint now depends on ai-review, listed after it: the one-pass order check fails, the full analysis runs.
     attacked = seed.repinned({"stepName": "lint", "skillRef": "skill:eslint-check", "dependsOn": ["ai-review"]},
                              drop_entry=True)
@@ -150,21 +150,21 @@ def test_cycle_smuggled_into_the_manifest_is_refused(seed: Stack) -> None:
     assert all("lint" in p.message and "->" in p.message for p in report.problems)
 
 
-def test_self_dependency_smuggled_into_the_manifest_is_refused(seed: Stack) -> None:
+def test_attack_self_dependency_smuggled_into_the_manifest_is_refused(seed: Stack) -> None:
     attacked = seed.repinned({"stepName": "lint", "skillRef": "skill:eslint-check", "dependsOn": ["lint"]},
                              drop_entry=True)
     # A self-loop is also the shortest cycle; both are reported.
     assert_refused(verify(attacked), "self_dependency", "cycle")
 
 
-def test_entry_point_that_is_not_a_root_is_refused(seed: Stack) -> None:
+def test_attack_entry_point_that_is_not_a_root_is_refused(seed: Stack) -> None:
     assert_refused(verify(seed.with_doc(lambda d: d.update(entryPoint="ai-review"))), "entry_point_invalid")
 
 
 # ------------------------------------------------------------------ non-canonical bytes
 
 
-def test_non_canonical_reencoding_of_the_same_record_is_refused(seed: Stack) -> None:
+def test_attack_non_canonical_reencoding_of_the_same_record_is_refused(seed: Stack) -> None:
     data = seed.steps["lint"]
     # Same record, stepName "lint" written with a non-shortest length (0x78 0x04, not 0x64).
     assert data[HEADER_SIZE:HEADER_SIZE + 3] == b"\xa4\x01\x64"
@@ -173,7 +173,7 @@ def test_non_canonical_reencoding_of_the_same_record_is_refused(seed: Stack) -> 
     assert "[non_canonical]" in report.problems[0].message
 
 
-def test_unsorted_reencoding_of_the_same_record_is_refused(seed: Stack) -> None:
+def test_attack_unsorted_reencoding_of_the_same_record_is_refused(seed: Stack) -> None:
     lint = SEED_SOURCES["lint"]
     body = cbor2.dumps({5: lint["outputs"], 1: "lint", 2: lint["skillRef"], 4: lint["inputs"]})
     forged = seed.steps["lint"][:HEADER_SIZE] + body
@@ -181,12 +181,12 @@ def test_unsorted_reencoding_of_the_same_record_is_refused(seed: Stack) -> None:
     assert "[unsorted_keys]" in report.problems[0].message
 
 
-def test_trailing_bytes_after_a_step_are_refused(seed: Stack) -> None:
+def test_attack_trailing_bytes_after_a_step_are_refused(seed: Stack) -> None:
     report = assert_refused(verify(seed.with_step("lint", seed.steps["lint"] + b"\x00")), "step_malformed")
     assert "[trailing_bytes]" in report.problems[0].message
 
 
-def test_manifest_with_duplicate_keys_is_refused(seed: Stack) -> None:
+def test_attack_manifest_with_duplicate_keys_is_refused(seed: Stack) -> None:
     # Two parsers could see two versions; strict JSON refuses the manifest.
     text = seed.manifest.replace(b'"version": "1.0.0",', b'"version": "1.0.0", "version": "9.9.9",')
     assert text != seed.manifest
@@ -194,14 +194,14 @@ def test_manifest_with_duplicate_keys_is_refused(seed: Stack) -> None:
     assert "/version" in report.problems[0].message and "[duplicate_key]" in report.problems[0].message
 
 
-def test_malformed_pin_is_refused(seed: Stack) -> None:
+def test_attack_malformed_pin_is_refused(seed: Stack) -> None:
     def edit(doc: dict) -> None:
         doc["stepFingerprints"]["lint"] = doc["stepFingerprints"]["lint"].upper()
 
     assert_refused(verify(seed.with_doc(edit)), "pin_malformed")
 
 
-def test_every_single_bit_flip_of_a_step_is_refused(seed: Stack) -> None:
+def test_attack_every_single_bit_flip_of_a_step_is_refused(seed: Stack) -> None:
     original = seed.steps["lint"]
     allowed = {"step_tampered", "step_malformed", "schema_mismatch", "step_renamed"}
     for i in range(len(original)):
@@ -215,7 +215,7 @@ def test_every_single_bit_flip_of_a_step_is_refused(seed: Stack) -> None:
             assert found & allowed, (i, bit, found)
 
 
-def test_two_attacks_at_once_are_both_reported(seed: Stack) -> None:
+def test_attack_two_attacks_at_once_are_both_reported(seed: Stack) -> None:
     attacked = seed.with_step("lint", seed.steps["lint"] + b"\x00").without_step("ai-review")
     assert_refused(verify(attacked), "step_malformed", "step_missing")
 
@@ -224,7 +224,7 @@ def test_two_attacks_at_once_are_both_reported(seed: Stack) -> None:
 
 
 @pytest.mark.parametrize("evil", ["../lint", "/etc/passwd", "a/../../b", "..", "lint\x00x", ""])
-def test_path_escaping_step_name_is_refused_and_never_read(seed: Stack, evil: str) -> None:
+def test_attack_path_escaping_step_name_is_refused_and_never_read(seed: Stack, evil: str) -> None:
     def edit(doc: dict) -> None:
         doc["steps"].append(evil)
         doc["stepFingerprints"][evil] = "blake3:" + "00" * 32
@@ -244,13 +244,13 @@ def test_path_escaping_step_name_is_refused_and_never_read(seed: Stack, evil: st
 # ------------------------------------------------------------------ oversize inputs
 
 
-def test_oversized_manifest_is_refused_before_parsing(seed: Stack) -> None:
+def test_attack_oversized_manifest_is_refused_before_parsing(seed: Stack) -> None:
     huge = seed.manifest + b" " * (Limits().max_file_bytes + 1 - len(seed.manifest))
     report = assert_refused(verify(Stack(huge, seed.steps)), "manifest_invalid")
     assert "[limit_exceeded]" in report.problems[0].message
 
 
-def test_oversized_step_bytes_are_refused_before_decoding(seed: Stack) -> None:
+def test_attack_oversized_step_bytes_are_refused_before_decoding(seed: Stack) -> None:
     huge = seed.steps["lint"] + bytes(Limits().max_file_bytes + 1 - len(seed.steps["lint"]))
     report = assert_refused(verify(seed.with_step("lint", huge)), "step_malformed")
     assert "[limit_exceeded]" in report.problems[0].message
