@@ -23,12 +23,12 @@ from ..errors import DistributionError, FileMissing, LimitExceeded, LodecError
 from ..files import atomic_write, locked, read_bounded
 from .oci import (
     ENVELOPE_ARTIFACT_TYPE,
-    INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
     MAX_REFERRERS,
     Descriptor,
-    dumps,
+    check,
+    index,
     parse_index,
     parse_json,
     sha256_digest,
@@ -211,17 +211,5 @@ class Layout:
                                           artifact_type=desc.artifact_type, annotations=annotations))
             elif not any(d.digest == desc.digest and REF_NAME not in (d.annotations or {}) for d in entries):
                 entries.append(desc)
-            atomic_write(self.root / "index.json",
-                         dumps({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE,
-                                "manifests": [d.to_json() for d in entries]}))
+            atomic_write(self.root / "index.json", index(entries))
 
-
-def check(data: bytes, desc: Descriptor, where: str) -> None:
-    """Refuse ``data`` unless it has ``desc``'s size and sha256 digest (code ``digest_mismatch``)."""
-    if len(data) != desc.size:
-        raise DistributionError(f"{desc.digest}: {len(data)} bytes, but the descriptor says {desc.size}",
-                                code="digest_mismatch", file=where)
-    actual = sha256_digest(data)
-    if actual != desc.digest:
-        raise DistributionError(f"content has digest {actual}, not {desc.digest} as its descriptor says "
-                                "(tampered or corrupted)", code="digest_mismatch", file=where)

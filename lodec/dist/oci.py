@@ -221,6 +221,17 @@ def parse_artifact(data: bytes, where: str, *, artifact_type: str, layer_type: s
     return Artifact(artifact_type=artifact_type, layer=layer, subject=subject)
 
 
+def check(data: bytes, desc: Descriptor, where: str) -> None:
+    """Refuse ``data`` unless it has ``desc``'s size and sha256 digest (code ``digest_mismatch``)."""
+    if len(data) != desc.size:
+        raise DistributionError(f"{desc.digest}: {len(data)} bytes, but the descriptor says {desc.size}",
+                                code="digest_mismatch", file=where)
+    actual = sha256_digest(data)
+    if actual != desc.digest:
+        raise DistributionError(f"content has digest {actual}, not {desc.digest} as its descriptor says "
+                                "(tampered or corrupted)", code="digest_mismatch", file=where)
+
+
 def parse_index(data: bytes, where: str) -> list[Descriptor]:
     """The manifests an image index lists (a referrers response, a fallback tag, a layout's ``index.json``).
 

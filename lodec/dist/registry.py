@@ -30,12 +30,12 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from ..errors import DistributionError, LimitExceeded
 from .auth import Credentials, find_credentials
-from .layout import check
 from .oci import (
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
     Descriptor,
+    check,
     index,
     parse_index,
     referrers_tag,
