@@ -926,3 +926,26 @@ def test_attack_a_run_record_naming_a_step_outside_its_run_does_not_make_logs_re
     code, out, err = run_cli("logs", name, "--run", record["run"], "--workspace", project / "ws")
     assert code == 1 and "SECRET-OUTSIDE-THE-RUN" not in out + err, out + err
     assert "has no step" in err
+
+
+def test_attack_a_run_record_whose_digest_leads_out_of_the_store_does_not_make_discard_delete_there(
+        project: Path) -> None:
+    """Whoever can write a run.json (a shared workspace, a restored cache) gives an artifact a "digest"
+    that, as a store path, names a file elsewhere (``..//home/you/file``); ``lodec runs discard`` of
+    that run must not delete that file: the record is refused as invalid."""
+    from lodec.store.workspace import Workspace
+
+    make_skill(project / "stack" / "skills", "ok")
+    stack = make_stack(project / "stack", [step("a", "ok")])
+    code, record, err = run_json(stack, project / "ws", "--allow-unsandboxed")
+    assert code == 0, err
+    victim = project / "precious.txt"
+    victim.write_text("keep me\n")
+    path = Workspace.discover(project / "ws").run_dir(record["run"]) / "run.json"
+    data = json.loads(path.read_text())
+    data["steps"]["a"]["artifacts"]["out.txt"]["blake3"] = ".." + "/" + str(victim)
+    path.chmod(0o644)
+    path.write_text(json.dumps(data))
+    code, out, err = run_cli("runs", "discard", record["run"], "--workspace", project / "ws")
+    assert victim.read_text() == "keep me\n"
+    assert code == 1 and "not a valid run record" in err, err

@@ -10,6 +10,7 @@ file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import blake3
 import msgspec
@@ -22,12 +23,20 @@ from ..format.fingerprint import file_digests
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
 
-class ArtifactDigest(msgspec.Struct, frozen=True):
-    """``blake3`` and ``sha256`` (64 lowercase hex each) and ``size`` in bytes."""
+#: 64 lowercase hex digits: a digest read from a record must be one, since it becomes a store path.
+Hex64 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 
-    blake3: str
-    sha256: str
-    size: int
+
+class ArtifactDigest(msgspec.Struct, frozen=True):
+    """``blake3`` and ``sha256`` (64 lowercase hex each) and ``size`` in bytes.
+
+    Decoded (``msgspec.convert``, as ``run.json`` is), anything else is a ``ValidationError``: a
+    record's digest names the blob ``Store.path`` opens, re-hashes and ``discard`` deletes.
+    """
+
+    blake3: Hex64
+    sha256: Hex64
+    size: Annotated[int, msgspec.Meta(ge=0)]
 
     def to_dict(self) -> dict[str, str | int]:
         return {"blake3": self.blake3, "sha256": self.sha256, "size": self.size}
