@@ -235,8 +235,13 @@ class _Submitted:
                 base.reason, base.detail = out.refused, f"not run: {out.detail}"
                 base.status = "failed" if out.refused == "workflow_failed" else "skipped"
             elif name in out.steps:
-                base = msgspec.convert(out.steps[name].result, StepResult)
-                self._logs(name, out.steps[name])
+                try:
+                    base = msgspec.convert(out.steps[name].result, StepResult)
+                except msgspec.ValidationError as exc:  # e.g. a digest that is not 64 hex digits
+                    base.status, base.reason = "failed", "worker_failed"
+                    base.detail = f"the worker's result is not a step result: {exc}"
+                else:
+                    self._logs(name, out.steps[name])
             else:
                 base.reason, base.detail = "interrupted", "not run"
             results[name] = base
