@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from .codec import decode_vein, encode_record
 from ..errors import DecodeError, LimitExceeded, UnsafeNameError
 from ..limits import Limits
-from ..names import is_safe_name
+from ..names import is_safe_name, name_problem
 from .records import FrozenRecord
 from .schema import Schema, lodepack_schema, lodepack_v2_schema, skill_tree_schema
 from .tree import MAX_FILES, MAX_TREE_BYTES, SkillFile
@@ -213,7 +213,7 @@ def _check_skill_names(names: Iterable[str], file: str) -> None:
     # Skill names become folder names (skills/<name>/), under the same rule as step names.
     for name in names:
         if not is_safe_name(name):
-            raise UnsafeNameError(f"skill member name {name!r} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -)",
+            raise UnsafeNameError(f"skill member name {name!r} is not a safe file name: {name_problem(name)}",
                                   file=file, location="skills")
 
 
@@ -247,7 +247,7 @@ def read_pack(data: bytes, *, file: str = "<pack>") -> Pack:
     steps: dict[str, bytes] = record["steps"]
     for name in steps:
         if not is_safe_name(name):
-            raise UnsafeNameError(f"member name {name!r} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -)",
+            raise UnsafeNameError(f"member name {name!r} is not a safe file name: {name_problem(name)}",
                                   file=file, location="steps")
     members: dict[str, bytes] = record.get("skills", {})
     _check_skill_names(members, file)

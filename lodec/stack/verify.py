@@ -467,7 +467,7 @@ def verify_steps(
         expected = pins.get(name)
         if not names_safe and not is_safe_name(name):
             results.append(StepResult(name, "unsafe_name", expected, None))
-            report.add("unsafe_name", name, f"step name {name!r} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -)")
+            report.add("unsafe_name", name, f"step name {name!r} is not a safe file name: {name_problem(name)}")
             continue
         if extras and name not in seen:
             results.append(StepResult(name, "unlisted", expected, None))

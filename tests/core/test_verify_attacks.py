@@ -19,6 +19,7 @@ from lodec.errors import LimitExceeded
 from lodec.format.codec import HEADER_SIZE, header
 from lodec.format.schema import builtin_schema_bytes, parse_schema
 from lodec.limits import Limits
+from lodec.names import name_problem
 from lodec.stack.verify import Problem, VerificationReport, verify_stack
 
 from .builders import (
@@ -239,6 +240,9 @@ def test_attack_path_escaping_step_name_is_refused_and_never_read(seed: Stack, e
     report = assert_refused(verify_stack(attacked.manifest, read_step), "unsafe_name")
     assert evil not in reads
     assert [(s.name, s.status) for s in report.steps if s.name == evil] == [(evil, "unsafe_name")]
+    # The message says which part of the name rule it breaks (a leading dot, a slash, NUL, empty).
+    assert [p.message for p in report.problems if p.step == evil] == [
+        f"step name {evil!r} is not a safe file name: {name_problem(evil)}"]
 
 
 # ------------------------------------------------------------------ oversize inputs
