@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import LodecError
+from ..format.records import Record
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -26,7 +27,7 @@ class OptionsError(LodecError):
         self.param_hint = param_hint
 
 
-class TrustOptions:
+class TrustOptions(Record):
     """Who must have signed, and against what, for a signed verification.
 
     Attributes:
@@ -44,7 +45,6 @@ class TrustOptions:
     (``Workspace.rollback_state``).
     """
 
-    # A plain class, not a dataclass: it is on `lodec verify`'s start-up path.
     __slots__ = ("keys", "threshold", "policy", "expected_name", "now", "require_signatures")
 
     def __init__(
@@ -58,11 +58,6 @@ class TrustOptions:
     ) -> None:
         self.keys, self.threshold, self.policy = tuple(keys), threshold, policy
         self.expected_name, self.now, self.require_signatures = expected_name, now, require_signatures
-
-    def __repr__(self) -> str:
-        return (f"TrustOptions(keys={self.keys!r}, threshold={self.threshold!r}, policy={self.policy!r}, "
-                f"expected_name={self.expected_name!r}, now={self.now!r}, "
-                f"require_signatures={self.require_signatures!r})")
 
     @property
     def signed(self) -> bool:
