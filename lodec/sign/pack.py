@@ -12,18 +12,21 @@ judged by ``lodec.app.verify``, over ``lodec.format.tree.check_pins``.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..errors import SchemaError
-from ..format.pack import Pack
 from ..format.schema import Schema, parse_schema
 from ..format.tree import SKILL_REF_PREFIX
 from ..stack.manifest import SKILL_DIGESTS
 from ..stack.verify import Candidate, VerificationReport, check_stack, sealed
-from .policy import TrustPolicy
-from .state import TrustedVersion
-from .trust import check_signed_stack
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from ..format.pack import Pack
+    from .policy import TrustPolicy
+    from .state import TrustedVersion
 
 
 #: The fields verification (and ``lodec run``) reads from a step or a manifest,
@@ -56,7 +59,6 @@ def _schemas(pack: Pack, file: str) -> tuple[Schema, Schema]:
     step, stack = f"{file}#stepSchema", f"{file}#stackSchema"
     return (_check_fields(parse_schema(pack.step_schema, source=step), _STEP_FIELDS, step),
             _check_fields(parse_schema(pack.stack_schema, source=stack), _STACK_FIELDS, stack))
-
 
 
 def check_pack(
@@ -97,6 +99,9 @@ def check_pack(
     if policy is not None:
         if now is None:
             raise ValueError("signed verification needs the reference time `now`")
+        # Imported here: an unsigned pack's verify needs none of the signed stages (keys, clock, digests).
+        from .trust import check_signed_stack
+
         report, candidate = check_signed_stack(
             pack.manifest, pack.envelope, read_step, policy=policy, now=now,
             trusted_versions=trusted_versions, expected_name=expected_name,

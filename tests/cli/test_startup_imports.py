@@ -74,6 +74,24 @@ def test_verify_unsigned_imports_nothing_heavy(tmp_path: Path, seed_stack: Path,
     assert (proc.returncode, proc.stdout, proc.stderr) == run_cli(*args)
 
 
+
+# An unsigned pack is verified without any of the signed stages: no keys, no clock, no SHA-256.
+NOT_ON_THE_UNSIGNED_PACK_PATH = ("lodec.sign.trust", "lodec.sign.policy", "lodec.sign.dsse", "lodec.sign.state",
+                                 "datetime", "hashlib")
+
+
+def test_verify_unsigned_pack_imports_no_signing(tmp_path: Path, seed_stack: Path) -> None:
+    pack = seed_stack.parent / "unsigned.lodepack"
+    code, _, err = run_cli("pack", seed_stack, "-o", pack)
+    assert code == 0, err
+    args = ["verify", str(pack), "--json"]
+    proc, modules = run_script(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "lodec.sign.pack" in modules  # the pack's own checks ran
+    assert heavy(modules) == []
+    assert sorted(m for m in NOT_ON_THE_UNSIGNED_PACK_PATH if m in modules) == []
+    assert (proc.returncode, proc.stdout, proc.stderr) == run_cli(*args)
+
 # Imported by the signed verify path only through something avoidable: `dataclasses` imports `inspect` (the
 # records are plain slotted classes), and Ed25519 SPKI keys are read without `serialization` (it loads SSH keys).
 NOT_ON_THE_SIGNED_PATH = ("dataclasses", "inspect", "cryptography.hazmat.primitives.serialization", "click")
