@@ -15,7 +15,6 @@ The keyid is only a hint in envelopes (DSSE v1): trust decisions use the key.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from ..errors import KeyInvalid
@@ -79,12 +78,26 @@ class PrivateKey(FrozenRecord):
         return self.key.sign(message)
 
 
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 (FIPS 180-4) of ``data`` as 64 lowercase hex digits, what ``sha256sum`` prints.
+
+    Computed with ``cryptography``'s ``hashes``, which its Ed25519 module has
+    already loaded, rather than ``hashlib``: a signed verify then does not
+    load a second OpenSSL (``hashlib``'s ``_hashlib``, about 2 ms).
+    """
+    from cryptography.hazmat.primitives.hashes import SHA256, Hash
+
+    h = Hash(SHA256())
+    h.update(data)
+    return h.finalize().hex()
+
+
 def keyid_of(key: Ed25519PublicKey) -> str:
     """``sha256:<hex>`` of the DER SubjectPublicKeyInfo of ``key``."""
     from cryptography.hazmat.primitives import serialization
 
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+    return "sha256:" + sha256_hex(der)
 
 
 def _public(key: Ed25519PublicKey, source: str) -> PublicKey:
@@ -174,7 +187,7 @@ def parse_public_key(data: bytes, *, source: str = "<key>") -> PublicKey:
             fast = Ed25519.from_public_bytes(raw)
         except ValueError as exc:
             raise KeyInvalid(f"not an SPKI PEM or OpenSSH public key ({exc})", file=source) from None
-        return PublicKey(fast, "sha256:" + hashlib.sha256(ED25519_SPKI_PREFIX + raw).hexdigest(), source)
+        return PublicKey(fast, "sha256:" + sha256_hex(ED25519_SPKI_PREFIX + raw), source)
     from cryptography.hazmat.primitives import serialization
 
     key: object

@@ -31,7 +31,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import EnvelopeError, LodecError
-from ..format.fingerprint import file_digests, is_fingerprint
+from blake3 import blake3
+
+from ..format.fingerprint import is_fingerprint
 from ..format.records import FrozenRecord
 from ..limits import Limits
 from ..format.strictjson import loads_strict
@@ -114,11 +116,24 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
+def subject_digests(manifest_bytes: bytes) -> dict[str, str]:
+    """The stack subject's digest set: ``{"blake3": hex, "sha256": hex}`` of the manifest file's exact bytes.
+
+    The same values as ``lodec.format.fingerprint.file_digests`` (plain BLAKE3
+    and SHA-256, as ``b3sum`` / ``sha256sum`` print them); SHA-256 comes from
+    ``cryptography`` (``lodec.sign.keys.sha256_hex``), which signing and
+    signed verification load anyway for Ed25519.
+    """
+    from .keys import sha256_hex
+
+    return {"blake3": blake3(manifest_bytes).hexdigest(), "sha256": sha256_hex(manifest_bytes)}
+
+
 def build_statement(manifest_bytes: bytes, *, name: str, version: str, digest: str, expires: datetime) -> bytes:
     """The payload bytes approving the manifest ``manifest_bytes`` (see the module docstring)."""
     doc = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": file_digests(manifest_bytes)}],
+        "subject": [{"name": name, "digest": subject_digests(manifest_bytes)}],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "stack": {"name": name, "version": version, "digest": digest},

@@ -38,7 +38,6 @@ from typing import Any
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import name_problem
-from ..format.fingerprint import file_digests
 from ..format.schema import Schema
 from ..stack.signature import SignatureCheck, SignatureReport
 from ..stack.verify import (
@@ -54,7 +53,7 @@ from .dsse import Envelope, parse_envelope
 from .keys import PublicKey
 from .policy import TrustPolicy, TrustRule
 from .state import TrustedVersion
-from .statement import PAYLOAD_TYPE, Approval, format_time, load_payload, statement_from_json
+from .statement import PAYLOAD_TYPE, Approval, format_time, load_payload, statement_from_json, subject_digests
 from .versions import compare_versions, check_version
 
 ED25519_SIGNATURE_BYTES = 64
@@ -217,7 +216,7 @@ def check_signed_stack(
     sig.expires = format_time(approval.expires)
 
     # Stage 4: these exact manifest bytes.
-    actual = file_digests(manifest_bytes)
+    actual = subject_digests(manifest_bytes)
     if actual != approval.subject_digests:
         report.stack, report.version = approval.name, approval.version
         report.add("digest_mismatch", None,
