@@ -23,7 +23,7 @@ from ..stack.verify import Candidate, VerificationReport, VerifiedStack, check_s
 from .options import OptionsError, TrustOptions, now_or, trust_policy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from ..format.pack import Pack
@@ -336,7 +336,7 @@ def verify_target(
         ws = _workspace(workspace)
         if ws.state_file is None:
             ws.ensure_state()
-        recorded = _record(report, state, now_or(now))  # state is set only with a policy: now is set
+        recorded = _record(report, state, now_or(now), trusted)  # state is set only with a policy: now is set
     result = VerifyResult(target, report, note, pack, recorded, trees)
     result.first_use = first_use
     return result
@@ -427,12 +427,22 @@ def pack_tree_loader(pack: Pack, file: str) -> Callable[[str], SkillTree]:
     return load
 
 
-def _record(report: VerificationReport, state: Path, now: datetime) -> Path | None:
-    """Record a successful signed verification's version in the rollback state."""
-    from ..store.rollback import record_verified
+def _record(report: VerificationReport, state: Path, now: datetime,
+            trusted: Mapping[str, TrustedVersion] | None = None) -> Path | None:
+    """Record a successful signed verification's version in the rollback state.
 
+    ``trusted`` is the state as read before this verification. When it
+    already holds this very version and digest there is nothing to record
+    (records only move up, so a concurrent update cannot need this one
+    either): the lock is not taken and the state is not read again.
+    """
     v = report.verified
     if v is None or v.envelope is None:
         return None
+    last = trusted.get(v.name) if trusted is not None else None
+    if last is not None and last.version == v.version and last.digest == v.digest:
+        return state
+    from ..store.rollback import record_verified
+
     record_verified(state, v.name, v.version, v.digest, now)
     return state

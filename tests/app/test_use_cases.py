@@ -45,6 +45,33 @@ def test_signed_verification_records_the_version_in_the_workspace(
     assert state["stacks"]["code-review-pipeline"]["digest"] == stack.digest
 
 
+
+def test_verifying_an_already_recorded_version_again_leaves_the_state_and_its_lock_alone(
+    signed_stack: Path, keys: dict[str, Path], workspace: Workspace
+) -> None:
+    import fcntl
+    import os
+    import threading
+
+    trust = _trust(keys, "alice", "bob", threshold=2)
+    assert verify_target(str(signed_stack), workspace, trust).ok
+    before = workspace.rollback_state.read_bytes(), workspace.rollback_state.stat().st_mtime_ns
+    # Another process holds the lock: a verification that took it would wait here.
+    holder = os.open(workspace.rollback_lock, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        results = []
+        worker = threading.Thread(target=lambda: results.append(verify_target(str(signed_stack), workspace, trust)),
+                                  daemon=True)
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "the second verification waited for the rollback lock"
+    finally:
+        os.close(holder)
+    [again] = results
+    assert again.ok and again.recorded == workspace.rollback_state and not again.first_use
+    assert (workspace.rollback_state.read_bytes(), workspace.rollback_state.stat().st_mtime_ns) == before
+
 def test_unsigned_verification_of_a_signed_stack_says_so_and_records_nothing(
     signed_stack: Path, workspace: Workspace
 ) -> None:

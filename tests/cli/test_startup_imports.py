@@ -123,6 +123,10 @@ def test_verify_signed_imports_nothing_avoidable(tmp_path: Path, seed_stack: Pat
     # The verification time is the clock's: the two runs may fall in different seconds.
     fast["trust"].pop("now"), slow["trust"].pop("now")
     assert (proc.returncode, fast, proc.stderr) == (code, slow, err)
+    # The state now records this version: verifying it again records nothing, so takes no lock (no fcntl).
+    proc, modules = run_script(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(m for m in (*NOT_ON_THE_SIGNED_PATH, "fcntl") if m in modules) == []
 
 
 def tamper(seed_stack: Path) -> None:
