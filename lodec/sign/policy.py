@@ -43,7 +43,6 @@ toward any threshold and is reported as ``revoked`` / ``outside_window``.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -147,9 +146,16 @@ class TrustPolicy(FrozenRecord):
         if name and not is_safe_name(name):
             return None
         for rule in self.rules:
-            if fnmatch.fnmatchcase(name, rule.pattern):
+            # "*" (every --key policy's one rule) matches every name: no pattern to translate and compile.
+            if rule.pattern == "*" or _fnmatchcase(name, rule.pattern):
                 return rule
         return None
+
+
+def _fnmatchcase(name: str, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(name, pattern)
 
 
 def _distinct(keys: Sequence[PublicKey]) -> tuple[PublicKey, ...]:
@@ -271,14 +277,14 @@ def parse_policy(data: bytes, *, file: str = "<policy>", base: str | os.PathLike
     return TrustPolicy(tuple(rules), file, revoked, windows)
 
 
-_KEYID = re.compile(r"sha256:[0-9a-f]{64}")
+_KEYID = r"sha256:[0-9a-f]{64}"  # compiled by `re` when a policy revokes keys
 
 
 def _revoked(value: Any, file: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise _fail('"revoked" must list keyids such as "sha256:<64 hex>" (lodec key id KEY.pub)', file, "/revoked")
     for i, keyid in enumerate(value):
-        if not _KEYID.fullmatch(keyid):
+        if not re.fullmatch(_KEYID, keyid):
             raise _fail(f"{keyid!r} is not a keyid: sha256:<64 lowercase hex> (lodec key id KEY.pub)",
                         file, f"/revoked/{i}")
     return frozenset(value)

@@ -44,9 +44,11 @@ PREDICATE_TYPE = "https://lodec.dev/attestation/stack-approval/v1"
 #: The digest algorithms of the stack's subject that lodec requires and checks (plain, of the file bytes).
 STACK_DIGESTS = ("blake3", "sha256")
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_DURATION = re.compile(r"(\d{1,6})([smhdw])")
+# Patterns are compiled by `re` on first use (and cached there); the common forms are checked without them.
+_TIME = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_DURATION = r"(\d{1,6})([smhdw])"
+_HEX_DIGITS = "0123456789abcdef"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Annotations may nest any JSON (ResourceDescriptor); 16 levels bound the parser, not the spec.
 _PAYLOAD_LIMITS = Limits(max_file_bytes=64 * 1024, max_text_bytes=64 * 1024, max_json_depth=16)
@@ -93,7 +95,7 @@ def parse_time(text: str) -> datetime:
         ValueError: not such a timestamp, or no time zone.
     """
     text = text.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if len(text) == 10 and re.fullmatch(_DATE, text):
         text += "T00:00:00Z"
     try:
         when = datetime.fromisoformat(text)
@@ -104,13 +106,25 @@ def parse_time(text: str) -> datetime:
     return when.astimezone(timezone.utc).replace(microsecond=0)
 
 
+def _is_utc_second(text: str) -> bool:
+    """``YYYY-MM-DDTHH:MM:SSZ`` with ASCII digits: the form lodec writes, which ``_TIME`` accepts."""
+    return (len(text) == 20 and text.isascii() and text[4] == text[7] == "-" and text[10] == "T"
+            and text[13] == text[16] == ":" and text[19] == "Z"
+            and (text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19]).isdigit())
+
+
+def _is_hex64(text: str) -> bool:
+    """64 lowercase hex digits (``[0-9a-f]{64}``): stripping every hex digit leaves nothing."""
+    return len(text) == 64 and not text.strip(_HEX_DIGITS)
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse ``<n><unit>`` with unit s, m, h, d or w (e.g. ``90d``, ``12h``).
 
     Raises:
         ValueError: another shape, or zero.
     """
-    m = _DURATION.fullmatch(text.strip())
+    m = re.fullmatch(_DURATION, text.strip())
     if m is None or int(m.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration such as 90d, 12h, 30m or 2w")
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
@@ -227,7 +241,7 @@ def statement_from_json(doc: Any, *, file: str = "<envelope>") -> Approval:
         raise EnvelopeError("must be blake3:<64 lowercase hex>", code="statement_invalid", file=where,
                             location="/predicate/stack/digest")
     expires_text = _str(predicate["expires"], "/predicate/expires", where)
-    if not _TIME.fullmatch(expires_text):
+    if not (_is_utc_second(expires_text) or re.fullmatch(_TIME, expires_text)):
         raise EnvelopeError("must be YYYY-MM-DDTHH:MM:SSZ", code="statement_invalid", file=where,
                             location="/predicate/expires")
     try:
@@ -273,7 +287,7 @@ def _stack_subject(subjects: Any, name: str, where: str) -> dict[str, str]:
             raise EnvelopeError(f"the stack's subject must have a {alg!r} digest (lodec requires both "
                                 f"{' and '.join(STACK_DIGESTS)})", code="statement_invalid", file=where,
                                 location=f"/subject/{found}/digest")
-        if not _HEX64.fullmatch(value):
+        if not _is_hex64(value):
             raise EnvelopeError("must be 64 lowercase hex digits", code="statement_invalid", file=where,
                                 location=f"/subject/{found}/digest/{alg}")
         out[alg] = value

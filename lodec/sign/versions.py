@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import re
 
-# semver.org, "Is there a suggested regular expression (RegEx) to check a SemVer string?"
-_SEMVER = re.compile(
+# semver.org, "Is there a suggested regular expression (RegEx) to check a SemVer string?" Compiled by `re` the
+# first time a version is not plain (``re`` caches it): compiling it costs more than a signed verify's other checks.
+_SEMVER = (
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
 
 
+def _plain(text: str) -> bool:
+    """``MAJOR.MINOR.PATCH`` of ASCII digits without leading zeros: the common case, which ``_SEMVER`` accepts."""
+    parts = text.split(".")
+    return len(parts) == 3 and all(p.isdigit() and p.isascii() and (p[0] != "0" or p == "0") for p in parts)
+
+
 def check_version(text: str) -> None:
     """Raise ``ValueError`` unless ``text`` is a semantic version such as ``1.4.0`` or ``2.0.0-rc.1``."""
-    if not _SEMVER.fullmatch(text):
+    if not (_plain(text) or re.fullmatch(_SEMVER, text)):
         raise ValueError(f"{text!r} is not a semantic version such as 1.4.0 (semver.org)")
 
 
