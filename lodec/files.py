@@ -154,6 +154,36 @@ def read_bounded(path: str | os.PathLike[str], max_bytes: int, *, follow: bool =
     return data
 
 
+def _read_whole_at(dir_fd: int, name: str, max_bytes: int) -> bytes | None:
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= max_bytes:
+            data = os.read(fd, st.st_size + 1)
+            if len(data) == st.st_size:
+                return data
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return None
+
+
+try:
+    from ._native import read_regular as _native_read_whole_at
+except ImportError:
+    _native_read_whole_at = None
+
+#: ``read_whole_at(dir_fd, name, max_bytes) -> bytes | None``: the bytes of the regular file ``name`` in the
+#: folder open as ``dir_fd`` (no link followed, no wait on a FIFO; one ``fstat``, one ``read``), if it is at most
+#: ``max_bytes`` and reads whole; ``None`` for anything else, meaning "read it with ``read_bounded``", which
+#: gives the verdict and its message. Native (``lodec/_native.c``) where it was built; never raises ``OSError``.
+read_whole_at = _native_read_whole_at or _read_whole_at
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte is written (a write may be short)."""
     view = memoryview(data)

@@ -1,4 +1,10 @@
-"""The fast path of ``decode_vein`` against the reference decoder (``decode_vein_reference``).
+"""The fast paths of ``decode_vein`` against the reference decoder (``decode_vein_reference``).
+
+Every comparison here is made for both fast paths: the Python one (the
+module's tests run with the native decoder switched off, so the Python fast
+path's own caches and generated checks are what they test) and the native
+one (``lodec/format/_veinc.c``), which ``assert_agree`` switches on for a
+second pass over the same input.
 
 The fast path (cbor2 in C, then checks generated per schema and per shape of
 field ids, then a byte-exact re-encoding) must agree with the strict
@@ -13,6 +19,8 @@ would let through.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +31,13 @@ from hypothesis import strategies as st
 
 import lodec
 from lodec.errors import LodecError
+from lodec.format import codec
 from lodec.format.codec import (
     _GENERATE_AT,
     HEADER_SIZE,
     _compiled,
     _fast_decode,
+    _fast_limit,
     decode_vein,
     decode_vein_reference,
     fast_vein_decoder,
@@ -40,6 +50,34 @@ from .test_properties import SETTINGS, schema_and_record
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = builtin_schema("skill-step-v1")
+
+
+#: The native decoder type, as imported (None where it was not built: ``test_native_decoder_is_built``).
+NATIVE = codec._NativeDecoder
+
+
+@pytest.fixture(autouse=True)
+def _python_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test meets the Python fast path; ``native_on`` brings the native one back for a comparison."""
+    monkeypatch.setattr(codec, "_NativeDecoder", None)
+
+
+@contextmanager
+def native_on() -> Iterator[None]:
+    saved = codec._NativeDecoder
+    codec._NativeDecoder = NATIVE
+    try:
+        yield
+    finally:
+        codec._NativeDecoder = saved
+
+
+def native_record(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """What the native decoder alone returns for ``data``: a record, or None ("ask the Python decoders")."""
+    with native_on():
+        decode = _compiled(schema).native(min(HEADER_SIZE + _fast_limit(limits), limits.max_file_bytes))
+    assert decode is not None
+    return decode(data)
 
 
 def outcome(decode: Any, data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...]:
@@ -64,6 +102,15 @@ def assert_agree(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIM
     vein = fast_vein_decoder(schema, limits)(data)
     if vein is not None:
         assert ("accepted", vein.record, vein.fingerprint, vein.data) == reference, data.hex()
+    if NATIVE is not None:
+        record = native_record(data, schema, limits)
+        if record is not None:  # what the native decoder accepts, the reference accepts as the same record
+            assert reference[0] == "accepted" and record == reference[1], data.hex()
+        with native_on():
+            assert outcome(decode_vein, data, schema, limits) == reference, data.hex()
+            vein = fast_vein_decoder(schema, limits)(data)
+            if vein is not None:
+                assert ("accepted", vein.record, vein.fingerprint, vein.data) == reference, data.hex()
     return reference
 
 
@@ -93,6 +140,28 @@ def test_fast_path_accepts_every_canonical_record_as_the_reference_does(pair: tu
     for _ in range(_GENERATE_AT - 1):
         _fast_decode(vein.body, schema, DEFAULT_LIMITS)
     assert _fast_decode(vein.body, schema, DEFAULT_LIMITS) is not None
+    # The native decoder settles every canonical record whose text is ASCII (non-ASCII text, whose NFC check
+    # needs the pinned Unicode tables, is left to the Python paths), on its first meeting.
+    if NATIVE is not None and _all_ascii(record):
+        assert native_record(vein.data, schema) == decode_vein_reference(vein.data, schema).record
+
+
+def _all_ascii(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.isascii()
+    if isinstance(value, dict):
+        return all(_all_ascii(k) and _all_ascii(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(map(_all_ascii, value))
+    return True
+
+
+def test_native_decoder_is_built() -> None:
+    """The install built the native decoder (a C compiler was there); without one lodec still works, slower."""
+    if NATIVE is None:
+        from .conftest import unavailable
+
+        unavailable("lodec.format._veinc was not built (no C compiler at install time?)")
 
 
 @SETTINGS

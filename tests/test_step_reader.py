@@ -15,10 +15,26 @@ from typing import Any
 
 import pytest
 
+from lodec import files as lodec_files
+from lodec.app import verify as app_verify
 from lodec.app.verify import StepFiles, read_optional, verify_stack_files
 from lodec.errors import LodecError
 
 LIMIT = 64
+
+#: Both implementations of the one-call read: the native one (where it was built) and the Python one.
+READERS = {"python": lodec_files._read_whole_at, "native": lodec_files._native_read_whole_at}
+
+
+@pytest.fixture(autouse=True, params=sorted(READERS))
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    read = READERS[request.param]
+    if read is None:
+        from .conftest import unavailable
+
+        unavailable("lodec._native was not built (no C compiler at install time?)")
+    monkeypatch.setattr(app_verify, "read_whole_at", read)
+    return read
 
 
 def reference(steps: Path, name: str) -> Any:
@@ -57,6 +73,17 @@ NAMES = ["plain", "empty", "at-limit", "over-limit", "a-directory", "a-fifo", "a
 @pytest.mark.parametrize("name", NAMES)
 def test_a_plant_at_a_step_reads_as_the_reference_reads_it(steps: Path, name: str) -> None:
     assert fast(steps, name) == reference(steps, name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_one_call_read_takes_only_a_plain_regular_file_within_the_limit(steps: Path, name: str, reader: Any) -> None:
+    fd = os.open(steps, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        got = reader(fd, f"{name}.vein", LIMIT)
+    finally:
+        os.close(fd)
+    taken = {"plain": b"VEIN plain", "empty": b"", "at-limit": b"x" * LIMIT}
+    assert got == taken.get(name)
 
 
 def test_the_fast_read_returns_the_bytes_and_none_for_an_absent_step(steps: Path) -> None:

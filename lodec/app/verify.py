@@ -12,12 +12,11 @@ the stack's version in the workspace's rollback state, under its lock
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import FileMissing, VerificationFailed
-from ..files import read_bounded
+from ..files import read_bounded, read_whole_at
 from ..limits import DEFAULT_LIMITS, Limits
 from ..stack.verify import Candidate, VerificationReport, VerifiedStack, check_stack, seal, verify_stack
 from .options import OptionsError, TrustOptions, now_or, trust_policy
@@ -118,8 +117,6 @@ def is_pack_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-# As files.read_bounded opens a file lodec found itself: no link followed, no wait on a FIFO.
-_STEP_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -150,23 +147,9 @@ class StepFiles:
     def read_step(self, name: str) -> bytes | None:
         # The core only passes safe names, so this cannot leave the steps folder.
         if self.dir_fd is not None:
-            try:
-                fd = os.open(name + ".vein", _STEP_FLAGS, dir_fd=self.dir_fd)
-            except FileNotFoundError:
-                return None
-            except OSError:
-                fd = -1
-            if fd >= 0:
-                try:
-                    st = os.fstat(fd)
-                    if stat.S_ISREG(st.st_mode) and st.st_size <= self.max_bytes:
-                        data = os.read(fd, st.st_size + 1)
-                        if len(data) == st.st_size:
-                            return data
-                except OSError:
-                    pass
-                finally:
-                    os.close(fd)
+            data = read_whole_at(self.dir_fd, name + ".vein", self.max_bytes)
+            if data is not None:
+                return data
         return read_optional(self.step_file(name), self.max_bytes)
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import TYPE_CHECKING, Any
 
 from cbor2 import dumps as _cbor2_dumps
@@ -48,6 +49,20 @@ from .unicode import UNICODE_VERSION, is_nfc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+# The native fast path (lodec/_native.c), built where a C compiler was at install time. It accepts only
+# what the Python decoders accept and returns None for anything else, so without it lodec decodes the same,
+# more slowly. LODEC_PURE_PYTHON=1 leaves it out (benchmarks and tests compare the two).
+_NativeDecoder: Any
+try:
+    if os.environ.get("LODEC_PURE_PYTHON"):
+        raise ImportError("LODEC_PURE_PYTHON is set")
+    from .._native import Decoder as _NativeDecoder
+except ImportError:
+    _NativeDecoder = None
+
+#: True when the native fast path is in use (``lodec --version`` and the benchmarks say which).
+NATIVE = _NativeDecoder is not None
 
 # Bodies up to this size may take the cbor2 fast path. cbor2 builds every
 # object before lodec can check a limit (an array of empty maps grows ~80x
@@ -637,7 +652,7 @@ class _Compiled:
     the schema digest, copied per record.
     """
 
-    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp", "_valid", "_checked_once")
+    __slots__ = ("schema", "header", "shapes", "seen", "hasher", "self_fp", "_valid", "_checked_once", "_native")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -649,6 +664,28 @@ class _Compiled:
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
         self._valid: Callable[[Any, int, int], bool] | None = None
         self._checked_once = False
+        self._native: dict[int, Callable[[bytes], Record | None]] = {}
+
+    def native(self, longest: int) -> Callable[[bytes], Record | None] | None:
+        """The native fast path for veins of at most ``longest`` bytes: ``data -> record | None``; ``None`` without it.
+
+        Its ``None`` means "ask the Python decoders", never "refused"; a
+        record it returns is exactly the one ``decode_vein_reference``
+        returns for the same bytes.
+        """
+        if _NativeDecoder is None:
+            return None
+        decode = self._native.get(longest)
+        if decode is None:
+            # A record holding its own fingerprint field is left to the Python paths (its check needs the
+            # re-encoding without it): the native plan does not know that field, so such a record is "ask".
+            fields = tuple(
+                (f.id, f.name, _NATIVE_KINDS[f.type.kind], _NATIVE_SCALARS[f.type.scalar], f.required)
+                for f in self.schema.fields
+                if f.name != self.self_fp
+            )
+            decode = self._native[longest] = _NativeDecoder(self.header, longest, fields).decode
+        return decode
 
     def valid(self, record: Any, max_text: int, max_entries: int) -> bool:
         """True only if ``validate_record`` would accept ``record`` (``False``: let it find the problem)."""
@@ -728,6 +765,9 @@ _MAX_SHAPES = 256
 _GENERATE_AT = 3
 
 _COMPILED: dict[int, _Compiled] = {}
+
+_NATIVE_KINDS = {"scalar": 0, "array": 1, "map": 2}
+_NATIVE_SCALARS = {"string": 0, "int": 1, "bool": 2, "bytes": 3}
 
 
 #: Schemas with a _Compiled kept at once: a long-running process that reads many packs (each carries its
@@ -1030,7 +1070,10 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
     c = _compiled(schema)
     body = data[HEADER_SIZE:]
     if data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
-        record = c.fast(body)
+        native = c.native(HEADER_SIZE + _fast_limit(limits))
+        record = native(data) if native is not None else None
+        if record is None:
+            record = c.fast(body)
         if record is not None:
             if c.self_fp is not None and c.self_fp in record:
                 return _vein_of(schema, record, data, body, file)
@@ -1052,14 +1095,19 @@ def fast_vein_decoder(schema: Schema, limits: Limits = DEFAULT_LIMITS) -> Callab
     c = _compiled(schema)
     fast, hdr, hasher, self_fp = c.fast, c.header, c.hasher, c.self_fp
     longest = min(HEADER_SIZE + _fast_limit(limits), limits.max_file_bytes)
+    native = c.native(longest)
 
     def decode(data: bytes) -> Vein | None:
-        if type(data) is not bytes or len(data) > longest or data[:HEADER_SIZE] != hdr:
+        record = native(data) if native is not None else None
+        if record is None:
+            if type(data) is not bytes or len(data) > longest or data[:HEADER_SIZE] != hdr:
+                return None
+            record = fast(data[HEADER_SIZE:])
+            if record is None:
+                return None
+        if self_fp is not None and self_fp in record:
             return None
         body = data[HEADER_SIZE:]
-        record = fast(body)
-        if record is None or (self_fp is not None and self_fp in record):
-            return None
         h = hasher.copy()
         h.update(body)
         # As Vein(...) does, without the call of its __init__ (bytes.hex is also quicker than hexdigest).
