@@ -10,7 +10,9 @@
  * "refused": it means "ask the Python decoders", which decide and name the
  * problem.  So this code only has to be right about what it accepts; anything
  * unusual (non-ASCII text, whose NFC check needs the pinned Unicode tables; a
- * body over the fast-path bound; a self-fingerprint field) is left to Python.
+ * length or count over a limit; a self-fingerprint field) is left to Python.
+ * Every length and count is checked against the limits and the bytes that
+ * remain before anything is allocated, so any size of input is safe here.
  *
  * What it accepts is exactly what lodec.format.codec.decode_vein_reference
  * accepts for the same bytes (tests/test_fast_decoder.py checks that on
@@ -57,14 +59,19 @@ typedef struct {
     PyObject_HEAD
     unsigned char header[HEADER_SIZE];
     Py_ssize_t longest;     /* the longest whole vein (header + body) this decoder takes */
+    uint64_t max_text;      /* Limits.max_text_bytes: the longest text or byte string */
+    uint64_t max_entries;   /* Limits.max_entries: the most entries of one array or map */
     Py_ssize_t nfields;
     FieldPlan *fields;      /* sorted by id, strictly increasing */
 } Decoder;
 
-/* A cursor over the body; every read checks the bytes that remain. */
+/* A cursor over the body; every read checks the bytes that remain, and the
+ * limits, before anything is allocated (as the strict decoder does). */
 typedef struct {
     const unsigned char *p;
     const unsigned char *end;
+    uint64_t max_text;
+    uint64_t max_entries;
 } Cursor;
 
 /* Read one head: major type and argument in shortest form.  Returns 0 on
@@ -112,11 +119,18 @@ read_head(Cursor *c, int *major, uint64_t *arg)
     return 0;
 }
 
-/* A length or count must fit in what remains (each item takes >= 1 byte). */
+/* A string length must be within the limit and fit in what remains. */
 static inline int
 fits(const Cursor *c, uint64_t n)
 {
-    return n <= (uint64_t)(c->end - c->p);
+    return n <= c->max_text && n <= (uint64_t)(c->end - c->p);
+}
+
+/* A count must be within the limit and fit in what remains (each item takes >= 1 byte). */
+static inline int
+count_fits(const Cursor *c, uint64_t n)
+{
+    return n <= c->max_entries && n <= (uint64_t)(c->end - c->p);
 }
 
 /* The next n bytes, all ASCII, as a str; NULL with no exception set when
@@ -181,18 +195,21 @@ read_array(Cursor *c, int scalar)
 {
     int major;
     uint64_t n;
-    if (read_head(c, &major, &n) < 0 || major != 4 || !fits(c, n))
+    if (read_head(c, &major, &n) < 0 || major != 4 || !count_fits(c, n))
         return NULL;
-    PyObject *list = PyList_New((Py_ssize_t)n);
+    /* Grown item by item, not allocated for the declared count: a hostile count costs
+     * no more memory than the items actually read (as in the strict decoder). */
+    PyObject *list = PyList_New(0);
     if (list == NULL)
         return NULL;
     for (uint64_t i = 0; i < n; i++) {
         PyObject *item = read_scalar(c, scalar);
-        if (item == NULL) {
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
             Py_DECREF(list);
             return NULL;
         }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+        Py_DECREF(item);
     }
     return list;
 }
@@ -202,7 +219,7 @@ read_map(Cursor *c, int scalar)
 {
     int major;
     uint64_t n;
-    if (read_head(c, &major, &n) < 0 || major != 5 || !fits(c, n))
+    if (read_head(c, &major, &n) < 0 || major != 5 || !count_fits(c, n))
         return NULL;
     PyObject *dict = PyDict_New();
     if (dict == NULL)
@@ -262,10 +279,10 @@ is_empty(PyObject *value)
 static PyObject *
 decode_body(Decoder *self, const unsigned char *body, Py_ssize_t size)
 {
-    Cursor c = {body, body + size};
+    Cursor c = {body, body + size, self->max_text, self->max_entries};
     int major;
     uint64_t n;
-    if (read_head(&c, &major, &n) < 0 || major != 5 || !fits(&c, n))
+    if (read_head(&c, &major, &n) < 0 || major != 5 || !count_fits(&c, n))
         return NULL;
     PyObject *record = PyDict_New();
     if (record == NULL)
@@ -352,15 +369,17 @@ Decoder_dealloc(Decoder *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Decoder(header: bytes, longest: int, fields: tuple[tuple[int, str, int, int, bool], ...]) */
+/* Decoder(header, longest, max_text, max_entries, fields) */
 static PyObject *
 Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"header", "longest", "fields", NULL};
+    static char *kwlist[] = {"header", "longest", "max_text", "max_entries", "fields", NULL};
     Py_buffer header;
     Py_ssize_t longest;
+    unsigned long long max_text, max_entries;
     PyObject *fields;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*nO!", kwlist, &header, &longest, &PyTuple_Type, &fields))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*nKKO!", kwlist, &header, &longest, &max_text, &max_entries,
+                                     &PyTuple_Type, &fields))
         return NULL;
     if (header.len != HEADER_SIZE) {
         PyBuffer_Release(&header);
@@ -375,6 +394,8 @@ Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     memcpy(self->header, header.buf, HEADER_SIZE);
     PyBuffer_Release(&header);
     self->longest = longest;
+    self->max_text = max_text;
+    self->max_entries = max_entries;
     Py_ssize_t n = PyTuple_GET_SIZE(fields);
     self->fields = PyMem_Calloc(n ? (size_t)n : 1, sizeof(FieldPlan));
     if (self->fields == NULL) {
@@ -415,9 +436,12 @@ static PyMethodDef Decoder_methods[] = {
 };
 
 PyDoc_STRVAR(Decoder_doc,
-"Decoder(header, longest, fields): the native fast path for one schema.\n\n"
+"Decoder(header, longest, max_text, max_entries, fields): the native fast\n"
+"path for one schema and one set of limits.\n\n"
 "header: the schema's 13-byte vein header; longest: the longest vein taken\n"
-"(header + body, bytes); fields: (id, name, kind, scalar, required) per field,\n"
+"(header + body, bytes); max_text: the longest text or byte string (bytes);\n"
+"max_entries: the most entries of one array or map (the record map\n"
+"included); each is checked before anything is allocated; fields: (id, name, kind, scalar, required) per field,\n"
 "ids strictly increasing; kind 0 scalar, 1 array, 2 map; scalar 0 string,\n"
 "1 int, 2 bool, 3 bytes.");
 

@@ -40,6 +40,27 @@ def is_safe_name(name: object) -> bool:
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 
 
+_ALL_NAMES: re.Pattern[str] | None = None
+
+
+def all_safe_names(names: list[str]) -> bool:
+    """Whether every item of ``names`` is a safe name (``is_safe_name``), in one regular-expression pass.
+
+    Many names are joined by ``\n`` and matched at once; a name containing
+    the separator would split into two, so the separators are counted first.
+    """
+    global _ALL_NAMES
+    if len(names) < 16:
+        return all(map(is_safe_name, names))
+    try:
+        joined = "\n".join(names) + "\n"
+    except TypeError:
+        return False
+    if _ALL_NAMES is None:
+        _ALL_NAMES = re.compile(rf"(?:{NAME_PATTERN.pattern}\n)*")
+    return joined.count("\n") == len(names) and _ALL_NAMES.fullmatch(joined) is not None
+
+
 def is_safe_version(version: object) -> bool:
     """True if ``version`` is a ``str`` that satisfies the version rule."""
     return isinstance(version, str) and VERSION_PATTERN.fullmatch(version) is not None

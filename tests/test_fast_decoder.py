@@ -37,7 +37,6 @@ from lodec.format.codec import (
     HEADER_SIZE,
     _compiled,
     _fast_decode,
-    _fast_limit,
     decode_vein,
     decode_vein_reference,
     fast_vein_decoder,
@@ -46,7 +45,7 @@ from lodec.format.codec import (
 from lodec.format.schema import BUILTIN_SCHEMAS, builtin_schema, schema_from_json
 from lodec.limits import DEFAULT_LIMITS, Limits
 
-from .test_properties import SETTINGS, schema_and_record
+from .test_properties import SETTINGS, ascii_text, schema_and_record
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = builtin_schema("skill-step-v1")
@@ -75,7 +74,7 @@ def native_on() -> Iterator[None]:
 def native_record(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> Any:
     """What the native decoder alone returns for ``data``: a record, or None ("ask the Python decoders")."""
     with native_on():
-        decode = _compiled(schema).native(min(HEADER_SIZE + _fast_limit(limits), limits.max_file_bytes))
+        decode = _compiled(schema).native(limits)
     assert decode is not None
     return decode(data)
 
@@ -154,6 +153,33 @@ def _all_ascii(value: Any) -> bool:
     if isinstance(value, list):
         return all(map(_all_ascii, value))
     return True
+
+
+@SETTINGS
+@given(schema_and_record(text=ascii_text), st.data())
+def test_native_decoder_and_reference_agree_on_ascii_records_mutated_and_under_small_limits(
+        pair: tuple[lodec.Schema, dict[str, Any]], data: st.DataObject) -> None:
+    """ASCII records are the ones the native decoder settles itself: mutations and limits must meet its checks."""
+    schema, record = pair
+    vein = lodec.encode_record(schema, record)
+    limits = Limits(max_text_bytes=data.draw(st.integers(min_value=0, max_value=14)),
+                    max_entries=data.draw(st.integers(min_value=0, max_value=8)))
+    assert assert_agree(vein.data, schema)[0] == "accepted"
+    assert_agree(vein.data, schema, limits)
+    body = bytearray(vein.body)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        i = data.draw(st.integers(min_value=0, max_value=max(len(body) - 1, 0)))
+        if body:
+            body[i] = data.draw(st.integers(min_value=0, max_value=255))
+    assert_agree(header(schema) + bytes(body), schema)
+
+
+def test_native_decoder_leaves_a_string_over_the_limit_to_the_reference() -> None:
+    vein = lodec.encode_record(STEP, {"stepName": "abcdef", "skillRef": "skill:xyz"})
+    assert native_record(vein.data, STEP) == {"stepName": "abcdef", "skillRef": "skill:xyz"}
+    for limits in (Limits(max_text_bytes=5), Limits(max_entries=1), Limits(max_file_bytes=len(vein.data) - 1)):
+        assert native_record(vein.data, STEP, limits) is None
+        assert assert_agree(vein.data, STEP, limits)[:3] == ("refused", "LimitExceeded", "limit_exceeded")
 
 
 def test_native_decoder_is_built() -> None:
@@ -545,11 +571,11 @@ pin_like = st.one_of(st.from_regex(r"blake3:[0-9a-f]{64}", fullmatch=True), st.t
 @given(st.lists(name_like, max_size=40), st.lists(pin_like, max_size=40))
 def test_names_and_pins_checked_at_once_agree_with_one_by_one(names: list[str], pins: list[str]) -> None:
     from lodec.format.fingerprint import is_fingerprint
-    from lodec.names import is_safe_name
-    from lodec.stack.verify import _all_fingerprints, _all_safe_names
+    from lodec.names import all_safe_names, is_safe_name
+    from lodec.stack.verify import _all_fingerprints
 
     for n in (names, names * 3):  # below and above the size where the one-pass check takes over
-        assert _all_safe_names(n) == all(map(is_safe_name, n))
+        assert all_safe_names(n) == all(map(is_safe_name, n))
     for p in (pins, pins * 3):
         assert _all_fingerprints(p) == all(map(is_fingerprint, p))
 

@@ -29,6 +29,8 @@ nfc_text = st.text(max_size=12).map(lambda s: unicodedata.normalize("NFC", s)).f
     lambda s: unicodedata.is_normalized("NFC", s)
 )
 int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+#: ASCII text: what the native decoder settles itself (it leaves non-ASCII text to the Python paths).
+ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)
 SCALAR_VALUES = {"string": nfc_text, "int": int64, "bool": st.booleans(), "bytes": st.binary(max_size=12)}
 
 
@@ -73,19 +75,20 @@ def schemas(draw: st.DrawFn) -> lodec.Schema:
 
 
 @st.composite
-def schema_and_record(draw: st.DrawFn) -> tuple[lodec.Schema, dict[str, Any]]:
+def schema_and_record(draw: st.DrawFn, text: st.SearchStrategy[str] = nfc_text) -> tuple[lodec.Schema, dict[str, Any]]:
+    """A random schema and a record of it; ``text`` draws its strings (values and map keys)."""
     schema = draw(schemas())
     record: dict[str, Any] = {}
     for f in schema.fields:
         if not f.required and draw(st.booleans()):
             continue
-        values = SCALAR_VALUES[f.type.scalar]
+        values = text if f.type.scalar == "string" else SCALAR_VALUES[f.type.scalar]
         if f.type.kind == "scalar":
             record[f.name] = draw(values)
         elif f.type.kind == "array":
             record[f.name] = draw(st.lists(values, max_size=4))
         else:
-            record[f.name] = draw(st.dictionaries(nfc_text, values, max_size=4))
+            record[f.name] = draw(st.dictionaries(text, values, max_size=4))
     return schema, record
 
 

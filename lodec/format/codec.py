@@ -664,18 +664,21 @@ class _Compiled:
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
         self._valid: Callable[[Any, int, int], bool] | None = None
         self._checked_once = False
-        self._native: dict[int, Callable[[bytes], Record | None]] = {}
+        self._native: dict[tuple[int, int, int], Callable[[bytes], Record | None]] = {}
 
-    def native(self, longest: int) -> Callable[[bytes], Record | None] | None:
-        """The native fast path for veins of at most ``longest`` bytes: ``data -> record | None``; ``None`` without it.
+    def native(self, limits: Limits) -> Callable[[bytes], Record | None] | None:
+        """The native fast path under ``limits``: ``data -> record | None``; ``None`` where it was not built.
 
         Its ``None`` means "ask the Python decoders", never "refused"; a
         record it returns is exactly the one ``decode_vein_reference``
-        returns for the same bytes.
+        returns for the same bytes. It checks every length and count
+        against ``limits`` before allocating, so it takes a vein of any size
+        up to ``limits.max_file_bytes``.
         """
         if _NativeDecoder is None:
             return None
-        decode = self._native.get(longest)
+        key = (limits.max_file_bytes, limits.max_text_bytes, limits.max_entries)
+        decode = self._native.get(key)
         if decode is None:
             # A record holding its own fingerprint field is left to the Python paths (its check needs the
             # re-encoding without it): the native plan does not know that field, so such a record is "ask".
@@ -684,7 +687,7 @@ class _Compiled:
                 for f in self.schema.fields
                 if f.name != self.self_fp
             )
-            decode = self._native[longest] = _NativeDecoder(self.header, longest, fields).decode
+            decode = self._native[key] = _NativeDecoder(self.header, *key, fields).decode
         return decode
 
     def valid(self, record: Any, max_text: int, max_entries: int) -> bool:
@@ -1069,17 +1072,16 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
     data = bytes(data)
     c = _compiled(schema)
     body = data[HEADER_SIZE:]
-    if data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
-        native = c.native(HEADER_SIZE + _fast_limit(limits))
-        record = native(data) if native is not None else None
-        if record is None:
-            record = c.fast(body)
-        if record is not None:
-            if c.self_fp is not None and c.self_fp in record:
-                return _vein_of(schema, record, data, body, file)
-            h = c.hasher.copy()
-            h.update(body)
-            return Vein(schema, record, data, PREFIX + h.digest().hex())
+    native = c.native(limits)
+    record = native(data) if native is not None else None
+    if record is None and data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
+        record = c.fast(body)
+    if record is not None:
+        if c.self_fp is not None and c.self_fp in record:
+            return _vein_of(schema, record, data, body, file)
+        h = c.hasher.copy()
+        h.update(body)
+        return Vein(schema, record, data, PREFIX + h.digest().hex())
     # Whatever the fast path did not settle: the reference, which names the first problem.
     return decode_vein_reference(data, schema, file=file, limits=limits)
 
@@ -1095,7 +1097,7 @@ def fast_vein_decoder(schema: Schema, limits: Limits = DEFAULT_LIMITS) -> Callab
     c = _compiled(schema)
     fast, hdr, hasher, self_fp = c.fast, c.header, c.hasher, c.self_fp
     longest = min(HEADER_SIZE + _fast_limit(limits), limits.max_file_bytes)
-    native = c.native(longest)
+    native = c.native(limits)
 
     def decode(data: bytes) -> Vein | None:
         record = native(data) if native is not None else None

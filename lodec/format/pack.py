@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from .codec import decode_vein, encode_record
 from ..errors import DecodeError, LimitExceeded, UnsafeNameError
 from ..limits import Limits
-from ..names import is_safe_name, name_problem
+from ..names import all_safe_names, is_safe_name, name_problem
 from .records import FrozenRecord
 from .schema import Schema, lodepack_schema, lodepack_v2_schema, skill_tree_schema
 from .tree import MAX_FILES, MAX_TREE_BYTES, SkillFile
@@ -245,7 +245,7 @@ def read_pack(data: bytes, *, file: str = "<pack>") -> Pack:
     record = decode_vein(data, schema, file=file, limits=PACK_LIMITS).record
     _check_manifest_name(record["manifestName"], file)
     steps: dict[str, bytes] = record["steps"]
-    for name in steps:
+    for name in () if all_safe_names(list(steps)) else steps:
         if not is_safe_name(name):
             raise UnsafeNameError(f"member name {name!r} is not a safe file name: {name_problem(name)}",
                                   file=file, location="steps")

@@ -39,7 +39,7 @@ from ..errors import LodecError, SchemaMismatch, VerificationFailed
 from ..format.fingerprint import is_fingerprint
 from ..format.records import FrozenRecord, Record
 from ..limits import DEFAULT_LIMITS, Limits
-from ..names import NAME_PATTERN, is_safe_name, name_problem, version_problem
+from ..names import all_safe_names, is_safe_name, name_problem, version_problem
 from ..format.schema import Schema, skill_stack_schema, step_schema_for
 from .manifest import SKILL_DIGESTS, graph_problems, manifest_vein, stack_schema_for
 from ..format.strictjson import loads_strict
@@ -249,24 +249,11 @@ _UNSEEN: Any = object()
 _BULK: dict[str, re.Pattern[str]] = {}  # compiled on first use: a small stack checks names one by one
 
 
-def _bulk(kind: str) -> re.Pattern[str]:
-    pattern = _BULK.get(kind)
+def _bulk_pins() -> re.Pattern[str]:
+    pattern = _BULK.get("pins")
     if pattern is None:
-        source = rf"(?:{NAME_PATTERN.pattern}\n)*" if kind == "names" else r"(?:blake3:[0-9a-f]{64})*"
-        pattern = _BULK[kind] = re.compile(source)
+        pattern = _BULK["pins"] = re.compile(r"(?:blake3:[0-9a-f]{64})*")
     return pattern
-
-
-def _all_safe_names(names: list[str]) -> bool:
-    """Whether every name follows the name rule (``is_safe_name``), in one regular-expression pass.
-
-    A name containing the separator would split into two chunks, so the
-    separators are counted first.
-    """
-    if len(names) < 16:
-        return all(map(is_safe_name, names))
-    joined = "\n".join(names) + "\n"
-    return joined.count("\n") == len(names) and _bulk("names").fullmatch(joined) is not None
 
 
 def _all_fingerprints(pins: Iterable[str]) -> bool:
@@ -278,7 +265,7 @@ def _all_fingerprints(pins: Iterable[str]) -> bool:
         joined = "".join(pins)
     except TypeError:
         return False
-    return set(map(len, pins)) <= {71} and _bulk("pins").fullmatch(joined) is not None
+    return set(map(len, pins)) <= {71} and _bulk_pins().fullmatch(joined) is not None
 
 
 def _listed_order_if_topological(names: list[str], deps: dict[str, list[str]]) -> list[str] | None:
@@ -460,7 +447,7 @@ def verify_steps(
     results = report.steps
     fast = _step_decoder(step_schema, limits)
     # Checked for all names and pins at once (in C); only when one fails is each checked alone.
-    names_safe = _all_safe_names(names)
+    names_safe = all_safe_names(names)
     pins_ok = _all_fingerprints(pins.values())
     extras = len(names) > len(seen)
     for name in names:
