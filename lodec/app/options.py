@@ -68,7 +68,7 @@ def now_or(when: datetime | None) -> datetime:
     """``when``, or the current UTC time to the second."""
     if when is not None:
         return when
-    from datetime import datetime, timezone  # not imported by an unsigned verify, which needs no time
+    from ..sign.statement import datetime, timezone  # not imported by an unsigned verify, which needs no time
 
     return datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from ..errors import EnvelopeError
 from ..format.records import FrozenRecord
 from ..names import is_safe_name
 from .keys import PublicKey, load_public_key, parse_public_key
-from .statement import format_time, parse_time
+from .statement import date, datetime, format_time, parse_time, timezone
 
 MAX_POLICY_BYTES = 1024 * 1024
 _NO_WINDOWS: Mapping[str, KeyWindow] = {}  # the default's marker, never stored

@@ -32,8 +32,7 @@ Every failure is a ``Problem`` with its own stable code (``docs/errors.md``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LodecError
 from ..limits import DEFAULT_LIMITS, Limits
@@ -55,6 +54,9 @@ from .policy import TrustPolicy, TrustRule
 from .state import TrustedVersion
 from .statement import PAYLOAD_TYPE, Approval, format_time, load_payload, statement_from_json, subject_digests
 from .versions import compare_versions, check_version
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 ED25519_SIGNATURE_BYTES = 64
 

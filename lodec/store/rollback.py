@@ -14,12 +14,15 @@ names it: a link there could point the rollback check at an older record
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import FileMissing, FileUnwritable
 from ..files import atomic_write, locked, read_bounded
 from ..sign.state import MAX_STATE_BYTES, TrustedVersion, parse_state, state_json
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, TrustedVersion]:

@@ -141,3 +141,15 @@ def test_the_match_all_rule_matches_what_fnmatch_matches(name: str) -> None:
     policy = TrustPolicy((TrustRule("*", (), 1),))
     assert fnmatchcase(name, "*")
     assert policy.rule_for(name) is policy.rules[0]
+
+
+def test_the_signed_path_uses_the_datetime_modules_own_classes() -> None:
+    import datetime
+
+    from lodec.sign import policy
+
+    assert (statement.date, statement.datetime, statement.timedelta, statement.timezone) == (
+        datetime.date, datetime.datetime, datetime.timedelta, datetime.timezone)
+    assert (policy.date, policy.datetime, policy.timezone) == (datetime.date, datetime.datetime, datetime.timezone)
+    when = statement.parse_time("2027-01-31T00:00:00+01:00")
+    assert type(when) is datetime.datetime and when == datetime.datetime(2027, 1, 30, 23, tzinfo=datetime.timezone.utc)
