@@ -47,11 +47,9 @@ class PublicKey(FrozenRecord):
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True if ``signature`` (64 bytes, RFC 8032) is valid for ``message`` under this key."""
-        from cryptography.exceptions import InvalidSignature
-
         try:
             self.key.verify(signature, message)
-        except InvalidSignature:
+        except _invalid_signature():  # evaluated only when verify raises: a valid signature imports nothing more
             return False
         return True
 
@@ -60,6 +58,12 @@ class PublicKey(FrozenRecord):
         from cryptography.hazmat.primitives import serialization
 
         return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _invalid_signature() -> type[Exception]:
+    from cryptography.exceptions import InvalidSignature
+
+    return InvalidSignature
 
 
 class PrivateKey(FrozenRecord):

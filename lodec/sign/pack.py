@@ -12,7 +12,7 @@ judged by ``lodec.app.verify``, over ``lodec.format.tree.check_pins``.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SchemaError
 from ..format.schema import Schema, parse_schema
@@ -124,8 +124,20 @@ def check_pack(
     return report, candidate
 
 
-verify_pack = sealed(check_pack, "verify_pack", """Verify a pack from its members alone: ``check_pack`` sealed.
+_VERIFY_DOC = """Verify a pack from its members alone: ``check_pack`` sealed.
 
 Takes ``check_pack``'s arguments; returns the ``VerificationReport``. Raises
 what ``check_pack`` raises.
-""")
+"""
+
+if TYPE_CHECKING:
+    verify_pack = sealed(check_pack, "verify_pack", _VERIFY_DOC)
+
+
+def __getattr__(name: str) -> Any:
+    # verify_pack is sealed (written out by `sealed`, ~0.1 ms) when first used (PEP 562): `lodec verify` calls
+    # check_pack and seals the result itself, so it need not pay for it.
+    if name == "verify_pack":
+        verify = globals()[name] = sealed(check_pack, name, _VERIFY_DOC)
+        return verify
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
