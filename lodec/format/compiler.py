@@ -5,23 +5,44 @@ A source is one JSON object whose keys are the schema's field names
 the record is checked against the schema, the ``stepName`` field (when the
 schema has one) against the name rule, and the record's own ``fingerprint``
 field (when present) against the computed fingerprint.
+
+``compile_source`` first tries a fast path generated once per schema and
+limits (``_fast_compiler``): the standard library's JSON reader without
+hooks (the reference's grammar, in C), one generated function that checks
+the record as ``validate_record`` does, counts its strings and builds the
+canonical field-id map, then cbor2 and a BLAKE3 state copied per record.
+It answers only for records it can prove the reference accepts, with the
+same vein; anything else (a duplicate key, a float, a bytes field, a
+self-fingerprint, any error) goes to ``compile_source_reference``, which
+is authoritative and names the problem. ``tests/test_fast_compile.py``
+checks that both agree on every input.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .codec import Vein, encode_record, record_from_json
+from blake3 import blake3
+from cbor2 import dumps as _cbor2_dumps
+
+from .codec import HEADER_SIZE, Vein, encode_record, header, record_from_json
 from ..errors import FileUnreadable, LodecError, UnsafeNameError
 from ..files import read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
-from ..names import check_name
+from ..names import NAME_PATTERN, check_name
+from .fingerprint import FINGERPRINT_CONTEXT, PREFIX
 from .schema import Schema
 from .strictjson import loads_strict, pointer
+from .unicode import is_nfc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 NAME_FIELDS = ("stepName", "name")
+_JSON_DECODER = json.JSONDecoder()  # no hooks: the C scanner does everything
 
 
 def compile_value(obj: Any, schema: Schema, *, file: str = "<source>", limits: Limits = DEFAULT_LIMITS) -> Vein:
@@ -40,7 +61,22 @@ def compile_value(obj: Any, schema: Schema, *, file: str = "<source>", limits: L
 
 
 def compile_source(data: bytes, schema: Schema, *, file: str = "<source>", limits: Limits = DEFAULT_LIMITS) -> Vein:
-    """Compile source JSON bytes into a vein. Raises as ``loads_strict`` and ``compile_value``."""
+    """Compile source JSON bytes into a vein. Raises as ``loads_strict`` and ``compile_value``.
+
+    The same vein, or the same error, as ``compile_source_reference``; most
+    records take the generated fast path (module docstring).
+    """
+    fast = _fast_compiler(schema, limits)
+    if fast is not None:
+        vein = fast(data)
+        if vein is not None:
+            return vein
+    return compile_value(loads_strict(data, file=file, limits=limits), schema, file=file, limits=limits)
+
+
+def compile_source_reference(data: bytes, schema: Schema, *, file: str = "<source>",
+                             limits: Limits = DEFAULT_LIMITS) -> Vein:
+    """``compile_source`` without the fast path: strict JSON, ``record_from_json``, ``encode_record``."""
     return compile_value(loads_strict(data, file=file, limits=limits), schema, file=file, limits=limits)
 
 
@@ -87,3 +123,166 @@ def default_output_path(source: str | os.PathLike[str], vein: Vein, out_dir: str
         except LodecError as exc:
             raise UnsafeNameError(exc.message, file=str(source)) from None
     return Path(out_dir) / f"{name}.vein"
+
+
+# ------------------------------------------------------------------ fast path
+
+#: Sources up to this size may take the fast path. The standard JSON reader builds every object before any
+#: limit could be checked (16 MiB of "[]," would take ~500 MB), so larger sources go to ``loads_strict``,
+#: which counts arrays and objects on the text first. Real step sources are < 4 KiB.
+FAST_PATH_MAX_BYTES = 64 * 1024
+
+_FAST: dict[int, tuple[Schema, Limits, Callable[[bytes], Vein | None] | None]] = {}
+#: Schemas with a fast path kept at once (a long-running process may load many).
+_MAX_FAST = 64
+
+
+def _fast_compiler(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | None] | None:
+    """The fast path for ``schema`` and ``limits`` (generated on first use), or ``None`` if it has none."""
+    entry = _FAST.get(id(schema))
+    if entry is None or entry[0] is not schema or (entry[1] is not limits and entry[1] != limits):
+        if len(_FAST) >= _MAX_FAST:
+            _FAST.pop(next(iter(_FAST), None), None)  # the oldest (threads may race here: no KeyError)
+        entry = _FAST[id(schema)] = (schema, limits, _generate_fast(schema, limits))
+    return entry[2]
+
+
+def _text_ok(value: Any, max_text: int) -> bool:
+    """``value`` passes ``validate_record``'s text check: a ``str``, no lone surrogate, NFC, within ``max_text``."""
+    if type(value) is not str:
+        return False
+    if value.isascii():
+        return len(value) <= max_text
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return size <= max_text and is_nfc(value)
+
+
+def _texts_ok(values: Any, max_text: int) -> bool:
+    """Every item of ``values`` passes ``_text_ok`` (ASCII ones checked in C loops)."""
+    try:
+        if all(map(str.isascii, values)):
+            return max(map(len, values), default=0) <= max_text
+    except TypeError:  # not all str
+        return False
+    return all(_text_ok(v, max_text) for v in values)
+
+
+def _sorted_keys(keys: list[str]) -> list[str]:
+    """Map keys in canonical order: by UTF-8 length, then bytewise (``codec._by_id``'s order)."""
+    if all(map(str.isascii, keys)):  # ASCII: code point order is byte order, length is UTF-8 length
+        out = sorted(keys)
+        out.sort(key=len)
+        return out
+    return sorted(keys, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+
+
+_SCALAR_OK = {
+    "string": "(type({v}) is str and {v}.isascii() and len({v}) <= max_text or _text_ok({v}, max_text))",
+    "int": "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)",
+    "bool": "type({v}) is bool",
+}
+
+
+def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | None] | None:
+    """Generate ``(source bytes) -> Vein``, or ``None`` for "ask the reference"; ``None`` if no fast path fits.
+
+    The reference refuses what the fast path cannot see once parsed:
+    duplicate keys (the hook-less reader keeps the last), ``NaN`` and
+    ``Infinity`` (floats here, refused by the type checks), integers out of
+    range (the range check), lone surrogates (the text check). A duplicate
+    key drops at least its key's string from the parsed value, so a source
+    whose text holds exactly as many strings as the checked record is free
+    of them: the record's strings are counted by its schema (keys, string
+    values, items, map keys and values), the text's by its unescaped quotes.
+    A checked record is at most two levels deep and holds at most one array
+    or object per field, so the reference's depth and container limits hold
+    when ``limits`` allow that much; and the source is at most
+    ``FAST_PATH_MAX_BYTES``, so parsing it is bounded.
+    """
+    fields = schema.fields
+    if any(f.type.scalar not in _SCALAR_OK for f in fields):
+        return None  # bytes fields come from base64: left to record_from_json
+    if limits.max_json_depth < 2 or 1 + sum(f.type.kind != "scalar" for f in fields) > limits.max_entries:
+        return None
+    step = schema.by_name.get("stepName")
+    if step is not None and step.type.spelling != "string":
+        return None  # compile_value checks a stepName of any type: leave other types to it
+    sf = schema.self_fingerprint
+    lines = ["def fast(data):",
+             "    if len(data) > max_bytes: return None",
+             "    try:",
+             "        r = decode(data.decode('utf-8'))",
+             "    except Exception: return None  # anything unusual: the reference names it",
+             "    if type(r) is not dict or not known.issuperset(r): return None",
+             "    n = len(r)",
+             "    b = {}"]
+    for f in fields:
+        kind, scalar, fid = f.type.kind, f.type.scalar, f.id
+        lines.append(f"    v = r.get({f.name!r}, ABSENT)")
+        lines.append("    if v is ABSENT:")
+        lines.append("        return None" if f.required else "        pass")
+        lines.append("    else:")
+        if kind == "scalar":
+            lines.append(f"        if not {_SCALAR_OK[scalar].format(v='v')}: return None")
+            if scalar == "string":
+                lines.append("        n += 1")
+            if f is sf:
+                # A self-fingerprint is compared with the computed one by encode_record: rare, left to it.
+                lines.append("        if v: return None")
+                continue
+            if f.required or scalar != "string":
+                lines.append(f"        b[{fid}] = v")
+            else:
+                lines.append(f"        if v: b[{fid}] = v")
+            if f.name == "stepName":
+                lines.append("        if name_ok(v) is None: return None")
+            continue
+        container = "list" if kind == "array" else "dict"
+        lines.append(f"        if type(v) is not {container} or len(v) > max_entries: return None")
+        if kind == "array":
+            if scalar == "string":
+                lines += ["        if not _texts_ok(v, max_text): return None", "        n += len(v)"]
+            else:
+                lines.append(f"        if not all({_SCALAR_OK[scalar].format(v='x')} for x in v): return None")
+        else:
+            lines += ["        if not _texts_ok(v, max_text): return None", "        n += len(v)"]
+            if scalar == "string":
+                lines += ["        if not _texts_ok(v.values(), max_text): return None", "        n += len(v)"]
+            else:
+                lines.append(f"        if not all({_SCALAR_OK[scalar].format(v='x')} for x in v.values()): "
+                             "return None")
+            lines += ["        if len(v) > 1:",
+                      "            mk = list(v)",
+                      "            sk = _sorted_keys(mk)",
+                      "            if sk != mk: v = {k: v[k] for k in sk}"]
+        if f.required:
+            lines.append(f"        b[{fid}] = v")
+        else:
+            lines.append(f"        if v: b[{fid}] = v")
+    lines += [
+        # Strings in the text: quotes, less escaped ones (backslash pairs first, left to right, as JSON reads them).
+        r"""    q = data.replace(b'\\\\', b'').replace(b'\\"', b'').count(b'"') if b'\\' in data else data.count(b'"')""",
+        "    if q != 2 * n: return None  # a duplicate key",
+        "    body = dumps(b)",
+        "    if len(body) > max_body: return None",
+        "    h = hasher.copy()",
+        "    h.update(body)",
+        "    return Vein(schema, r, head + body, PREFIX + h.digest().hex())",
+    ]
+    namespace: dict[str, Any] = {
+        "max_bytes": min(FAST_PATH_MAX_BYTES, limits.max_file_bytes), "max_text": limits.max_text_bytes,
+        "max_entries": limits.max_entries, "max_body": limits.max_file_bytes - HEADER_SIZE,
+        "decode": _JSON_DECODER.decode, "known": frozenset(schema.by_name), "ABSENT": _ABSENT,
+        "_text_ok": _text_ok, "_texts_ok": _texts_ok, "_sorted_keys": _sorted_keys, "name_ok": NAME_PATTERN.fullmatch,
+        "dumps": _cbor2_dumps, "hasher": blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT),
+        "Vein": Vein, "schema": schema, "head": header(schema), "PREFIX": PREFIX,
+    }
+    exec(compile("\n".join(lines), "<lodec fast compile>", "exec"), namespace)
+    fast: Callable[[bytes], Vein | None] = namespace["fast"]
+    return fast
+
+
+_ABSENT: Any = object()
