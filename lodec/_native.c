@@ -63,7 +63,14 @@ typedef struct {
     uint64_t max_entries;   /* Limits.max_entries: the most entries of one array or map */
     Py_ssize_t nfields;
     FieldPlan *fields;      /* sorted by id, strictly increasing */
+    /* Set by bind_vein: what Decoder.vein needs to build the Vein itself. */
+    PyTypeObject *vein_type;
+    PyObject *schema;
+    PyObject *hasher;       /* the BLAKE3 state after the schema digest (copied per vein) */
+    PyObject *slots[4];     /* the Vein type's descriptors: schema, record, data, fingerprint */
 } Decoder;
+
+static PyObject *str_copy, *str_update, *str_digest;
 
 /* A cursor over the body; every read checks the bytes that remain, and the
  * limits, before anything is allocated (as the strict decoder does). */
@@ -358,9 +365,116 @@ Decoder_decode(Decoder *self, PyObject *data)
     return record;
 }
 
+PyDoc_STRVAR(vein_doc,
+"vein(data: bytes) -> Vein | None\n\n"
+"As ``decode``, but the whole ``Vein`` (after ``bind_vein``): its record, its\n"
+"``data`` and its fingerprint ``blake3:<64 hex>``, the hasher's copy updated\n"
+"with the body (docs/vein-format.md §7). Raises what the hasher raises, and\n"
+"RuntimeError before ``bind_vein``.");
+
+static const char HEX[] = "0123456789abcdef";
+
+static PyObject *
+Decoder_vein(Decoder *self, PyObject *data)
+{
+    if (self->vein_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bind_vein was not called");
+        return NULL;
+    }
+    PyObject *record = Decoder_decode(self, data);
+    if (record == NULL || record == Py_None)
+        return record;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    PyObject *vein = NULL, *h = NULL, *body = NULL, *digest = NULL, *fp = NULL, *rc = NULL;
+    h = PyObject_CallMethodNoArgs(self->hasher, str_copy);
+    if (h == NULL)
+        goto done;
+    body = PyMemoryView_FromMemory(PyBytes_AS_STRING(data) + HEADER_SIZE, size - HEADER_SIZE, PyBUF_READ);
+    if (body == NULL)
+        goto done;
+    rc = PyObject_CallMethodOneArg(h, str_update, body);
+    if (rc == NULL)
+        goto done;
+    digest = PyObject_CallMethodNoArgs(h, str_digest);
+    if (digest == NULL)
+        goto done;
+    if (!PyBytes_CheckExact(digest) || PyBytes_GET_SIZE(digest) != 32) {
+        PyErr_SetString(PyExc_TypeError, "the hasher's digest is not 32 bytes");
+        goto done;
+    }
+    fp = PyUnicode_New(7 + 64, 127);
+    if (fp == NULL)
+        goto done;
+    {
+        Py_UCS1 *out = PyUnicode_1BYTE_DATA(fp);
+        const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(digest);
+        memcpy(out, "blake3:", 7);
+        for (int i = 0; i < 32; i++) {
+            out[7 + 2 * i] = (Py_UCS1)HEX[d[i] >> 4];
+            out[8 + 2 * i] = (Py_UCS1)HEX[d[i] & 15];
+        }
+    }
+    vein = self->vein_type->tp_alloc(self->vein_type, 0);
+    if (vein == NULL)
+        goto done;
+    PyObject *values[4] = {self->schema, record, data, fp};
+    for (int i = 0; i < 4; i++) {
+        if (Py_TYPE(self->slots[i])->tp_descr_set(self->slots[i], vein, values[i]) < 0) {
+            Py_CLEAR(vein);
+            goto done;
+        }
+    }
+done:
+    Py_DECREF(record);
+    Py_XDECREF(h);
+    Py_XDECREF(body);
+    Py_XDECREF(rc);
+    Py_XDECREF(digest);
+    Py_XDECREF(fp);
+    return vein;
+}
+
+PyDoc_STRVAR(bind_vein_doc,
+"bind_vein(vein_type, schema, hasher) -> None\n\n"
+"Make ``vein`` build ``vein_type`` objects (a class with the slots schema,\n"
+"record, data and fingerprint) for ``schema``, fingerprinting with copies of\n"
+"``hasher`` (a blake3 object already updated with the schema digest).");
+
+static PyObject *
+Decoder_bind_vein(Decoder *self, PyObject *args)
+{
+    static const char *names[4] = {"schema", "record", "data", "fingerprint"};
+    PyTypeObject *vein_type;
+    PyObject *schema, *hasher;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyType_Type, &vein_type, &schema, &hasher))
+        return NULL;
+    PyObject *slots[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        slots[i] = PyObject_GetAttrString((PyObject *)vein_type, names[i]);
+        if (slots[i] == NULL || Py_TYPE(slots[i])->tp_descr_set == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%s is not a settable slot of the vein type", names[i]);
+            for (int j = 0; j <= i; j++)
+                Py_XDECREF(slots[j]);
+            return NULL;
+        }
+    }
+    Py_XSETREF(self->vein_type, (PyTypeObject *)Py_NewRef(vein_type));
+    Py_XSETREF(self->schema, Py_NewRef(schema));
+    Py_XSETREF(self->hasher, Py_NewRef(hasher));
+    for (int i = 0; i < 4; i++)
+        Py_XSETREF(self->slots[i], slots[i]);
+    Py_RETURN_NONE;
+}
+
 static void
 Decoder_dealloc(Decoder *self)
 {
+    Py_XDECREF(self->vein_type);
+    Py_XDECREF(self->schema);
+    Py_XDECREF(self->hasher);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(self->slots[i]);
     if (self->fields != NULL) {
         for (Py_ssize_t i = 0; i < self->nfields; i++)
             Py_XDECREF(self->fields[i].name);
@@ -432,6 +546,8 @@ Decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyMethodDef Decoder_methods[] = {
     {"decode", (PyCFunction)Decoder_decode, METH_O, decode_doc},
+    {"vein", (PyCFunction)Decoder_vein, METH_O, vein_doc},
+    {"bind_vein", (PyCFunction)Decoder_bind_vein, METH_VARARGS, bind_vein_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -541,6 +657,11 @@ PyMODINIT_FUNC
 PyInit__native(void)
 {
     if (PyType_Ready(&DecoderType) < 0)
+        return NULL;
+    str_copy = PyUnicode_InternFromString("copy");
+    str_update = PyUnicode_InternFromString("update");
+    str_digest = PyUnicode_InternFromString("digest");
+    if (str_copy == NULL || str_update == NULL || str_digest == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

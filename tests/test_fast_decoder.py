@@ -74,9 +74,15 @@ def native_on() -> Iterator[None]:
 def native_record(data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> Any:
     """What the native decoder alone returns for ``data``: a record, or None ("ask the Python decoders")."""
     with native_on():
-        decode = _compiled(schema).native(limits)
-    assert decode is not None
-    return decode(data)
+        decoder = _compiled(schema).native(limits)
+    assert decoder is not None
+    record = decoder.decode(data)
+    vein = decoder.vein(data)  # the whole Vein: the same verdict and record, and the reference's fingerprint
+    assert (vein is None) == (record is None)
+    if vein is not None:
+        assert vein.record == record and vein.data == data and vein.schema is schema
+        assert vein.fingerprint == decode_vein_reference(data, schema, limits=limits).fingerprint
+    return record
 
 
 def outcome(decode: Any, data: bytes, schema: lodec.Schema, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, ...]:

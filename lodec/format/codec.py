@@ -664,22 +664,22 @@ class _Compiled:
         self.self_fp = schema.self_fingerprint.name if schema.self_fingerprint is not None else None
         self._valid: Callable[[Any, int, int], bool] | None = None
         self._checked_once = False
-        self._native: dict[tuple[int, int, int], Callable[[bytes], Record | None]] = {}
+        self._native: dict[tuple[int, int, int], Any] = {}
 
-    def native(self, limits: Limits) -> Callable[[bytes], Record | None] | None:
-        """The native fast path under ``limits``: ``data -> record | None``; ``None`` where it was not built.
+    def native(self, limits: Limits) -> Any:
+        """The native decoder (``lodec/_native.c``) under ``limits``, or ``None`` where it was not built.
 
-        Its ``None`` means "ask the Python decoders", never "refused"; a
-        record it returns is exactly the one ``decode_vein_reference``
-        returns for the same bytes. It checks every length and count
-        against ``limits`` before allocating, so it takes a vein of any size
-        up to ``limits.max_file_bytes``.
+        ``.decode(data) -> record | None`` and ``.vein(data) -> Vein | None``:
+        ``None`` means "ask the Python decoders", never "refused"; what they
+        return is exactly what ``decode_vein_reference`` returns for the same
+        bytes. It checks every length and count against ``limits`` before
+        allocating, so it takes a vein of any size up to ``limits.max_file_bytes``.
         """
         if _NativeDecoder is None:
             return None
         key = (limits.max_file_bytes, limits.max_text_bytes, limits.max_entries)
-        decode = self._native.get(key)
-        if decode is None:
+        decoder = self._native.get(key)
+        if decoder is None:
             # A record holding its own fingerprint field is left to the Python paths (its check needs the
             # re-encoding without it): the native plan does not know that field, so such a record is "ask".
             fields = tuple(
@@ -687,8 +687,9 @@ class _Compiled:
                 for f in self.schema.fields
                 if f.name != self.self_fp
             )
-            decode = self._native[key] = _NativeDecoder(self.header, *key, fields).decode
-        return decode
+            decoder = self._native[key] = _NativeDecoder(self.header, *key, fields)
+            decoder.bind_vein(Vein, self.schema, self.hasher)
+        return decoder
 
     def valid(self, record: Any, max_text: int, max_entries: int) -> bool:
         """True only if ``validate_record`` would accept ``record`` (``False``: let it find the problem)."""
@@ -1073,8 +1074,12 @@ def decode_vein(data: bytes, schema: Schema, *, file: str = "<vein>", limits: Li
     c = _compiled(schema)
     body = data[HEADER_SIZE:]
     native = c.native(limits)
-    record = native(data) if native is not None else None
-    if record is None and data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
+    if native is not None:
+        vein = native.vein(data)
+        if vein is not None:
+            return vein
+    record = None
+    if data[:HEADER_SIZE] == c.header and len(body) <= _fast_limit(limits):
         record = c.fast(body)
     if record is not None:
         if c.self_fp is not None and c.self_fp in record:
@@ -1098,18 +1103,19 @@ def fast_vein_decoder(schema: Schema, limits: Limits = DEFAULT_LIMITS) -> Callab
     fast, hdr, hasher, self_fp = c.fast, c.header, c.hasher, c.self_fp
     longest = min(HEADER_SIZE + _fast_limit(limits), limits.max_file_bytes)
     native = c.native(limits)
+    native_vein = native.vein if native is not None else None
 
     def decode(data: bytes) -> Vein | None:
-        record = native(data) if native is not None else None
-        if record is None:
-            if type(data) is not bytes or len(data) > longest or data[:HEADER_SIZE] != hdr:
-                return None
-            record = fast(data[HEADER_SIZE:])
-            if record is None:
-                return None
-        if self_fp is not None and self_fp in record:
+        if native_vein is not None:
+            vein = native_vein(data)
+            if vein is not None:
+                return vein
+        if type(data) is not bytes or len(data) > longest or data[:HEADER_SIZE] != hdr:
             return None
         body = data[HEADER_SIZE:]
+        record = fast(body)
+        if record is None or (self_fp is not None and self_fp in record):
+            return None
         h = hasher.copy()
         h.update(body)
         # As Vein(...) does, without the call of its __init__ (bytes.hex is also quicker than hexdigest).
