@@ -81,6 +81,21 @@ def main() -> None:
                            skills=trees, **kw))
     for target in ("vein",):
         put(target, bytes([index["lodepack-v1"]]) + build_pack(manifest=stack.manifest_bytes, steps={n: v.data for n, v in stack.steps.items()}, **kw))
+    # native: the vein seeds under the default limits (byte 1), then veins of random records of every schema
+    # (ASCII, which the native decoder settles itself, and not), some under small limits
+    import random
+
+    import native_diff
+
+    for path in sorted((OUT / "vein").glob("*")):
+        raw = path.read_bytes()
+        if raw:
+            put("native", bytes([(raw[0] & 0x80) | (raw[0] & 0x7F) % len(BUILTIN_SCHEMAS), native_diff.DEFAULT]) + raw[1:])
+    rng = random.Random(2026)
+    for data in native_diff.random_veins(rng, 48) + native_diff.random_veins(rng, 12, ascii_only=False):
+        put("native", data)
+    for data in native_diff.random_veins(rng, 12):
+        put("native", data[:1] + bytes([rng.randrange(0x80)]) + data[2:])
     # inputs kept from findings are seeds too
     for kept in sorted((ROOT / "tests" / "fuzz_regressions").glob("*/*")):
         if kept.is_file():

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 
 from _common import GOLDEN, NOW, fixed_key, seed_step_veins
+from native_diff import native
 
 from lodec.format.codec import decode_vein, encode_record, header
 from lodec.errors import LodecError
@@ -123,4 +124,6 @@ def dsse(data: bytes) -> None:
         pass
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {"vein": vein, "schema": schema, "manifest": manifest, "pack": pack, "dsse": dsse}
+#: ``native``: the native decoder against the reference (``native_diff.py``; under the sanitizers: ``native_asan.py``).
+TARGETS: dict[str, Callable[[bytes], None]] = {"vein": vein, "schema": schema, "manifest": manifest, "pack": pack, "dsse": dsse,
+                                               "native": native}

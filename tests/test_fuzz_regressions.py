@@ -43,7 +43,7 @@ def test_kept_finding_replays_cleanly(targets, target: str, path: Path) -> None:
 
 
 def test_every_target_has_seeds() -> None:
-    assert {t for t, _ in _inputs(FUZZ / "seeds")} == {"vein", "schema", "manifest", "pack", "dsse"}
+    assert {t for t, _ in _inputs(FUZZ / "seeds")} == {"vein", "schema", "manifest", "pack", "dsse", "native"}
 
 
 #: The refusal each kept finding gets now (it crashed lodec verify PACK before): code, and the start of the message.
