@@ -180,8 +180,9 @@ except ImportError:
 #: ``read_whole_at(dir_fd, name, max_bytes) -> bytes | None``: the bytes of the regular file ``name`` in the
 #: folder open as ``dir_fd`` (no link followed, no wait on a FIFO; one ``fstat``, one ``read``), if it is at most
 #: ``max_bytes`` and reads whole; ``None`` for anything else, meaning "read it with ``read_bounded``", which
-#: gives the verdict and its message. Native (``lodec/_native.c``) where it was built; never raises ``OSError``.
-read_whole_at = _native_read_whole_at or _read_whole_at
+#: gives the verdict and its message. Native (``lodec/_native.c``) where it was built, unless ``LODEC_PURE_PYTHON``
+#: is set (as for the native decoder in ``lodec.format.codec``); never raises ``OSError``.
+read_whole_at = (None if os.environ.get("LODEC_PURE_PYTHON") else _native_read_whole_at) or _read_whole_at
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -74,3 +74,14 @@ def test_an_install_without_a_compiler_succeeds_without_the_native_module_and_ve
                          text=True, timeout=120)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "NATIVE False" in ran.stdout and "Verified code-review-pipeline 1.0.0: 3 steps" in ran.stdout, ran.stdout
+
+
+def test_lodec_pure_python_turns_off_every_native_path() -> None:
+    """``LODEC_PURE_PYTHON=1`` (README) leaves out both the native decoder and the native step read."""
+    script = (
+        "import lodec.files as f, lodec.format.codec as c\n"
+        "print(c.NATIVE, c._NativeDecoder is None, f.read_whole_at is f._read_whole_at)\n"
+    )
+    env = {**os.environ, "LODEC_PURE_PYTHON": "1"}
+    ran = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and ran.stdout.split() == ["False", "True", "True"], ran.stdout + ran.stderr
