@@ -363,3 +363,45 @@ def test_fuzz_seeds_and_their_mutations_agree(path: Path) -> None:
         assert_agree(data, schema)
     for mutated in mutations(data, limit=32):
         assert_agree(mutated, STEP)
+
+
+# ------------------------------------------------------------ the encoder's head forms
+
+
+SIZES = [0, 1, 23, 24, 25, 255, 256, 257, 1000]
+INTS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, -1, -24, -25, -256, -257, -65537,
+        -(2**32) - 1, -(2**63)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_text_and_container_heads_of_every_size_match_the_reference(size: int) -> None:
+    """Shortest-form heads at each boundary (RFC 8949 §4.2.1) for text, arrays and maps, on the fast path."""
+    text = ("abcdefghij" * 101)[:size]
+    records = [
+        {"stepName": "a", "skillRef": text},
+        {"stepName": "a", "skillRef": "x", "outputs": [text, text[: size // 2]]},
+        {"stepName": "a", "skillRef": "x", "outputs": [f"o{i}" for i in range(size)]},
+        {"stepName": "a", "skillRef": "x", "inputs": {f"k{i:04d}": text[: i % 40] for i in range(size)}},
+        {"stepName": "a", "skillRef": "x", "inputs": {text: text, "b": "c"} if text else {"b": "c"}},
+    ]
+    for record in records:
+        data = json.dumps(record).encode()
+        assert fast_answers(data, STEP)
+        assert assert_agree(data, STEP)[0] == "accepted"
+
+
+def test_int_and_bool_fields_of_every_head_form_match_the_reference() -> None:
+    schema = schema_from_json({"schema": "lode", "version": 1, "name": "I", "fields": [
+        {"id": 1, "name": "n", "type": "int", "required": True},
+        {"id": 23, "name": "flag", "type": "bool", "required": False},
+        {"id": 24, "name": "ns", "type": "int[]", "required": False},
+        {"id": 300, "name": "flags", "type": "map<string,bool>", "required": False},
+        {"id": 70000, "name": "counts", "type": "map<string,int>", "required": True}]})
+    for value in INTS:
+        for record in ({"n": value, "counts": {}}, {"n": 0, "flag": False, "ns": [value, 0, value], "counts": {"a": value}},
+                       {"n": 0, "flag": True, "flags": {"b": True, "a": False}, "counts": {"zz": value, "y": 1}}):
+            data = json.dumps(record).encode()
+            assert fast_answers(data, schema), data
+            assert assert_agree(data, schema)[0] == "accepted"
+    for bad in (2**63, -(2**63) - 1, True, 1.0):
+        assert assert_agree(json.dumps({"n": bad, "counts": {}}).encode(), schema)[0] == "refused"

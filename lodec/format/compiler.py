@@ -161,12 +161,7 @@ def _text_ok(value: Any, max_text: int) -> bool:
 
 
 def _texts_ok(values: Any, max_text: int) -> bool:
-    """Every item of ``values`` passes ``_text_ok`` (ASCII ones checked in C loops)."""
-    try:
-        if all(map(str.isascii, values)):
-            return max(map(len, values), default=0) <= max_text
-    except TypeError:  # not all str
-        return False
+    """Every item of ``values`` passes ``_text_ok``."""
     return all(_text_ok(v, max_text) for v in values)
 
 
@@ -180,10 +175,22 @@ def _sorted_keys(keys: list[str]) -> list[str]:
 
 
 _SCALAR_OK = {
-    "string": "(type({v}) is str and {v}.isascii() and len({v}) <= max_text or _text_ok({v}, max_text))",
+    "string": "(type({v}) is str and {v}.isascii() or _text_ok({v}, max_text))",
     "int": "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)",
     "bool": "type({v}) is bool",
 }
+
+
+def _items_lines(items: str, scalar: str, long_ok: bool) -> list[str]:
+    """Lines that ``return None`` unless every value of the iterable ``items`` is a valid ``scalar``."""
+    if scalar != "string":
+        return [f"        if not all({_SCALAR_OK[scalar].format(v='x')} for x in {items}): return None"]
+    lines = ["        try:",  # str.isascii over the items in C; a TypeError for an item that is not a str
+             f"            if not all(map(str.isascii, {items})) and not _texts_ok({items}, max_text): return None",
+             "        except TypeError: return None"]
+    if not long_ok:
+        lines.append(f"        if any(len(x.encode('utf-8')) > max_text for x in {items}): return None")
+    return lines
 
 
 def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | None] | None:
@@ -200,7 +207,10 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     A checked record is at most two levels deep and holds at most one array
     or object per field, so the reference's depth and container limits hold
     when ``limits`` allow that much; and the source is at most
-    ``FAST_PATH_MAX_BYTES``, so parsing it is bounded.
+    ``FAST_PATH_MAX_BYTES``, so parsing it is bounded. No decoded string is
+    longer in UTF-8 than its source text (an escape is never shorter than
+    what it stands for), so under a ``max_text_bytes`` at least that long no
+    string is measured.
     """
     fields = schema.fields
     if any(f.type.scalar not in _SCALAR_OK for f in fields):
@@ -210,6 +220,8 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     step = schema.by_name.get("stepName")
     if step is not None and step.type.spelling != "string":
         return None  # compile_value checks a stepName of any type: leave other types to it
+    max_bytes = min(FAST_PATH_MAX_BYTES, limits.max_file_bytes)
+    long_ok = limits.max_text_bytes >= max_bytes  # then no string can be over the limit: none is measured
     sf = schema.self_fingerprint
     lines = ["def fast(data):",
              "    if len(data) > max_bytes: return None",
@@ -227,6 +239,8 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
         lines.append("    else:")
         if kind == "scalar":
             lines.append(f"        if not {_SCALAR_OK[scalar].format(v='v')}: return None")
+            if scalar == "string" and not long_ok:
+                lines.append("        if len(v.encode('utf-8')) > max_text: return None")
             if scalar == "string":
                 lines.append("        n += 1")
             if f is sf:
@@ -243,17 +257,12 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
         container = "list" if kind == "array" else "dict"
         lines.append(f"        if type(v) is not {container} or len(v) > max_entries: return None")
         if kind == "array":
+            lines += _items_lines("v", scalar, long_ok)
             if scalar == "string":
-                lines += ["        if not _texts_ok(v, max_text): return None", "        n += len(v)"]
-            else:
-                lines.append(f"        if not all({_SCALAR_OK[scalar].format(v='x')} for x in v): return None")
+                lines.append("        n += len(v)")
         else:
-            lines += ["        if not _texts_ok(v, max_text): return None", "        n += len(v)"]
-            if scalar == "string":
-                lines += ["        if not _texts_ok(v.values(), max_text): return None", "        n += len(v)"]
-            else:
-                lines.append(f"        if not all({_SCALAR_OK[scalar].format(v='x')} for x in v.values()): "
-                             "return None")
+            lines += [*_items_lines("v", "string", long_ok), *_items_lines("v.values()", scalar, long_ok),
+                      f"        n += {2 if scalar == 'string' else 1} * len(v)"]
             lines += ["        if len(v) > 1:",
                       "            mk = list(v)",
                       "            sk = _sorted_keys(mk)",
@@ -273,7 +282,7 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
         "    return Vein(schema, r, head + body, PREFIX + h.digest().hex())",
     ]
     namespace: dict[str, Any] = {
-        "max_bytes": min(FAST_PATH_MAX_BYTES, limits.max_file_bytes), "max_text": limits.max_text_bytes,
+        "max_bytes": max_bytes, "max_text": limits.max_text_bytes,
         "max_entries": limits.max_entries, "max_body": limits.max_file_bytes - HEADER_SIZE,
         "decode": _JSON_DECODER.decode, "known": frozenset(schema.by_name), "ABSENT": _ABSENT,
         "_text_ok": _text_ok, "_texts_ok": _texts_ok, "_sorted_keys": _sorted_keys, "name_ok": NAME_PATTERN.fullmatch,
