@@ -185,6 +185,59 @@ except ImportError:
 read_whole_at = (None if os.environ.get("LODEC_PURE_PYTHON") else _native_read_whole_at) or _read_whole_at
 
 
+class FolderReads:
+    """Bounded reads of many files named by path, each folder opened once (a context manager).
+
+    ``read(path, max_bytes, follow=False)`` gives what ``read_bounded`` gives:
+    it first tries ``read_whole_at`` in the folder's descriptor (one call per
+    file where the native module was built), and leaves anything it declines
+    (a link, a FIFO, a folder, over the limit, absent, a name it cannot pass)
+    to ``read_bounded``, which reads it or names the problem. The folder part
+    of a path is opened as ``read_bounded``'s open would walk it (links
+    there followed); the file itself is never followed unless ``follow``.
+    """
+
+    __slots__ = ("_fds",)
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> FolderReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            if fd >= 0:
+                os.close(fd)
+
+    def read(self, path: str | os.PathLike[str], max_bytes: int, *, follow: bool = False) -> bytes:
+        """The bytes of the regular file ``path``; raises as ``read_bounded``."""
+        if not follow and type(path) is str:
+            folder, name = os.path.split(path)
+            fd = self._fds.get(folder)
+            if fd is None:
+                try:
+                    fd = os.open(folder or ".", _FOLDER_FLAGS)
+                except (OSError, ValueError):
+                    fd = -1  # read_bounded says why, file by file
+                self._fds[folder] = fd
+            if fd >= 0 and name:
+                try:
+                    data = read_whole_at(fd, name, max_bytes)
+                except ValueError:  # NUL, or a name that is not UTF-8 text
+                    data = None
+                if data is not None:
+                    return data
+        return read_bounded(path, max_bytes, follow=follow)
+
+
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte is written (a write may be short)."""
     view = memoryview(data)

@@ -11,11 +11,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LodecError, ManyErrors
 from ..format.codec import Vein
 from ..format.schema import Schema
+
+if TYPE_CHECKING:
+    from ..files import FolderReads
 
 
 def schema_or_builtin(path: str | None, default: str) -> Schema:
@@ -114,7 +117,7 @@ def compile_sources(
     """
     import gc
 
-    from ..files import atomic_write_many
+    from ..files import FolderReads, atomic_write_many
     from ..format.compiler import compile_file, default_output_path, output_name
 
     out = Path(output)
@@ -129,10 +132,11 @@ def compile_sources(
     # and again, and free nothing (about a third of a 10,000-step compile).
     collecting = gc.isenabled()
     gc.disable()
+    reads = FolderReads()
     try:
         for src in sources:
             try:
-                vein = compile_file(src, schema)
+                vein = compile_file(src, schema, reads=reads)
                 if to_dir:
                     name = output_name(vein, file=src)
                     target = prefix + name + ".vein" if name is not None else str(default_output_path(src, vein, out))
@@ -154,8 +158,9 @@ def compile_sources(
             raise errors[0] if len(errors) == 1 else ManyErrors(errors)
         present = _names_in(base) if to_dir else None
         atomic_write_many([(c.target, c.vein.data) for c in compiled
-                           if not _same_bytes(c.target, c.vein.data, present, len(prefix))])
+                           if not _same_bytes(c.target, c.vein.data, present, len(prefix), reads)])
     finally:
+        reads.close()
         if collecting:
             gc.enable()
     return compiled
@@ -171,7 +176,8 @@ def _names_in(directory: str) -> frozenset[str] | None:
         return None
 
 
-def _same_bytes(path: str, data: bytes, present: frozenset[str] | None = None, cut: int = 0) -> bool:
+def _same_bytes(path: str, data: bytes, present: frozenset[str] | None = None, cut: int = 0,
+                reads: FolderReads | None = None) -> bool:
     """Whether ``path`` is a regular file holding exactly ``data``: then it is left alone (no write, no
     rename, its mtime kept), so re-compiling unchanged sources costs a read, not a write and a flush.
 
@@ -184,7 +190,8 @@ def _same_bytes(path: str, data: bytes, present: frozenset[str] | None = None, c
     if present is not None and path[cut:] not in present:
         return False
     try:
-        return os.stat(path).st_size == len(data) and read_bounded(path, len(data)) == data
+        # At most len(data) bytes are read: a longer file is over that limit, so not the same.
+        return (reads.read(path, len(data)) if reads is not None else read_bounded(path, len(data))) == data
     except (OSError, LodecError):
         return False
 

@@ -30,7 +30,7 @@ from cbor2 import dumps as _cbor2_dumps
 
 from .codec import HEADER_SIZE, Vein, encode_record, header, record_from_json
 from ..errors import FileUnreadable, LodecError, UnsafeNameError
-from ..files import read_bounded
+from ..files import FolderReads, read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
 from ..names import NAME_PATTERN, check_name
 from .fingerprint import FINGERPRINT_CONTEXT, PREFIX
@@ -80,13 +80,17 @@ def compile_source_reference(data: bytes, schema: Schema, *, file: str = "<sourc
     return compile_value(loads_strict(data, file=file, limits=limits), schema, file=file, limits=limits)
 
 
-def compile_file(path: str | os.PathLike[str], schema: Schema, *, limits: Limits = DEFAULT_LIMITS) -> Vein:
-    """Read and compile one source file. Raises ``LodecError`` subclasses naming ``path``."""
+def compile_file(path: str | os.PathLike[str], schema: Schema, *, limits: Limits = DEFAULT_LIMITS,
+                 reads: FolderReads | None = None) -> Vein:
+    """Read and compile one source file. Raises ``LodecError`` subclasses naming ``path``.
+
+    ``reads``: for many sources, their folders opened once (``files.FolderReads``); the same bytes and errors.
+    """
     label = str(path)
     try:
         # Read as named; only a link at the last component needs the path resolved first
         # (read_bounded's follow=True: an lstat per component, for every source).
-        data = read_bounded(path, limits.max_file_bytes)
+        data = read_bounded(path, limits.max_file_bytes) if reads is None else reads.read(path, limits.max_file_bytes)
     except FileUnreadable as exc:
         if exc.code != "file_link":
             raise
