@@ -119,12 +119,14 @@ def compile_sources(
 
     from ..files import FolderReads, atomic_write_many
     from ..format.compiler import compile_file, default_output_path, output_name
+    from ..names import NAME_PATTERN
 
     out = Path(output)
     to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
     schema = schema_or_builtin(schema_path, "skill-step-v1")
     base = str(out)
     prefix = "" if base == "." else os.path.join(base, "")  # as str(out / name) gives, without a Path per step
+    by_step = "stepName" in schema.by_name  # output_name's first choice: a safe stepName is the name
     compiled: list[Compiled] = []
     targets: dict[str, str] = {}
     errors: list[LodecError] = []
@@ -138,7 +140,9 @@ def compile_sources(
             try:
                 vein = compile_file(src, schema, reads=reads)
                 if to_dir:
-                    name = output_name(vein, file=src)
+                    name = vein.record.get("stepName") if by_step else None
+                    if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:
+                        name = output_name(vein, file=src)  # the other cases, and the error for an unsafe name
                     target = prefix + name + ".vein" if name is not None else str(default_output_path(src, vein, out))
                 else:
                     target = base
