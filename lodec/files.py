@@ -303,9 +303,9 @@ def _stage(parent: str, name: str, data: bytes, mode: int, *, fsync: bool, chmod
     return tmp
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(path: str, dir_fd: int | None = None) -> None:
     try:
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except OSError:
         pass
 
@@ -361,10 +361,13 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
         for path, data in items:
             atomic_write(path, data, mode=mode)
         return
-    staged: list[tuple[str, str]] = []
+    # Each folder is opened once: temp files are created, renamed and removed by name in it (no path walked per
+    # file), and the descriptor is what is fsynced after the renames.
+    staged: list[tuple[int, str, str, str]] = []  # (folder descriptor, temp name, name, target path)
+    folders: dict[str, int] = {}
     current = ""
-    made: set[str] = set()
     chmod = _chmod_needed(mode)
+    pid = os.getpid() << 16
     try:
         for path, data in items:
             current = os.fspath(path)
@@ -373,26 +376,51 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
                 target = Path(current)
                 parent, name = str(target.parent), target.name
             parent = parent or "."
-            if parent not in made:
+            dfd = folders.get(parent)
+            if dfd is None:
                 os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            staged.append((_stage(parent, name, data, mode, fsync=False, chmod=chmod), current))
+                dfd = folders[parent] = os.open(parent, _FOLDER_FLAGS)
+            staged.append((dfd, _stage_at(dfd, name, data, mode, chmod, pid), name, current))
         os.sync()
-        for tmp, current in staged:
-            os.replace(tmp, current)
-        for directory in made:
-            current = directory
-            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        for dfd, tmp, name, current in staged:
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        for current, dfd in folders.items():
+            os.fsync(dfd)
     except BaseException as exc:
-        for tmp, _ in staged:
-            _unlink_quietly(tmp)  # already renamed ones are gone: ENOENT, ignored
+        for dfd, tmp, _, _ in staged:
+            _unlink_quietly(tmp, dfd)  # already renamed ones are gone: ENOENT, ignored
         if isinstance(exc, OSError):
             raise _unwritable(exc, current) from None
         raise
+    finally:
+        for dfd in folders.values():
+            os.close(dfd)
+
+
+def _stage_at(dfd: int, name: str, data: bytes, mode: int, chmod: bool, pid: int) -> str:
+    """``_stage`` in the folder open as ``dfd`` (no fsync: the batch syncs once); returns the temp file's name."""
+    for _ in range(_TMP_ATTEMPTS):
+        tmp = f".{name}.{(pid + next(_counter)) & 0xFFFFFFFF:08x}.tmp"
+        try:
+            fd = os.open(tmp, _TMP_FLAGS, mode, dir_fd=dfd)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no unused temporary file name", f".{name}.*.tmp")
+    try:
+        try:
+            written = os.write(fd, data)
+            if written != len(data):  # a short write: the rest, as _write_all does
+                _write_all(fd, data[written:])
+            if chmod:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(tmp, dfd)
+        raise
+    return tmp
 
 
 @contextmanager
