@@ -18,6 +18,7 @@ integers, lone surrogates).
 from __future__ import annotations
 
 import json
+import os
 import random
 import unicodedata
 from pathlib import Path
@@ -405,3 +406,44 @@ def test_int_and_bool_fields_of_every_head_form_match_the_reference() -> None:
             assert assert_agree(data, schema)[0] == "accepted"
     for bad in (2**63, -(2**63) - 1, True, 1.0):
         assert assert_agree(json.dumps({"n": bad, "counts": {}}).encode(), schema)[0] == "refused"
+
+
+# ------------------------------------------------------------ many files
+
+
+def test_source_compiler_gives_compile_files_veins_and_errors(tmp_path: Path) -> None:
+    """source_compiler (the fast path looked up once, folders opened once) against compile_file, file by file."""
+    from lodec.files import FolderReads
+    from lodec.format.compiler import compile_file, source_compiler
+
+    plants: dict[str, Any] = {
+        "plain.json": SEED_SOURCES["lint"].read_bytes(),
+        "dup.json": ATTACKS[0],
+        "nan.json": ATTACKS[13],
+        "not-nfc.json": ATTACKS[24],
+        "bad-utf8.json": ATTACKS[51],
+        "empty.json": b"",
+    }
+    for name, data in plants.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "link.json").symlink_to(tmp_path / "plain.json")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "absent.json")
+    (tmp_path / "folder.json").mkdir()
+    os.mkfifo(tmp_path / "fifo.json")
+    names = [*plants, "link.json", "dangling.json", "folder.json", "fifo.json", "absent.json"]
+
+    def result(compile: Any, path: str) -> tuple[Any, ...]:
+        try:
+            vein = compile(path)
+        except LodecError as exc:
+            return ("refused", type(exc).__name__, exc.code, exc.file, exc.location, exc.message)
+        return ("accepted", repr(vein.record), vein.fingerprint, vein.data)
+
+    for limits in (DEFAULT_LIMITS, Limits(max_file_bytes=40)):
+        with FolderReads() as reads:
+            for compile_many in (source_compiler(STEP, limits=limits, reads=reads), source_compiler(STEP, limits=limits)):
+                for name in names:
+                    path = str(tmp_path / name)
+                    expected = result(lambda p: compile_file(p, STEP, limits=limits), path)
+                    assert result(compile_many, path) == expected, name
+    assert result(source_compiler(STEP), str(tmp_path / "link.json"))[0] == "accepted"  # a named link is followed

@@ -118,7 +118,7 @@ def compile_sources(
     import gc
 
     from ..files import FolderReads, atomic_write_many
-    from ..format.compiler import compile_file, default_output_path, output_name
+    from ..format.compiler import default_output_path, output_name, source_compiler
     from ..names import NAME_PATTERN
 
     out = Path(output)
@@ -135,10 +135,11 @@ def compile_sources(
     collecting = gc.isenabled()
     gc.disable()
     reads = FolderReads()
+    compile_file = source_compiler(schema, reads=reads)
     try:
         for src in sources:
             try:
-                vein = compile_file(src, schema, reads=reads)
+                vein = compile_file(src)
                 if to_dir:
                     name = vein.record.get("stepName") if by_step else None
                     if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:

@@ -98,6 +98,29 @@ def compile_file(path: str | os.PathLike[str], schema: Schema, *, limits: Limits
     return compile_source(data, schema, file=label, limits=limits)
 
 
+def source_compiler(schema: Schema, *, limits: Limits = DEFAULT_LIMITS,
+                    reads: FolderReads | None = None) -> Callable[[str | os.PathLike[str]], Vein]:
+    """``compile_file`` for many sources of one schema: ``(path) -> Vein``, raising as ``compile_file``.
+
+    The fast path is looked up once; a source it does not answer for is
+    compiled (and read again) by ``compile_file``, which names any problem.
+    """
+    fast = _fast_compiler(schema, limits)
+    if fast is None:
+        return lambda path: compile_file(path, schema, limits=limits, reads=reads)
+    read = read_bounded if reads is None else reads.read
+    max_bytes = limits.max_file_bytes
+
+    def compile_one(path: str | os.PathLike[str]) -> Vein:
+        try:
+            vein = fast(read(path, max_bytes))
+        except LodecError:
+            vein = None
+        return vein if vein is not None else compile_file(path, schema, limits=limits, reads=reads)
+
+    return compile_one
+
+
 def output_name(vein: Vein, *, file: str = "<source>") -> str | None:
     """The file stem a record is written under in directory mode: its ``stepName``, else its ``name``.
 
@@ -229,9 +252,12 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     sf = schema.self_fingerprint
     lines = ["def fast(data):",
              "    if len(data) > max_bytes: return None",
+             # JSONDecoder.decode, inlined: JSON whitespace around one value read by the C scanner.
              "    try:",
-             "        r = decode(data.decode('utf-8'))",
+             "        t = data.decode('utf-8')",
+             "        r, end = scan(t, 0 if t[:1] == '{' else len(t) - len(t.lstrip(' \\t\\n\\r')))",
              "    except Exception: return None  # anything unusual: the reference names it",
+             "    if end != len(t) and t[end:].strip(' \\t\\n\\r'): return None",
              "    if type(r) is not dict or not known.issuperset(r): return None",
              "    n = len(r)",
              "    b = {}"]
@@ -288,7 +314,7 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     namespace: dict[str, Any] = {
         "max_bytes": max_bytes, "max_text": limits.max_text_bytes,
         "max_entries": limits.max_entries, "max_body": limits.max_file_bytes - HEADER_SIZE,
-        "decode": _JSON_DECODER.decode, "known": frozenset(schema.by_name), "ABSENT": _ABSENT,
+        "scan": _JSON_DECODER.scan_once, "known": frozenset(schema.by_name), "ABSENT": _ABSENT,
         "_text_ok": _text_ok, "_texts_ok": _texts_ok, "_sorted_keys": _sorted_keys, "name_ok": NAME_PATTERN.fullmatch,
         "dumps": _cbor2_dumps, "hasher": blake3(schema.digest, derive_key_context=FINGERPRINT_CONTEXT),
         "Vein": Vein, "schema": schema, "head": header(schema), "PREFIX": PREFIX,
