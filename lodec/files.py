@@ -217,7 +217,8 @@ class FolderReads:
     def read(self, path: str | os.PathLike[str], max_bytes: int, *, follow: bool = False) -> bytes:
         """The bytes of the regular file ``path``; raises as ``read_bounded``."""
         if not follow and type(path) is str:
-            folder, name = os.path.split(path)
+            cut = path.rfind("/") + 1  # os.path.split without stripping the folder's slashes: it names the same folder
+            folder, name = path[:cut], path[cut:]
             fd = self._fds.get(folder)
             if fd is None:
                 try:
@@ -371,7 +372,10 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
     try:
         for path, data in items:
             current = os.fspath(path)
-            parent, name = os.path.split(current)  # a str per file, not a Path: 10,000 steps make 10,000
+            # A str per file, not a Path (10,000 steps make 10,000); os.path.split without stripping the folder's
+            # trailing slashes, which name the same folder.
+            cut = current.rfind("/") + 1
+            parent, name = current[:cut], current[cut:]
             if not name:  # "dir/": as Path names it
                 target = Path(current)
                 parent, name = str(target.parent), target.name
@@ -385,6 +389,7 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
         for dfd, tmp, name, current in staged:
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         for current, dfd in folders.items():
+            current = current.rstrip("/") or current
             os.fsync(dfd)
     except BaseException as exc:
         for dfd, tmp, _, _ in staged:

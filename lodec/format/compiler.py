@@ -309,7 +309,7 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
         "    if len(body) > max_body: return None",
         "    h = hasher.copy()",
         "    h.update(body)",
-        "    return Vein(schema, r, head + body, PREFIX + h.digest().hex())",
+        "    return Vein(schema, r, head + body, PREFIX + h.hexdigest())",
     ]
     namespace: dict[str, Any] = {
         "max_bytes": max_bytes, "max_text": limits.max_text_bytes,
