@@ -135,11 +135,11 @@ def compile_sources(
     collecting = gc.isenabled()
     gc.disable()
     reads = FolderReads()
-    compile_file = source_compiler(schema, reads=reads)
+    compile_one = source_compiler(schema, reads=reads)
     try:
         for src in sources:
             try:
-                vein = compile_file(src)
+                vein = compile_one(src)
                 if to_dir:
                     name = vein.record.get("stepName") if by_step else None
                     if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:
