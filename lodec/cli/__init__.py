@@ -49,6 +49,61 @@ _VERIFY_OPTIONS = {
 }
 
 
+# compile's options the fast path parses: option -> (parameter, takes a value). Short options only alone
+# ("-o DIR"): click reads "-oDIR" and "-o=DIR" in ways this parser leaves to click.
+_COMPILE_OPTIONS = {
+    "-s": ("schema_path", True),
+    "--schema": ("schema_path", True),
+    "-o": ("output", True),
+    "--output": ("output", True),
+    "--json": ("as_json", False),
+    "-q": ("quiet", False),
+    "--quiet": ("quiet", False),
+}
+
+
+def _compile_args(argv: list[str]) -> dict[str, Any] | None:
+    """The parameters of ``compile`` ARGV as click would parse them, or None where click should parse it.
+
+    None for anything but the options above (``--help``, ``--``, combined or
+    repeated options included), no source or no ``--output``, and the paths
+    ``click.Path(dir_okay=False)`` would refuse (an existing folder or an
+    unreadable file as a source or schema).
+    """
+    params: dict[str, Any] = {"sources": [], "schema_path": None, "output": None, "as_json": False, "quiet": False}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            params["sources"].append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        spec = _COMPILE_OPTIONS.get(name)
+        if spec is None or (eq and not name.startswith("--")):
+            return None
+        param, takes_value = spec
+        if not takes_value:
+            if eq or params[param]:
+                return None
+            params[param] = True
+            continue
+        if not eq:
+            if i >= len(argv):
+                return None
+            value = argv[i]
+            i += 1
+        if params[param] is not None:
+            return None
+        params[param] = value
+    sources, schema = params["sources"], params["schema_path"]
+    if not sources or not params["output"] or "-" in sources or schema == "":
+        return None
+    if any(_click_refuses(p, directory=False) for p in (*sources, *(() if schema is None else (schema,)))):
+        return None
+    return params
+
+
 def _click_refuses(path: str, directory: bool) -> bool:
     """Whether ``click.Path`` refuses PATH: ``dir_okay=False`` (a file option) or ``file_okay=False``
     (``directory``). Like click, only a path that exists: of the wrong kind, or not readable."""
@@ -134,6 +189,9 @@ def _fast_path(argv: list[str]) -> None:
         render.fast = True
         render.echo(f"lodec, version {__version__}")
         sys.exit(0)
+    if argv and argv[0] == "compile":
+        _fast_compile(argv[1:])
+        return
     if not argv or argv[0] != "verify":
         return
     params = _verify_args(argv[1:])
@@ -175,6 +233,37 @@ def _fast_path(argv: list[str]) -> None:
         sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment,operator]
         sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment,operator]
         sys.exit(1)
+    finally:
+        render.fast = False
+
+
+def _fast_compile(argv: list[str]) -> None:
+    """``lodec compile`` without click (this exits), or return to let click run it.
+
+    click's parser takes each of many path arguments with ``list.pop(0)``
+    (quadratic in their number) and ``stat``s each; a usage error, a
+    progress bar (200 sources or more on a terminal) or anything unusual is
+    left to click, which runs the command again: nothing is written before
+    every source has compiled.
+    """
+    params = _compile_args(argv)
+    if params is None:
+        return
+    sources, as_json, quiet = params["sources"], params["as_json"], params["quiet"]
+    if not (quiet or as_json) and len(sources) >= 200 and sys.stderr.isatty():
+        return
+    render.fast = True
+    try:
+        from ..app import build
+
+        with render.outcome(as_json):
+            compiled = build.compile_sources(sources, params["output"], params["schema_path"])
+        render.compiled_out(compiled, as_json, quiet)
+        sys.exit(0)
+    except SystemExit as done:
+        _leave(done)
+    except render.NeedClick:
+        return
     finally:
         render.fast = False
 

@@ -15,7 +15,7 @@ import click
 
 from .. import __version__
 from .options import CONTEXT, F, json_option, TrustArgs, trust_options, workspace_option
-from .render import echo, emit, error_line, first_use_note, outcome, printable, report_out, result
+from .render import compiled_out, echo, emit, error_line, first_use_note, outcome, printable, report_out, result
 
 
 @click.group(context_settings=CONTEXT)
@@ -107,13 +107,7 @@ def compile(sources: tuple[str, ...], schema_path: str | None, output: str, as_j
 
     with outcome(as_json), _progress(len(sources), "Compiling", quiet or as_json) as bar:
         compiled = build.compile_sources(sources, output, schema_path, progress=bar.update)
-    if as_json:
-        result({"compiled": [{"source": c.source, "output": str(c.output), "bytes": c.vein.size,
-                              "fingerprint": c.vein.fingerprint} for c in compiled]})
-    elif not quiet:
-        for c in compiled:
-            echo(f"Compiled {c.source} → {c.output} ({c.vein.size} bytes)")
-            echo(f"Fingerprint: {c.vein.fingerprint}")
+    compiled_out(compiled, as_json, quiet)
 
 
 class _NoBar:

@@ -233,6 +233,20 @@ def report_out(report: Any, label: str, as_json: bool, note: str = "") -> NoRetu
     sys.exit(0 if report.ok else 1)
 
 
+def compiled_out(compiled: Any, as_json: bool, quiet: bool) -> None:
+    """Print what ``lodec compile`` wrote: each source, its output, size and fingerprint (or the ``--json`` result)."""
+    if as_json:
+        result({"compiled": [{"source": c.source, "output": str(c.output), "bytes": c.vein.size,
+                              "fingerprint": c.vein.fingerprint} for c in compiled]})
+    elif not quiet:
+        lines = []
+        for c in compiled:
+            lines.append(f"Compiled {c.source} → {c.output} ({c.vein.size} bytes)")
+            lines.append(f"Fingerprint: {c.vein.fingerprint}")
+        if lines:
+            echo("\n".join(lines))
+
+
 class outcome:
     """Run a use case and render how it ended: ``with outcome(as_json, label): ...``.
 

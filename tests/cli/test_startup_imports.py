@@ -164,3 +164,72 @@ def test_fast_path_matches_click(tmp_path: Path, seed_stack: Path, case: str) ->
         assert "Usage:" in proc.stderr and err.splitlines()[-1] == proc.stderr.splitlines()[-1]
     else:
         assert (proc.stdout, proc.stderr) == (out, err)
+
+
+def _sources(tmp_path: Path) -> list[str]:
+    root = Path(__file__).resolve().parents[2] / "steps"
+    out = []
+    for src in sorted(root.glob("*.json")):
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+        out.append(src.name)
+    return out
+
+
+def test_compile_takes_the_fast_path_without_click(tmp_path: Path) -> None:
+    """``lodec compile`` of many sources is parsed without click (whose parser is quadratic in the paths)."""
+    sources = _sources(tmp_path)
+    proc, modules = run_script(tmp_path, "compile", *sources, "-o", "out/", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert heavy(modules) == []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ai-review.vein", "lint.vein", "static-analysis.vein"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["ok", "ok --json", "ok -q", "ok --output=", "schema builtin", "missing source", "missing source --json",
+     "bad json", "no output", "unknown option", "source is a folder", "short option with =", "repeated -o",
+     "help"],
+)  # fmt: skip
+def test_compile_fast_path_matches_click(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every outcome of ``compile`` on the fast path: what the click command prints, exits with and writes.
+
+    Each run writes into its own output folder ("fast", "click"), so both start from the same files."""
+    sources = _sources(tmp_path)
+    (tmp_path / "bad.json").write_text('{"stepName": "x", "stepName": "y", "skillRef": "skill:z"}')
+    (tmp_path / "folder").mkdir()
+    args = {
+        "ok": [*sources, "-o", "OUT/"],
+        "ok --json": ["--json", *sources, "--output", "OUT/"],
+        "ok -q": [sources[0], "-q", "-o", "OUT/one.vein"],
+        "ok --output=": [*sources, "--output=OUT/"],
+        "schema builtin": [*sources, "-s", "skill-step-v2", "-o", "OUT/"],
+        "missing source": [sources[0], "nope.json", "-o", "OUT/"],
+        "missing source --json": [sources[0], "nope.json", "-o", "OUT/", "--json"],
+        "bad json": ["bad.json", *sources, "-o", "OUT/"],
+        "no output": [*sources],
+        "unknown option": [*sources, "-o", "OUT/", "--frobnicate"],
+        "source is a folder": ["folder", "-o", "OUT/"],
+        "short option with =": [*sources, "-o=OUT/"],
+        "repeated -o": [*sources, "-o", "OUT/", "-o", "OUT/"],
+        "help": ["--help"],
+    }[case]
+
+    def run(folder: str) -> list[str]:
+        return ["compile", *(a.replace("OUT", folder) for a in args)]
+
+    def written(folder: str) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in (tmp_path / folder).rglob("*")}
+
+    proc, modules = run_script(tmp_path, *run("fast"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(*run("click"))
+    assert proc.returncode == code, (proc.stderr, err)
+    # The command lines the fast path takes are its own (else this compares click with itself).
+    taken = case.startswith(("ok", "schema", "missing", "bad"))
+    assert ("click" not in modules) == taken, (case, code, proc.stderr)
+    if taken:
+        assert (proc.stdout.replace("fast", "click"), proc.stderr.replace("fast", "click")) == (out, err)
+        assert written("fast") == written("click")
+        assert bool(written("fast")) == (code == 0)
+    elif code == 2:  # a usage error: click reports it (its program name differs from CliRunner's)
+        assert err.splitlines()[-1] == proc.stderr.splitlines()[-1]
