@@ -124,6 +124,15 @@ def _map_order(key: str) -> tuple[int, bytes]:
     return (len(raw), raw)
 
 
+def _sorted_keys(keys: list[str]) -> list[str]:
+    """Map keys in canonical order (a new list): by UTF-8 length, then bytewise."""
+    if all(map(str.isascii, keys)):  # ASCII: code point order is byte order, length is UTF-8 length
+        out = sorted(keys)
+        out.sort(key=len)
+        return out
+    return sorted(keys, key=_map_order)
+
+
 def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]:
     # Fields are sorted by id, so this dict is already in canonical key
     # order; only map<string,T> values need their keys sorted.
@@ -136,13 +145,7 @@ def _by_id(schema: Schema, record: Record, *, skip_self: bool) -> dict[int, Any]
         if not f.required and _is_empty(value):
             continue  # canonical form: empty optional fields are omitted
         if f.type.kind == "map":
-            keys = list(value)
-            if all(map(str.isascii, keys)):  # ASCII: code point order is byte order, length is UTF-8 length
-                keys.sort()
-                keys.sort(key=len)
-            else:
-                keys.sort(key=_map_order)
-            value = {k: value[k] for k in keys}
+            value = {k: value[k] for k in _sorted_keys(list(value))}
         out[f.id] = value
     return out
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from blake3 import blake3
 from cbor2 import dumps as _cbor2_dumps
 
-from .codec import HEADER_SIZE, Vein, encode_record, header, record_from_json
+from .codec import _ABSENT, HEADER_SIZE, Vein, _sorted_keys, _text_ok, encode_record, header, record_from_json
 from ..errors import FileUnreadable, LodecError, UnsafeNameError
 from ..files import FolderReads, read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
@@ -174,31 +174,9 @@ def _fast_compiler(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     return entry[2]
 
 
-def _text_ok(value: Any, max_text: int) -> bool:
-    """``value`` passes ``validate_record``'s text check: a ``str``, no lone surrogate, NFC, within ``max_text``."""
-    if type(value) is not str:
-        return False
-    if value.isascii():
-        return len(value) <= max_text
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        return False
-    return size <= max_text and is_nfc(value)
-
-
 def _texts_ok(values: Any, max_text: int) -> bool:
     """Every item of ``values`` passes ``_text_ok``."""
     return all(_text_ok(v, max_text) for v in values)
-
-
-def _sorted_keys(keys: list[str]) -> list[str]:
-    """Map keys in canonical order: by UTF-8 length, then bytewise (``codec._by_id``'s order)."""
-    if all(map(str.isascii, keys)):  # ASCII: code point order is byte order, length is UTF-8 length
-        out = sorted(keys)
-        out.sort(key=len)
-        return out
-    return sorted(keys, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
 
 
 _SCALAR_OK = {
@@ -323,5 +301,3 @@ def _generate_fast(schema: Schema, limits: Limits) -> Callable[[bytes], Vein | N
     fast: Callable[[bytes], Vein | None] = namespace["fast"]
     return fast
 
-
-_ABSENT: Any = object()
