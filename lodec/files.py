@@ -240,10 +240,12 @@ _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLO
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until every byte is written (a write may be short)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    """``os.write`` until every byte is written (a write may be short; most files take one)."""
+    written = os.write(fd, data)
+    if written != len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 # Temp names: ``.<name>.<8 hex>.tmp`` beside the target (as long as ``tempfile.mkstemp``'s), the 8 hex digits
@@ -273,17 +275,24 @@ def _chmod_needed(mode: int) -> bool:
     return umask is None or bool(mode & umask)
 
 
-def _stage(parent: str, name: str, data: bytes, mode: int, *, fsync: bool, chmod: bool) -> str:
+def _stage(parent: str, name: str, data: bytes, mode: int, *, fsync: bool, chmod: bool,
+           dir_fd: int | None = None, pid: int | None = None) -> str:
     """Write ``data`` to a new temp file in ``parent`` beside ``name``; return its path.
 
-    The file ends with exactly ``mode`` (created with it; ``fchmod`` too if ``chmod``, when the umask would strip
-    bits) and is fsynced if ``fsync``. It is removed if writing it fails.
+    With ``dir_fd`` (``parent`` open as a folder) the file is created by name
+    in it and that name is returned. ``pid``: ``os.getpid() << 16``, when the
+    caller stages many. The file ends with exactly ``mode`` (created with it;
+    ``fchmod`` too if ``chmod``, when the umask would strip bits) and is
+    fsynced if ``fsync``. It is removed if writing it fails.
     """
-    pid = os.getpid() << 16
+    if pid is None:
+        pid = os.getpid() << 16
     for _ in range(_TMP_ATTEMPTS):
-        tmp = os.path.join(parent, f".{name}.{(pid + next(_counter)) & 0xFFFFFFFF:08x}.tmp")
+        tmp = f".{name}.{(pid + next(_counter)) & 0xFFFFFFFF:08x}.tmp"
+        if dir_fd is None:
+            tmp = os.path.join(parent, tmp)
         try:
-            fd = os.open(tmp, _TMP_FLAGS, mode)
+            fd = os.open(tmp, _TMP_FLAGS, mode, dir_fd=dir_fd)
             break
         except FileExistsError:
             continue
@@ -299,7 +308,7 @@ def _stage(parent: str, name: str, data: bytes, mode: int, *, fsync: bool, chmod
         finally:
             os.close(fd)
     except BaseException:
-        _unlink_quietly(tmp)
+        _unlink_quietly(tmp, dir_fd)
         raise
     return tmp
 
@@ -384,7 +393,8 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
             if dfd is None:
                 os.makedirs(parent, exist_ok=True)
                 dfd = folders[parent] = os.open(parent, _FOLDER_FLAGS)
-            staged.append((dfd, _stage_at(dfd, name, data, mode, chmod, pid), name, current))
+            staged.append((dfd, _stage(parent, name, data, mode, fsync=False, chmod=chmod, dir_fd=dfd, pid=pid),
+                           name, current))
         os.sync()
         for dfd, tmp, name, current in staged:
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -400,32 +410,6 @@ def atomic_write_many(items: Sequence[tuple[str | os.PathLike[str], bytes]], *, 
     finally:
         for dfd in folders.values():
             os.close(dfd)
-
-
-def _stage_at(dfd: int, name: str, data: bytes, mode: int, chmod: bool, pid: int) -> str:
-    """``_stage`` in the folder open as ``dfd`` (no fsync: the batch syncs once); returns the temp file's name."""
-    for _ in range(_TMP_ATTEMPTS):
-        tmp = f".{name}.{(pid + next(_counter)) & 0xFFFFFFFF:08x}.tmp"
-        try:
-            fd = os.open(tmp, _TMP_FLAGS, mode, dir_fd=dfd)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no unused temporary file name", f".{name}.*.tmp")
-    try:
-        try:
-            written = os.write(fd, data)
-            if written != len(data):  # a short write: the rest, as _write_all does
-                _write_all(fd, data[written:])
-            if chmod:
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-    except BaseException:
-        _unlink_quietly(tmp, dfd)
-        raise
-    return tmp
 
 
 @contextmanager
