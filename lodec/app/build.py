@@ -119,7 +119,7 @@ def compile_sources(
 
     from ..files import FolderReads, atomic_write_many
     from ..format.compiler import default_output_path, output_name, source_compiler
-    from ..names import NAME_PATTERN
+    from ..names import is_safe_name
 
     out = Path(output)
     to_dir = len(sources) > 1 or output.endswith(("/", "\\")) or out.is_dir()
@@ -142,7 +142,7 @@ def compile_sources(
                 vein = compile_one(src)
                 if to_dir:
                     name = vein.record.get("stepName") if by_step else None
-                    if type(name) is not str or NAME_PATTERN.fullmatch(name) is None:
+                    if not is_safe_name(name):
                         name = output_name(vein, file=src)  # the other cases, and the error for an unsafe name
                     target = prefix + name + ".vein" if name is not None else str(default_output_path(src, vein, out))
                 else:
