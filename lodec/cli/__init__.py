@@ -30,6 +30,7 @@ from . import render
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
     from typing import Any
 
     import click
@@ -49,40 +50,40 @@ _VERIFY_OPTIONS = {
 }
 
 
-# compile's options the fast path parses: option -> (parameter, takes a value). Short options only alone
-# ("-o DIR"): click reads "-oDIR" and "-o=DIR" in ways this parser leaves to click.
+# compile's options the fast path parses, as _VERIFY_OPTIONS. Short options only alone ("-o DIR"): click reads
+# "-oDIR" and "-o=DIR" in ways _options leaves to click.
 _COMPILE_OPTIONS = {
-    "-s": ("schema_path", True),
-    "--schema": ("schema_path", True),
-    "-o": ("output", True),
-    "--output": ("output", True),
-    "--json": ("as_json", False),
-    "-q": ("quiet", False),
-    "--quiet": ("quiet", False),
+    "-s": ("schema_path", True, False),
+    "--schema": ("schema_path", True, False),
+    "-o": ("output", True, False),
+    "--output": ("output", True, False),
+    "--json": ("as_json", False, False),
+    "-q": ("quiet", False, False),
+    "--quiet": ("quiet", False, False),
 }
 
 
-def _compile_args(argv: list[str]) -> dict[str, Any] | None:
-    """The parameters of ``compile`` ARGV as click would parse them, or None where click should parse it.
+def _options(argv: list[str], options: dict[str, tuple[str, bool, bool]], params: dict[str, Any]) -> list[str] | None:
+    """Set ``params`` from the options in ARGV as click's parser would; return the other arguments, in order.
 
-    None for anything but the options above (``--help``, ``--``, combined or
-    repeated options included), no source or no ``--output``, and the paths
-    ``click.Path(dir_okay=False)`` would refuse (an existing folder or an
-    unreadable file as a source or schema).
+    ``options``: option -> (parameter, takes a value, repeatable). None where
+    click should parse ARGV: an option not in ``options`` (``--help`` and
+    ``--`` included), a flag given a value or twice, a value missing, an
+    option that is not repeatable given twice, a short option with ``=``.
     """
-    params: dict[str, Any] = {"sources": [], "schema_path": None, "output": None, "as_json": False, "quiet": False}
+    positional: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         i += 1
         if not arg.startswith("-") or arg == "-":
-            params["sources"].append(arg)
+            positional.append(arg)
             continue
         name, eq, value = arg.partition("=")
-        spec = _COMPILE_OPTIONS.get(name)
+        spec = options.get(name)
         if spec is None or (eq and not name.startswith("--")):
             return None
-        param, takes_value = spec
+        param, takes_value, repeatable = spec
         if not takes_value:
             if eq or params[param]:
                 return None
@@ -93,10 +94,28 @@ def _compile_args(argv: list[str]) -> dict[str, Any] | None:
                 return None
             value = argv[i]
             i += 1
-        if params[param] is not None:
+        if repeatable:
+            params[param].append(value)
+        elif params[param] is not None:
             return None
-        params[param] = value
-    sources, schema = params["sources"], params["schema_path"]
+        else:
+            params[param] = value
+    return positional
+
+
+def _compile_args(argv: list[str]) -> dict[str, Any] | None:
+    """The parameters of ``compile`` ARGV as click would parse them, or None where click should parse it.
+
+    None for anything but the options above (``--help``, ``--``, combined or
+    repeated options included), no source or no ``--output``, and the paths
+    ``click.Path(dir_okay=False)`` would refuse (an existing folder or an
+    unreadable file as a source or schema).
+    """
+    params: dict[str, Any] = {"schema_path": None, "output": None, "as_json": False, "quiet": False}
+    sources = params["sources"] = _options(argv, _COMPILE_OPTIONS, params)
+    if sources is None:
+        return None
+    schema = params["schema_path"]
     if not sources or not params["output"] or "-" in sources or schema == "":
         return None
     if any(_click_refuses(p, directory=False) for p in (*sources, *(() if schema is None else (schema,)))):
@@ -125,39 +144,12 @@ def _verify_args(argv: list[str]) -> dict[str, Any] | None:
     refuse (a directory for a file option, a file for --steps, a --threshold
     that is not a positive integer, an unreadable path).
     """
-    params: dict[str, Any] = {"target": None, "as_json": False, "steps_dir": None, "keys": [],
-                              "threshold": None, "state_path": None, "workspace_dir": None, "no_skills": False}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if not arg.startswith("-") or arg == "-":
-            if params["target"] is not None:
-                return None
-            params["target"] = arg
-            continue
-        name, eq, value = arg.partition("=")
-        spec = _VERIFY_OPTIONS.get(name)
-        if spec is None:
-            return None
-        param, takes_value, repeatable = spec
-        if not takes_value:
-            if eq or params[param]:
-                return None
-            params[param] = True
-            continue
-        if not eq:
-            if i >= len(argv):
-                return None
-            value = argv[i]
-            i += 1
-        if repeatable:
-            params[param].append(value)
-        elif params[param] is not None:
-            return None
-        else:
-            params[param] = value
-    target = params["target"]
+    params: dict[str, Any] = {"as_json": False, "steps_dir": None, "keys": [], "threshold": None,
+                              "state_path": None, "workspace_dir": None, "no_skills": False}
+    positional = _options(argv, _VERIFY_OPTIONS, params)
+    if positional is None or len(positional) != 1:
+        return None
+    target = params["target"] = positional[0]
     if not target or not all(params["keys"]) or "" in (params["steps_dir"], params["state_path"],
                                                         params["workspace_dir"]):
         return None
