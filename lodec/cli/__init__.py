@@ -190,11 +190,8 @@ def _fast_path(argv: list[str]) -> None:
     if params is None:
         return
     as_json = params["as_json"]
-    render.fast = True
-    # One verification, then the process ends: the cyclic collector would only walk the report's
-    # objects (a full pass over a 10,000-step report costs tens of ms) and free nothing.
-    gc.disable()
-    try:
+
+    def verify() -> None:
         from ..app.options import TrustOptions
         from ..app.verify import verify_target
         from ..app import Workspace
@@ -206,27 +203,8 @@ def _fast_path(argv: list[str]) -> None:
                                    check_skills=not params["no_skills"])
         render.first_use_note(result)
         render.report_out(result.report, params["target"], as_json, result.note)
-    except SystemExit as done:
-        _leave(done)
-    except render.NeedClick:
-        gc.enable()
-        return  # nothing was verified or written yet: click runs it again and reports the usage error
-    except (EOFError, KeyboardInterrupt):
-        render.echo("", err=True)
-        render.echo("Aborted!", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        import errno
 
-        if exc.errno != errno.EPIPE:
-            raise
-        from click.utils import PacifyFlushWrapper
-
-        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment,operator]
-        sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment,operator]
-        sys.exit(1)
-    finally:
-        render.fast = False
+    _run_fast(verify)
 
 
 def _fast_compile(argv: list[str]) -> None:
@@ -244,18 +222,46 @@ def _fast_compile(argv: list[str]) -> None:
     sources, as_json, quiet = params["sources"], params["as_json"], params["quiet"]
     if not (quiet or as_json) and len(sources) >= 200 and sys.stderr.isatty():
         return
-    render.fast = True
-    try:
+
+    def run_compile() -> None:
         from ..app import build
 
         with render.outcome(as_json):
             compiled = build.compile_sources(sources, params["output"], params["schema_path"])
         render.compiled_out(compiled, as_json, quiet)
+
+    _run_fast(run_compile)
+
+
+def _run_fast(command: Callable[[], None]) -> None:
+    """Run a command on the fast path and end the process as click's standalone mode would; or return,
+    nothing done yet, where click must run it (``render.NeedClick``: click reports the usage error)."""
+    render.fast = True
+    # One command, then the process ends: the cyclic collector would only walk the result's objects (a full
+    # pass over a 10,000-step report costs tens of ms) and free nothing.
+    gc.disable()
+    try:
+        command()
         sys.exit(0)
     except SystemExit as done:
         _leave(done)
     except render.NeedClick:
+        gc.enable()
         return
+    except (EOFError, KeyboardInterrupt):
+        render.echo("", err=True)
+        render.echo("Aborted!", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        import errno
+
+        if exc.errno != errno.EPIPE:
+            raise
+        from click.utils import PacifyFlushWrapper
+
+        sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment,operator]
+        sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment,operator]
+        sys.exit(1)
     finally:
         render.fast = False
 

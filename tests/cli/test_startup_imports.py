@@ -233,3 +233,33 @@ def test_compile_fast_path_matches_click(tmp_path: Path, case: str, monkeypatch:
         assert bool(written("fast")) == (code == 0)
     elif code == 2:  # a usage error: click reports it (its program name differs from CliRunner's)
         assert err.splitlines()[-1] == proc.stderr.splitlines()[-1]
+
+
+INTERRUPTED = """
+import sys
+sys.argv = ["lodec", *sys.argv[1:]]
+import lodec.app.build as build
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+build.compile_sources = interrupted
+from lodec.cli import main
+sys.exit(main())
+"""
+
+
+def test_compile_interrupted_on_the_fast_path_prints_what_click_prints(tmp_path: Path) -> None:
+    """Ctrl-C during ``lodec compile``: "Aborted!" and exit 1 as click's standalone mode gives, no traceback.
+
+    The same interrupt on a command line click parses (``-q`` twice) is the reference."""
+    sources = _sources(tmp_path)
+
+    def run(*extra: str) -> tuple[int, str, str]:
+        proc = subprocess.run([sys.executable, "-c", INTERRUPTED, "compile", *sources, "-o", "out/", *extra],
+                              capture_output=True, text=True, cwd=tmp_path, check=False,
+                              env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+        return proc.returncode, proc.stdout, proc.stderr
+
+    by_click = run("-q", "-q")
+    assert by_click == (1, "", "\nAborted!\n")
+    assert run("-q") == by_click
+    assert run() == by_click
