@@ -12,13 +12,13 @@ judged by ``lodec.app.verify``, over ``lodec.format.tree.check_pins``.)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import SchemaError
 from ..format.schema import Schema, parse_schema
 from ..format.tree import SKILL_REF_PREFIX
 from ..stack.manifest import SKILL_DIGESTS
-from ..stack.verify import Candidate, VerificationReport, check_stack, sealed
+from ..stack.verify import Candidate, VerificationReport, check_stack, sealed, sealed_on_first_use
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -133,11 +133,5 @@ what ``check_pack`` raises.
 if TYPE_CHECKING:
     verify_pack = sealed(check_pack, "verify_pack", _VERIFY_DOC)
 
-
-def __getattr__(name: str) -> Any:
-    # verify_pack is sealed (written out by `sealed`, ~0.1 ms) when first used (PEP 562): `lodec verify` calls
-    # check_pack and seals the result itself, so it need not pay for it.
-    if name == "verify_pack":
-        verify = globals()[name] = sealed(check_pack, name, _VERIFY_DOC)
-        return verify
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+else:  # `lodec verify` calls check_pack and seals its result itself
+    __getattr__ = sealed_on_first_use(globals(), "verify_pack", check_pack, _VERIFY_DOC)

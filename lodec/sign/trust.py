@@ -46,6 +46,7 @@ from ..stack.verify import (
     gc_paused,
     parse_manifest,
     sealed,
+    sealed_on_first_use,
     verify_steps,
 )
 from .dsse import Envelope, parse_envelope
@@ -249,14 +250,8 @@ the signing keyids and the expiry. Never raises for bad input.
 if TYPE_CHECKING:
     verify_signed_stack = sealed(check_signed_stack, "verify_signed_stack", _VERIFY_DOC)
 
-
-def __getattr__(name: str) -> Any:
-    # verify_signed_stack is sealed (written out by `sealed`, ~0.1 ms) when first used (PEP 562): `lodec verify`
-    # calls check_signed_stack and seals the result itself, so it need not pay for it.
-    if name == "verify_signed_stack":
-        verify = globals()[name] = sealed(check_signed_stack, name, _VERIFY_DOC)
-        return verify
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+else:  # `lodec verify` calls check_signed_stack and seals its result itself
+    __getattr__ = sealed_on_first_use(globals(), "verify_signed_stack", check_signed_stack, _VERIFY_DOC)
 
 
 def _signature_message(c: SignatureCheck, envelope_file: str, policy: TrustPolicy, now: datetime) -> str:

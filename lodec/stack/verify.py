@@ -361,6 +361,23 @@ def sealed(check: Callable[P, tuple[VerificationReport, Candidate | None]], name
     return verify
 
 
+def sealed_on_first_use(module: dict[str, Any], name: str, check: Callable[..., tuple[VerificationReport, Candidate | None]],
+                        doc: str) -> Callable[[str], Any]:
+    """A module's ``__getattr__`` (PEP 562) that defines ``name`` as ``sealed(check, name, doc)`` when first used.
+
+    ``module`` is the module's ``globals()``. For a verifier the module's own
+    hot path does not call (it calls ``check`` and seals the result itself),
+    so importing the module does not pay for writing it out (~0.1 ms).
+    """
+    def __getattr__(attr: str) -> Any:
+        if attr == name:
+            verify = module[name] = sealed(check, name, doc)
+            return verify
+        raise AttributeError(f"module {module['__name__']!r} has no attribute {attr!r}")
+
+    return __getattr__
+
+
 verify_stack = sealed(check_stack, "verify_stack", """Verify a stack: manifest bytes plus a reader of step veins by name.
 
 Takes ``check_stack``'s arguments. Returns a ``VerificationReport``:
