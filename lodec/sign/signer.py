@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..errors import LodecError
-from ..format.fingerprint import file_digests
 from ..names import check_name
 from ..stack.verify import VerifiedStack
 from .dsse import Envelope, Signature
 from .keys import PrivateKey
 from .policy import TrustRule
-from .statement import PAYLOAD_TYPE, build_statement, format_time, parse_statement
+from .statement import PAYLOAD_TYPE, build_statement, format_time, parse_statement, subject_digests
 from .trust import check_signatures
 from .versions import check_version
 
@@ -66,7 +65,7 @@ def sign_stack(
             raise LodecError(f"payloadType is {existing.payload_type!r}, not {PAYLOAD_TYPE!r}",
                              code="payload_type_mismatch", file=envelope_file)
         approval = parse_statement(existing.payload, file=envelope_file)
-        if approval.subject_digests != file_digests(stack.manifest_bytes) or approval.digest != stack.digest:
+        if approval.subject_digests != subject_digests(stack.manifest_bytes) or approval.digest != stack.digest:
             raise LodecError(
                 f"approves another manifest ({approval.name} {approval.version}, {approval.digest}); "
                 "remove it to start a new envelope for this one",
