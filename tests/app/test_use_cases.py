@@ -179,3 +179,27 @@ def test_workspace_copy_keeps_its_own_state(signed_stack: Path, keys: dict[str, 
     second = Workspace(root=tmp_path, state=tmp_path / "two", home=tmp_path / "home")
     assert verify_target(str(signed_stack), first, _trust(keys, "alice")).ok
     assert first.rollback_state.exists() and not second.rollback_state.exists()
+
+
+@pytest.mark.parametrize("step_name", ["../escaped", "../../escaped", "/tmp/escaped", "sub/escaped", "..", ".hidden",
+                                       "escaped\n", "r\u0435lease"])
+def test_attack_a_step_name_leading_out_of_the_compile_output_folder_writes_nothing(
+        tmp_path: Path, step_name: str) -> None:
+    """In folder mode a record's stepName names its output file: a name that is not a safe name is refused
+    (``unsafe_name``, naming the source and /stepName) and nothing is written, inside the folder or out of it."""
+    from lodec.app.build import compile_sources
+    from lodec.errors import LodecError
+
+    base = tmp_path / "a" / "b"
+    base.mkdir(parents=True)
+    good = base / "good.json"
+    good.write_text(json.dumps({"stepName": "good", "skillRef": "skill:x"}))
+    evil = base / "evil.json"
+    evil.write_text(json.dumps({"stepName": step_name, "skillRef": "skill:x"}))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(LodecError) as caught:
+        compile_sources([str(good), str(evil)], str(base / "out"), None)
+    assert caught.value.code == "unsafe_name" and caught.value.file == str(evil)
+    assert caught.value.location == "/stepName"
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not Path("/tmp/escaped.vein").exists()
