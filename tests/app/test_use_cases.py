@@ -203,3 +203,32 @@ def test_attack_a_step_name_leading_out_of_the_compile_output_folder_writes_noth
     assert caught.value.location == "/stepName"
     assert sorted(p for p in tmp_path.rglob("*")) == before
     assert not Path("/tmp/escaped.vein").exists()
+
+
+@pytest.mark.parametrize("victim_holds", ["the same vein", "other bytes"])
+def test_attack_output_veins_planted_as_links_are_replaced_not_written_through(tmp_path: Path,
+                                                                               victim_holds: str) -> None:
+    """Links planted at compile's targets (several sources: the batched write) are replaced by regular files;
+    the files they point to are never written, even when one already holds exactly the vein (then leaving the
+    link alone would pass for "unchanged")."""
+    from lodec.app.build import compile_sources
+
+    sources = []
+    for name in ("one", "two"):
+        src = tmp_path / f"{name}.json"
+        src.write_text(json.dumps({"stepName": name, "skillRef": "skill:x"}))
+        sources.append(str(src))
+    out = tmp_path / "out"
+    expected = {c.target: c.vein.data for c in compile_sources(sources, str(out), None)}
+    for target in expected:
+        Path(target).unlink()
+    victims = {}
+    for target, data in expected.items():
+        victim = tmp_path / f"victim-{Path(target).name}"
+        victim.write_bytes(data if victim_holds == "the same vein" else b"victim")
+        victims[victim] = victim.read_bytes()
+        Path(target).symlink_to(victim)
+    compile_sources(sources, str(out), None)
+    for target, data in expected.items():
+        assert not Path(target).is_symlink() and Path(target).read_bytes() == data
+    assert {v: v.read_bytes() for v in victims} == victims
