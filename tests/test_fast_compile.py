@@ -447,3 +447,39 @@ def test_source_compiler_gives_compile_files_veins_and_errors(tmp_path: Path) ->
                     expected = result(lambda p: compile_file(p, STEP, limits=limits), path)
                     assert result(compile_many, path) == expected, name
     assert result(source_compiler(STEP), str(tmp_path / "link.json"))[0] == "accepted"  # a named link is followed
+
+
+def test_source_compiler_reads_each_source_once(tmp_path: Path) -> None:
+    """A source the fast path declines (a duplicate key; one over the fast path's size) is compiled by the
+    reference from the bytes already read, not read a second time."""
+    from lodec.files import FolderReads
+    from lodec.format.compiler import FAST_PATH_MAX_BYTES, source_compiler
+
+    reads_of: list[str] = []
+
+    class CountingReads(FolderReads):
+        def read(self, path: Any, max_bytes: int, *, follow: bool = False) -> bytes:
+            reads_of.append(str(path))
+            return super().read(path, max_bytes, follow=follow)
+
+    plants = {
+        "plain.json": SEED_SOURCES["lint"].read_bytes(),
+        "dup.json": ATTACKS[0],
+        "large.json": json.dumps({"stepName": "large", "skillRef": "x" * FAST_PATH_MAX_BYTES}).encode(),
+    }
+    for name, data in plants.items():
+        (tmp_path / name).write_bytes(data)
+    with CountingReads() as reads:
+        compile_one = source_compiler(STEP, reads=reads)
+        for name, data in plants.items():
+            path = str(tmp_path / name)
+            try:
+                got: Any = compile_one(path).data
+                want: Any = compile_source_reference(data, STEP, file=path).data
+            except LodecError as exc:
+                got = (exc.code, exc.file, exc.location, exc.message)
+                with pytest.raises(LodecError) as caught:
+                    compile_source_reference(data, STEP, file=path)
+                want = (caught.value.code, caught.value.file, caught.value.location, caught.value.message)
+            assert got == want, name
+    assert reads_of == [str(tmp_path / name) for name in plants]

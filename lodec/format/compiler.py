@@ -102,8 +102,10 @@ def source_compiler(schema: Schema, *, limits: Limits = DEFAULT_LIMITS,
                     reads: FolderReads | None = None) -> Callable[[str | os.PathLike[str]], Vein]:
     """``compile_file`` for many sources of one schema: ``(path) -> Vein``, raising as ``compile_file``.
 
-    The fast path is looked up once; a source it does not answer for is
-    compiled (and read again) by ``compile_file``, which names any problem.
+    The fast path is looked up once and each source read once: one the fast
+    path does not answer for goes to ``compile_source_reference`` with the
+    bytes read, which names any problem; one ``compile_file`` would read
+    differently (a link the user named) or refuse to read goes to it.
     """
     fast = _fast_compiler(schema, limits)
     if fast is None:
@@ -113,10 +115,11 @@ def source_compiler(schema: Schema, *, limits: Limits = DEFAULT_LIMITS,
 
     def compile_one(path: str | os.PathLike[str]) -> Vein:
         try:
-            vein = fast(read(path, max_bytes))
+            data = read(path, max_bytes)
         except LodecError:
-            vein = None
-        return vein if vein is not None else compile_file(path, schema, limits=limits, reads=reads)
+            return compile_file(path, schema, limits=limits, reads=reads)
+        vein = fast(data)
+        return vein if vein is not None else compile_source_reference(data, schema, file=str(path), limits=limits)
 
     return compile_one
 
