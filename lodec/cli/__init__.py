@@ -10,12 +10,14 @@ case: parse, call ``lodec.app``, render), ``group`` (the ``lodec`` group).
 
 Start-up: this module imports neither click nor the use cases. ``main``
 stands for the click group, loaded on first use. Run as a program
-(``lodec ...`` or ``python -m lodec ...``), two command lines take a fast
+(``lodec ...`` or ``python -m lodec ...``), three command lines take a fast
 path that prints the same output and exits with the same status without
-importing click: ``lodec --version`` (``-V``), and ``lodec verify TARGET``
+importing click: ``lodec --version`` (``-V``), ``lodec verify TARGET``
 with only ``--json``, ``--steps``, ``--key``, ``--threshold``, ``--state``,
-``--workspace`` and ``--no-skills``. Anything else, or anything click itself would report
-(a usage error, ``--help``, shell completion), runs through click.
+``--workspace`` and ``--no-skills``, and ``lodec compile SOURCES... -o OUT``
+with only ``-s``/``--schema``, ``--json`` and ``-q``/``--quiet``. Anything
+else, or anything click itself would report (a usage error, ``--help``,
+shell completion, a progress bar), runs through click.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def _verify_args(argv: list[str]) -> dict[str, Any] | None:
 
 
 def _fast_path(argv: list[str]) -> None:
-    """Run ARGV here if it is ``--version`` or a plain ``verify`` (this exits); return to let click run it."""
+    """Run ARGV here if it is ``--version`` or a plain ``verify`` or ``compile`` (this exits); return to let click run it."""
     if os.environ.get("_LODEC_COMPLETE"):  # shell completion is click's
         return
     for stream in (sys.stdout, sys.stderr):  # click.echo re-encodes for other encodings
