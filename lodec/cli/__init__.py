@@ -173,7 +173,7 @@ def _verify_args(argv: list[str]) -> dict[str, Any] | None:
 
 
 def _fast_path(argv: list[str]) -> None:
-    """Run ARGV here if it is ``--version`` or a plain ``verify`` or ``compile`` (this exits); return to let click run it."""
+    """Run ARGV here if it is ``--version``, a plain ``verify`` or a plain ``compile`` (this exits); else return."""
     if os.environ.get("_LODEC_COMPLETE"):  # shell completion is click's
         return
     for stream in (sys.stdout, sys.stderr):  # click.echo re-encodes for other encodings

@@ -361,7 +361,8 @@ def sealed(check: Callable[P, tuple[VerificationReport, Candidate | None]], name
     return verify
 
 
-def sealed_on_first_use(module: dict[str, Any], name: str, check: Callable[..., tuple[VerificationReport, Candidate | None]],
+def sealed_on_first_use(module: dict[str, Any], name: str,
+                        check: Callable[..., tuple[VerificationReport, Candidate | None]],
                         doc: str) -> Callable[[str], Any]:
     """A module's ``__getattr__`` (PEP 562) that defines ``name`` as ``sealed(check, name, doc)`` when first used.
 
