@@ -181,6 +181,10 @@ def test_native_decoder_and_reference_agree_on_ascii_records_mutated_and_under_s
 
 
 def test_native_decoder_leaves_a_string_over_the_limit_to_the_reference() -> None:
+    if NATIVE is None:
+        from .conftest import unavailable
+
+        unavailable("lodec._native was not built (or LODEC_PURE_PYTHON is set)")
     vein = lodec.encode_record(STEP, {"stepName": "abcdef", "skillRef": "skill:xyz"})
     assert native_record(vein.data, STEP) == {"stepName": "abcdef", "skillRef": "skill:xyz"}
     for limits in (Limits(max_text_bytes=5), Limits(max_entries=1), Limits(max_file_bytes=len(vein.data) - 1)):
