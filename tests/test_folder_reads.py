@@ -10,7 +10,6 @@ Python) are checked.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,41 +19,27 @@ from lodec import files as lodec_files
 from lodec.errors import LodecError
 from lodec.files import FolderReads, read_bounded
 
+from .plants import PLANTS, READERS, plant, use_reader
+
 LIMIT = 64
-READERS = {"python": lodec_files._read_whole_at, "native": lodec_files._native_read_whole_at}
 
 
 @pytest.fixture(autouse=True, params=sorted(READERS))
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    read = READERS[request.param]
-    if read is None:
-        from .conftest import unavailable
-
-        unavailable("lodec._native was not built (no C compiler at install time?)")
-    monkeypatch.setattr(lodec_files, "read_whole_at", read)
-    return read
+    return use_reader(request, monkeypatch, lodec_files)
 
 
 @pytest.fixture()
 def src(tmp_path: Path) -> Path:
     d = tmp_path / "src"
     d.mkdir()
-    (d / "plain.json").write_bytes(b'{"a": 1}')
-    (d / "empty.json").write_bytes(b"")
-    (d / "at-limit.json").write_bytes(b"x" * LIMIT)
-    (d / "over-limit.json").write_bytes(b"x" * (LIMIT + 1))
-    (d / "a-directory.json").mkdir()
-    os.mkfifo(d / "a-fifo.json")
-    (d / "a-link.json").symlink_to(d / "plain.json")
-    (d / "a-dangling-link.json").symlink_to(d / "nowhere.json")
-    (d / "a-link-to-a-fifo.json").symlink_to(d / "a-fifo.json")
+    plant(d, ".json", b'{"a": 1}', LIMIT)
     (tmp_path / "linked-folder").symlink_to(d)
     (tmp_path / "not-a-folder").write_bytes(b"")
     return d
 
 
-NAMES = ["plain", "empty", "at-limit", "over-limit", "a-directory", "a-fifo", "a-link", "a-dangling-link",
-         "a-link-to-a-fifo", "absent"]
+NAMES = PLANTS
 
 
 def outcome(read: Any, path: Any, follow: bool) -> tuple[Any, ...]:

@@ -15,26 +15,18 @@ from typing import Any
 
 import pytest
 
-from lodec import files as lodec_files
 from lodec.app import verify as app_verify
 from lodec.app.verify import StepFiles, read_optional, verify_stack_files
 from lodec.errors import LodecError
 
-LIMIT = 64
+from .plants import PLANTS, READERS, plant, use_reader
 
-#: Both implementations of the one-call read: the native one (where it was built) and the Python one.
-READERS = {"python": lodec_files._read_whole_at, "native": lodec_files._native_read_whole_at}
+LIMIT = 64
 
 
 @pytest.fixture(autouse=True, params=sorted(READERS))
 def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    read = READERS[request.param]
-    if read is None:
-        from .conftest import unavailable
-
-        unavailable("lodec._native was not built (no C compiler at install time?)")
-    monkeypatch.setattr(app_verify, "read_whole_at", read)
-    return read
+    return use_reader(request, monkeypatch, app_verify)
 
 
 def reference(steps: Path, name: str) -> Any:
@@ -56,18 +48,11 @@ def fast(steps: Path, name: str) -> Any:
 def steps(tmp_path: Path) -> Path:
     d = tmp_path / "steps"
     d.mkdir()
-    (d / "plain.vein").write_bytes(b"VEIN plain")
-    (d / "empty.vein").write_bytes(b"")
-    (d / "at-limit.vein").write_bytes(b"x" * LIMIT)
-    (d / "over-limit.vein").write_bytes(b"x" * (LIMIT + 1))
-    (d / "a-directory.vein").mkdir()
-    os.mkfifo(d / "a-fifo.vein")
-    (d / "a-link.vein").symlink_to(d / "plain.vein")
-    (d / "a-dangling-link.vein").symlink_to(d / "nowhere.vein")
+    plant(d, ".vein", b"VEIN plain", LIMIT)
     return d
 
 
-NAMES = ["plain", "empty", "at-limit", "over-limit", "a-directory", "a-fifo", "a-link", "a-dangling-link", "absent"]
+NAMES = PLANTS
 
 
 @pytest.mark.parametrize("name", NAMES)
