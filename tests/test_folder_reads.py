@@ -10,6 +10,7 @@ Python) are checked.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
