@@ -591,8 +591,10 @@ read_regular(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     long dir_fd_long = PyLong_AsLong(args[0]);
+    if (dir_fd_long == -1 && PyErr_Occurred())
+        return NULL;
     Py_ssize_t max_bytes = PyLong_AsSsize_t(args[2]);
-    if (PyErr_Occurred())
+    if (max_bytes == -1 && PyErr_Occurred())
         return NULL;
     if (dir_fd_long < INT_MIN || dir_fd_long > INT_MAX || max_bytes < 0) {
         PyErr_SetString(PyExc_ValueError, "dir_fd out of range or negative max_bytes");
