@@ -116,3 +116,19 @@ def test_attack_a_fifo_with_a_writer_feeding_a_valid_vein_is_refused(tmp_path: P
             os.close(fd)
         except OSError:
             break
+
+
+def test_attack_a_step_file_swapped_for_a_link_to_its_own_bytes_is_refused_not_followed(
+        tmp_path: Path, seed_stack: Path) -> None:
+    """A link at a step file is refused even when the file it names holds exactly the pinned vein: verification
+    reads only regular files lodec found itself (with both step reads: the native one and the Python one), so
+    what is verified is what sits in the steps folder, not whatever a link points to later."""
+    steps = seed_stack.parent / "steps"
+    victim = sorted(steps.glob("*.vein"))[0]
+    outside = tmp_path / "elsewhere.vein"
+    outside.write_bytes(victim.read_bytes())
+    victim.unlink()
+    victim.symlink_to(outside)
+    report = verify_stack_files(seed_stack)
+    assert not report.ok
+    assert [p.code for p in report.problems] == ["file_link"]
