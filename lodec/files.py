@@ -27,7 +27,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import FileMissing, FileUnreadable, FileUnwritable, LimitExceeded
 
@@ -172,17 +172,24 @@ def _read_whole_at(dir_fd: int, name: str, max_bytes: int) -> bytes | None:
     return None
 
 
-try:
-    from ._native import read_regular as _native_read_whole_at
-except ImportError:
-    _native_read_whole_at = None
+#: The native fast paths of verification (``lodec/_native.c``): its vein decoder type and its one-call read, or
+#: ``None`` where it was not built (no C compiler at install time) or ``LODEC_PURE_PYTHON`` is set. The one place
+#: that decides: without them lodec reads and decodes the same, in Python, more slowly
+#: (``docs/adr/0004-native-vein-decoder.md``).
+NativeDecoder: Any = None
+_native_read_whole_at: Any = None
+if not os.environ.get("LODEC_PURE_PYTHON"):
+    try:
+        from ._native import Decoder as NativeDecoder
+        from ._native import read_regular as _native_read_whole_at
+    except ImportError:
+        pass
 
 #: ``read_whole_at(dir_fd, name, max_bytes) -> bytes | None``: the bytes of the regular file ``name`` in the
 #: folder open as ``dir_fd`` (no link followed, no wait on a FIFO; one ``fstat``, one ``read``), if it is at most
 #: ``max_bytes`` and reads whole; ``None`` for anything else, meaning "read it with ``read_bounded``", which
-#: gives the verdict and its message. Native (``lodec/_native.c``) where it was built, unless ``LODEC_PURE_PYTHON``
-#: is set (as for the native decoder in ``lodec.format.codec``); never raises ``OSError``.
-read_whole_at = (None if os.environ.get("LODEC_PURE_PYTHON") else _native_read_whole_at) or _read_whole_at
+#: gives the verdict and its message. Native where built (above); never raises ``OSError``.
+read_whole_at = _native_read_whole_at or _read_whole_at
 
 
 class FolderReads:

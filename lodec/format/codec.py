@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from typing import TYPE_CHECKING, Any
 
 from cbor2 import dumps as _cbor2_dumps
@@ -38,6 +37,7 @@ from cbor2 import loads as _cbor2_loads
 
 from . import cbor
 from ..errors import DecodeError, LimitExceeded, SchemaMismatch, SourceError
+from ..files import NativeDecoder
 from blake3 import blake3
 
 from .fingerprint import FINGERPRINT_CONTEXT, PREFIX, fingerprint_bytes, format_fingerprint
@@ -50,18 +50,11 @@ from .unicode import UNICODE_VERSION, is_nfc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-# The native fast path (lodec/_native.c), built where a C compiler was at install time. It accepts only
-# what the Python decoders accept and returns None for anything else, so without it lodec decodes the same,
-# more slowly. LODEC_PURE_PYTHON=1 leaves it out (benchmarks and tests compare the two).
-_NativeDecoder: Any
-try:
-    if os.environ.get("LODEC_PURE_PYTHON"):
-        raise ImportError("LODEC_PURE_PYTHON is set")
-    from .._native import Decoder as _NativeDecoder
-except ImportError:
-    _NativeDecoder = None
+# The native fast path (lodec/_native.c; lodec.files decides whether it is in use). It accepts only what the
+# Python decoders accept and returns None for anything else, so without it lodec decodes the same, more slowly.
+_NativeDecoder: Any = NativeDecoder
 
-#: True when the native fast path is in use (``lodec --version`` and the benchmarks say which).
+#: True when the native fast path is in use (the benchmarks and tests say which).
 NATIVE = _NativeDecoder is not None
 
 # Bodies up to this size may take the cbor2 fast path. cbor2 builds every
@@ -801,9 +794,12 @@ def _keys_canonical(keys: list[str]) -> bool:
     return sorted(keys, key=_map_order) == keys
 
 
+#: The generated checks' test that ``{v}`` is an ``int`` (not a ``bool``) in the 64-bit signed range (format v1 R7).
+INT64_TEST = f"(type({{v}}) is int and {INT64_MIN} <= {{v}} <= {INT64_MAX})"
+
 _SCALAR_TEST = {
     "string": "type({v}) is str and ({v}.isascii() or is_nfc({v}))",
-    "int": "type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807",
+    "int": INT64_TEST,
     "bool": "type({v}) is bool",
     "bytes": "type({v}) is bytes",
 }
@@ -890,7 +886,7 @@ def _text_ok(value: Any, max_text: int) -> bool:
 
 _VALID_TEST = {
     "string": "(type({v}) is str and {v}.isascii() and len({v}) <= max_text or _text_ok({v}, max_text))",
-    "int": "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)",
+    "int": INT64_TEST,
     "bool": "type({v}) is bool",
     "bytes": "(type({v}) is bytes and len({v}) <= max_text)",
 }
