@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from blake3 import blake3
 from cbor2 import dumps as _cbor2_dumps
 
-from .codec import _ABSENT, HEADER_SIZE, Vein, _sorted_keys, _text_ok, encode_record, header, record_from_json
+from .codec import _ABSENT, HEADER_SIZE, INT64_TEST, Vein, _sorted_keys, _text_ok, encode_record, header, record_from_json
 from ..errors import FileUnreadable, LodecError, UnsafeNameError
 from ..files import FolderReads, read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
@@ -184,7 +184,7 @@ def _texts_ok(values: Any, max_text: int) -> bool:
 
 _SCALAR_OK = {
     "string": "(type({v}) is str and {v}.isascii() or _text_ok({v}, max_text))",
-    "int": "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)",
+    "int": INT64_TEST,
     "bool": "type({v}) is bool",
 }
 
